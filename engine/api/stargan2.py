@@ -1,0 +1,56 @@
+"""Requests of the StarGAN v2 tasks (latent-, reference-guided synthesis, style interpolation)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .base import FrozenArray, Request
+
+
+@dataclass(frozen=True)
+class LatentStyle:
+    """A style drawn from the mapping network: z ~ N(0, I) from ``seed``, truncated by ``psi``."""
+
+    domain: int
+    seed: int = 0
+    psi: float = 1.0
+
+
+@dataclass(frozen=True)
+class ReferenceStyle:
+    """A style encoded from a reference photo (RGB uint8) of ``domain``."""
+
+    image: FrozenArray
+    domain: int
+
+
+Style = LatentStyle | ReferenceStyle
+
+
+@dataclass(frozen=True)
+class StarGANLatentRequest(Request):
+    source: FrozenArray | None = None
+    target_domain: int = 0
+    psi: float = 1.0
+
+
+@dataclass(frozen=True)
+class StarGANReferenceRequest(Request):
+    source: FrozenArray | None = None
+    reference: FrozenArray | None = None
+    reference_domain: int = 0
+
+
+@dataclass(frozen=True)
+class StarGANInterpolateRequest(Request):
+    """Generate ``source`` with lerp(style_a, style_b, alpha)."""
+
+    source: FrozenArray | None = None
+    style_a: Style | None = None
+    style_b: Style | None = None
+    alpha: float = 0.5
+
+
+__all__ = [
+    "LatentStyle", "ReferenceStyle", "Style",
+    "StarGANLatentRequest", "StarGANReferenceRequest", "StarGANInterpolateRequest",
+]

@@ -1,0 +1,1 @@
+"""Training-data recipes (`i2i data build RECIPE`)."""

@@ -1,0 +1,1 @@
+"""Feature extractors and metrics (`i2i eval`)."""

@@ -1,0 +1,204 @@
+"""User-level tasks: one module per task, each registering a runner for its request type(s).
+
+A runner is ``run(request, ctx) -> Result`` where ``ctx`` is a :class:`TaskContext`: it loads
+models (cached), reports progress, and raises :class:`~engine.api.Cancelled` at ``ctx.check()``
+when a newer request superseded this one. Runners never touch Qt.
+"""
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..api.base import Cancelled, InputError, ProgressCallback, Request, Result
+from ..devices import pick_device
+from ..weights import Manifest, build_and_load
+
+# Modules that register runners on import (one per user task).
+TASK_MODULES: tuple[str, ...] = (
+    "engine.tasks.stargan",
+    "engine.tasks.exemplar",
+    "engine.tasks.edit",
+    "engine.tasks.makeup",
+    "engine.tasks.panoptic",
+    "engine.tasks.sketch",
+    "engine.tasks.scene",
+)
+
+Runner = Callable[[Request, "TaskContext"], Result]
+_RUNNERS: dict[type, Runner] = {}
+_import_lock = threading.Lock()
+
+
+def runner(*request_types: type) -> Callable[[Runner], Runner]:
+    """Decorator: register ``fn`` as the runner of the given request types."""
+    def deco(fn: Runner) -> Runner:
+        for t in request_types:
+            _RUNNERS[t] = fn
+        return fn
+    return deco
+
+
+def get_runner(request: Request) -> Runner:
+    with _import_lock:
+        if type(request) not in _RUNNERS:
+            for name in TASK_MODULES:
+                try:
+                    importlib.import_module(name)
+                except ModuleNotFoundError as exc:
+                    if exc.name != name:  # a real missing dependency inside the module
+                        raise
+    try:
+        return _RUNNERS[type(request)]
+    except KeyError:
+        raise InputError(f"no task handles {type(request).__name__}") from None
+
+
+class CancelToken:
+    """Set by the scheduler when a newer request arrives; checked between network stages."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+class LRUCache:
+    """A small thread-safe LRU (models, style codes, exemplar features)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._data: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get_or_create(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                self.hits += 1
+                return self._data[key]
+        value = make()
+        with self._lock:
+            self.misses += 1
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.capacity:
+                self._data.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+@dataclass
+class ModelStore:
+    """Loads manifest entries lazily onto a device and keeps the last few (bounded)."""
+
+    manifest: Manifest | None = None
+    capacity: int = 3
+    _cache: LRUCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._cache = LRUCache(self.capacity)
+
+    def get(self, name: str, device: torch.device) -> dict[str, nn.Module]:
+        manifest = self.manifest or Manifest()
+
+        def load() -> dict[str, nn.Module]:
+            modules = build_and_load(manifest.get(name), manifest)
+            return {k: m.to(device) for k, m in modules.items()}
+
+        return self._cache.get_or_create((str(manifest.root), name, str(device)), load)
+
+    def entry(self, name: str):
+        return (self.manifest or Manifest()).get(name)
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+
+@dataclass
+class TaskContext:
+    """What a runner gets besides its request."""
+
+    request_id: int
+    device: torch.device
+    models: ModelStore
+    cache: LRUCache
+    token: CancelToken = field(default_factory=CancelToken)
+    progress_cb: ProgressCallback | None = None
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Cooperative cancellation point (call between network stages)."""
+        if self.token.cancelled:
+            raise Cancelled("superseded by a newer request")
+
+    def progress(self, stage: str, fraction: float) -> None:
+        self.check()
+        if self.progress_cb is not None:
+            self.progress_cb(stage, float(min(max(fraction, 0.0), 1.0)))
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
+    def timed(self, stage: str) -> "_Timer":
+        return _Timer(self, stage)
+
+    def result(self, image: np.ndarray, aux: Mapping[str, np.ndarray] | None = None) -> Result:
+        return Result(request_id=self.request_id, image=image, aux=dict(aux or {}),
+                      timings=dict(self.timings), device=str(self.device), notes=tuple(self.notes))
+
+
+class _Timer:
+    def __init__(self, ctx: TaskContext, stage: str) -> None:
+        self.ctx, self.stage = ctx, stage
+
+    def __enter__(self) -> "_Timer":
+        self.ctx.check()
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.ctx.timings[self.stage] = self.ctx.timings.get(self.stage, 0.0) + time.perf_counter() - self.t0
+
+
+def to_uint8_image(x: torch.Tensor) -> np.ndarray:
+    """The one place model output becomes pixels: (1|3, H, W) or (1, 3, H, W) in [-1, 1] -> uint8 H×W×3."""
+    if x.dim() == 4:
+        x = x[0]
+    x = x.detach().float().cpu()
+    if x.shape[0] == 1:
+        x = x.expand(3, -1, -1)
+    x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(1, 2, 0).contiguous().numpy()
+
+
+def run_request(request: Request, ctx: TaskContext) -> Result:
+    """Dispatch to the registered runner."""
+    return get_runner(request)(request, ctx)
+
+
+def make_context(request_id: int, request: Request, models: ModelStore, cache: LRUCache,
+                 token: CancelToken | None = None, progress: ProgressCallback | None = None) -> TaskContext:
+    return TaskContext(request_id=request_id, device=pick_device(request.device), models=models,
+                       cache=cache, token=token or CancelToken(), progress_cb=progress)

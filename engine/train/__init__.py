@@ -1,0 +1,1 @@
+"""Trainers, one module per family (each adds `i2i train <family>`)."""
