@@ -1,0 +1,126 @@
+"""Weights registry: manifest, verify statuses, safe loading, strict-load reports, import."""
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+import torch
+from torch import nn
+
+from engine.api import WeightsError
+from engine.families import Family, register, get_family, state_dict_keys
+from engine import weights as W
+
+
+class TinyNet(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, width, 3)
+        self.norm = nn.BatchNorm2d(width)
+        self.register_buffer("constant", torch.ones(2), persistent=True)
+
+
+def _build(cfg):
+    return {"net": TinyNet(cfg["width"]), "head": nn.Linear(cfg["width"], 2)}
+
+
+def _convert(paths, cfg):
+    raw = W.read_torch_file(paths[0])
+    return {"net": raw["model"], "head": raw["head"]}
+
+
+register(Family(name="test_tiny", build=_build, configs={"small": {"width": 4}, "wide": {"width": 6}},
+                convert=_convert, inference_subnets=("net", "head"),
+                optional_keys=lambda sub: {"constant"} if sub == "net" else set()))
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("this code must never run",))
+
+
+def _official_file(tmp_path, width=4, drop_constant=True):
+    m = _build({"width": width})
+    sd = m["net"].state_dict()
+    if drop_constant:
+        sd.pop("constant")
+    p = tmp_path / "official.pth"
+    torch.save({"model": sd, "head": m["head"].state_dict()}, p)
+    return p, m
+
+
+def test_import_verify_and_load(weights_dir, tmp_path):
+    p, m = _official_file(tmp_path)
+    entry = W.import_official([p], name="tiny", family_name="test_tiny", config_name="small")
+    manifest = W.Manifest()
+    assert manifest.get("tiny").sha256 == entry.sha256
+    assert entry.provenance == {"kind": "official", "upstream": "official.pth"}
+    assert manifest.verify(entry).status == "verified"
+    loaded = W.build_and_load(entry, manifest)
+    assert torch.equal(loaded["net"].conv.weight, m["net"].conv.weight)
+    assert torch.equal(loaded["net"].constant, torch.ones(2))  # optional key filled by the architecture
+
+
+def test_verify_reports_missing_mismatch_unreadable(weights_dir, tmp_path):
+    p, _ = _official_file(tmp_path)
+    entry = W.import_official([p], name="tiny", family_name="test_tiny", config_name="small")
+    manifest = W.Manifest()
+    f = manifest.file_path(entry)
+    data = f.read_bytes()
+    f.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    assert manifest.verify(entry).status == "mismatch"
+    f.write_bytes(b"garbage")
+    entry.bytes, entry.sha256 = f.stat().st_size, W.sha256_file(f)
+    assert manifest.verify(entry).status == "unreadable"
+    f.unlink()
+    assert manifest.verify(entry).status == "missing"
+    with pytest.raises(WeightsError, match="missing"):
+        W.build_and_load(entry, manifest)
+
+
+def test_pickled_code_is_refused(tmp_path, capsys):
+    p = tmp_path / "evil.ckpt"
+    with open(p, "wb") as fh:
+        pickle.dump({"state_dict": Evil()}, fh)
+    with pytest.raises(WeightsError, match="never unpickles"):
+        W.read_torch_file(p)
+    assert "must never run" not in capsys.readouterr().out
+
+
+def test_strict_load_reports_all_problems_together(weights_dir, tmp_path):
+    p, _ = _official_file(tmp_path, width=6)  # wrong width for config "small"
+    raw = torch.load(p, weights_only=True)
+    raw["model"]["extra.weight"] = torch.zeros(1)
+    del raw["head"]["bias"]
+    torch.save(raw, p)
+    with pytest.raises(WeightsError) as info:
+        W.import_official([p], name="bad", family_name="test_tiny", config_name="small")
+    msg = str(info.value)
+    assert "key 'conv.weight' has shape [6, 3, 3, 3], expected [4, 3, 3, 3]" in msg
+    assert "unexpected key 'extra.weight'" in msg
+    assert "head: missing key 'bias'" in msg
+    assert not (weights_dir / "bad.safetensors").exists()
+    assert "bad" not in W.Manifest().entries
+
+
+def test_keys_view_matches_state_dict_format():
+    keys = state_dict_keys(get_family("test_tiny").build({"width": 4}))
+    assert keys["net"]["conv.weight"] == [[4, 3, 3, 3], "float32"]
+    assert keys["net"]["norm.num_batches_tracked"] == [[], "int64"]
+
+
+def test_manifest_unknown_name_and_bad_json(weights_dir):
+    with pytest.raises(WeightsError, match="no model named 'x'"):
+        W.Manifest().get("x")
+    (weights_dir / "manifest.json").write_text("{not json")
+    with pytest.raises(WeightsError, match="not valid JSON"):
+        W.Manifest()
+
+
+def test_manifest_save_is_atomic_json(weights_dir, tmp_path):
+    p, _ = _official_file(tmp_path)
+    W.import_official([p], name="tiny", family_name="test_tiny", config_name="small")
+    data = json.loads((weights_dir / "manifest.json").read_text())
+    assert [m["name"] for m in data["models"]] == ["tiny"]
+    assert not list(weights_dir.glob(".manifest-*"))
