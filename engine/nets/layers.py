@@ -93,7 +93,8 @@ class SPADEResnetBlock(nn.Module):
     (no bias, own SPADE) when fin ≠ fout. Middle width min(fin, fout)."""
 
     def __init__(self, fin: int, fout: int, label_nc: int, *, spectral: bool = True,
-                 norm: ParamFreeNorm = "batch", padding: Padding = "zero", dilation: int = 1) -> None:
+                 norm: ParamFreeNorm = "batch", padding: Padding = "zero", dilation: int = 1,
+                 spade_hidden: int = 128) -> None:
         super().__init__()
         self.learned_shortcut = fin != fout
         fmiddle = min(fin, fout)
@@ -107,10 +108,10 @@ class SPADEResnetBlock(nn.Module):
         self.conv_1 = maybe_spectral(nn.Conv2d(fmiddle, fout, 3, padding=conv_pad, dilation=dilation), spectral)
         if self.learned_shortcut:
             self.conv_s = maybe_spectral(nn.Conv2d(fin, fout, 1, bias=False), spectral)
-        self.norm_0 = SPADE(fin, label_nc, norm=norm, padding=padding)
-        self.norm_1 = SPADE(fmiddle, label_nc, norm=norm, padding=padding)
+        self.norm_0 = SPADE(fin, label_nc, norm=norm, padding=padding, hidden=spade_hidden)
+        self.norm_1 = SPADE(fmiddle, label_nc, norm=norm, padding=padding, hidden=spade_hidden)
         if self.learned_shortcut:
-            self.norm_s = SPADE(fin, label_nc, norm=norm, padding=padding)
+            self.norm_s = SPADE(fin, label_nc, norm=norm, padding=padding, hidden=spade_hidden)
 
     def shortcut(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         return self.conv_s(self.norm_s(x, cond)) if self.learned_shortcut else x
