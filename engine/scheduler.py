@@ -18,7 +18,7 @@ from typing import Callable
 from .api.base import Cancelled, EngineError, Failure, Request, Result
 import torch
 
-from .devices import configure_threads, is_out_of_memory
+from .devices import configure_threads, pick_device, run_with_oom_fallback
 from .tasks import CancelToken, LRUCache, ModelStore, TaskContext, make_context, run_request
 
 RunFn = Callable[[Request, TaskContext], Result]
@@ -186,17 +186,14 @@ class PreviewScheduler:
         try:
             if cb.on_started is not None:
                 cb.on_started(rid)
-            ctx = make_context(rid, request, self.models, self.cache, token, progress)
-            try:
-                outcome = self._run_fn(request, ctx)
-            except Exception as exc:  # noqa: BLE001
-                if ctx.device.type == "cpu" or not is_out_of_memory(exc):
-                    raise
-                # GPU out of memory: retry this job on the CPU and tell the user.
-                ctx = make_context(rid, request, self.models, self.cache, token, progress)
-                ctx.device = torch.device("cpu")
-                ctx.note("The GPU ran out of memory; this image was computed on the CPU.")
-                outcome = self._run_fn(request, ctx)
+            notes: list[str] = []
+
+            def job(device: torch.device) -> Result:
+                ctx = make_context(rid, request, self.models, self.cache, token, progress, device)
+                ctx.notes.extend(notes)  # e.g. "the GPU ran out of memory" on the CPU rerun
+                return self._run_fn(request, ctx)
+
+            outcome = run_with_oom_fallback(job, pick_device(request.device), notes.append)
             self._durations.append(time.perf_counter() - t0)
         except Cancelled:
             outcome = None

@@ -180,3 +180,30 @@ def test_request_value_equality_detects_no_change():
     assert r1 == r2 and hash(r1) == hash(r2)
     assert r1 != FakeRequest(value=1, payload=FrozenArray(b))
     assert not FrozenArray(a).array.flags.writeable
+
+
+def test_gpu_out_of_memory_is_retried_on_cpu(monkeypatch):
+    import torch
+
+    import engine.scheduler as sched
+
+    monkeypatch.setattr(sched, "pick_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    rec = Recorder()
+    devices = []
+
+    def run(req, ctx):
+        devices.append(ctx.device.type)
+        if ctx.device.type == "cuda":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return ctx.result(image_of(7))
+
+    s = PreviewScheduler(rec.callbacks(), run_fn=run)
+    try:
+        s.submit(FakeRequest(device="cuda"))
+        s.wait_idle(10)
+    finally:
+        s.close()
+    assert devices == ["cuda", "cpu"]
+    assert len(rec.results) == 1 and rec.results[0].device == "cpu"
+    assert any("ran out of memory" in n for n in rec.results[0].notes)

@@ -199,6 +199,7 @@ def run_request(request: Request, ctx: TaskContext) -> Result:
 
 
 def make_context(request_id: int, request: Request, models: ModelStore, cache: LRUCache,
-                 token: CancelToken | None = None, progress: ProgressCallback | None = None) -> TaskContext:
-    return TaskContext(request_id=request_id, device=pick_device(request.device), models=models,
+                 token: CancelToken | None = None, progress: ProgressCallback | None = None,
+                 device: torch.device | None = None) -> TaskContext:
+    return TaskContext(request_id=request_id, device=device or pick_device(request.device), models=models,
                        cache=cache, token=token or CancelToken(), progress_cb=progress)
