@@ -173,6 +173,16 @@ class PreviewScheduler:
             return rid == self._latest_id
 
     def _run_one(self, rid: int, request: Request) -> None:
+        try:
+            outcome = self._compute(rid, request)
+            self._deliver(rid, outcome)
+        finally:
+            # Cleared only after delivery, so wait_idle() returning means callbacks have run.
+            with self._cond:
+                self._running_token = None
+                self._cond.notify_all()
+
+    def _compute(self, rid: int, request: Request) -> Result | Failure | None:
         token = self._running_token
         assert token is not None
         cb = self.callbacks
@@ -181,7 +191,6 @@ class PreviewScheduler:
             if cb.on_progress is not None and self._is_latest(rid):
                 cb.on_progress(rid, stage, fraction)
 
-        outcome: Result | Failure | None = None
         t0 = time.perf_counter()
         try:
             if cb.on_started is not None:
@@ -195,16 +204,16 @@ class PreviewScheduler:
 
             outcome = run_with_oom_fallback(job, pick_device(request.device), notes.append)
             self._durations.append(time.perf_counter() - t0)
+            return outcome
         except Cancelled:
-            outcome = None
+            return None
         except EngineError as exc:
-            outcome = Failure(rid, exc.kind, str(exc))
+            return Failure(rid, exc.kind, str(exc))
         except Exception as exc:  # noqa: BLE001 - the worker must survive anything a task raises
-            outcome = Failure(rid, "internal", f"{type(exc).__name__}: {exc}", traceback.format_exc())
-        finally:
-            with self._cond:
-                self._running_token = None
-                self._cond.notify_all()
+            return Failure(rid, "internal", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+
+    def _deliver(self, rid: int, outcome: Result | Failure | None) -> None:
+        cb = self.callbacks
         if outcome is None or not self._is_latest(rid):
             with self._cond:
                 self.dropped += 1
