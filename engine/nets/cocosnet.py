@@ -429,8 +429,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
 _RELEASED = tuple(CONFIGS)
 # Same topology at lower width: tiny for tests, small for the default models trained here.
 for _base in ("ade20k", "celebahq", "celebahqedge", "deepfashion"):
-    CONFIGS[f"tiny_{_base}"] = dict(CONFIGS[_base], ngf=8, ndf=8, inter_channels=16, spade_hidden=16, size=64)
-    CONFIGS[f"small_{_base}"] = dict(CONFIGS[_base], ngf=16, ndf=16, inter_channels=64, spade_hidden=32, size=128)
+    CONFIGS[f"tiny_{_base}"] = dict(CONFIGS[_base], ngf=4, ndf=8, inter_channels=8, spade_hidden=8, size=64)
+    # netG + netCorr ≈ 3 M parameters with ~20 classes (≈ 12 MB float32; 6.5 M with ADE20k's 151):
+    # sized for the ≤ 20 MB default models
+    CONFIGS[f"small_{_base}"] = dict(CONFIGS[_base], ngf=8, ndf=16, inter_channels=32, spade_hidden=32, size=128)
 CONFIGS["tiny_ade20k"]["semantic_nc"] = 8  # tests use 8 classes
 
 
