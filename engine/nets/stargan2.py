@@ -484,6 +484,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # for tests
     "tiny": dict(img_size=32, style_dim=16, latent_dim=8, num_domains=2, w_hpf=0, max_conv_dim=32,
                  base_dim=8, hidden_dim=32, domains=["a", "b"]),
+    # for tests of the high-pass skip path (needs the full-size FAN)
+    "tiny_hpf": dict(img_size=64, style_dim=16, latent_dim=8, num_domains=2, w_hpf=1, max_conv_dim=32,
+                     base_dim=8, hidden_dim=32, domains=["a", "b"]),
 }
 
 
