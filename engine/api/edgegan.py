@@ -2,16 +2,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from .base import FrozenArray, Request
 
 
 @dataclass(frozen=True)
 class SketchObjectRequest(Request):
-    """A freehand sketch (H×W uint8, dark strokes on light, any size) of one object of ``class_name``."""
+    """A freehand sketch (H×W uint8, dark strokes on light, any size) of one object of ``class_name``.
+
+    ``noise``: how the encoder samples z = μ + ε·σ. "scalar" (default) is the official code's ONE
+    normal number per call (seeded by ``seed``); "elementwise" draws ε per dimension; "none" uses μ.
+    """
 
     sketch: FrozenArray | None = None
     class_name: str = ""
+    noise: Literal["scalar", "elementwise", "none"] = "scalar"
 
 
 @dataclass(frozen=True)
@@ -26,11 +32,20 @@ class SceneObject:
 
 @dataclass(frozen=True)
 class SceneRequest(Request):
-    """Foreground objects + background strokes (H×W bitmap) → scene image."""
+    """Foreground objects + background strokes (H×W bitmap) → scene image.
+
+    ``size`` is (width, height) of the canvas, as in the scene JSON. ``model`` names the EdgeGAN
+    model for the objects; ``background_model`` the one whose background network paints the scene
+    (empty: the same model, or the first registered EdgeGAN model that has a background network).
+    ``paste_objects``: keep the EdgeGAN objects exactly as generated on top of the background output.
+    """
 
     objects: tuple[SceneObject, ...] = ()
     background: FrozenArray | None = None
     size: tuple[int, int] = (256, 256)
+    background_model: str = ""
+    paste_objects: bool = True
+    noise: Literal["scalar", "elementwise", "none"] = "scalar"
 
 
 __all__ = ["SketchObjectRequest", "SceneObject", "SceneRequest"]

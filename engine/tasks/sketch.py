@@ -1,0 +1,159 @@
+"""EdgeGAN object task: a freehand sketch + a class -> the generated edge map and object image.
+
+Procedure of the official ``edgegan/test.py``: the sketch (here any size: binarised, cropped to its
+strokes, padded to a centred square, resized to the model's size) goes through the encoder E to
+z = μ + ε·σ (one scalar ε per call, seeded), the class one-hot is appended, G1 draws the edge map and
+G2 the image. The result image is G2's; aux holds the prepared input and G1's edge map.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..api.base import FrozenArray, InputError, Result
+from ..api.edgegan import SketchObjectRequest
+from ..devices import precision_context
+from ..nets.edgegan import class_names
+from ..sketch_inputs import PreparedSketch, prepare_sketch, to_grey, to_tensor
+from . import TaskContext, runner, to_uint8_image
+
+FAMILY = "edgegan"
+
+
+@dataclass(frozen=True)
+class EdgeGANModel:
+    name: str
+    nets: dict[str, nn.Module]
+    config: dict[str, Any]
+    classes: list[str]
+
+
+def _manifest(ctx: TaskContext):
+    from ..weights import Manifest
+
+    return ctx.models.manifest or Manifest()
+
+
+def default_model_name(ctx: TaskContext, need_background: bool = False) -> str:
+    """The EdgeGAN entry marked default (or the first), preferring ones with a background network
+    when ``need_background``."""
+    entries = _manifest(ctx).by_family(FAMILY)
+    if need_background:
+        entries = [e for e in entries if e.config.get("background")]
+    if not entries:
+        what = "with a background network " if need_background else ""
+        raise InputError(f"no EdgeGAN weights {what}are registered; train them with `i2i train edgegan` "
+                         f"or import the official checkpoint with `i2i weights import EdgeGAN-Model-N.index "
+                         f"--as edgegan_class14 --family edgegan --config class14`")
+    default = [e for e in entries if e.extra.get("default")]
+    return (default or entries)[0].name
+
+
+def load_model(ctx: TaskContext, name: str) -> EdgeGANModel:
+    entry = ctx.models.entry(name)
+    if entry.family != FAMILY:
+        raise InputError(f"model {name!r} is a {entry.family} model, not EdgeGAN")
+    nets = ctx.models.get(name, ctx.device)
+    return EdgeGANModel(name, nets, dict(entry.config), class_names(entry.config))
+
+
+def class_index(model: EdgeGANModel, class_name: str) -> int:
+    """Class by name (case, spaces and underscores ignored) or by index."""
+    def norm(s: str) -> str:
+        return s.strip().lower().replace("_", " ").replace("-", " ")
+
+    wanted = norm(class_name)
+    for i, c in enumerate(model.classes):
+        if norm(c) == wanted:
+            return i
+    if wanted.isdigit() and int(wanted) < len(model.classes):
+        return int(wanted)
+    raise InputError(f"model {model.name!r} has no class {class_name!r}; its classes: {', '.join(model.classes)}")
+
+
+@dataclass(frozen=True)
+class ObjectOutput:
+    prepared: PreparedSketch
+    edge: torch.Tensor   # 1×3×S×S in [-1, 1]
+    image: torch.Tensor  # 1×3×S×S in [-1, 1]
+
+
+def generate_object(model: EdgeGANModel, ctx: TaskContext, sketch: np.ndarray, label: int, *, seed: int,
+                    noise: str = "scalar", precision: str = "auto") -> ObjectOutput:
+    """E -> z -> (G1 edge, G2 image) for one sketch; network stages are cancellation points."""
+    size = int(model.config.get("image_size", 64))
+    with ctx.timed("prepare"):
+        prepared = prepare_sketch(sketch, size)
+        x = to_tensor(prepared.image).unsqueeze(0).to(ctx.device)
+    gen = torch.Generator().manual_seed(int(seed))
+    labels = torch.tensor([label], device=ctx.device)
+    with precision_context(ctx.device, precision):
+        with ctx.timed("encoder"):
+            z, _, _ = model.nets["encoder"](x, noise=noise, generator=gen)
+        ctx.check()
+        with ctx.timed("edge_generator"):
+            edge = model.nets["edge_generator"](z, labels)
+        ctx.check()
+        with ctx.timed("image_generator"):
+            image = model.nets["image_generator"](z, labels)
+    return ObjectOutput(prepared, edge.float(), image.float())
+
+
+@runner(SketchObjectRequest)
+def run_sketch(request: SketchObjectRequest, ctx: TaskContext) -> Result:
+    if request.sketch is None:
+        raise InputError("no sketch was given")
+    if not request.class_name:
+        raise InputError("no object class was given")
+    sketch = to_grey(request.sketch.array)
+    ctx.progress("loading model", 0.0)
+    model = load_model(ctx, request.model or default_model_name(ctx))
+    label = class_index(model, request.class_name)
+    ctx.progress("generating", 0.3)
+    out = generate_object(model, ctx, sketch, label, seed=request.seed, noise=request.noise,
+                          precision=request.precision)
+    ctx.progress("done", 1.0)
+    prepared = np.repeat(out.prepared.image[..., None], 3, axis=2)
+    return ctx.result(to_uint8_image(out.image), {"input": prepared, "edge": to_uint8_image(out.edge)})
+
+
+# ------------------------------------------------------------------------------ CLI
+def _cmd_sketch(args: argparse.Namespace) -> int:
+    from ..cli import default_model, run_task
+    from ..io import load_grey, save_image
+
+    request = SketchObjectRequest(model=default_model(FAMILY, args.model), seed=args.seed, device=args.device,
+                                  precision=args.precision, sketch=FrozenArray(load_grey(args.sketch)),
+                                  class_name=args.class_name, noise=args.noise)
+    result = run_task(request)
+    out = Path(args.out)
+    if args.triptych:  # the official test output: [input | G1 edge | G2 image]
+        save_image(out, np.concatenate([result.aux["input"], result.aux["edge"], result.image], axis=1))
+    else:
+        save_image(out, result.image)
+        save_image(out.with_name(out.stem + "_edge" + out.suffix), result.aux["edge"])
+    print(f"wrote {out}")
+    return 0
+
+
+def register_cli(groups) -> None:
+    from ..cli import add_common_generate_args
+
+    p = groups.generate.add_parser("sketch", help="EdgeGAN: object sketch + class -> edge map and image")
+    p.add_argument("--sketch", required=True, help="sketch image (dark strokes on light, any size)")
+    p.add_argument("--class", dest="class_name", required=True, help="object class, e.g. cat (see the model's classes)")
+    p.add_argument("--out", required=True, help="output PNG (the edge map goes to OUT_edge.png)")
+    p.add_argument("--noise", default="scalar", choices=["scalar", "elementwise", "none"],
+                   help="encoder sampling: one scalar ε per call as the official code (default), per dimension, or μ")
+    p.add_argument("--triptych", action="store_true", help="write [input | edge | image] side by side instead")
+    add_common_generate_args(p)
+    p.set_defaults(func=_cmd_sketch)
+
+
+__all__ = ["run_sketch", "generate_object", "load_model", "default_model_name", "class_index", "register_cli"]
