@@ -1,0 +1,181 @@
+"""CoCosNet training: dataset / exemplar sampling, loss pieces, a 64² smoke run with resume."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from engine.api.base import InputError
+from engine.families import get_family
+from engine.train import cocosnet as T
+
+torch.set_num_threads(1)
+SIZE, NC = 64, 8  # tiny_ade20k: 8 classes
+
+
+def _scenes(root: Path, n: int = 4, size: int = SIZE) -> Path:
+    """A scenes-layout folder: random rectangles of classes 1..7, the photo colours them, the
+    exemplar is the same layout in inverted colours."""
+    rng = np.random.default_rng(0)
+    for d in ("image", "label", "exemplar"):
+        (root / "train" / d).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        lab = np.zeros((size, size), np.uint8)
+        for _ in range(4):
+            x0, y0 = rng.integers(0, size - 8, 2)
+            w, h = rng.integers(8, size // 2, 2)
+            lab[y0:y0 + h, x0:x0 + w] = rng.integers(1, NC)
+        colors = rng.integers(0, 255, (NC, 3)).astype(np.uint8)
+        Image.fromarray(lab).save(root / "train" / "label" / f"{i:03d}.png")
+        Image.fromarray(colors[lab]).save(root / "train" / "image" / f"{i:03d}.png")
+        Image.fromarray(255 - colors[lab]).save(root / "train" / "exemplar" / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory) -> Path:
+    return _scenes(tmp_path_factory.mktemp("scenes"))
+
+
+def _pairs(root: Path, **kw) -> T.CocosnetPairs:
+    kw.setdefault("flip", False)
+    return T.CocosnetPairs(root / "train", "scenes", SIZE, T.onehot_label_encoder(NC), load_size=SIZE, **kw)
+
+
+def test_exemplar_sampling_paths(scenes):
+    img0 = torch.from_numpy(np.asarray(Image.open(scenes / "train/image/000.png"), np.float32)).permute(2, 0, 1) / 127.5 - 1
+    # self-reference: the image itself (no crop margin, no flip here -> identical)
+    item = _pairs(scenes, real_reference_probability=0.0)[0]
+    assert float(item["self_ref"]) == 1.0
+    assert torch.allclose(item["exemplar"], item["image"])
+    assert torch.allclose(item["image"], img0, atol=1e-5)
+    assert torch.equal(item["exemplar_semantics"], item["semantics"])
+    assert item["semantics"].shape == (NC, SIZE, SIZE) and torch.all(item["semantics"].sum(0) == 1)
+    # easy reference: the rendered exemplar pair with the sample's own label map
+    item = _pairs(scenes, real_reference_probability=1.0, hard_reference_probability=0.0)[0]
+    assert float(item["self_ref"]) == 0.0
+    assert torch.allclose(item["exemplar"], -item["image"], atol=0.01)  # inverted colours
+    # hard reference: another sample's photo and semantics
+    item = _pairs(scenes, real_reference_probability=1.0, hard_reference_probability=1.0)[0]
+    assert float(item["self_ref"]) == 0.0
+    assert not torch.equal(item["exemplar_semantics"], item["semantics"])
+    # the official 286/256 load-then-crop keeps sizes; the crop differs between image and exemplar
+    ds = T.CocosnetPairs(scenes / "train", "scenes", SIZE, T.onehot_label_encoder(NC), real_reference_probability=0.0)
+    assert ds.load_size == round(SIZE * 286 / 256)
+    shapes = {tuple(v.shape) for k, v in ds[1].items() if k != "self_ref"}
+    assert shapes == {(3, SIZE, SIZE), (NC, SIZE, SIZE)}
+
+
+def test_dataset_errors_are_clear(tmp_path, scenes):
+    with pytest.raises(InputError, match="does not exist"):
+        T.CocosnetPairs(tmp_path / "nope", "scenes", SIZE, T.onehot_label_encoder(NC))
+    ds = T.CocosnetPairs(scenes / "train", "scenes", SIZE, T.onehot_label_encoder(3))
+    with pytest.raises(InputError, match="semantic channels"):
+        ds[0]
+
+
+def test_mask_nll_ignores_absent_classes_and_class_zero():
+    sem = torch.zeros(1, 3, 4, 4)
+    sem[0, 1, :2] = 1  # top half class 1
+    sem[0, 2, 2:] = 1  # bottom half class 2
+    ref = torch.zeros(1, 3, 4, 4)
+    ref[0, 1] = 1      # the exemplar only has class 1 -> class-2 pixels carry no weight
+    warp = torch.full((1, 3, 4, 4), 0.25)
+    warp[0, 1] = 0.5
+    assert abs(float(T.mask_nll(warp, sem, ref)) - (-np.log(0.5))) < 1e-4
+    sem0 = torch.zeros(1, 3, 4, 4)
+    sem0[0, 0] = 1     # only "other": nothing counts
+    assert float(T.mask_nll(warp, sem0, ref)) == 0.0
+
+
+def _batch(ds: T.CocosnetPairs, n: int) -> dict[str, torch.Tensor]:
+    items = [ds[i] for i in range(n)]
+    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+def test_trainer_step_all_losses_finite_and_weights_change(scenes):
+    from engine.metrics.features import build_features
+
+    torch.manual_seed(0)
+    nets = get_family("cocosnet").build(get_family("cocosnet").configs["tiny_ade20k"])
+    feats = build_features("mobilenet_v2", random_init=True)
+    terms = T.FeatureTerms(feats, feats.name, list(feats.layers))
+    trainer = T.CocosnetTrainer(nets, T.PRESETS["ade20k"], features=terms)
+    ds = _pairs(scenes, real_reference_probability=0.5, seed=3)
+    batch = _batch(ds, 2)
+    batch["self_ref"] = torch.tensor([1.0, 0.0])
+    before = {k: {n: p.detach().clone() for n, p in m.named_parameters()} for k, m in nets.items()}
+    losses, out = trainer.step(batch)
+    assert {"align", "mask", "gan", "feat", "fm", "perc", "ctx", "d_fake", "d_real"} <= set(losses)
+    assert all(np.isfinite(v) for v in losses.values()), losses
+    assert losses["ctx"] > 0 and losses["fm"] > 0
+    assert out["fake_image"].shape == (2, 3, SIZE, SIZE) and out["warp_out"].shape == (2, 3, SIZE, SIZE)
+    for k, m in nets.items():
+        # netD's segmentation head ``dec`` is stored in checkpoints but unused in training; the
+        # attention projections get gradient only once their γ (initialised 0) has moved; the logit
+        # bias has zero hinge gradient while every real and fake logit lies inside the margin
+        used = [(n, p) for n, p in m.named_parameters()
+                if ".dec." not in n and not re.search(r"attn\.(theta|phi|g|o)\.|model4\.0\.bias", n)]
+        still = [n for n, p in used if torch.equal(p.detach(), before[k][n])]
+        assert not still, f"{k}: parameters that did not move: {still}"
+
+
+def test_warp_cycle_and_warp_self_presets(scenes):
+    torch.manual_seed(0)
+    fam = get_family("cocosnet")
+    nets = fam.build(dict(fam.configs["tiny_celebahqedge"], semantic_nc=NC))
+    ds = _pairs(scenes, real_reference_probability=0.0)
+    batch = _batch(ds, 2)
+    preset = T.LossPreset(layout="scenes", warp_cycle_w=1.0, warp_self_w=100.0)
+    losses, _ = T.CocosnetTrainer(nets, preset).step(batch)
+    assert np.isfinite(losses["cycle"]) and np.isfinite(losses["warp_self"])
+    assert "mask" not in losses  # celebahqedge warps no mask
+
+
+def test_lr_schedule_ttur():
+    fam = get_family("cocosnet")
+    trainer = T.CocosnetTrainer(fam.build(fam.configs["tiny_ade20k"]), T.PRESETS["ade20k"], lr=2e-4)
+    assert trainer.opt_g.param_groups[0]["lr"] == pytest.approx(1e-4)
+    assert trainer.opt_g.param_groups[0]["betas"] == (0.0, 0.9)
+    assert trainer.opt_g.param_groups[0]["eps"] == pytest.approx(1e-3)
+    assert trainer.opt_d.param_groups[0]["lr"] == pytest.approx(4e-4)
+    trainer.set_lr_factor(0.25)
+    assert trainer.opt_d.param_groups[0]["lr"] == pytest.approx(1e-4)
+
+
+def test_cli_smoke_resume_and_export(scenes, tmp_path, weights_dir, capsys):
+    from engine.cli import main
+    from engine.train.common import load_checkpoint
+    from engine.weights import Manifest
+
+    run = tmp_path / "run"
+    args = ["train", "cocosnet", "--config", "tiny_ade20k", "--data", str(scenes), "--out", str(run),
+            "--batch-size", "2", "--sample-every", "1", "--save-every", "2", "--threads", "1"]
+    assert main(args + ["--iters", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "WITHOUT the VGG-based losses" in err  # empty weights folder: no feature extractor
+    assert (run / "latest" / "nets.safetensors").exists() and (run / "samples" / "0000002.png").exists()
+    fam = get_family("cocosnet")
+    first = fam.build(fam.configs["tiny_ade20k"])
+    assert load_checkpoint(run / "latest", first)[0] == 2
+
+    assert main(args + ["--iters", "3", "--resume", "--export", "cocosnet_smoke", "--default"]) == 0
+    captured = capsys.readouterr()
+    assert "resumed from" in captured.err and "at step 2" in captured.err
+    assert captured.out.startswith("step 3")
+    second = fam.build(fam.configs["tiny_ade20k"])
+    assert load_checkpoint(run / "latest", second)[0] == 3
+    w1 = dict(first["netG"].named_parameters())
+    assert any(not torch.equal(p, w1[n]) for n, p in second["netG"].named_parameters())
+
+    entry = Manifest().get("cocosnet_smoke")
+    assert entry.provenance["kind"] == "trained-here" and entry.extra.get("default") is True
+    assert "train cocosnet" in entry.provenance["command"]
+    assert json.loads(json.dumps(entry.config))["semantic_nc"] == NC
+    assert main(args + ["--iters", "1", "--resume", "--out", str(tmp_path / "empty")]) == 2
+    assert "--resume: no checkpoint in" in capsys.readouterr().err
