@@ -75,7 +75,7 @@ def test_dataset_errors_are_clear(tmp_path, scenes):
     with pytest.raises(InputError, match="does not exist"):
         T.CocosnetPairs(tmp_path / "nope", "scenes", SIZE, T.onehot_label_encoder(NC))
     ds = T.CocosnetPairs(scenes / "train", "scenes", SIZE, T.onehot_label_encoder(3))
-    with pytest.raises(InputError, match="semantic channels"):
+    with pytest.raises(InputError, match="takes 3 classes"):
         ds[0]
 
 
@@ -179,3 +179,53 @@ def test_cli_smoke_resume_and_export(scenes, tmp_path, weights_dir, capsys):
     assert json.loads(json.dumps(entry.config))["semantic_nc"] == NC
     assert main(args + ["--iters", "1", "--resume", "--out", str(tmp_path / "empty")]) == 2
     assert "--resume: no checkpoint in" in capsys.readouterr().err
+
+
+def _faces(root: Path, n: int = 3) -> Path:
+    rng = np.random.default_rng(1)
+    for d in ("female", "male", "parsing"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        parsing = np.zeros((SIZE, SIZE), np.uint8)
+        parsing[8:56, 12:52] = 1                       # skin
+        parsing[20:26, 18:28] = 5                      # an eye
+        parsing[40:46, 24:40] = 12                     # a lip
+        photo = rng.integers(0, 255, (NC * 3, 3)).astype(np.uint8)[parsing]
+        Image.fromarray(parsing).save(root / "parsing" / f"{i}.png")
+        Image.fromarray(photo).save(root / ("female" if i % 2 else "male") / f"{i}.png")
+    return root
+
+
+def _poses(root: Path, n: int = 2) -> Path:
+    from engine.io import save_openpose_json
+
+    rng = np.random.default_rng(2)
+    for d in ("image", "pose", "exemplar", "exemplar_pose"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        for img_dir, pose_dir in (("image", "pose"), ("exemplar", "exemplar_pose")):
+            kp = np.concatenate([rng.uniform(8, SIZE - 8, (18, 2)), np.ones((18, 1))], 1)
+            Image.fromarray(rng.integers(0, 255, (SIZE, SIZE, 3)).astype(np.uint8)).save(root / img_dir / f"{i}.png")
+            save_openpose_json(root / pose_dir / f"{i}.json", kp, (SIZE, SIZE))
+    return root
+
+
+@pytest.mark.parametrize("config", ["tiny_celebahq", "tiny_celebahqedge", "tiny_deepfashion"])
+def test_faces_and_poses_layouts_train_one_step(tmp_path, config):
+    fam = get_family("cocosnet")
+    cfg = fam.configs[config]
+    preset = T.PRESETS[T.preset_for(config.removeprefix("tiny_"))]
+    root = _poses(tmp_path) if preset.layout == "poses" else _faces(tmp_path)
+    ds = T.CocosnetPairs(root, preset.layout, SIZE, T.make_encoder(cfg), flip=preset.flip,
+                         real_reference_probability=preset.real_reference_probability, seed=1)
+    batch = _batch(ds, 2)
+    assert batch["semantics"].shape == (2, cfg["semantic_nc"], SIZE, SIZE)
+    torch.manual_seed(0)
+    losses, out = T.CocosnetTrainer(fam.build(cfg), preset).step(batch)
+    assert all(np.isfinite(v) for v in losses.values()), losses
+    expected = {"tiny_celebahq": {"mask", "cycle"}, "tiny_celebahqedge": {"cycle"},
+                "tiny_deepfashion": {"warp_self"}}[config]
+    assert expected <= set(losses)
+    if preset.layout == "poses":  # always the same-outfit other view, flagged self-reference
+        assert torch.all(batch["self_ref"] == 1)
+        assert not torch.equal(batch["exemplar"], batch["image"])

@@ -144,16 +144,24 @@ def _index_records(root: Path, layout: Layout) -> list[_Record]:
 
 
 def onehot_label_encoder(num_channels: int) -> SemanticsEncoder:
-    """Label map PNG (value = channel, ADE20k / CelebAMask-HQ style) -> one-hot, nearest-resized."""
+    """Label map PNG (value = channel, ADE20k style) -> one-hot, nearest-resized."""
+    return config_encoder("labels", num_channels)
+
+
+def config_encoder(input_kind: str, semantic_nc: int) -> SemanticsEncoder:
+    """A sample's semantics encoded exactly as inference encodes them
+    (:func:`engine.cocosnet_inputs.encode_for_config`): ``labels`` / ``celebahq_parsing`` /
+    ``celebahq_edges`` read a label PNG, ``pose`` an OpenPose JSON (keypoints in photo pixels)."""
+    from ..cocosnet_inputs import encode_for_config
+    from ..io import load_label_map, load_openpose_json
 
     def encode(rec: _Record, path: Path, image: np.ndarray, size: int) -> np.ndarray:
-        from ..io import load_label_map
-
-        labels = load_label_map(path)
-        if labels.max() >= num_channels or labels.min() < 0:
-            raise InputError(f"{path} has label {int(labels.max())}; this model has {num_channels} semantic channels")
-        labels = np.asarray(Image.fromarray(labels.astype(np.uint8)).resize((size, size), Image.NEAREST))
-        return np.eye(num_channels, dtype=np.float32)[labels].transpose(2, 0, 1).copy()
+        if input_kind == "pose":
+            out = encode_for_config(input_kind, semantic_nc, keypoints=load_openpose_json(path), photo=image,
+                                    size=size, canvas_size=(image.shape[1], image.shape[0]))
+        else:
+            out = encode_for_config(input_kind, semantic_nc, labels=load_label_map(path), photo=image, size=size)
+        return out.numpy().astype(np.float32, copy=False)
 
     return encode
 
@@ -423,57 +431,9 @@ class CocosnetTrainer:
         return logged, {k: v.detach() for k, v in out.items() if isinstance(v, Tensor)}
 
 
-# ================================================================================================
-# Input encoders by the config's ``input_kind``
-# ================================================================================================
 def make_encoder(config: Mapping[str, Any]) -> SemanticsEncoder:
-    """Training-time encoder of a sample's semantics, by the config's ``input_kind``.
-
-    ``labels`` / ``celebahq_parsing``: the label PNG value is the channel of a one-hot map (the
-    CelebAMask-HQ palette already carries eyeglasses as class 16, the channel the official loader
-    overwrites with the ``eye_g`` mask). Edges and poses use :mod:`engine.cocosnet_inputs`.
-    """
-    kind, nc = config.get("input_kind", "labels"), int(config["semantic_nc"])
-    if kind in ("labels", "celebahq_parsing"):
-        return onehot_label_encoder(nc)
-    return _inputs_encoder(kind, nc)
-
-
-def _inputs_encoder(kind: str, nc: int) -> SemanticsEncoder:
-    try:
-        from .. import cocosnet_inputs as ci
-    except ImportError as exc:
-        raise InputError(f"input kind {kind!r} needs engine.cocosnet_inputs, which failed to import: {exc}") from exc
-    if kind == "celebahq_edges":
-        def encode(rec: _Record, path: Path, image: np.ndarray, size: int) -> np.ndarray:
-            from ..io import load_label_map
-
-            parsing = load_label_map(path)
-            return _check_channels(ci.encode_celebahq_edges(parsing, image, size=size), nc, path)
-        return encode
-    if kind == "pose":
-        def encode_pose(rec: _Record, path: Path, image: np.ndarray, size: int) -> np.ndarray:
-            from ..io import load_openpose_json
-
-            kp = load_openpose_json(path).copy()
-            h, w = image.shape[:2]
-            kp[:, 0] *= size / w
-            kp[:, 1] *= size / h
-            return _check_channels(ci.encode_pose(kp, size=size), nc, path)
-        return encode_pose
-    raise InputError(f"unknown CoCosNet input kind {kind!r}")
-
-
-def _check_channels(x: Any, nc: int, path: Path) -> np.ndarray:
-    arr = x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
-    arr = arr.astype(np.float32)
-    if arr.ndim == 4:
-        arr = arr[0]
-    if arr.ndim == 3 and arr.shape[-1] == nc and arr.shape[0] != nc:
-        arr = arr.transpose(2, 0, 1)
-    if arr.shape[0] != nc:
-        raise InputError(f"{path}: encoding has {arr.shape[0]} channels, the model expects {nc}")
-    return np.ascontiguousarray(arr)
+    """Training-time encoder of a sample's semantics, by the config's ``input_kind``."""
+    return config_encoder(str(config.get("input_kind", "labels")), int(config["semantic_nc"]))
 
 
 # ================================================================================================
