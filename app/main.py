@@ -1,0 +1,429 @@
+"""i2i-studio main window and the ``i2i-studio`` entry point."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+from PySide6.QtCore import QSettings, Qt, QTimer, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox,
+                               QProgressBar, QPushButton, QTabWidget, QWidget)
+
+from engine.api import Failure, InputError, Request, Result
+from engine.devices import available_devices, pick_device
+from engine.io import save_image
+from engine.settings import Settings, config_dir
+from engine.tasks import TaskContext
+
+from .dialogs import HelpDialog, SettingsDialog
+from .engine_bridge import EngineBridge
+from .project import SUFFIX, Project, SessionGuard, WorkspaceData, load_project, save_project
+from .workspaces import WORKSPACES
+from .workspaces.base import Workspace
+
+RestorePolicy = Literal["ask", "yes", "no"]
+RunFn = Callable[[Request, TaskContext], Result]
+
+
+def grid_image(images: Sequence[np.ndarray], columns: int = 4, pad: int = 4) -> np.ndarray:
+    """Images (resized to the first one's size) tiled on a white background."""
+    import cv2
+
+    h, w = images[0].shape[:2]
+    tiles = [im if im.shape[:2] == (h, w) else cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in images]
+    cols = min(columns, len(tiles))
+    rows = (len(tiles) + cols - 1) // cols
+    out = np.full((rows * h + (rows + 1) * pad, cols * w + (cols + 1) * pad, 3), 255, np.uint8)
+    for i, t in enumerate(tiles):
+        r, c = divmod(i, cols)
+        y, x = pad + r * (h + pad), pad + c * (w + pad)
+        out[y:y + h, x:x + w] = t[..., :3]
+    return out
+
+
+class MainWindow(QMainWindow):
+    """Workspaces in tabs, a status bar with device, progress, busy indicator and cancel."""
+
+    def __init__(self, settings: Settings | None = None, *, run_fn: RunFn | None = None,
+                 restore: RestorePolicy = "ask", autosave: bool = True) -> None:
+        super().__init__()
+        self.settings = settings or Settings.load()
+        self.setWindowTitle("i2i-studio")
+        self.bridge = EngineBridge(self.settings, run_fn=run_fn, parent=self)
+        self.project_path: Path | None = None
+        self.guard = SessionGuard(config_dir())
+        self._closed = False
+
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.workspaces: dict[str, Workspace] = {}
+        for cls in WORKSPACES:
+            ws = cls(self.bridge, self.settings)
+            ws.statusMessage.connect(self.show_message)
+            self.workspaces[ws.key] = ws
+            self.tabs.addTab(ws, ws.title)
+            self.tabs.setTabToolTip(self.tabs.count() - 1, ws.description)
+        self.tabs.currentChanged.connect(self._tab_changed)
+        self.setCentralWidget(self.tabs)
+
+        self._build_status_bar()
+        self._build_menus()
+        self.bridge.busyChanged.connect(self._busy_changed)
+        self.bridge.progress.connect(self._progress)
+        self.bridge.failed.connect(self._failed)
+        self.bridge.resultReady.connect(self._result)
+
+        self._restore_geometry()
+        self.autosave_timer = QTimer(self)
+        self.autosave_timer.timeout.connect(self.autosave)
+        if autosave:
+            self._recover(restore)
+            self.guard.start()
+            self._apply_autosave_interval()
+        for key, problem in enumerate(self.settings.problems):
+            self.show_message(problem)
+
+    # ------------------------------------------------------------------ construction
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.message = QLabel("Ready")
+        bar.addWidget(self.message, 1)
+        self.busy_label = QLabel("")
+        bar.addPermanentWidget(self.busy_label)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setMaximumWidth(180)
+        self.progress_bar.setTextVisible(False)
+        self.progress_bar.setVisible(False)
+        bar.addPermanentWidget(self.progress_bar)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        bar.addPermanentWidget(self.cancel_button)
+        bar.addPermanentWidget(QLabel("Device:"))
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(["auto", *available_devices()])
+        self.device_combo.setCurrentText(self.settings.get("device")
+                                         if self.settings.get("device") in ["auto", *available_devices()] else "auto")
+        self.device_combo.currentTextChanged.connect(self._device_changed)
+        bar.addPermanentWidget(self.device_combo)
+        self.device_label = QLabel()
+        bar.addPermanentWidget(self.device_label)
+        self._update_device_label()
+
+    def _action(self, menu, text: str, slot, shortcut: str | QKeySequence.StandardKey | None = None) -> QAction:
+        act = QAction(text, self)
+        if shortcut is not None:
+            act.setShortcut(QKeySequence(shortcut))
+        act.triggered.connect(slot)
+        menu.addAction(act)
+        return act
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        f = mb.addMenu("&File")
+        self._action(f, "&New project", self.new_project, "Ctrl+N")
+        self._action(f, "&Open project…", self.open_project_dialog, "Ctrl+O")
+        self._action(f, "&Save project", self.save_project, "Ctrl+S")
+        self._action(f, "Save project &as…", self.save_project_as, "Ctrl+Shift+S")
+        f.addSeparator()
+        self._action(f, "&Export output PNG…", self.export_output, "Ctrl+E")
+        self._action(f, "Export &grid of recent outputs…", self.export_grid, "Ctrl+Shift+E")
+        f.addSeparator()
+        self._action(f, "&Quit", self.close, "Ctrl+Q")
+        e = mb.addMenu("&Edit")
+        self.undo_action = self._action(e, "&Undo", self.undo, "Ctrl+Z")
+        self.redo_action = self._action(e, "&Redo", self.redo, "Ctrl+Shift+Z")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        e.addSeparator()
+        self._action(e, "Se&ttings…", self.open_settings, "Ctrl+,")
+        g = mb.addMenu("&Generate")
+        self._action(g, "&Generate (full size)", lambda: self.current.schedule("full", force=True), "Ctrl+Return")
+        self._action(g, "&Vary seed", lambda: self.current.vary(), "Ctrl+R")
+        self._action(g, "&Cancel", self.cancel, "Ctrl+.")
+        self._action(g, "Re-read &weights manifest", self.refresh_weights)
+        w = mb.addMenu("&Workspace")
+        for i, ws in enumerate(self.workspaces.values()):
+            self._action(w, ws.title, lambda _=False, i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}")
+        h = mb.addMenu("&Help")
+        self._action(h, "&Keyboard shortcuts", self.show_help, "F1")
+        self._action(h, "&About", self._about)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def current(self) -> Workspace:
+        return self.tabs.currentWidget()  # type: ignore[return-value]
+
+    def show_message(self, text: str) -> None:
+        self.message.setText(text)
+        self.message.setToolTip(text)
+
+    def _tab_changed(self, _index: int) -> None:
+        ws = self.current
+        stack = ws.undo_stack() if ws is not None else None
+        self.undo_action.setEnabled(stack is not None)
+        self.redo_action.setEnabled(stack is not None)
+
+    def _update_device_label(self) -> None:
+        used = self.bridge.last_device or str(pick_device(self.settings.get("device")))
+        self.device_label.setText(f"<b>{used}</b>")
+        self.device_label.setToolTip(f"Models run on {used} (setting: {self.settings.get('device')})")
+
+    def _device_changed(self, name: str) -> None:
+        self.settings.set("device", name)
+        self.settings.save()
+        self.bridge.last_device = ""
+        self._update_device_label()
+
+    @Slot(bool)
+    def _busy_changed(self, busy: bool) -> None:
+        self.cancel_button.setEnabled(busy)
+        self.busy_label.setText("⏳ generating" if busy else "")
+        if not busy:
+            self.progress_bar.setVisible(False)
+
+    @Slot(str, str, float)
+    def _progress(self, owner: str, stage: str, fraction: float) -> None:
+        self.progress_bar.setVisible(True)
+        self.progress_bar.setValue(int(fraction * 1000))
+        self.progress_bar.setToolTip(stage)
+        self.busy_label.setText(f"⏳ {stage}")
+
+    @Slot(str, object)
+    def _failed(self, owner: str, failure: Failure) -> None:
+        self.show_message(f"{owner}: {failure.message}")
+
+    @Slot(str, object)
+    def _result(self, owner: str, result: Result) -> None:
+        self._update_device_label()
+        total = sum(result.timings.values())
+        self.show_message(f"{self.workspaces[owner].title}: {result.image.shape[1]}×{result.image.shape[0]} "
+                          f"in {total * 1000:.0f} ms on {result.device}")
+
+    # ------------------------------------------------------------------ actions
+    def cancel(self) -> None:
+        self.bridge.cancel()
+        self.show_message("Cancelled")
+
+    def undo(self) -> None:
+        stack = self.current.undo_stack()
+        if stack is not None:
+            stack.undo()
+
+    def redo(self) -> None:
+        stack = self.current.undo_stack()
+        if stack is not None:
+            stack.redo()
+
+    def refresh_weights(self) -> None:
+        for ws in self.workspaces.values():
+            ws.weights.refresh()
+
+    def show_help(self) -> None:
+        HelpDialog(self).exec()
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "i2i-studio", "i2i-studio: CoCosNet, StarGAN v2, panoptic SPADE and EdgeGAN in one studio.")
+
+    def open_settings(self) -> None:
+        dlg = SettingsDialog(self.settings, self)
+        if dlg.exec():
+            self.apply_settings(dlg.result_settings())
+
+    def apply_settings(self, new: Settings) -> None:
+        self.settings.values.update(new.values)
+        self.settings.problems = []
+        self.settings.save()
+        sched = self.bridge.scheduler
+        sched.grace_s = self.settings.get("grace_ms") / 1000
+        sched.max_wait_s = self.settings.get("max_wait_ms") / 1000
+        self.device_combo.setCurrentText(self.settings.get("device"))
+        for ws in self.workspaces.values():
+            stack = ws.undo_stack()
+            if stack is not None:
+                stack.set_limit(self.settings.get("undo_limit"))
+        self._apply_autosave_interval()
+        self.show_message("Settings saved")
+
+    def _apply_autosave_interval(self) -> None:
+        seconds = int(self.settings.get("autosave_s"))
+        if seconds > 0:
+            self.autosave_timer.start(seconds * 1000)
+        else:
+            self.autosave_timer.stop()
+
+    def export_output(self, path: str | Path | None = None) -> Path | None:
+        image = self.current.output_image()
+        if image is None:
+            self.show_message("Nothing to export yet: generate an output first.")
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export output", f"{self.current.key}.png", "PNG (*.png)")
+            if not path:
+                return None
+        save_image(path, image)
+        self.show_message(f"Exported {path}")
+        return Path(path)
+
+    def export_grid(self, path: str | Path | None = None) -> Path | None:
+        images = [r.image for r in self.current.history]
+        if not images:
+            self.show_message("Nothing to export yet: generate some outputs first (Vary adds more).")
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export grid", f"{self.current.key}_grid.png", "PNG (*.png)")
+            if not path:
+                return None
+        save_image(path, grid_image(images))
+        self.show_message(f"Exported a grid of {len(images)} outputs to {path}")
+        return Path(path)
+
+    # ------------------------------------------------------------------ projects
+    def project(self) -> Project:
+        out = Project(current=self.current.key)
+        for key, ws in self.workspaces.items():
+            out.workspaces[key] = WorkspaceData(state=ws.state(), arrays=ws.arrays())
+        return out
+
+    def apply_project(self, project: Project) -> None:
+        for key, data in project.workspaces.items():
+            if key in self.workspaces:
+                self.workspaces[key].restore(data.state, data.arrays)
+        if project.current in self.workspaces:
+            self.tabs.setCurrentWidget(self.workspaces[project.current])
+
+    def new_project(self) -> None:
+        for ws in self.workspaces.values():
+            ws.restore({}, {})
+        self.project_path = None
+        self.setWindowTitle("i2i-studio")
+
+    def open_project(self, path: str | Path) -> bool:
+        try:
+            project = load_project(path)
+        except InputError as exc:
+            self.show_message(str(exc))
+            return False
+        self.apply_project(project)
+        self.project_path = Path(path)
+        self.setWindowTitle(f"i2i-studio — {self.project_path.name}")
+        self.show_message(f"Opened {path}")
+        return True
+
+    def open_project_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open project", "", f"i2i-studio project (*{SUFFIX})")
+        if path:
+            self.open_project(path)
+
+    def save_project(self, path: str | Path | None = None) -> Path | None:
+        path = Path(path) if path else self.project_path
+        if path is None:
+            return self.save_project_as()
+        if path.suffix != SUFFIX:
+            path = path.with_suffix(SUFFIX)
+        save_project(path, self.project())
+        self.project_path = path
+        self.setWindowTitle(f"i2i-studio — {path.name}")
+        self.show_message(f"Saved {path}")
+        return path
+
+    def save_project_as(self) -> Path | None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save project", f"untitled{SUFFIX}", f"i2i-studio project (*{SUFFIX})")
+        return self.save_project(path) if path else None
+
+    def autosave(self) -> None:
+        try:
+            self.guard.save(self.project())
+        except OSError as exc:
+            self.show_message(f"Autosave failed: {exc}")
+
+    def _recover(self, policy: RestorePolicy) -> None:
+        crashed = self.guard.crashed_session()
+        if crashed is None or policy == "no":
+            return
+        if policy == "ask":
+            answer = QMessageBox.question(self, "Restore session?",
+                                          "i2i-studio did not exit cleanly last time. Restore the autosaved session?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        try:
+            self.apply_project(load_project(crashed))
+            self.show_message("Restored the autosaved session")
+        except InputError as exc:
+            self.show_message(f"Could not restore the autosave: {exc}")
+
+    # ------------------------------------------------------------------ geometry and close
+    def _qsettings(self) -> QSettings:
+        return QSettings(str(config_dir() / "window.ini"), QSettings.Format.IniFormat)
+
+    def _restore_geometry(self) -> None:
+        qs = self._qsettings()
+        geometry = qs.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1400, 820)
+        state = qs.value("state")
+        if state is not None:
+            self.restoreState(state)
+        tab = qs.value("tab")
+        if tab is not None and int(tab) < self.tabs.count():
+            self.tabs.setCurrentIndex(int(tab))
+
+    def shutdown(self) -> bool:
+        """Cancel work, wait for the engine thread, remember geometry, end the session cleanly."""
+        if self._closed:
+            return True
+        self._closed = True
+        self.autosave_timer.stop()
+        qs = self._qsettings()
+        qs.setValue("geometry", self.saveGeometry())
+        qs.setValue("state", self.saveState())
+        qs.setValue("tab", self.tabs.currentIndex())
+        qs.sync()
+        ok = self.bridge.close(timeout=5.0)
+        self.guard.finish()
+        return ok
+
+    def closeEvent(self, ev: QCloseEvent) -> None:
+        self.shutdown()
+        ev.accept()
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="i2i-studio", description="Desktop studio for image-to-image synthesis")
+    p.add_argument("project", nargs="?", help="a project file to open")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="override the device setting")
+    p.add_argument("--workspace", help="open this workspace (e.g. stargan, exemplar, panoptic)")
+    p.add_argument("--restore", choices=["ask", "yes", "no"], default="ask",
+                   help="restore an autosaved session after a crash (default: ask)")
+    p.add_argument("--quit-after", type=int, default=0, metavar="MS", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "i2i-studio"])
+    app.setApplicationName("i2i-studio")
+    app.setOrganizationName("i2i-studio")
+    settings = Settings.load()
+    if args.device:
+        settings.set("device", args.device)
+    window = MainWindow(settings, restore=args.restore)
+    if args.workspace in window.workspaces:
+        window.tabs.setCurrentWidget(window.workspaces[args.workspace])
+    if args.project:
+        window.open_project(args.project)
+    window.show()
+    if args.quit_after:
+        QTimer.singleShot(args.quit_after, window.close)
+    code = app.exec()
+    window.shutdown()
+    return int(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

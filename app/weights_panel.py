@@ -1,0 +1,146 @@
+"""Model chooser with weights status: which file is missing and the exact command to import it."""
+from __future__ import annotations
+
+from typing import Callable
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from engine.api import WeightsError
+from engine.weights import Manifest, WeightsEntry
+
+# family -> (official file name(s) to import, example config, display name, how to train one)
+FAMILY_HINTS: dict[str, tuple[str, str, str]] = {
+    "stargan2": ("100000_nets_ema.ckpt", "celeba_hq", "StarGAN v2"),
+    "cocosnet": ("latest_net_G.pth latest_net_Corr.pth", "ade20k", "CoCosNet"),
+    "panoptic": ("", "", "panoptic SPADE"),
+    "edgegan": ("checkpoints/ (the EdgeGAN TensorFlow checkpoint folder)", "class14", "EdgeGAN"),
+}
+
+
+def import_command(family: str, config: str = "") -> str:
+    files, example, _ = FAMILY_HINTS.get(family, ("PATH", "", family))
+    config = config or example
+    if not files:
+        return f"i2i train {family}"
+    return f"i2i weights import {files} --as {family}_{config} --family {family} --config {config}"
+
+
+def family_status(family: str) -> str:
+    """'' when the family's code imports, else the reason it does not."""
+    from engine.families import get_family
+
+    try:
+        get_family(family)
+    except Exception as exc:  # noqa: BLE001 - any import failure is reported to the user
+        return f"{type(exc).__name__}: {exc}"
+    return ""
+
+
+class WeightsPanel(QWidget):
+    """A combo box of usable models of one family and a status line.
+
+    ``accept(entry) -> reason or ''`` filters entries (e.g. CoCosNet configs a task can use).
+    """
+
+    modelChanged = Signal(str)
+
+    def __init__(self, family: str, *, accept: Callable[[WeightsEntry], str] | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.family = family
+        self.accept = accept or (lambda e: "")
+        self.entries: dict[str, WeightsEntry] = {}
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Model:"))
+        self.combo = QComboBox()
+        self.combo.setMinimumWidth(180)
+        self.combo.currentIndexChanged.connect(self._changed)
+        row.addWidget(self.combo, 1)
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.setToolTip("Re-read weights/manifest.json")
+        self.refresh_button.clicked.connect(self.refresh)
+        row.addWidget(self.refresh_button)
+        lay.addLayout(row)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.status)
+        self.missing = ""
+        self.refresh()
+
+    @property
+    def model(self) -> str:
+        return self.combo.currentData() or ""
+
+    @property
+    def entry(self) -> WeightsEntry | None:
+        return self.entries.get(self.model)
+
+    def refresh(self) -> None:
+        previous = self.model
+        _, _, display = FAMILY_HINTS.get(self.family, ("", "", self.family))
+        self.combo.blockSignals(True)
+        self.combo.clear()
+        self.entries = {}
+        problem = family_status(self.family)
+        try:
+            manifest = Manifest()
+            candidates = manifest.by_family(self.family)
+        except WeightsError as exc:
+            manifest, candidates = None, []
+            problem = problem or str(exc)
+        rejected: list[str] = []
+        for e in sorted(candidates, key=lambda e: (not e.extra.get("default"), e.name)):
+            why = self.accept(e)
+            if why:
+                rejected.append(f"{e.name} ({why})")
+                continue
+            self.entries[e.name] = e
+            self.combo.addItem(f"{e.name} · {e.config_name} · {e.provenance.get('kind', '?')}", e.name)
+        if previous in self.entries:
+            self.combo.setCurrentIndex(list(self.entries).index(previous))
+        self.combo.blockSignals(False)
+        if problem:
+            self.missing = f"The {display} generator is not available: {problem}"
+        elif not self.entries:
+            where = manifest.path if manifest is not None else "weights/manifest.json"
+            extra = f" Registered but unusable here: {', '.join(rejected)}." if rejected else ""
+            self.missing = (f"No {display} weights are registered in {where}.{extra} "
+                            f"Import the official file with: {import_command(self.family)}"
+                            + (f" — or train one with: i2i train {self.family}" if FAMILY_HINTS.get(self.family, ("",))[0] else ""))
+        else:
+            self.missing = ""
+        self._update_status(manifest)
+        self.modelChanged.emit(self.model)
+
+    def _update_status(self, manifest: Manifest | None) -> None:
+        entry = self.entry
+        if self.missing:
+            text, colour = self.missing, "#e06c6c"
+        elif entry is not None and manifest is not None and not manifest.file_path(entry).exists():
+            path = manifest.file_path(entry)
+            text = (f"Weights file missing: {path} (registered as {entry.name!r}). "
+                    f"Re-import it with: {import_command(entry.family, entry.config_name)}")
+            colour = "#e06c6c"
+            self.missing = text
+        elif entry is not None:
+            prov = entry.provenance
+            origin = (f"official: {prov.get('upstream', '')}" if prov.get("kind") == "official"
+                      else f"trained here: {prov.get('command', '')}")
+            text, colour = f"{entry.file}, {entry.bytes / 1e6:.1f} MB — {origin}", "#8fbf8f"
+        else:
+            text, colour = "", "#aaa"
+        self.status.setText(text)
+        self.status.setStyleSheet(f"color: {colour};")
+
+    def _changed(self) -> None:
+        self.missing = ""
+        try:
+            manifest = Manifest()
+        except WeightsError:
+            manifest = None
+        self._update_status(manifest)
+        self.modelChanged.emit(self.model)

@@ -1,0 +1,232 @@
+"""Workspace base: model/weights bar, seed and "vary", live-preview scheduling, output view,
+result routing from the engine bridge, project state, export."""
+from __future__ import annotations
+
+import random
+from collections import deque
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSpinBox,
+                               QSplitter, QVBoxLayout, QWidget)
+
+from engine.api import Failure, InputError, Request, Result
+from engine.settings import Settings
+
+from ..engine_bridge import EngineBridge, Quality
+from ..undo import UndoStack
+from ..views import ImageView
+from ..weights_panel import WeightsPanel
+
+
+class Workspace(QWidget):
+    """One task. Subclasses fill ``self.inputs`` (left column) and ``self.center`` (canvas area),
+    implement :meth:`make_request`, and save/restore their state."""
+
+    key = "workspace"
+    title = "Workspace"
+    family = ""
+    description = ""
+
+    statusMessage = Signal(str)
+    resultShown = Signal(object)
+
+    def __init__(self, bridge: EngineBridge, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bridge = bridge
+        self.settings = settings
+        self.result: Result | None = None
+        self.shown_request_ids: list[int] = []
+        self.history: deque[Result] = deque(maxlen=8)  # recent full-size outputs (export grid)
+        self._interacting = False
+        root = QVBoxLayout(self)
+        root.setContentsMargins(6, 6, 6, 6)
+
+        # --- top bar: model + status, seed, vary, live, generate
+        top = QHBoxLayout()
+        self.weights = WeightsPanel(self.family, accept=self.accept_entry)
+        self.weights.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.weights.modelChanged.connect(self._model_changed)
+        top.addWidget(self.weights, 3)
+        top.addWidget(QLabel("Seed"))
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setToolTip("Random seed of the style / noise")
+        self.seed.valueChanged.connect(lambda _=0: self.schedule("full"))
+        top.addWidget(self.seed)
+        self.vary_button = QPushButton("Vary")
+        self.vary_button.setToolTip("New random seed (Ctrl+R)")
+        self.vary_button.clicked.connect(self.vary)
+        top.addWidget(self.vary_button)
+        self.live = QCheckBox("Live")
+        self.live.setToolTip("Regenerate after every edit")
+        self.live.setChecked(bool(settings.get("live_preview")))
+        top.addWidget(self.live)
+        self.generate_button = QPushButton("Generate")
+        self.generate_button.setToolTip("Render at full size (Ctrl+Return)")
+        self.generate_button.clicked.connect(lambda: self.schedule("full", force=True))
+        top.addWidget(self.generate_button)
+        self.compare = QComboBox()
+        self.compare.addItems(["Output", "Before/after", "Side by side"])
+        self.compare.setToolTip("Compare the output with the input")
+        self.compare.currentIndexChanged.connect(self._compare_mode)
+        top.addWidget(self.compare)
+        root.addLayout(top)
+
+        # --- body: inputs | canvas | output
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.inputs = QWidget()
+        self.inputs_layout = QVBoxLayout(self.inputs)
+        self.inputs_layout.setContentsMargins(0, 0, 0, 0)
+        self.center = QWidget()
+        self.center_layout = QVBoxLayout(self.center)
+        self.center_layout.setContentsMargins(0, 0, 0, 0)
+        out = QWidget()
+        out_lay = QVBoxLayout(out)
+        out_lay.setContentsMargins(0, 0, 0, 0)
+        self.output = ImageView(self.placeholder_text())
+        out_lay.addWidget(self.output, 1)
+        self.aux_row = QHBoxLayout()
+        out_lay.addLayout(self.aux_row)
+        self.hint = QLabel()
+        self.hint.setWordWrap(True)
+        self.hint.setStyleSheet("color: #d9a441;")
+        out_lay.addWidget(self.hint)
+        self.splitter.addWidget(self.inputs)
+        self.splitter.addWidget(self.center)
+        self.splitter.addWidget(out)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(2, 1)
+        root.addWidget(self.splitter, 1)
+
+        bridge.resultReady.connect(self._on_result)
+        bridge.failed.connect(self._on_failure)
+        bridge.started.connect(self._on_started)
+        bridge.busyChanged.connect(self._on_busy)
+
+    # ------------------------------------------------------------------ to override
+    def accept_entry(self, entry: Any) -> str:
+        """'' when a manifest entry can serve this task, else the reason it cannot."""
+        return ""
+
+    def make_request(self) -> Request:
+        """The request for the current inputs; InputError names what is missing."""
+        raise NotImplementedError
+
+    def before_image(self) -> np.ndarray | None:
+        """What "before" shows in the compare modes."""
+        return None
+
+    def show_aux(self, result: Result) -> None:
+        """Show auxiliary outputs (warped exemplar, ...)."""
+
+    def undo_stack(self) -> UndoStack | None:
+        return None
+
+    def state(self) -> dict[str, Any]:
+        """JSON-serialisable parameters of this workspace (for project files)."""
+        return {"seed": self.seed.value(), "model": self.weights.model, "live": self.live.isChecked()}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Images and maps of this workspace (for project files)."""
+        return {}
+
+    def restore(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Put back what :meth:`state` and :meth:`arrays` returned."""
+        self.seed.blockSignals(True)
+        self.seed.setValue(int(state.get("seed", 0)))
+        self.seed.blockSignals(False)
+        self.live.setChecked(bool(state.get("live", True)))
+        model = state.get("model", "")
+        idx = self.weights.combo.findData(model)
+        if idx >= 0:
+            self.weights.combo.setCurrentIndex(idx)
+
+    def placeholder_text(self) -> str:
+        return "The output appears here."
+
+    # ------------------------------------------------------------------ scheduling
+    def connect_canvas(self, canvas: QWidget) -> None:
+        """Live previews from a canvas: preview size while the pointer is down, full on release."""
+        canvas.strokeStarted.connect(self._stroke_started)
+        canvas.edited.connect(self._edited)
+        canvas.strokeFinished.connect(self._stroke_finished)
+
+    def _stroke_started(self) -> None:
+        self._interacting = True
+
+    def _edited(self, _rect: object = None) -> None:
+        if self._interacting:
+            if not self.settings.get("render_on_release"):
+                self.schedule("preview")
+        else:
+            self.schedule("full")  # undo, load, programmatic change
+
+    def _stroke_finished(self) -> None:
+        self._interacting = False
+        self.schedule("full")
+
+    def schedule(self, quality: Quality = "full", *, force: bool = False) -> int | None:
+        """Submit the current inputs (latest wins). Returns the request id or None."""
+        if not (force or self.live.isChecked()):
+            return None
+        if not self.weights.model:
+            self.hint.setText(self.weights.missing or "No model selected.")
+            return None
+        try:
+            request = self.make_request()
+        except InputError as exc:
+            self.hint.setText(str(exc))
+            return None
+        self.hint.setText("")
+        return self.bridge.submit(self.key, request, quality)
+
+    def vary(self) -> None:
+        self.seed.setValue(random.randrange(0, 2**31 - 1))
+
+    def _model_changed(self, name: str) -> None:
+        if not name:
+            self.hint.setText(self.weights.missing)
+        self.model_changed(name)
+
+    def model_changed(self, name: str) -> None:
+        """Hook: adapt inputs to the chosen model (palette, domains, pose/mask)."""
+        self.schedule("full")
+
+    # ------------------------------------------------------------------ results
+    def _on_started(self, owner: str, rid: int) -> None:
+        pass
+
+    def _on_busy(self, busy: bool) -> None:
+        self.output.set_busy(busy)
+
+    def _on_result(self, owner: str, result: Result) -> None:
+        if owner != self.key:
+            return
+        self.result = result
+        self.shown_request_ids.append(result.request_id)
+        if self.bridge.last_quality == "full":
+            self.history.append(result)
+        total = sum(result.timings.values())
+        h, w = result.image.shape[:2]
+        self.output.set_image(result.image, f"{w}×{h} · {total * 1000:.0f} ms · {result.device}")
+        self.output.set_before(self.before_image())
+        self.show_aux(result)
+        if result.notes:
+            self.statusMessage.emit("; ".join(result.notes))
+        self.resultShown.emit(result)
+
+    def _on_failure(self, owner: str, failure: Failure) -> None:
+        if owner != self.key:
+            return
+        self.hint.setText(failure.message)
+        self.statusMessage.emit(f"{self.title}: {failure.message}")
+
+    def _compare_mode(self, index: int) -> None:
+        self.output.set_before(self.before_image())
+        self.output.set_mode(("single", "slider", "side")[index])
+
+    def output_image(self) -> np.ndarray | None:
+        return None if self.result is None else self.result.image

@@ -1,0 +1,177 @@
+"""GUI shell: the main window opens and closes cleanly, the engine bridge marshals results to the
+GUI thread, latest wins, and the status bar follows the engine."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from engine.api import FrozenArray, InputError, Request, StarGANLatentRequest
+from engine.settings import Settings
+from engine.tasks import TaskContext
+
+pytest.importorskip("pytestqt")
+
+from app.engine_bridge import EngineBridge  # noqa: E402
+from app.main import MainWindow, main  # noqa: E402
+
+
+def make_result(request: Request, ctx: TaskContext, value: int):
+    return ctx.result(np.full((8, 8, 3), value, np.uint8))
+
+
+class BlockingEngine:
+    """A fake run_fn: the first job blocks on a gate until released, then checks for cancellation."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.ran: list[int] = []
+        self.threads: set[str] = set()
+
+    def __call__(self, request: Request, ctx: TaskContext):
+        self.threads.add(threading.current_thread().name)
+        self.ran.append(request.seed)
+        if len(self.ran) == 1:
+            self.entered.set()
+            self.gate.wait(10)
+        ctx.check()
+        return make_result(request, ctx, request.seed)
+
+
+def test_main_window_opens_and_closes_without_dangling_threads(qtbot):
+    engine = BlockingEngine()
+    win = MainWindow(Settings.defaults(), run_fn=engine, restore="no")
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    assert win.tabs.count() >= 1
+    assert win.device_label.text()  # device indicator shows something like "cpu"
+    # a job is running when the window closes: close must cancel and join the worker
+    win.bridge.submit("stargan", Request(seed=1))
+    assert engine.entered.wait(5)
+    engine.gate.set()
+    win.close()
+    assert win.bridge.scheduler._executor._shutdown
+    assert not [t for t in threading.enumerate() if t.name.startswith("i2i-") and t.is_alive()]
+
+
+def test_main_entry_point_runs_and_exits(qtbot, monkeypatch):
+    assert main(["--quit-after", "50", "--restore", "no"]) == 0
+
+
+def test_bridge_latest_wins_and_delivers_on_gui_thread(qtbot):
+    engine = BlockingEngine()
+    bridge = EngineBridge(Settings.defaults(), run_fn=engine)
+    shown: list[tuple[str, int]] = []
+    gui_thread = threading.current_thread()
+    seen_threads: list[threading.Thread] = []
+
+    def on_result(owner, result):
+        seen_threads.append(threading.current_thread())
+        shown.append((owner, int(result.image[0, 0, 0])))
+
+    bridge.resultReady.connect(on_result)
+    try:
+        bridge.submit("ws", Request(seed=1))
+        assert engine.entered.wait(5)
+        bridge.submit("ws", Request(seed=2))  # pending, then replaced
+        with qtbot.waitSignal(bridge.resultReady, timeout=5000,
+                              check_params_cb=lambda owner, r: int(r.image[0, 0, 0]) == 3):
+            bridge.submit("ws", Request(seed=3))
+            engine.gate.set()
+        qtbot.waitUntil(lambda: not bridge.busy, timeout=5000)
+    finally:
+        assert bridge.close(timeout=5)
+    assert shown == [("ws", 3)]
+    assert 2 not in engine.ran  # the middle request never started
+    assert seen_threads == [gui_thread]
+    assert all(name.startswith("i2i-engine") for name in engine.threads)
+
+
+def test_bridge_cancel_and_failures(qtbot):
+    def failing(request: Request, ctx: TaskContext):
+        raise InputError("the label map is empty")
+
+    bridge = EngineBridge(Settings.defaults(), run_fn=failing)
+    try:
+        with qtbot.waitSignal(bridge.failed, timeout=5000) as blocker:
+            bridge.submit("mask", Request())
+        owner, failure = blocker.args
+        assert owner == "mask" and failure.kind == "input" and "empty" in failure.message
+        qtbot.waitUntil(lambda: not bridge.busy, timeout=5000)
+    finally:
+        bridge.close()
+
+
+def test_preview_size_shrinks_when_previews_are_slow(qtbot):
+    settings = Settings.defaults()
+    settings.set("preview_size", 128)
+    bridge = EngineBridge(settings, run_fn=lambda r, c: make_result(r, c, 0))
+    try:
+        assert bridge.preview_size() == 128
+        bridge._preview_times.extend([0.6, 0.6])
+        assert 32 <= bridge.preview_size() < 128
+        bridge._preview_times.clear()
+        bridge._preview_times.extend([0.01])
+        assert bridge.preview_size() == 128
+        seen: list[int | None] = []
+
+        def record(request: Request, ctx: TaskContext):
+            seen.append(request.preview_size)
+            return make_result(request, ctx, 0)
+
+        bridge.scheduler._run_fn = record
+        with qtbot.waitSignal(bridge.resultReady, timeout=5000):
+            bridge.submit("w", Request(), "preview")
+        with qtbot.waitSignal(bridge.resultReady, timeout=5000):
+            bridge.submit("w", Request(), "full")
+        assert seen == [128, None]
+    finally:
+        bridge.close()
+
+
+@pytest.fixture
+def tiny_stargan(weights_dir):
+    from engine.families import get_family
+    from engine.weights import Manifest, register_file, save_state_dicts
+
+    torch.manual_seed(0)
+    fam = get_family("stargan2")
+    config = dict(fam.configs["tiny"])
+    nets = fam.build(config)
+    path = weights_dir / "sg_tiny.safetensors"
+    save_state_dicts({k: m.state_dict() for k, m in nets.items()}, path)
+    register_file(Manifest(), name="sg_tiny", family="stargan2", config_name="tiny", config=config, path=path,
+                  provenance={"kind": "trained-here", "command": "test"}, extra={"default": True})
+    return "sg_tiny"
+
+
+def test_stargan_workspace_end_to_end_with_real_engine(qtbot, tiny_stargan):
+    win = MainWindow(Settings.defaults(), restore="no", autosave=False)
+    qtbot.addWidget(win)
+    ws = win.workspaces["stargan"]
+    assert ws.weights.model == tiny_stargan
+    assert [ws.domain.itemText(i) for i in range(ws.domain.count())] == ["a", "b"]
+    src = (np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)
+    with qtbot.waitSignal(ws.resultShown, timeout=20000) as blocker:
+        ws.source.set_image(src)
+    result = blocker.args[0]
+    assert result.image.dtype == np.uint8 and result.image.shape == (32, 32, 3)
+    assert ws.output.image is result.image
+    qtbot.waitUntil(lambda: "cpu" in win.device_label.text(), timeout=5000)
+    win.close()
+
+
+def test_workspace_without_weights_names_the_import_command(qtbot, weights_dir):
+    win = MainWindow(Settings.defaults(), restore="no", autosave=False)
+    qtbot.addWidget(win)
+    ws = win.workspaces["stargan"]
+    assert ws.weights.model == ""
+    assert "i2i weights import 100000_nets_ema.ckpt" in ws.weights.missing
+    assert "--family stargan2" in ws.weights.status.text()
+    ws.source.set_image(np.zeros((16, 16, 3), np.uint8))
+    assert "i2i weights import" in ws.hint.text()
+    win.close()
