@@ -1,0 +1,522 @@
+"""StarGAN v2 training (clovaai/stargan-v2 ``core/solver.py`` schedule and losses).
+
+Per iteration: a discriminator step with a latent style and one with a reference style, a generator
+step with latent styles (updates G, F and E) and one with reference styles (updates G only), then
+the EMA (β 0.999) of G, F and E. Losses: non-saturating adversarial, R1 (γ = 1) on real images,
+style reconstruction, diversity sensitivity (weight decayed linearly to 0 over ``ds_iter``) and
+cycle consistency. Adam β = (0, 0.99), weight decay 1e-4, lr 1e-4 (mapping network 1e-6).
+
+Data: one sub-folder of images per domain (sorted names = domain indices). Multi-process runs
+under ``torchrun``: every rank trains on its own batches and gradients are averaged across ranks
+before each optimiser step (data parallelism done by hand, because the R1 penalty's double
+backward does not go through ``DistributedDataParallel``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from PIL import Image
+from torch import nn
+from torch.utils.data import Dataset, WeightedRandomSampler
+
+from ..api.base import InputError
+from ..io import load_image
+from ..nets.stargan2 import CONFIGS, FAN, build, network_args
+from ..progress import ProgressBar
+from .common import (DistInfo, cleanup_distributed, he_init, infinite_loader, is_main, list_images, load_checkpoint,
+                     make_ema, save_checkpoint, save_grid, seed_everything, setup_distributed, ema_update)
+from .losses import bce_d_loss, bce_g_loss, r1_penalty
+
+# Folders of our data recipes that hold annotations, not a domain's images.
+NON_DOMAIN_FOLDERS = {"parsing", "landmarks", "label", "instance", "pose", "parts", "exemplar", "exemplar_pose",
+                      "scene"}
+TRAINED_NETS = ("generator", "mapping_network", "style_encoder", "discriminator")
+EMA_NETS = ("generator", "mapping_network", "style_encoder")
+
+
+@dataclass
+class TrainOptions:
+    data: Path
+    out: Path = Path("runs/stargan2")
+    config: str = "default"
+    img_size: int = 0                 # 0: the config's
+    domains: list[str] = field(default_factory=list)  # empty: every image folder of ``data``
+    iters: int = 100_000
+    batch_size: int = 8
+    lr: float = 1e-4
+    f_lr: float = 1e-6
+    beta1: float = 0.0
+    beta2: float = 0.99
+    weight_decay: float = 1e-4
+    lambda_reg: float = 1.0
+    lambda_sty: float = 1.0
+    lambda_ds: float = 1.0
+    ds_iter: int = 100_000
+    lambda_cyc: float = 1.0
+    ema_beta: float = 0.999
+    sample_every: int = 5000
+    save_every: int = 10000
+    resume: bool = False
+    seed: int = 777
+    device: str = "auto"
+    wing: str = ""                    # wing.ckpt for configs with w_hpf > 0
+    num_workers: int = 0
+
+
+# ------------------------------------------------------------------------------------ data
+def find_domains(root: Path, wanted: Sequence[str] = ()) -> list[str]:
+    """Domain folder names under ``root`` (sorted, as the official ImageFolder does)."""
+    if wanted:
+        missing = [d for d in wanted if not list_images(root / d)]
+        if missing:
+            raise InputError(f"{root} has no images in domain folder(s): {', '.join(missing)}")
+        return list(wanted)
+    found = sorted(p.name for p in root.iterdir()
+                   if p.is_dir() and p.name not in NON_DOMAIN_FOLDERS and list_images(p))
+    if len(found) < 2:
+        raise InputError(f"{root} needs at least two domain folders with images (found: {', '.join(found) or 'none'}); "
+                         f"expected {root}/<domain>/*.png")
+    return found
+
+
+def resolve_data_root(path: Path) -> Path:
+    """``data/<recipe>`` or its ``train`` split."""
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(f"training data folder {path} does not exist (build it with `i2i data build faces`)")
+    if (path / "train").is_dir():
+        return path / "train"
+    return path
+
+
+class _Augment:
+    """Official train transform: with p=0.5 a RandomResizedCrop (scale 0.8–1, ratio 0.9–1.1), resize
+    to the square training size, horizontal flip with p=0.5, map to [-1, 1]."""
+
+    def __init__(self, size: int, augment: bool = True) -> None:
+        from torchvision import transforms
+
+        self.size, self.augment = size, augment
+        self.crop = transforms.RandomResizedCrop(size, scale=(0.8, 1.0), ratio=(0.9, 1.1))
+
+    def __call__(self, img: Image.Image, rng: random.Random) -> torch.Tensor:
+        if self.augment and rng.random() < 0.5:
+            img = self.crop(img)
+        img = img.resize((self.size, self.size), Image.BILINEAR)
+        if self.augment and rng.random() < 0.5:
+            img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        x = torch.from_numpy(np.asarray(img, dtype=np.float32).copy()).permute(2, 0, 1)
+        return x / 127.5 - 1.0
+
+
+class DomainImages(Dataset):
+    """(image, domain) for the source stream; with ``pairs`` (image, image2, domain) where image2 is
+    another image of the same domain (the official reference stream)."""
+
+    def __init__(self, root: Path, domains: Sequence[str], size: int, *, pairs: bool = False,
+                 augment: bool = True, seed: int = 0) -> None:
+        self.items = [(p, i) for i, d in enumerate(domains) for p in list_images(root / d)]
+        self.by_domain = [[p for p, y in self.items if y == i] for i in range(len(domains))]
+        self.pairs, self.transform = pairs, _Augment(size, augment)
+        self.rng = random.Random(seed)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _load(self, path: Path) -> torch.Tensor:
+        return self.transform(Image.fromarray(load_image(path)), self.rng)
+
+    def __getitem__(self, idx: int):
+        path, y = self.items[idx]
+        if not self.pairs:
+            return self._load(path), y
+        return self._load(path), self._load(self.rng.choice(self.by_domain[y])), y
+
+    def balanced_sampler(self, seed: int) -> WeightedRandomSampler:
+        """Each domain drawn equally often, whatever its size (official ``_make_balanced_sampler``)."""
+        counts = np.bincount([y for _, y in self.items], minlength=len(self.by_domain))
+        weights = torch.tensor([1.0 / counts[y] for _, y in self.items], dtype=torch.double)
+        return WeightedRandomSampler(weights, len(weights), generator=torch.Generator().manual_seed(seed))
+
+
+# ------------------------------------------------------------------------------------ losses
+def compute_d_loss(nets: Mapping[str, nn.Module], opt: TrainOptions, x_real: torch.Tensor, y_org: torch.Tensor,
+                   y_trg: torch.Tensor, *, z_trg: torch.Tensor | None = None, x_ref: torch.Tensor | None = None,
+                   masks: Any = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Adversarial loss on real/fake plus R1 on real (official ``compute_d_loss``)."""
+    x_real = x_real.detach().requires_grad_()
+    out_real = nets["discriminator"](x_real, y_org)
+    loss_reg = r1_penalty(out_real, x_real)
+    with torch.no_grad():
+        s_trg = nets["mapping_network"](z_trg, y_trg) if z_trg is not None else nets["style_encoder"](x_ref, y_trg)
+        x_fake = nets["generator"](x_real.detach(), s_trg, masks=masks)
+    out_fake = nets["discriminator"](x_fake, y_trg)
+    loss_adv = bce_d_loss(out_real, out_fake)
+    loss = loss_adv + opt.lambda_reg * loss_reg
+    return loss, {"adv": loss_adv.item(), "reg": loss_reg.item()}
+
+
+def compute_g_loss(nets: Mapping[str, nn.Module], opt: TrainOptions, x_real: torch.Tensor, y_org: torch.Tensor,
+                   y_trg: torch.Tensor, lambda_ds: float, *, z_trgs: Sequence[torch.Tensor] | None = None,
+                   x_refs: Sequence[torch.Tensor] | None = None, masks: Any = None, fan: FAN | None = None
+                   ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Adversarial + style reconstruction − diversity + cycle (official ``compute_g_loss``)."""
+    G, E, Fm, D = nets["generator"], nets["style_encoder"], nets["mapping_network"], nets["discriminator"]
+    if z_trgs is not None:
+        s_trg, s_trg2 = Fm(z_trgs[0], y_trg), Fm(z_trgs[1], y_trg)
+    else:
+        assert x_refs is not None
+        s_trg, s_trg2 = E(x_refs[0], y_trg), E(x_refs[1], y_trg)
+    x_fake = G(x_real, s_trg, masks=masks)
+    loss_adv = bce_g_loss(D(x_fake, y_trg))
+    loss_sty = torch.mean(torch.abs(E(x_fake, y_trg) - s_trg))
+    x_fake2 = G(x_real, s_trg2, masks=masks).detach()
+    loss_ds = torch.mean(torch.abs(x_fake - x_fake2))
+    masks_fake = fan.get_heatmap(x_fake) if fan is not None else None  # recomputed for the cycle pass
+    x_rec = G(x_fake, E(x_real, y_org), masks=masks_fake)
+    loss_cyc = torch.mean(torch.abs(x_rec - x_real))
+    loss = loss_adv + opt.lambda_sty * loss_sty - lambda_ds * loss_ds + opt.lambda_cyc * loss_cyc
+    return loss, {"adv": loss_adv.item(), "sty": loss_sty.item(), "ds": loss_ds.item(), "cyc": loss_cyc.item()}
+
+
+def ds_weight(opt: TrainOptions, step: int) -> float:
+    """Diversity-sensitive weight at ``step``: linear decay from λ_ds to 0 over ``ds_iter``."""
+    if opt.ds_iter <= 0:
+        return opt.lambda_ds
+    return max(0.0, opt.lambda_ds * (1.0 - step / opt.ds_iter))
+
+
+# ------------------------------------------------------------------------------------ trainer
+def _average_gradients(module: nn.Module, info: DistInfo) -> None:
+    if not info.enabled:
+        return
+    for p in module.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= info.world_size
+
+
+def _set_trainable(module: nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+class StarGAN2Trainer:
+    def __init__(self, opt: TrainOptions, info: DistInfo | None = None) -> None:
+        self.opt = opt
+        self.info = info or DistInfo(device=torch.device("cpu"))
+        self.device = self.info.device
+        self.root = resolve_data_root(opt.data)
+        self.domains = find_domains(self.root, opt.domains)
+        if opt.config not in CONFIGS:
+            raise InputError(f"unknown stargan2 config {opt.config!r}; known: {', '.join(CONFIGS)}")
+        config = dict(CONFIGS[opt.config])
+        if opt.img_size:
+            config["img_size"] = opt.img_size
+        config["num_domains"] = len(self.domains)
+        config["domains"] = list(self.domains)
+        self.config = config
+        self.args = network_args(config)
+        seed_everything(opt.seed, self.info.rank)
+
+        nets = build(config)
+        self.fan: FAN | None = nets.pop("fan", None)
+        if self.fan is not None:
+            self._load_fan()
+        for m in nets.values():
+            he_init(m)
+            m.to(self.device).train()
+        self.nets = nets
+        # EMA copies start from the He-initialised networks (the official code copies them before
+        # initialising; with 100k iterations the difference vanishes, with short runs it matters).
+        self.ema = {k: make_ema(nets[k]).to(self.device) for k in EMA_NETS}
+        self.optims = {
+            k: torch.optim.Adam(nets[k].parameters(), lr=opt.f_lr if k == "mapping_network" else opt.lr,
+                                betas=(opt.beta1, opt.beta2), weight_decay=opt.weight_decay)
+            for k in TRAINED_NETS}
+        self.step = 0
+        if opt.resume:
+            self._resume()
+
+        size = int(self.args["img_size"])
+        src = DomainImages(self.root, self.domains, size, seed=opt.seed + self.info.rank)
+        ref = DomainImages(self.root, self.domains, size, pairs=True, seed=opt.seed + 1000 + self.info.rank)
+        if len(src) < 2:
+            raise InputError(f"{self.root} has fewer than two training images")
+        self.src_iter = infinite_loader(src, opt.batch_size, sampler=src.balanced_sampler(opt.seed + self.info.rank),
+                                        shuffle=False, num_workers=opt.num_workers, seed=opt.seed)
+        self.ref_iter = infinite_loader(ref, opt.batch_size,
+                                        sampler=ref.balanced_sampler(opt.seed + 7 + self.info.rank),
+                                        shuffle=False, num_workers=opt.num_workers, seed=opt.seed + 1)
+        fixed = DomainImages(self.root, self.domains, size, pairs=True, augment=False, seed=opt.seed)
+        n = min(len(fixed), 8)
+        picks = np.linspace(0, len(fixed) - 1, n).astype(int)
+        self.sample_src = torch.stack([fixed[i][0] for i in picks]).to(self.device)
+        self.sample_ref = torch.stack([fixed[i][1] for i in picks[::-1]]).to(self.device)
+        self.sample_ref_y = torch.tensor([fixed[i][2] for i in picks[::-1]], device=self.device)
+        self.sample_z = torch.randn(n, self.args["latent_dim"], generator=torch.Generator().manual_seed(opt.seed))
+
+    # ---------------------------------------------------------------- state
+    def _load_fan(self) -> None:
+        from ..weights import read_torch_file
+
+        if not self.opt.wing:
+            raise InputError(f"config {self.opt.config!r} uses the high-pass skip (w_hpf > 0), which needs the FAN "
+                             f"landmark network: give --wing PATH/wing.ckpt")
+        raw = read_torch_file(Path(self.opt.wing))
+        sd = raw.get("state_dict", raw) if isinstance(raw, dict) else {}
+        own = self.fan.state_dict()
+        picked = {k.removeprefix("module."): v for k, v in sd.items() if k.removeprefix("module.") in own}
+        if not picked:
+            raise InputError(f"{self.opt.wing} holds no FAN weights")
+        own.update(picked)
+        self.fan.load_state_dict(own)
+        self.fan.to(self.device).eval()
+
+    def _checkpoint_nets(self) -> dict[str, nn.Module]:
+        return {**self.nets, **{f"{k}_ema": m for k, m in self.ema.items()}}
+
+    def _resume(self) -> None:
+        folder = self.opt.out / "latest"
+        step, meta = load_checkpoint(folder, self._checkpoint_nets(), self.optims)
+        if meta.get("domains") and meta["domains"] != self.domains:
+            raise InputError(f"cannot resume: {folder} was trained on domains {meta['domains']}, "
+                             f"the data has {self.domains}")
+        self.step = step
+        if is_main(self.info):
+            print(f"resumed from {folder} at iteration {step}", file=sys.stderr)
+
+    def save(self) -> Path:
+        meta = {"config": self.config, "domains": self.domains, "options": _jsonable(asdict(self.opt))}
+        folder = save_checkpoint(self.opt.out / "latest", self._checkpoint_nets(), self.optims, self.step, meta)
+        self.export(self.opt.out / "stargan2_ema.safetensors")
+        return folder
+
+    def export(self, path: Path) -> Path:
+        """The EMA networks (and FAN when used) in our inference format."""
+        from ..weights import save_state_dicts
+
+        state = {k: m.state_dict() for k, m in self.ema.items()}
+        if self.fan is not None:
+            state["fan"] = self.fan.state_dict()
+        save_state_dicts(state, path, metadata={"family": "stargan2", "config": json.dumps(self.config),
+                                                "step": str(self.step)})
+        return path
+
+    # ---------------------------------------------------------------- one iteration
+    def _fetch(self) -> tuple[torch.Tensor, ...]:
+        x_real, y_org = next(self.src_iter)
+        x_ref, x_ref2, y_trg = next(self.ref_iter)
+        b = x_real.size(0)
+        z = torch.randn(b, self.args["latent_dim"]), torch.randn(b, self.args["latent_dim"])
+        d = self.device
+        return (x_real.to(d), y_org.to(d), x_ref.to(d), x_ref2.to(d), y_trg.to(d), z[0].to(d), z[1].to(d))
+
+    def _zero_grad(self) -> None:
+        for o in self.optims.values():
+            o.zero_grad(set_to_none=True)
+
+    def _step(self, names: Sequence[str]) -> None:
+        for k in names:
+            _average_gradients(self.nets[k], self.info)
+            self.optims[k].step()
+
+    def train_step(self) -> dict[str, float]:
+        opt, nets = self.opt, self.nets
+        x_real, y_org, x_ref, x_ref2, y_trg, z_trg, z_trg2 = self._fetch()
+        masks = self.fan.get_heatmap(x_real) if self.fan is not None else None
+        lambda_ds = ds_weight(opt, self.step)
+        # Networks an update does not step are frozen for it: same result as the official code
+        # (it zeroes those gradients before they are used) without computing them.
+        single = not self.info.enabled
+        losses: dict[str, float] = {}
+
+        def trainable(names: Sequence[str]) -> None:
+            if single:
+                for k in TRAINED_NETS:
+                    _set_trainable(nets[k], k in names)
+
+        trainable(("discriminator",))
+        for tag, kw in (("latent", {"z_trg": z_trg}), ("ref", {"x_ref": x_ref})):
+            d_loss, d_parts = compute_d_loss(nets, opt, x_real, y_org, y_trg, masks=masks, **kw)
+            self._zero_grad()
+            d_loss.backward()
+            self._step(("discriminator",))
+            losses.update({f"D_{tag}_{k}": v for k, v in d_parts.items()})
+
+        trainable(("generator", "mapping_network", "style_encoder"))
+        g_loss, g_parts = compute_g_loss(nets, opt, x_real, y_org, y_trg, lambda_ds, z_trgs=(z_trg, z_trg2),
+                                         masks=masks, fan=self.fan)
+        self._zero_grad()
+        g_loss.backward()
+        self._step(("generator", "mapping_network", "style_encoder"))
+        losses.update({f"G_latent_{k}": v for k, v in g_parts.items()})
+
+        trainable(("generator",))
+        g_loss, g_parts = compute_g_loss(nets, opt, x_real, y_org, y_trg, lambda_ds, x_refs=(x_ref, x_ref2),
+                                         masks=masks, fan=self.fan)
+        self._zero_grad()
+        g_loss.backward()
+        self._step(("generator",))
+        losses.update({f"G_ref_{k}": v for k, v in g_parts.items()})
+        trainable(TRAINED_NETS)
+
+        for k in EMA_NETS:
+            ema_update(self.ema[k], nets[k], beta=opt.ema_beta)
+        self.step += 1
+        losses["lambda_ds"] = lambda_ds
+        return losses
+
+    # ---------------------------------------------------------------- samples
+    @torch.no_grad()
+    def write_samples(self, path: Path) -> Path:
+        """Rows: sources, references, reference-guided outputs, then one latent row per domain (EMA nets)."""
+        G, E, Fm = self.ema["generator"], self.ema["style_encoder"], self.ema["mapping_network"]
+        x, ref, ref_y = self.sample_src, self.sample_ref, self.sample_ref_y
+        masks = self.fan.get_heatmap(x) if self.fan is not None else None
+        rows = [x, ref, G(x, E(ref, ref_y), masks=masks)]
+        z = self.sample_z.to(self.device)
+        for d in range(len(self.domains)):
+            y = torch.full((x.size(0),), d, dtype=torch.long, device=self.device)
+            rows.append(G(x, Fm(z, y), masks=masks))
+        return save_grid(path, rows)
+
+    def fit(self) -> Path:
+        opt = self.opt
+        main = is_main(self.info)
+        bar = ProgressBar(opt.iters, desc="stargan2", initial=self.step) if main else None
+        while self.step < opt.iters:
+            losses = self.train_step()
+            bad = [k for k, v in losses.items() if not np.isfinite(v)]
+            if bad:
+                raise FloatingPointError(f"iteration {self.step}: non-finite losses {', '.join(bad)}")
+            if bar is not None:
+                bar.update(1, D=losses["D_latent_adv"] + losses["D_ref_adv"], R1=losses["D_latent_reg"],
+                           G=losses["G_latent_adv"], sty=losses["G_latent_sty"], ds=losses["G_latent_ds"],
+                           cyc=losses["G_latent_cyc"])
+            if main and opt.sample_every > 0 and self.step % opt.sample_every == 0:
+                self.write_samples(opt.out / "samples" / f"{self.step:06d}.png")
+            if main and opt.save_every > 0 and self.step % opt.save_every == 0:
+                self.save()
+        if bar is not None:
+            bar.close()
+        if main:
+            if opt.save_every <= 0 or self.step % opt.save_every:
+                self.save()
+            if opt.sample_every <= 0 or self.step % opt.sample_every:
+                self.write_samples(opt.out / "samples" / f"{self.step:06d}.png")
+        return opt.out
+
+
+def _jsonable(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
+
+
+# ------------------------------------------------------------------------------------ CLI
+def _cmd_train(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    opt = TrainOptions(
+        data=Path(args.data), out=Path(args.out), config=args.config, img_size=args.img_size,
+        domains=[d for d in args.domains.split(",") if d] if args.domains else [],
+        iters=args.iters, batch_size=args.batch_size, lr=args.lr, f_lr=args.f_lr, lambda_reg=args.lambda_reg,
+        lambda_sty=args.lambda_sty, lambda_ds=args.lambda_ds, ds_iter=args.ds_iter, lambda_cyc=args.lambda_cyc,
+        ema_beta=args.ema_beta, sample_every=args.sample_every, save_every=args.save_every, resume=args.resume,
+        seed=args.seed, device=args.device, wing=args.wing, num_workers=args.workers)
+    info = setup_distributed(args.device)
+    try:
+        trainer = StarGAN2Trainer(opt, info)
+        t0 = time.perf_counter()
+        trainer.fit()
+        if is_main(info):
+            print(f"trained to iteration {trainer.step} in {time.perf_counter() - t0:.0f} s; "
+                  f"checkpoint {opt.out / 'latest'}, EMA weights {opt.out / 'stargan2_ema.safetensors'}")
+            if args.export:
+                export_to_weights(trainer, args.export, default=args.default, command=_command_line(args))
+    finally:
+        cleanup_distributed()
+    return 0
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The ``i2i train stargan2`` command that reproduces this run (for the weights' provenance)."""
+    parts = ["i2i", "train", "stargan2"]
+    for action in _PARSER_ACTIONS:
+        value = getattr(args, action.dest, None)
+        if value == action.default or value is None:
+            continue
+        flag = action.option_strings[0]
+        parts += [flag] if value is True else [flag, str(value)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+_PARSER_ACTIONS: list[argparse.Action] = []
+
+
+def export_to_weights(trainer: StarGAN2Trainer, name: str, *, default: bool, command: str) -> None:
+    """Save the EMA networks to ``weights/NAME.safetensors`` and register them."""
+    from ..weights import Manifest, register_file
+
+    manifest = Manifest()
+    path = trainer.export(manifest.root / f"{name}.safetensors")
+    extra: dict[str, Any] = {"iterations": trainer.step, "domains": trainer.domains}
+    if default:
+        extra["default"] = True
+    entry = register_file(Manifest(), name=name, family="stargan2", config_name=trainer.opt.config,
+                          config=trainer.config, path=path,
+                          provenance={"kind": "trained-here", "command": command},
+                          description=f"StarGAN v2 {trainer.args['img_size']} px trained here on "
+                                      f"{', '.join(trainer.domains)} ({trainer.step} iterations)",
+                          extra=extra)
+    print(f"registered {entry.name}: {entry.bytes / 1e6:.1f} MB")
+
+
+def register_cli(groups: Any) -> None:
+    """``i2i train stargan2``."""
+    d = TrainOptions(data=Path("."))
+    p = groups.train.add_parser(
+        "stargan2", help="train StarGAN v2 on one image folder per domain",
+        description="Trains StarGAN v2 with the paper's losses and schedule. "
+                    "Multi-GPU: torchrun --nproc_per_node N -m engine.cli train stargan2 ...")
+    p.add_argument("--data", required=True, help="folder with one sub-folder of images per domain (or data/faces)")
+    p.add_argument("--domains", default="", help="comma-separated domain folders (default: every image folder)")
+    p.add_argument("--config", default="default", help=f"network config: {', '.join(CONFIGS)} (default: default)")
+    p.add_argument("--img-size", type=int, default=0, help="training size (default: the config's)")
+    p.add_argument("--out", default="runs/stargan2", help="run folder: latest/ checkpoint, samples/, EMA weights")
+    p.add_argument("--iters", type=int, default=d.iters)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr, help="G, E and D learning rate")
+    p.add_argument("--f-lr", type=float, default=d.f_lr, help="mapping network learning rate")
+    p.add_argument("--lambda-reg", type=float, default=d.lambda_reg, help="R1 weight")
+    p.add_argument("--lambda-sty", type=float, default=d.lambda_sty)
+    p.add_argument("--lambda-ds", type=float, default=d.lambda_ds, help="diversity weight (paper: 1 CelebA-HQ, 2 AFHQ)")
+    p.add_argument("--ds-iter", type=int, default=d.ds_iter, help="iterations over which λ_ds decays to 0")
+    p.add_argument("--lambda-cyc", type=float, default=d.lambda_cyc)
+    p.add_argument("--ema-beta", type=float, default=d.ema_beta)
+    p.add_argument("--sample-every", type=int, default=d.sample_every)
+    p.add_argument("--save-every", type=int, default=d.save_every)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/latest")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
+    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    p.add_argument("--wing", default="", help="wing.ckpt (FAN landmarks) for configs with w_hpf > 0")
+    p.add_argument("--export", default="", metavar="NAME", help="save the EMA nets to weights/NAME.safetensors and register")
+    p.add_argument("--default", action="store_true", help="mark the exported model as the family default")
+    p.set_defaults(func=_cmd_train)
+    _PARSER_ACTIONS[:] = [a for a in p._actions if a.option_strings and a.dest != "help"]
+
+
+__all__ = ["TrainOptions", "StarGAN2Trainer", "compute_d_loss", "compute_g_loss", "ds_weight", "find_domains",
+           "DomainImages", "export_to_weights", "register_cli"]
