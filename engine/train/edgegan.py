@@ -1,0 +1,467 @@
+"""Training of EdgeGAN (objects) and of the scene background network: ``i2i train edgegan``.
+
+Objects (``--stage objects``), as the official ``edgegan/models/edgegan.py``:
+- data: pairs [edge | photo] with a class. Either the SketchyCOCO layout (``<class>/<id>.png`` with
+  the edge map in the left half and the photo in the right) or any labelled image folder
+  (``<class>/*.png`` photos) whose edge maps are made by a documented extractor (Canny or XDoG,
+  :mod:`engine.sketch_inputs`);
+- z ~ U(−1, 1)^z_dim, the batch's classes as one-hot condition;
+- per step, in the official order: D_joint, D_image, D_edge (WGAN-GP, λ = 10; D_image / D_edge see
+  their input bicubic-resized to ``dis_size``), classifier C (focal cross-entropy γ = 2 on real
+  images), G1 + G2 (−D terms; G2 also 0.5·CE(C(G2(z)), class)), encoder E (10·L1(z, E(G1(z)))),
+  G1 + G2 again;
+- RMSProp, lr 2e-4, decay 0.9 as TF's RMSPropOptimizer.
+
+Background (``--stage background``): the pix2pix-style U-Net from {background strokes, foreground
+pixels, foreground mask} to the scene photo, hinge loss with a spectral-norm PatchGAN + 100·L1, Adam
+(2e-4, β = 0.5, 0.999). Data: scene sketches (``<split>/scene/<id>.json`` + ``<id>_image.png``) or the
+``scenes`` layout (``image/``, ``instance/``: thing instances are the foreground, the background
+strokes are Canny edges of the rest).
+
+Checkpoints (``--out`` folder, resumable with ``--resume``) hold every network; ``--export NAME``
+writes the inference networks to ``weights/NAME.safetensors`` and registers them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..api.base import InputError
+from ..nets.edgegan import CONFIGS, build, class_names
+from ..sketch_inputs import EdgeMethod, binarise, edge_map, fill_strokes, load_scene_sketch
+from .common import (infinite_loader, is_main, list_images, load_checkpoint, save_checkpoint, save_grid,
+                     seed_everything)
+from .losses import focal_loss, gradient_penalty, hinge_d_loss, hinge_g_loss
+
+LAMBDA_GP = 10.0
+ZL_WEIGHT = 10.0     # official stage1_zl_loss
+AC_G_WEIGHT = 0.5    # official ld2 in get_acgan_loss_focal
+FOCAL_GAMMA = 2.0
+BG_L1_WEIGHT = 100.0
+INFERENCE_SUBNETS = ("encoder", "edge_generator", "image_generator", "background_generator")
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------
+def _read_rgb(path: Path) -> np.ndarray:
+    from ..io import load_image
+
+    return load_image(path)
+
+
+class EdgePairDataset(Dataset):
+    """``root/<class>/*.png``: [edge | photo] side-by-side pairs (width = 2 × height) are split; any
+    other image is a photo whose edge map the extractor draws. Items: (3×S×2S [edge | photo] in
+    [-1, 1], class index). Horizontal flips (both halves together) augment when ``flip``."""
+
+    def __init__(self, root: Path, size: int, classes: Sequence[str] | None = None,
+                 edge_method: EdgeMethod = "canny", flip: bool = True) -> None:
+        root = Path(root)
+        if not root.is_dir():
+            raise InputError(f"{root} is not a folder")
+        found = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "scene" and list_images(p))
+        if not found:
+            raise InputError(f"{root} has no class folders with images (expected {root}/<class>/*.png)")
+        self.classes = list(classes) if classes else found
+        missing = [c for c in self.classes if c not in found and c.replace(" ", "_") not in found]
+        if classes and len(missing) == len(self.classes):
+            raise InputError(f"{root} has none of the classes {', '.join(self.classes)} (found {', '.join(found)})")
+        self.items: list[tuple[Path, int]] = []
+        for i, c in enumerate(self.classes):
+            folder = root / c if (root / c).is_dir() else root / c.replace(" ", "_")
+            self.items += [(p, i) for p in list_images(folder)]
+        self.size, self.edge_method, self.flip = size, edge_method, flip
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def pair(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
+        """(edge, photo) uint8 S×S×3 each."""
+        path, _ = self.items[idx]
+        rgb = _read_rgb(path)
+        h, w = rgb.shape[:2]
+        if w == 2 * h:
+            edge, photo = rgb[:, :h], rgb[:, h:]
+        else:
+            photo = rgb
+            edge = np.repeat(edge_map(rgb, self.edge_method)[..., None], 3, axis=2)
+        s = self.size
+        resize = (lambda a: cv2.resize(a, (s, s), interpolation=cv2.INTER_AREA if a.shape[0] > s else cv2.INTER_LINEAR))
+        return resize(edge), resize(photo)
+
+    def __getitem__(self, idx: int) -> tuple[torch.Tensor, int]:
+        edge, photo = self.pair(idx)
+        joint = np.concatenate([edge, photo], axis=1)
+        x = torch.from_numpy(joint).permute(2, 0, 1).float() / 127.5 - 1.0
+        if self.flip and random.random() < 0.5:
+            s = self.size
+            x = torch.cat([x[:, :, :s].flip(2), x[:, :, s:].flip(2)], 2)
+        return x, self.items[idx][1]
+
+
+class BackgroundDataset(Dataset):
+    """Scene training triples at ``size``×``size``: 5-channel input (see
+    :func:`engine.tasks.scene.background_inputs`) and the 3-channel target photo in [-1, 1]."""
+
+    def __init__(self, root: Path, size: int, limit: int | None = None) -> None:
+        from ..tasks.scene import background_inputs
+
+        root = Path(root)
+        self.samples: list[tuple[torch.Tensor, torch.Tensor]] = []
+        scene_dir, image_dir, inst_dir = root / "scene", root / "image", root / "instance"
+        if scene_dir.is_dir() and list(scene_dir.glob("*.json")):
+            for js in sorted(scene_dir.glob("*.json"))[:limit]:
+                photo_path = js.with_name(js.stem + "_image.png")
+                if not photo_path.exists():
+                    continue
+                scene = load_scene_sketch(js)
+                photo = _read_rgb(photo_path)
+                if (photo.shape[1], photo.shape[0]) != scene.size:
+                    photo = cv2.resize(photo, scene.size, interpolation=cv2.INTER_AREA)
+                mask = np.zeros(photo.shape[:2], bool)
+                for _, (x0, y0, x1, y1), bitmap in scene.objects:
+                    strokes = np.zeros_like(mask)
+                    strokes[y0:y1, x0:x1] = binarise(bitmap)[y0:y1, x0:x1]
+                    mask |= fill_strokes(strokes)
+                self._add(background_inputs, scene.background, photo, mask, size)
+        elif image_dir.is_dir() and inst_dir.is_dir():
+            from ..io import load_instance_map
+
+            for img_path in list_images(image_dir)[:limit]:
+                inst_path = inst_dir / (img_path.stem + ".png")
+                if not inst_path.exists():
+                    continue
+                photo = _read_rgb(img_path)
+                mask = load_instance_map(inst_path) >= 1000  # thing instances (class·1000 + k)
+                bg = edge_map(np.where(mask[..., None], 255, photo).astype(np.uint8), "canny")
+                self._add(background_inputs, bg, photo, mask, size)
+        else:
+            raise InputError(f"{root} has neither scene sketches (scene/*.json + *_image.png) "
+                             f"nor a scenes layout (image/ + instance/)")
+        if not self.samples:
+            raise InputError(f"{root}: no usable scene samples")
+
+    def _add(self, make, background, photo, mask, size) -> None:
+        x = make(background, photo, mask, (size, size))[0]
+        y = cv2.resize(photo, (size, size), interpolation=cv2.INTER_AREA)
+        self.samples.append((x, torch.from_numpy(y).permute(2, 0, 1).float() / 127.5 - 1.0))
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.samples[idx]
+        if random.random() < 0.5:
+            return x.flip(2), y.flip(2)
+        return x, y
+
+
+# ---------------------------------------------------------------------------------------------
+# Object training
+# ---------------------------------------------------------------------------------------------
+def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    """TF ``resize_images(method=2)``: bicubic."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    return F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)
+
+
+def _rmsprop(module: nn.Module, lr: float) -> torch.optim.Optimizer:
+    # TF RMSPropOptimizer: decay 0.9, no momentum (its ε sits inside the sqrt; negligible here)
+    return torch.optim.RMSprop(module.parameters(), lr=lr, alpha=0.9, eps=1e-10)
+
+
+class ObjectTrainer:
+    """One EdgeGAN training step = the official seven updates."""
+
+    def __init__(self, nets: Mapping[str, nn.Module], config: Mapping[str, Any], lr: float = 2e-4) -> None:
+        self.nets, self.config = nets, config
+        self.z_dim = int(config["z_dim"])
+        self.size = int(config["image_size"])
+        self.dis_size = int(config.get("dis_size", 128))
+        names = ("joint_discriminator", "image_discriminator", "edge_discriminator", "classifier",
+                 "edge_generator", "image_generator", "encoder")
+        self.optims = {n: _rmsprop(nets[n], lr) for n in names}
+
+    def _g_step(self, z: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+        n = self.nets
+        edge_f, img_f = n["edge_generator"](z, labels), n["image_generator"](z, labels)
+        joint_g = -n["joint_discriminator"](torch.cat([edge_f, img_f], 3)).mean()
+        edge_g = -n["edge_discriminator"](_resize(edge_f, self.dis_size)).mean()
+        image_g = -n["image_discriminator"](_resize(img_f, self.dis_size)).mean()
+        ac_g = AC_G_WEIGHT * F.cross_entropy(n["classifier"](img_f), labels)
+        # G1 minimises joint + edge terms, G2 joint + image + class terms; one backward gives each
+        # generator exactly its own loss's gradient since the other terms do not depend on it.
+        loss = joint_g + edge_g + image_g + ac_g
+        for k in ("edge_generator", "image_generator"):
+            self.optims[k].zero_grad(set_to_none=True)
+        loss.backward()
+        for k in ("edge_generator", "image_generator"):
+            self.optims[k].step()
+        return {"g_joint": joint_g.item(), "g_ac": ac_g.item()}
+
+    def _d_step(self, name: str, real: torch.Tensor, fake: torch.Tensor) -> float:
+        d = self.nets[name]
+        loss = d(fake).mean() - d(real).mean() + LAMBDA_GP * gradient_penalty(d, real, fake)
+        self.optims[name].zero_grad(set_to_none=True)
+        loss.backward()
+        self.optims[name].step()
+        return loss.item()
+
+    def step(self, real: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+        n, s = self.nets, self.size
+        for m in n.values():
+            m.train()
+        real_edge, real_img = real[..., :s], real[..., s:]
+        z = torch.rand(real.shape[0], self.z_dim, device=real.device) * 2 - 1
+        # discriminators see one fake batch (the TF graph recomputes G per sess.run with the same z
+        # and unchanged G, so that is the same tensor)
+        with torch.no_grad():
+            edge_f, img_f = n["edge_generator"](z, labels), n["image_generator"](z, labels)
+        logs = {"d_joint": self._d_step("joint_discriminator", real, torch.cat([edge_f, img_f], 3))}
+        logs["d_image"] = self._d_step("image_discriminator", _resize(real_img, self.dis_size),
+                                       _resize(img_f, self.dis_size))
+        logs["d_edge"] = self._d_step("edge_discriminator", _resize(real_edge, self.dis_size),
+                                      _resize(edge_f, self.dis_size))
+        c_loss = focal_loss(n["classifier"](real_img), labels, gamma=FOCAL_GAMMA)
+        self.optims["classifier"].zero_grad(set_to_none=True)
+        c_loss.backward()
+        self.optims["classifier"].step()
+        logs["c_focal"] = c_loss.item()
+        logs.update(self._g_step(z, labels))
+        with torch.no_grad():
+            edge_f = n["edge_generator"](z, labels)
+        z_rec, _, _ = n["encoder"](edge_f, noise="scalar")
+        zl = ZL_WEIGHT * (z_rec - z).abs().mean()
+        self.optims["encoder"].zero_grad(set_to_none=True)
+        zl.backward()
+        self.optims["encoder"].step()
+        logs["e_zl"] = zl.item()
+        logs.update(self._g_step(z, labels))
+        return logs
+
+    @torch.no_grad()
+    def samples(self, real: torch.Tensor, labels: torch.Tensor) -> list[torch.Tensor]:
+        """Rows: real edges, G1(E(edge)), G2(E(edge)), real photos."""
+        n, s = self.nets, self.size
+        for m in n.values():
+            m.eval()
+        z, _, _ = n["encoder"](real[..., :s], noise="none")
+        rows = [real[..., :s], n["edge_generator"](z, labels), n["image_generator"](z, labels), real[..., s:]]
+        return rows
+
+
+class BackgroundTrainer:
+    def __init__(self, nets: Mapping[str, nn.Module], lr: float = 2e-4) -> None:
+        self.g, self.d = nets["background_generator"], nets["background_discriminator"]
+        self.optims = {"background_generator": torch.optim.Adam(self.g.parameters(), lr, betas=(0.5, 0.999)),
+                       "background_discriminator": torch.optim.Adam(self.d.parameters(), lr, betas=(0.5, 0.999))}
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        self.g.train(), self.d.train()
+        fake = self.g(x)
+        d_loss = hinge_d_loss(self.d(torch.cat([x, y], 1)), self.d(torch.cat([x, fake.detach()], 1)))
+        self.optims["background_discriminator"].zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.optims["background_discriminator"].step()
+        adv = hinge_g_loss(self.d(torch.cat([x, fake], 1)))
+        l1 = BG_L1_WEIGHT * (fake - y).abs().mean()
+        self.optims["background_generator"].zero_grad(set_to_none=True)
+        (adv + l1).backward()
+        self.optims["background_generator"].step()
+        return {"bg_d": d_loss.item(), "bg_g": adv.item(), "bg_l1": l1.item()}
+
+    @torch.no_grad()
+    def samples(self, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+        self.g.eval()
+        return [x[:, :1].expand(-1, 3, -1, -1), x[:, 1:4], self.g(x), y]
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver
+# ---------------------------------------------------------------------------------------------
+def make_config(base: str, classes: Sequence[str] | None, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    if base not in CONFIGS:
+        raise InputError(f"unknown EdgeGAN config {base!r}; known: {', '.join(CONFIGS)}")
+    config = dict(CONFIGS[base])
+    if classes:
+        config["classes"] = list(classes)
+    config.update({k: v for k, v in overrides.items() if v is not None})
+    config["background"] = True
+    return config
+
+
+def train(data: Path | None, out: Path, *, stage: str = "objects", config_name: str = "small",
+          overrides: Mapping[str, Any] | None = None, steps: int = 1000, batch_size: int = 16,
+          lr: float = 2e-4, minutes: float | None = None, resume: bool = False, seed: int = 0,
+          edge_method: EdgeMethod = "canny", sample_every: int = 200, save_every: int = 500,
+          background_data: Path | None = None, device: str = "cpu", log: bool = True) -> dict[str, Any]:
+    """Train one stage for ``steps`` more steps (or until ``minutes`` pass); returns a summary with the
+    final losses. The checkpoint folder ``out`` keeps every network of both stages."""
+    from ..progress import ProgressBar
+
+    out = Path(out)
+    seed_everything(seed)
+    dev = torch.device(device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    meta: dict[str, Any] = {}
+    if resume and (out / "state.pt").exists():
+        from ..weights import read_torch_file
+
+        meta = json.loads(read_torch_file(out / "state.pt").get("meta_json", "{}"))
+        config = meta["config"]
+    else:
+        config = None
+    dataset: Dataset
+    if stage == "objects":
+        if data is None:
+            raise InputError("--data is required for the objects stage")
+        classes = config["classes"] if config else None
+        size = int(config["image_size"]) if config else int((overrides or {}).get("image_size") or CONFIGS[config_name]["image_size"])
+        dataset = EdgePairDataset(data, size, classes, edge_method)
+        if config is None:
+            config = make_config(config_name, dataset.classes, overrides or {})
+    elif stage == "background":
+        if config is None:
+            config = make_config(config_name, None, overrides or {})
+        src = background_data or data
+        if src is None:
+            raise InputError("--background-data (or --data) is required for the background stage")
+        dataset = BackgroundDataset(src, int(config["bg_size"]))
+    else:
+        raise InputError(f"unknown stage {stage!r} (objects | background)")
+
+    nets = build(config)
+    for m in nets.values():
+        m.to(dev)
+    trainer = ObjectTrainer(nets, config, lr) if stage == "objects" else BackgroundTrainer(nets, lr)
+    steps_done = dict(meta.get("steps", {}))
+    if resume and (out / "nets.safetensors").exists():
+        load_checkpoint(out, nets, {f"{stage}:{k}": o for k, o in trainer.optims.items()})
+    start = int(steps_done.get(stage, 0))
+    loader = infinite_loader(dataset, min(batch_size, len(dataset)), seed=seed + start)
+    fixed = next(loader)
+    bar = ProgressBar(steps, desc=f"edgegan {stage}") if log else None
+    t0 = time.perf_counter()
+    logs: dict[str, float] = {}
+    done = 0
+    for done in range(1, steps + 1):
+        a, b = next(loader)
+        logs = trainer.step(a.to(dev), b.to(dev))
+        if bar is not None:
+            bar.update(1, **logs)
+        step = start + done
+        if sample_every and step % sample_every == 0:
+            save_grid(out / "samples" / f"{stage}_{step:06d}.png", trainer.samples(fixed[0].to(dev), fixed[1].to(dev)))
+        if save_every and step % save_every == 0:
+            _save(out, nets, trainer, config, {**steps_done, stage: step})
+        if minutes is not None and time.perf_counter() - t0 > minutes * 60:
+            break
+    if bar is not None:
+        bar.close()
+    steps_done[stage] = start + done
+    _save(out, nets, trainer, config, steps_done)
+    save_grid(out / "samples" / f"{stage}_last.png", trainer.samples(fixed[0].to(dev), fixed[1].to(dev)))
+    return {"config": config, "steps": steps_done, "losses": logs, "seconds": time.perf_counter() - t0}
+
+
+def _save(out: Path, nets: Mapping[str, nn.Module], trainer: Any, config: Mapping[str, Any],
+          steps: Mapping[str, int]) -> None:
+    if not is_main():
+        return
+    # optimiser states of the stage being trained (the other stage restarts its optimisers on resume)
+    optims = {f"{'objects' if isinstance(trainer, ObjectTrainer) else 'background'}:{k}": o
+              for k, o in trainer.optims.items()}
+    save_checkpoint(out, nets, optims, sum(steps.values()), {"config": dict(config), "steps": dict(steps)})
+
+
+def export(out: Path, name: str, command: str, default: bool = False) -> Path:
+    """Write the inference networks of checkpoint ``out`` to ``weights/<name>.safetensors`` and register."""
+    from ..weights import Manifest, read_safetensors, read_torch_file, register_file, save_state_dicts, split_subnets
+
+    meta = json.loads(read_torch_file(Path(out) / "state.pt").get("meta_json", "{}"))
+    state = split_subnets(read_safetensors(Path(out) / "nets.safetensors"))
+    config = dict(meta["config"])
+    steps = meta.get("steps", {})
+    keep = [s for s in INFERENCE_SUBNETS if s in state and (s != "background_generator" or steps.get("background"))]
+    config["background"] = "background_generator" in keep
+    manifest = Manifest()
+    path = manifest.root / f"{name}.safetensors"
+    save_state_dicts({s: state[s] for s in keep}, path, metadata={"family": "edgegan", "steps": json.dumps(steps)})
+    manifest = Manifest()  # re-read: others may have registered meanwhile
+    register_file(manifest, name=name, family="edgegan", config_name="custom", config=config, path=path,
+                  provenance={"kind": "trained-here", "command": command},
+                  description=f"EdgeGAN trained here ({', '.join(f'{k} {v} steps' for k, v in steps.items())})",
+                  extra={"default": True} if default else {})
+    return path
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    torch.set_num_threads(max(1, args.threads))
+    overrides = {"image_size": args.image_size, "z_dim": args.z_dim, "gf_dim": args.width, "df_dim": args.width,
+                 "ef_dim": args.width, "bg_size": args.bg_size}
+    data = Path(args.data) if args.data else None
+    if data is not None and args.split and (data / args.split).is_dir():
+        data = data / args.split
+    bg = Path(args.background_data) if args.background_data else None
+    if bg is not None and args.split and (bg / args.split).is_dir():
+        bg = bg / args.split
+    stages = ["objects", "background"] if args.stage == "all" else [args.stage]
+    for i, stage in enumerate(stages):
+        summary = train(data, Path(args.out), stage=stage, config_name=args.config, overrides=overrides,
+                        steps=args.steps, batch_size=args.batch_size, lr=args.lr, minutes=args.minutes,
+                        resume=args.resume or i > 0, seed=args.seed, edge_method=args.edges,
+                        sample_every=args.sample_every, save_every=args.save_every, background_data=bg,
+                        device=args.device)
+        print(f"{stage}: {summary['steps']} steps, {summary['seconds']:.0f}s, "
+              + " ".join(f"{k}={v:.3g}" for k, v in summary["losses"].items()))
+    if args.export:
+        command = "i2i " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        path = export(Path(args.out), args.export, command, default=args.default)
+        print(f"exported {path}")
+    return 0
+
+
+def register_cli(groups) -> None:
+    p = groups.train.add_parser("edgegan", help="train EdgeGAN (objects) and the scene background network")
+    p.add_argument("--data", default="", help="class folders of [edge | photo] pairs or photos (e.g. data/sketches)")
+    p.add_argument("--background-data", default="", help="scene data for --stage background (default: --data)")
+    p.add_argument("--split", default="train", help="sub-folder of --data to use when present (default train)")
+    p.add_argument("--stage", default="objects", choices=["objects", "background", "all"])
+    p.add_argument("--config", default="small", help=f"base configuration ({', '.join(CONFIGS)})")
+    p.add_argument("--image-size", type=int, default=None, help="object size (64 or 128)")
+    p.add_argument("--z-dim", type=int, default=None)
+    p.add_argument("--width", type=int, default=None, help="gf = df = ef base width")
+    p.add_argument("--bg-size", type=int, default=None, help="background network working size")
+    p.add_argument("--edges", default="canny", choices=["canny", "xdog"], help="edge extractor for photo-only folders")
+    p.add_argument("--steps", type=int, default=1000, help="steps to run in this call")
+    p.add_argument("--minutes", type=float, default=None, help="stop a stage after this many minutes")
+    p.add_argument("--batch-size", type=int, default=16, help="batch (official: 64)")
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--out", default="runs/edgegan", help="checkpoint folder")
+    p.add_argument("--resume", action="store_true", help="continue from --out")
+    p.add_argument("--sample-every", type=int, default=200)
+    p.add_argument("--save-every", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--export", default="", help="after training, register weights/<NAME>.safetensors")
+    p.add_argument("--default", action="store_true", help="mark the exported model as the family default")
+    p.set_defaults(func=_cmd_train)
+
+
+__all__ = ["EdgePairDataset", "BackgroundDataset", "ObjectTrainer", "BackgroundTrainer", "train", "export",
+           "register_cli"]
