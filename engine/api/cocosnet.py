@@ -22,6 +22,10 @@ class ExemplarRequest(Request):
     exemplar: FrozenArray | None = None
     exemplar_map: FrozenArray | None = None
     exemplar_keypoints: FrozenArray | None = None
+    # celebahqedge: the photo behind ``input_map`` (its Canny edges outside the face join channel 0)
+    input_photo: FrozenArray | None = None
+    # deepfashion: (W, H) of the canvas the keypoints refer to (default: the exemplar's size)
+    canvas_size: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
