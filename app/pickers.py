@@ -39,12 +39,14 @@ class ImagePicker(QWidget):
     errorShown = Signal(str)
 
     def __init__(self, title: str, *, gallery_kind: str = "", parent: QWidget | None = None,
-                 loader: Callable[[Path], np.ndarray] | None = None, thumb: int = 128) -> None:
+                 loader: Callable[[Path], np.ndarray] | None = None, thumb: int = 128,
+                 display: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         super().__init__(parent)
         self.setAcceptDrops(True)
         self.title = title
         self.gallery_kind = gallery_kind
         self.loader = loader or (lambda p: load_image(p))
+        self.display = display  # array -> RGB uint8 for the thumbnail (label maps, poses)
         self.thumb_size = thumb
         self.image: np.ndarray | None = None
         self.path: Path | None = None
@@ -108,6 +110,8 @@ class ImagePicker(QWidget):
             self.imageChanged.emit(image)
 
     def _displayable(self, image: np.ndarray) -> np.ndarray:
+        if self.display is not None:
+            return self.display(image)
         return image if image.dtype == np.uint8 else np.clip(image, 0, 255).astype(np.uint8)
 
     def show_error(self, message: str) -> None:

@@ -1,0 +1,173 @@
+"""A mask canvas with its tool panel: class palette with search, tools, brush size, instance
+controls (panoptic), load/save of label and instance PNGs."""
+from __future__ import annotations
+
+import colorsys
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtWidgets import (QButtonGroup, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider,
+                               QSpinBox, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtCore import Qt
+
+from engine.api import InputError
+from engine.io import (Palette, load_instance_map, load_label_map, load_palette, save_instance_map,
+                       save_label_map)
+
+from .canvases.mask import MaskCanvas
+from .document import LabelDocument
+from .pickers import PaletteList
+
+MAP_FILTER = "Label maps (*.png);;All files (*)"
+
+
+def palette_for(name: str | None, classes: int | None = None) -> Palette:
+    """A named palette cut (or padded with generated colours) to ``classes`` entries; a generated
+    one when ``name`` is None or unknown."""
+    base: Palette | None = None
+    if name:
+        try:
+            base = load_palette(name)
+        except InputError:
+            base = None
+    n = classes if classes is not None else (len(base) if base is not None else 8)
+    if base is not None and len(base) == n:
+        return base
+    names = list(base.names[:n]) if base is not None else []
+    colors = [tuple(int(v) for v in c) for c in base.colors[:n]] if base is not None else []
+    for i in range(len(names), n):
+        r, g, b = colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.65, 0.95)
+        names.append(f"class {i}")
+        colors.append((int(r * 255), int(g * 255), int(b * 255)))
+    things = frozenset(t for t in (base.things if base is not None else ()) if t < n)
+    return Palette(name=f"{name or 'generated'}[{n}]", names=tuple(names), colors=np.asarray(colors, np.uint8),
+                   ignore_index=None, things=things)
+
+
+class MaskEditor(QWidget):
+    """``tools`` goes in a side column, ``canvas`` in the centre; both edit ``doc``."""
+
+    def __init__(self, palette: Palette, size: tuple[int, int] = (256, 256), *, panoptic: bool = False,
+                 brush_size: int = 12, undo_limit: int = 200, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.doc = LabelDocument(size, palette, panoptic=panoptic, undo_limit=undo_limit)
+        self.canvas = MaskCanvas(self.doc, brush_size=brush_size)
+        self.tools = QWidget()
+        lay = QVBoxLayout(self.tools)
+        lay.setContentsMargins(0, 0, 0, 0)
+        grid = QGridLayout()
+        self.tool_group = QButtonGroup(self)
+        for i, (tool, text, tip) in enumerate((("brush", "Brush", "B"), ("eraser", "Eraser", "E"),
+                                               ("fill", "Fill", "F"), ("picker", "Pick", "I"))):
+            b = QToolButton()
+            b.setText(text)
+            b.setToolTip(f"{text} ({tip})")
+            b.setCheckable(True)
+            b.setObjectName(f"tool_{tool}")
+            b.clicked.connect(lambda _=False, t=tool: self.canvas.set_tool(t))
+            self.tool_group.addButton(b)
+            grid.addWidget(b, 0, i)
+        self.tool_group.buttons()[0].setChecked(True)
+        lay.addLayout(grid)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Size"))
+        self.size_spin = QSpinBox()
+        self.size_spin.setRange(1, 256)
+        self.size_spin.setValue(brush_size)
+        self.size_spin.setToolTip("Brush diameter in map pixels ([ and ])")
+        self.size_spin.valueChanged.connect(self.canvas.set_brush_size)
+        self.canvas.brushSizeChanged.connect(self.size_spin.setValue)
+        row.addWidget(self.size_spin)
+        lay.addLayout(row)
+        self.instance_row = QWidget()
+        ir = QHBoxLayout(self.instance_row)
+        ir.setContentsMargins(0, 0, 0, 0)
+        ir.addWidget(QLabel("Instance"))
+        self.instance_spin = QSpinBox()
+        self.instance_spin.setRange(1, 999)
+        self.instance_spin.setToolTip("Instance number painted for countable (◆) classes")
+        self.instance_spin.valueChanged.connect(self.canvas.set_instance)
+        self.canvas.instanceChanged.connect(self.instance_spin.setValue)
+        ir.addWidget(self.instance_spin)
+        new = QPushButton("New (N)")
+        new.setToolTip("Next unused instance of the current class")
+        new.clicked.connect(self.canvas.new_instance)
+        ir.addWidget(new)
+        lay.addWidget(self.instance_row)
+        self.instance_row.setVisible(panoptic)
+        self.palette_list = PaletteList(palette)
+        self.palette_list.labelChosen.connect(self._label_chosen)
+        self.canvas.labelPicked.connect(self._picked)
+        lay.addWidget(self.palette_list, 1)
+        self.opacity_row = QWidget()
+        orow = QHBoxLayout(self.opacity_row)
+        orow.setContentsMargins(0, 0, 0, 0)
+        orow.addWidget(QLabel("Map opacity"))
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(60)
+        self.opacity.valueChanged.connect(lambda v: self.canvas.set_opacity(v / 100))
+        orow.addWidget(self.opacity)
+        lay.addWidget(self.opacity_row)
+        self.opacity_row.setVisible(False)
+        files = QHBoxLayout()
+        for text, slot in (("Load map…", self.load_dialog), ("Save map…", self.save_dialog)):
+            b = QPushButton(text)
+            b.clicked.connect(slot)
+            files.addWidget(b)
+        lay.addLayout(files)
+        self.palette_list.select(self.canvas.current_label)
+
+    # -------------------------------------------------------------- palette
+    def set_palette(self, palette: Palette) -> None:
+        if palette.names == self.doc.palette.names and np.array_equal(palette.colors, self.doc.palette.colors):
+            return
+        self.doc.palette = palette
+        labels = np.where(self.doc.labels < len(palette), self.doc.labels, 0)
+        self.canvas.set_document(self.doc)
+        self.palette_list.set_palette(palette)
+        if not np.array_equal(labels, self.doc.labels):
+            self.doc.replace(labels, None if self.doc.instances is None else
+                             np.where(self.doc.labels < len(palette), self.doc.instances, 0), label="palette change")
+        self.canvas.current_label = min(self.canvas.current_label, len(palette) - 1)
+        self.palette_list.select(self.canvas.current_label)
+
+    def _label_chosen(self, label: int) -> None:
+        self.canvas.set_label(label)
+        if self.doc.panoptic and self.doc.is_thing(label):
+            self.canvas.set_instance(max(1, self.doc.new_instance(label) - 1))
+
+    def _picked(self, label: int, instance: int) -> None:
+        self.palette_list.select(label)
+        if instance:
+            self.instance_spin.setValue(instance)
+
+    # -------------------------------------------------------------- files
+    def load_map(self, path: str | Path, instances: str | Path | None = None) -> None:
+        """Load a label PNG (indexed, grey, or RGB in this palette), plus an instance PNG."""
+        labels = load_label_map(path, self.doc.palette, num_classes=len(self.doc.palette))
+        inst = load_instance_map(instances) if instances else None
+        self.doc.replace(labels, inst)
+
+    def load_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load label map", "", MAP_FILTER)
+        if not path:
+            return
+        inst = None
+        if self.doc.panoptic:
+            inst, _ = QFileDialog.getOpenFileName(self, "Load instance map (optional)", str(Path(path).parent), MAP_FILTER)
+        try:
+            self.load_map(path, inst or None)
+        except (InputError, ValueError) as exc:
+            self.palette_list.search.setPlaceholderText(str(exc))
+
+    def save_map(self, path: str | Path) -> None:
+        save_label_map(path, self.doc.labels, self.doc.palette)
+        if self.doc.instances is not None:
+            p = Path(path)
+            save_instance_map(p.with_name(p.stem + "_instances.png"), self.doc.instances)
+
+    def save_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save label map", "labels.png", MAP_FILTER)
+        if path:
+            self.save_map(path)
