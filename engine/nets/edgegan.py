@@ -385,25 +385,26 @@ def background_depth(config: Mapping[str, Any]) -> int:
     return max(3, min(8, int(math.log2(int(config.get("bg_size", 256)))) - 2))
 
 
-def build(config: Mapping[str, Any]) -> dict[str, nn.Module]:
+def build(config: Mapping[str, Any], only: tuple[str, ...] | None = None) -> dict[str, nn.Module]:
+    """Every sub-network of ``config`` (or just those named in ``only``)."""
     size, z_dim = int(config.get("image_size", 64)), int(config.get("z_dim", 100))
     n_cls = len(class_names(config))
     gf, df = int(config.get("gf_dim", 64)), int(config.get("df_dim", 64))
     dis = int(config.get("dis_size", 128))
-    nets: dict[str, nn.Module] = {
-        "encoder": EdgeEncoder(size, z_dim, int(config.get("ef_dim", 64))),
-        "edge_generator": EdgeGANGenerator(size, z_dim, n_cls, gf),
-        "image_generator": EdgeGANGenerator(size, z_dim, n_cls, gf),
-        "joint_discriminator": EdgeGANDiscriminator(size, 2 * size, df),
-        "image_discriminator": EdgeGANDiscriminator(dis, dis, df),
-        "edge_discriminator": EdgeGANDiscriminator(dis, dis, df),
-        "classifier": MRUClassifier(n_cls, int(config.get("cf_dim", 64))),
+    makers: dict[str, Callable[[], nn.Module]] = {
+        "encoder": lambda: EdgeEncoder(size, z_dim, int(config.get("ef_dim", 64))),
+        "edge_generator": lambda: EdgeGANGenerator(size, z_dim, n_cls, gf),
+        "image_generator": lambda: EdgeGANGenerator(size, z_dim, n_cls, gf),
+        "joint_discriminator": lambda: EdgeGANDiscriminator(size, 2 * size, df),
+        "image_discriminator": lambda: EdgeGANDiscriminator(dis, dis, df),
+        "edge_discriminator": lambda: EdgeGANDiscriminator(dis, dis, df),
+        "classifier": lambda: MRUClassifier(n_cls, int(config.get("cf_dim", 64))),
     }
     if config.get("background", False):
         ngf = int(config.get("bg_ngf", 64))
-        nets["background_generator"] = BackgroundUNet(ngf, background_depth(config))
-        nets["background_discriminator"] = PatchDiscriminator(ngf)
-    return nets
+        makers["background_generator"] = lambda: BackgroundUNet(ngf, background_depth(config))
+        makers["background_discriminator"] = lambda: PatchDiscriminator(ngf)
+    return {name: make() for name, make in makers.items() if only is None or name in only}
 
 
 # TF layout transforms: TF tensor -> our tensor. conv w [kh, kw, in, out] -> [out, in, kh, kw];
@@ -457,7 +458,7 @@ def tf_variable_map(config: Mapping[str, Any]) -> dict[str, list[tuple[str, str,
 def tf_names(config: Mapping[str, Any]) -> dict[str, dict[str, list]]:
     """{sub: {TF variable name: [TF-layout shape, dtype]}} — the ``--tf-names`` view, in the format of
     the reference manifests ``edgegan_class14_*.json``."""
-    nets = build({**config, "background": False})
+    nets = build(config, only=tuple(TF_SCOPES))
     out: dict[str, dict[str, list]] = {}
     for sub, entries in tf_variable_map(config).items():
         sd = nets[sub].state_dict()
