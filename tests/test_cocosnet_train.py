@@ -229,3 +229,13 @@ def test_faces_and_poses_layouts_train_one_step(tmp_path, config):
     if preset.layout == "poses":  # always the same-outfit other view, flagged self-reference
         assert torch.all(batch["self_ref"] == 1)
         assert not torch.equal(batch["exemplar"], batch["image"])
+
+
+def test_unsupported_and_bad_options_fail_clearly(scenes, tmp_path):
+    base = dict(config="tiny_ade20k", data=scenes, out=tmp_path / "run", iters=1, batch_size=2)
+    with pytest.raises(InputError, match="noise_for_mask"):
+        T.train(T.TrainOptions(**base, overrides={"noise_for_mask": True}))
+    with pytest.raises(InputError, match="multiple of 32"):
+        T.train(T.TrainOptions(**base, size=48))
+    with pytest.raises(InputError, match="not a scenes data folder"):
+        T.train(T.TrainOptions(**dict(base, data=tmp_path)))

@@ -15,8 +15,12 @@
   then linear decay to 0;
 - resume from ``RUN/latest``, a progress bar with losses and it/s, sample grids, torchrun DDP.
 
-The VGG-based terms use the shared feature extractor (:func:`engine.metrics.features.load_features`);
-when it has no local weights, training says so and runs without those terms.
+The VGG-based terms use the shared feature extractor (:func:`engine.metrics.features.load_features`):
+torchvision's VGG19 (relu1_2 … relu5_2) when its file lies in the weights folder, else MobileNetV2's
+five stride levels in the same roles; with neither, training says so and runs without those terms
+(``--no-feature-losses`` turns them off on purpose). The authors used a Caffe-normalised VGG19
+(``vgg19_conv.pth``); torchvision's uses ImageNet mean/std normalisation, so loss magnitudes differ
+slightly from the paper's.
 """
 from __future__ import annotations
 
@@ -518,6 +522,11 @@ def train(opts: TrainOptions, log: Callable[[str], None] | None = None) -> dict[
     if size % 32:
         raise InputError(f"--size must be a multiple of 32 (netG starts at size/32), got {size}")
     config["size"] = size
+    if config.get("noise_for_mask"):
+        # the official run feeds noise instead of exemplar masks to the correspondence features
+        # while still warping the real masks for the mask loss; netCorr only swaps in noise at eval
+        raise InputError("training the no-exemplar-mask variant (noise_for_mask) is not supported; "
+                         "train the ade20k config (the model then runs with exemplar masks)")
 
     root = _data_root(opts.data, preset.layout, opts.split)
     dataset = CocosnetPairs(root, preset.layout, size, make_encoder(config),
@@ -574,7 +583,8 @@ def train(opts: TrainOptions, log: Callable[[str], None] | None = None) -> dict[
     finally:
         if bar is not None:
             bar.close()
-    result: dict[str, Any] = {"step": step, "losses": logged, "checkpoint": ckpt, "weights": None}
+    # losses are this process's own (not averaged over DDP ranks)
+    result: dict[str, Any] = {"step": step, "losses": logged, "checkpoint": ckpt, "weights": None, "main": main}
     if main and opts.export:
         result["weights"] = export_weights(nets, config, opts, preset_name)
         log_fn(f"saved {result['weights']}")
@@ -623,8 +633,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
                         seed=args.seed, device=args.device, threads=args.threads, export=args.export,
                         default=args.default, command=command, split=args.split)
     res = train(opts)
-    losses = "  ".join(f"{k}={v:.4g}" for k, v in res["losses"].items())
-    print(f"step {res['step']}  {losses}")
+    if res["main"]:
+        losses = "  ".join(f"{k}={v:.4g}" for k, v in res["losses"].items())
+        print(f"step {res['step']}  {losses}")
     return 0
 
 
