@@ -496,7 +496,13 @@ def tf_to_state_dicts(variables: Mapping[str, torch.Tensor], config: Mapping[str
             sd[ours] = _TO_TORCH[kind](variables[tf].float()).contiguous()
         state[sub] = sd
     if problems:
-        raise WeightsError("the TF checkpoint lacks variables this architecture needs:\n  " + "\n  ".join(problems))
+        expected = {tf for sub in state for tf, _, _ in mapping[sub]}
+        foreign = sorted(n for n in variables if n not in expected and n.split("/", 1)[0] in TF_SCOPES.values())
+        hint = ("" if not foreign else "\n  the checkpoint has instead e.g. " + ", ".join(foreign[:6])
+                + " — a different configuration (widths, image size)? choose another --config")
+        shown = problems[:30] + ([f"… and {len(problems) - 30} more"] if len(problems) > 30 else [])
+        raise WeightsError(f"the TF checkpoint lacks {len(problems)} variables this architecture needs:\n  "
+                           + "\n  ".join(shown) + hint)
     return state
 
 
