@@ -9,7 +9,8 @@ Edge extractors (for building (edge, photo) training pairs from any labelled ima
 - ``canny``: OpenCV Canny on the Gaussian-blurred grey image, thresholds from the median
   (0.66·m, 1.33·m), edges dilated to ~1–2 px. Crisp, binary, close to SketchyCOCO's edge maps.
 - ``xdog``: eXtended Difference of Gaussians (Winnemöller et al. 2012): D = G_σ − τ·G_kσ on the grey
-  image, soft threshold 1 + tanh(φ·(D − ε)) below ε. Softer, more sketch-like strokes.
+  image in [0, 1], white where D ≥ ε, else 1 + tanh(φ·(D − ε)); ε slightly below 0 draws lines only
+  (no tone in dark areas). Softer, more sketch-like strokes.
 """
 from __future__ import annotations
 
@@ -147,8 +148,10 @@ def canny_edges(rgb: np.ndarray, sigma: float = 1.0, width: int = 1) -> np.ndarr
 
 
 def xdog_edges(rgb: np.ndarray, sigma: float = 0.8, k: float = 1.6, tau: float = 0.98,
-               epsilon: float = 0.1, phi: float = 10.0) -> np.ndarray:
-    """XDoG line drawing as uint8 dark lines on white."""
+               epsilon: float = -0.01, phi: float = 200.0) -> np.ndarray:
+    """XDoG line drawing as uint8 dark lines on white. On [0, 1] intensities a flat area gives
+    D = (1 − τ)·I ≥ 0, so a slightly negative ε keeps flat areas white (lines only, no tone) and
+    the dark side of each edge (D < ε) is drawn with the soft tanh ramp."""
     grey = to_grey(rgb).astype(np.float32) / 255.0
     g1 = cv2.GaussianBlur(grey, (0, 0), sigma)
     g2 = cv2.GaussianBlur(grey, (0, 0), sigma * k)
