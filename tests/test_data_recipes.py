@@ -21,12 +21,12 @@ FACES_FETCHED = all(fetch_mod.source_dir(n) is not None for n in ("gan-face-gene
 def offline(tmp_path, monkeypatch):
     """An empty fetch cache: every recipe must degrade to procedural material with a warning."""
     monkeypatch.setenv("I2I_DATA_CACHE", str(tmp_path / "empty-cache"))
-    from engine.data import material, faces, scenes
-    for fn in (material.load_pattern, material.load_cutout, scenes._stamps, faces._generator,
+    from engine.data import material, faces, scenes, sketches
+    for fn in (material.load_pattern, material.load_cutout, scenes._stamps, faces._generator, sketches._photo_stamps, sketches.openmoji_catalogue,
                faces._landmarker, faces._gender_model):
         fn.cache_clear()
     yield
-    for fn in (material.load_pattern, material.load_cutout, scenes._stamps, faces._generator,
+    for fn in (material.load_pattern, material.load_cutout, scenes._stamps, faces._generator, sketches._photo_stamps, sketches.openmoji_catalogue,
                faces._landmarker, faces._gender_model):
         fn.cache_clear()
 
@@ -193,3 +193,167 @@ def test_faces_fetched(tmp_path):
     assert recipe.provenance()["material"]["faces"] == "gan-face-generate"
     build_dataset(recipe, tmp_path / "f", n=4, size=64, seed=0, progress=False)
     check_faces(tmp_path / "f", 4, 64)
+
+
+# --------------------------------------------------------------------------------------------
+# sketches
+# --------------------------------------------------------------------------------------------
+MOJI_FETCHED = all(fetch_mod.source_dir(n) is not None for n in ("openmoji", "resvg-cli"))
+
+
+def check_sketches(root: Path, n: int, size: int) -> dict[str, int]:
+    kinds: dict[str, int] = {}
+    for i in range(n):
+        rec = json.loads((root / ".index" / f"{i:06d}.json").read_text())
+        kinds[rec["kind"]] = kinds.get(rec["kind"], 0) + 1
+        d = root / split_of(i)
+        for rel in rec["files"]:
+            assert (d / rel).exists(), rel
+        if rec["kind"] == "scene":
+            data = json.loads((d / "scene" / f"{i:06d}.json").read_text())
+            assert data["size"] == [size, size]
+            bg = load_image(d / "scene" / data["background"])
+            assert bg.shape == (size, size, 3) and (bg == 0).any() and (bg == 255).any()
+            photo = load_image(d / "scene" / f"{i:06d}_image.png")
+            assert photo.shape == (size, size, 3)
+            for obj in data["objects"]:
+                sk = load_image(d / "scene" / obj["sketch"])[..., 0] < 128
+                x0, y0, x1, y1 = obj["box"]
+                assert 0 <= x0 < x1 <= size and 0 <= y0 < y1 <= size
+                assert sk.any() and not sk[:y0].any() and not sk[y1:].any() and not sk[:, :x0].any() and not sk[:, x1:].any(), \
+                    "object strokes must lie inside its box"
+                assert obj["class"] in load_palette("scenes").names
+        else:
+            (rel,) = rec["files"]
+            pair = load_image(d / rel)
+            assert pair.shape == (size, 2 * size, 3)
+            edge, photo = pair[:, :size], pair[:, size:]
+            ink_px = edge.min(-1) < 128
+            assert 0 < ink_px.mean() < 0.5, "edge map must hold some strokes on white"
+            drawn = (photo < 245).any(-1)
+            # strokes sit on (or right next to) the drawn object
+            near = cv2.dilate(drawn.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+            assert (ink_px & near).sum() >= 0.8 * ink_px.sum()
+    return kinds
+
+
+import cv2  # noqa: E402
+
+
+def test_sketches_offline_build(tmp_path, offline):
+    from engine.data.sketches import SketchesRecipe
+    with pytest.warns(DataWarning):
+        recipe = SketchesRecipe()
+    build_dataset(recipe, tmp_path / "k", n=10, size=32, seed=0, progress=False)
+    kinds = check_sketches(tmp_path / "k", 10, 32)
+    assert kinds == {"lineart": 5, "photo": 4, "scene": 1}
+    build_dataset(recipe, tmp_path / "k2", n=10, size=32, seed=0, progress=False)
+    for p in sorted((tmp_path / "k").rglob("*.png"))[:6]:
+        assert p.read_bytes() == (tmp_path / "k2" / p.relative_to(tmp_path / "k")).read_bytes()
+
+
+@pytest.mark.skipif(not (MOJI_FETCHED and FETCHED), reason="fetch cache absent (run `i2i data fetch`)")
+def test_sketches_fetched(tmp_path):
+    recipe = _recipe("sketches")
+    assert recipe.provenance()["material"]["lineart"] == "openmoji"
+    build_dataset(recipe, tmp_path / "k", n=10, size=48, seed=2, progress=False)
+    check_sketches(tmp_path / "k", 10, 48)
+    classes = {p.name for p in (tmp_path / "k" / "train").iterdir()} - {"scene"}
+    assert classes and not classes & {"shape"}, classes
+
+
+def test_xdog_finds_a_step_edge():
+    from engine.data.sketches import xdog
+    img = np.full((32, 32), 230, np.uint8)
+    img[:, 16:] = 30
+    strokes = xdog(img)
+    assert strokes[:, 13:19].any() and not strokes[:, :8].any() and not strokes[:, 24:].any()
+
+
+# --------------------------------------------------------------------------------------------
+# poses
+# --------------------------------------------------------------------------------------------
+def check_poses(root: Path, n: int, size: int) -> None:
+    from engine.data.poses import PARTS
+    from engine.io import load_openpose_json
+    for i in range(n):
+        d, sid = root / split_of(i), f"{i:06d}"
+        img = load_image(d / "image" / f"{sid}.png")
+        ex = load_image(d / "exemplar" / f"{sid}.png")
+        parts = load_label_map(d / "parts" / f"{sid}.png")
+        kp = load_openpose_json(d / "pose" / f"{sid}.json")
+        ekp = load_openpose_json(d / "exemplar_pose" / f"{sid}.json")
+        assert img.shape == ex.shape == (size, size, 3) and parts.shape == (size, size)
+        assert parts.max() < len(PARTS)
+        assert (parts == PARTS.index("torso")).any()
+        assert np.isin(parts, [PARTS.index("head"), PARTS.index("hair")]).any()
+        vis = kp[:, 2] > 0
+        assert vis.sum() >= 17
+        xy = np.round(kp[vis, :2]).astype(int)
+        assert ((xy >= 0) & (xy < size)).all(), "keypoints inside the canvas"
+        on = parts[xy[:, 1], xy[:, 0]] > 0
+        assert on.all(), f"{sid}: keypoints off the figure: {np.nonzero(~on)[0]}"
+        # the nose is on the head (or hidden behind the near arm, drawn last); wrists never on a leg
+        arms = {i for i, p in enumerate(PARTS) if "arm" in p or "hand" in p}
+        assert parts[int(round(kp[0, 1])), int(round(kp[0, 0]))] in {PARTS.index("head"), PARTS.index("hair")} | arms
+        assert parts[int(round(kp[4, 1])), int(round(kp[4, 0]))] not in {PARTS.index("background")}
+        assert not np.allclose(kp[:, :2], ekp[:, :2]), "exemplar is another pose"
+        # the figure is drawn where the part mask says (background pixels untouched by the body colours)
+        assert (parts > 0).mean() > 0.03
+
+
+def test_poses_offline_build(tmp_path, offline):
+    from engine.data.poses import PosesRecipe
+    with pytest.warns(DataWarning):
+        recipe = PosesRecipe()
+    build_dataset(recipe, tmp_path / "p", n=6, size=64, seed=0, progress=False)
+    check_poses(tmp_path / "p", 6, 64)
+    build_dataset(recipe, tmp_path / "q", n=2, size=64, seed=0, progress=False)
+    assert (tmp_path / "p/train/image/000001.png").read_bytes() == (tmp_path / "q/train/image/000001.png").read_bytes()
+
+
+@pytest.mark.skipif(not FETCHED, reason="fetch cache absent (run `i2i data fetch`)")
+def test_poses_fetched(tmp_path):
+    recipe = _recipe("poses")
+    assert recipe.provenance()["material"]["fabrics"] == "gimp-data"
+    build_dataset(recipe, tmp_path / "p", n=4, size=96, seed=5, progress=False)
+    check_poses(tmp_path / "p", 4, 96)
+
+
+def test_joint_limits_hold_over_many_skeletons():
+    from engine.data.poses import LEN, random_skeleton
+    from engine.io import OPENPOSE_JOINTS as JN
+    j = {n: i for i, n in enumerate(JN)}
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        sk = random_skeleton(rng)
+        p = sk.joints
+        for a, b, name in (("r_shoulder", "r_elbow", "upper_arm"), ("l_elbow", "l_wrist", "lower_arm")):
+            assert abs(np.linalg.norm(p[j[a]] - p[j[b]]) - LEN[name]) < 1e-4
+        # legs go down from the hips, the head sits above the neck
+        assert p[j["r_ankle"], 1] > p[j["r_hip"], 1] and p[j["l_ankle"], 1] > p[j["l_hip"], 1]
+        assert p[j["nose"], 1] < p[j["neck"], 1]
+        assert sk.visible.sum() >= 17
+
+
+def test_contact_sheets_for_each_recipe(tmp_path, offline):
+    from engine.data.contact import contact_sheet
+    from engine.data.cli import make_recipe
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        for name, size, n in (("scenes", 32, 3), ("faces", 64, 3), ("poses", 32, 3), ("sketches", 32, 10)):
+            build_dataset(make_recipe(name), tmp_path / name, n=n, size=size, seed=0, progress=False)
+            out = contact_sheet(tmp_path / name, n=2, out=tmp_path / f"{name}.png", cell=40)
+            sheet = load_image(out)
+            assert sheet.shape[0] >= 40 and sheet.shape[1] >= 80 and sheet.std() > 5
+
+
+def test_cli_build_and_contact(tmp_path, offline, capsys):
+    from engine.cli import main
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        assert main(["data", "build", "scenes", "--out", str(tmp_path / "s"), "--n", "2", "--size", "32"]) == 0
+    assert main(["data", "contact-sheet", str(tmp_path / "s"), "--n", "2", "--out", str(tmp_path / "c.png")]) == 0
+    assert (tmp_path / "c.png").exists()
+    assert main(["data", "fetch", "--list"]) == 0
+    assert "openmoji" in capsys.readouterr().out

@@ -191,8 +191,8 @@ def render_figure(joints: np.ndarray, visible: np.ndarray, yaw: float, scale: fl
     head_op = ("head", ("ellipse", tuple(int(round(v)) for v in head_c), (r(0.075), r(0.09))))
     up = joints[J["nose"]] - joints[J["neck"]]
     up = up / (np.linalg.norm(up) or 1.0)
-    hair_c = head_c + up * 0.04 * scale
-    hair_op = ("hair", ("ellipse", tuple(int(round(v)) for v in hair_c), (r(0.072), r(0.06))))
+    hair_c = head_c + up * 0.055 * scale
+    hair_op = ("hair", ("ellipse", tuple(int(round(v)) for v in hair_c), (r(0.07), r(0.045))))
     far, near = ("l", "r") if yaw > 0 else ("r", "l")
     ops = limb_ops(far) + arm_ops(far) + [torso_op, neck_op] + limb_ops(near) + [head_op, hair_op] + arm_ops(near)
 
@@ -209,7 +209,7 @@ def render_figure(joints: np.ndarray, visible: np.ndarray, yaw: float, scale: fl
         else:
             cv2.ellipse(m, geo[0], geo[1], 0, 0, 360, 1, -1, cv2.LINE_8)
         if part == "hair":  # hair covers only the top of the head
-                m &= (parts == P["head"]).astype(np.uint8)
+            m &= (parts == P["head"]).astype(np.uint8)
         order_masks.append((part, m.astype(bool)))
         parts[m.astype(bool)] = P[part]
 
