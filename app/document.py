@@ -265,7 +265,7 @@ class LabelDocument:
 BACKGROUND = -1  # group of background strokes in scene mode
 
 
-@dataclass
+@dataclass(eq=False)  # identity: undo removes this very stroke
 class Stroke:
     """Freehand polyline in canvas pixels; ``group`` is an object index or BACKGROUND."""
 
@@ -275,7 +275,7 @@ class Stroke:
     group: int = BACKGROUND
 
 
-@dataclass
+@dataclass(eq=False)
 class SceneObjectSpec:
     """One object of a scene sketch: its class; its box follows its strokes."""
 
@@ -293,6 +293,7 @@ class SketchDocument:
         self.smoothing = 0.5  # 0 = raw pointer, towards 1 = heavier smoothing
         self._current: list[tuple[float, float]] | None = None
         self._current_meta: tuple[float, bool, int] | None = None
+        self._raw_last = (0.0, 0.0)
         self._listeners: list = []
 
     def on_change(self, fn) -> None:
@@ -307,6 +308,7 @@ class SketchDocument:
                      group: int = BACKGROUND) -> None:
         self._current = [(float(x), float(y))]
         self._current_meta = (float(width), erase, group)
+        self._raw_last = (float(x), float(y))
 
     @property
     def in_stroke(self) -> bool:
@@ -316,6 +318,7 @@ class SketchDocument:
         """Add a pointer position, smoothed by an exponential moving average (pressure-independent)."""
         if self._current is None:
             return None
+        self._raw_last = (float(x), float(y))
         px, py = self._current[-1]
         a = 1.0 - min(max(self.smoothing, 0.0), 0.95)
         nx, ny = px + a * (x - px), py + a * (y - py)
@@ -332,6 +335,8 @@ class SketchDocument:
         if self._current is None or self._current_meta is None:
             return None
         width, erase, group = self._current_meta
+        if self._current[-1] != self._raw_last:  # smoothing lags: end where the pointer was released
+            self._current.append(self._raw_last)
         stroke = Stroke(np.asarray(self._current, np.float32), width, erase, group)
         self._current, self._current_meta = None, None
         self.add_stroke(stroke)
