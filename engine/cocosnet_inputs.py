@@ -31,7 +31,8 @@ from .io import OPENPOSE_LIMBS
 # --------------------------------------------------------------------------------------------
 # Class orders
 # --------------------------------------------------------------------------------------------
-# CelebAMask-HQ's own 19-class order (its g_mask script; our assets/palettes/celebamask_hq.json).
+# CelebAMask-HQ's own 19-class order (its g_mask script). Our parsing maps use the class order of
+# assets/palettes/celebamask_hq.json; this order is only the fallback when that asset is absent.
 CELEBAMASK_HQ_CLASSES: tuple[str, ...] = (
     "background", "skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear",
     "mouth", "u_lip", "l_lip", "hair", "hat", "ear_r", "neck_l", "neck", "cloth",
@@ -57,7 +58,7 @@ POSE_COLORS_BGR: tuple[tuple[int, int, int], ...] = (
 POSE_STICK_WIDTH = 4
 
 
-def _celebamask_names() -> tuple[str, ...]:
+def celebamask_names() -> tuple[str, ...]:
     """Class names of our CelebAMask-HQ parsing maps (the palette asset when present)."""
     try:
         from .io import load_palette
@@ -164,7 +165,7 @@ def encode_celebahq_parsing(parsing: np.ndarray, size: int | tuple[int, int] = 2
     count as skin in the merged part (what lies under most of a frame) and go to channel 16.
     ``glasses`` (H×W bool) may give the glasses mask explicitly.
     """
-    names = tuple(names) if names is not None else _celebamask_names()
+    names = tuple(names) if names is not None else celebamask_names()
     arr = _as_label_array(parsing, "face parsing map")
     merged = _remap(arr, names, COCOSNET_CELEBAHQ_CLASSES, "face parsing map")
     g_idx = COCOSNET_CELEBAHQ_CLASSES.index("eye_g")
@@ -312,7 +313,7 @@ def encode_celebahq_edges(parsing: np.ndarray | None = None, photo: np.ndarray |
     if part_masks is None:
         if parsing is None:
             raise InputError("the edge encoding needs a face parsing map (or part masks)")
-        names = tuple(names) if names is not None else _celebamask_names()
+        names = tuple(names) if names is not None else celebamask_names()
         part_masks = _part_masks_from_parsing(parsing, names)
     unknown = set(part_masks) - set(EDGE_PARTS)
     if unknown:
@@ -434,7 +435,7 @@ def parsing_from_landmarks68(landmarks: np.ndarray, shape: tuple[int, int],
                              names: Sequence[str] | None = None) -> np.ndarray:
     """Approximate face parsing (indices of ``names``) from 68 iBUG landmarks: skin (jaw line closed
     over the brows), brows, eyes, nose, upper/lower lip and mouth interior. No hair/ears/neck."""
-    names = tuple(names) if names is not None else _celebamask_names()
+    names = tuple(names) if names is not None else celebamask_names()
     lm = np.asarray(landmarks, dtype=np.float64)
     if lm.shape != (68, 2):
         raise InputError(f"expected 68 (x, y) landmarks, got shape {lm.shape}")
@@ -523,5 +524,5 @@ __all__ = [
     "CELEBAMASK_HQ_CLASSES", "COCOSNET_CELEBAHQ_CLASSES", "EDGE_PARTS", "POSE_COLORS_BGR",
     "encode_image", "encode_labels", "encode_celebahq_parsing", "encode_celebahq_edges", "encode_pose",
     "render_pose", "label_edges", "distance_map", "canny", "resize_nearest", "encode_for_config",
-    "face_landmarks_from_photo", "parsing_from_landmarks68", "pose_from_photo",
+    "face_landmarks_from_photo", "celebamask_names", "parsing_from_landmarks68", "pose_from_photo",
 ]

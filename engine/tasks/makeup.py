@@ -14,7 +14,7 @@ import numpy as np
 
 from ..api.base import FrozenArray, InputError, Result
 from ..api.cocosnet import MakeupRegion, MakeupRequest
-from ..cocosnet_inputs import _celebamask_names, resize_nearest
+from ..cocosnet_inputs import celebamask_names, resize_nearest
 from . import TaskContext, runner
 from .edit import paste_back
 from .exemplar import _array, _check_photo, pick_model, resize_rgb, resolve_model, translate
@@ -32,7 +32,7 @@ def region_mask(parsing: np.ndarray, regions: Sequence[str], names: Sequence[str
                 feather: float | None = None) -> np.ndarray:
     """Float H×W in [0, 1] covering ``regions`` of a parsing map. "eyes" includes the eye-shadow
     band around each eye (skin within a face-size-relative radius)."""
-    names = tuple(names) if names is not None else _celebamask_names()
+    names = tuple(names) if names is not None else celebamask_names()
     parsing = np.asarray(parsing)
     unknown = [r for r in regions if r not in REGION_PARTS]
     if unknown:
