@@ -72,6 +72,7 @@ class TrainOptions:
     device: str = "auto"
     wing: str = ""                    # wing.ckpt for configs with w_hpf > 0
     num_workers: int = 0
+    time_limit_min: float = 0.0       # >0: stop (save, export) after this many minutes
 
 
 # ------------------------------------------------------------------------------------ data
@@ -228,7 +229,7 @@ class StarGAN2Trainer:
         config["domains"] = list(self.domains)
         self.config = config
         self.args = network_args(config)
-        seed_everything(opt.seed, self.info.rank)
+        seed_everything(opt.seed)  # the same initial weights on every rank
 
         nets = build(config)
         self.fan: FAN | None = nets.pop("fan", None)
@@ -237,7 +238,11 @@ class StarGAN2Trainer:
         for m in nets.values():
             he_init(m)
             m.to(self.device).train()
+            if self.info.enabled:
+                for t in m.state_dict().values():
+                    dist.broadcast(t, src=0)
         self.nets = nets
+        seed_everything(opt.seed, self.info.rank)  # then different batches and codes per rank
         # EMA copies start from the He-initialised networks (the official code copies them before
         # initialising; with 100k iterations the difference vanishes, with short runs it matters).
         self.ema = {k: make_ema(nets[k]).to(self.device) for k in EMA_NETS}
@@ -396,7 +401,12 @@ class StarGAN2Trainer:
         opt = self.opt
         main = is_main(self.info)
         bar = ProgressBar(opt.iters, desc="stargan2", initial=self.step) if main else None
+        deadline = time.monotonic() + opt.time_limit_min * 60 if opt.time_limit_min > 0 else None
         while self.step < opt.iters:
+            if deadline is not None and time.monotonic() > deadline:
+                if main:
+                    print(f"\ntime limit reached at iteration {self.step}", file=sys.stderr)
+                break
             losses = self.train_step()
             bad = [k for k, v in losses.items() if not np.isfinite(v)]
             if bad:
@@ -433,7 +443,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         iters=args.iters, batch_size=args.batch_size, lr=args.lr, f_lr=args.f_lr, lambda_reg=args.lambda_reg,
         lambda_sty=args.lambda_sty, lambda_ds=args.lambda_ds, ds_iter=args.ds_iter, lambda_cyc=args.lambda_cyc,
         ema_beta=args.ema_beta, sample_every=args.sample_every, save_every=args.save_every, resume=args.resume,
-        seed=args.seed, device=args.device, wing=args.wing, num_workers=args.workers)
+        seed=args.seed, device=args.device, wing=args.wing, num_workers=args.workers,
+        time_limit_min=args.time_limit)
     info = setup_distributed(args.device)
     try:
         trainer = StarGAN2Trainer(opt, info)
@@ -511,6 +522,8 @@ def register_cli(groups: Any) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    p.add_argument("--time-limit", type=float, default=0.0, metavar="MIN",
+                   help="stop after MIN minutes (checkpoint and export still happen)")
     p.add_argument("--wing", default="", help="wing.ckpt (FAN landmarks) for configs with w_hpf > 0")
     p.add_argument("--export", default="", metavar="NAME", help="save the EMA nets to weights/NAME.safetensors and register")
     p.add_argument("--default", action="store_true", help="mark the exported model as the family default")
