@@ -1,0 +1,133 @@
+"""Cost of the panoptic-aware layers against plain convolution / nearest upsampling (issue 5, item 7).
+
+On a real panoptic map (a `scenes` val map when ``data/scenes`` exists, else a synthetic one with
+touching same-class instances) resized to 256² and to the preview size, batch 1, median of N:
+
+- 3×3 convolutions at the widths the generator uses at that resolution: plain ``F.conv2d``,
+  panoptic-aware conv "sparse" (plain conv + recomputed boundary windows; the engine's default),
+  "unfold" (dense formula), and the window-mask computation they share (cached per resolution);
+- ×2 upsampling: nearest vs panoptic-aware (source search + gather, + hole encoder when holes exist);
+- the whole generator, semantic-only (SPADE) vs panoptic, at ``--ngf`` (default 16; the released 64
+  with ``--ngf 64``).
+
+Achieved GFLOP/s of the plain conv are shown beside a float32 sgemm rate measured in the same run.
+
+    i2i bench panoptic [--threads 1] [--repeats 5] [--ngf 16] [--preview 128] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import print_table, sgemm_gflops, time_median, write_results  # noqa: E402
+from engine.nets import panoptic as P  # noqa: E402
+from engine.panoptic_inputs import conditioning, resize_nearest  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def panoptic_map() -> tuple[np.ndarray, np.ndarray, str]:
+    """(labels, instances, source) of a realistic map."""
+    val = REPO / "data" / "scenes" / "val"
+    if (val / "instance").is_dir():
+        from engine.io import load_instance_map, load_label_map
+
+        best = None
+        for p in sorted((val / "instance").glob("*.png"))[:20]:  # the val map with the most segments
+            inst = load_instance_map(p)
+            n = len(np.unique(inst))
+            if best is None or n > best[0]:
+                best = (n, p)
+        p = best[1]
+        return load_label_map(val / "label" / p.name), load_instance_map(p), f"data/scenes/val/{p.name}"
+    rng = np.random.default_rng(0)
+    labels = np.full((256, 256), 1, np.int32)
+    labels[128:] = 6
+    inst = labels.copy()
+    for k in range(12):  # touching and overlapping things of one class
+        y, x = rng.integers(20, 200, 2)
+        labels[y:y + 40, x:x + 40] = 9
+        inst[y:y + 40, x:x + 40] = 9001 + k
+    return labels, inst, "synthetic"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--ngf", type=int, default=16)
+    ap.add_argument("--preview", type=int, default=128)
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    reps = 2 if args.quick else args.repeats
+    sgemm = sgemm_gflops(1024 if args.quick else 2048)
+    print(f"float32 sgemm ceiling: {sgemm:.0f} GFLOP/s on {args.threads} thread(s)")
+    labels, inst, source = panoptic_map()
+    print(f"panoptic map: {source} ({len(np.unique(inst))} instance ids)")
+    cfg = dict(P.CONFIGS["panoptic_scenes"], ngf=args.ngf, spade_hidden=128, crop_size=256)
+    layer_rows, up_rows, gen_rows = [], [], []
+    for size in (256, args.preview):
+        sem, ids = conditioning(resize_nearest(labels, (size, size)), resize_nearest(inst, (size, size)), cfg)
+        # widths of the generator at this resolution (ngf 64: 64 channels at 256², 128 at 128², …)
+        channels = [64, 128] if not args.quick else [64]
+        for c in channels:
+            torch.manual_seed(0)
+            conv = P.PanopticConv2d(c, c, 3, padding=1).eval()
+            x = torch.randn(1, c, size, size)
+            pmap = P.PanopticMap(sem, ids)
+            with torch.inference_mode():
+                win_t = time_median(lambda: P.window_mask(ids, 3, 1, 1, 1), reps)[0]
+                win = pmap.window((size, size), (3, 3), (1, 1), (1, 1), (1, 1))
+                plain_t = time_median(lambda: F.conv2d(x, conv.weight, conv.bias, padding=1), reps)[0]
+                sparse_t = time_median(lambda: P.panoptic_conv2d(x, conv.weight, conv.bias, win, (1, 1), (1, 1), (1, 1), "sparse"), reps)[0]
+                unfold_t = time_median(lambda: P.panoptic_conv2d(x, conv.weight, conv.bias, win, (1, 1), (1, 1), (1, 1), "unfold"), reps)[0]
+                diff = (P.panoptic_conv2d(x, conv.weight, conv.bias, win, (1, 1), (1, 1), (1, 1), "sparse")
+                        - P.panoptic_conv2d(x, conv.weight, conv.bias, win, (1, 1), (1, 1), (1, 1), "unfold")).abs().max().item()
+            flops = 2 * c * c * 9 * size * size
+            layer_rows.append({"size": size, "C": c, "boundary_%": 100 * win.boundary_fraction,
+                               "plain_ms": plain_t * 1e3, "plain_GFLOP/s": flops / plain_t / 1e9,
+                               "pa_sparse_ms": sparse_t * 1e3, "pa_unfold_ms": unfold_t * 1e3, "mask_ms": win_t * 1e3,
+                               "sparse/plain": sparse_t / plain_t, "unfold/plain": unfold_t / plain_t,
+                               "max|sparse-unfold|": diff})
+        # upsampling into this resolution
+        c = 64
+        up = P.PanopticUpsample(c, sem.shape[1]).eval()
+        low = torch.randn(1, c, size // 2, size // 2)
+        with torch.inference_mode():
+            near_t = time_median(lambda: F.interpolate(low, scale_factor=2, mode="nearest"), reps)[0]
+            src_t = time_median(lambda: P.upsample_sources(P.PanopticMap(sem, ids).ids_at((size // 2, size // 2)), ids), reps)[0]
+            full_t = time_median(lambda: up(low, P.PanopticMap(sem, ids)), reps)[0]
+            _, _, found = P.upsample_sources(P.PanopticMap(sem, ids).ids_at((size // 2, size // 2)), ids)
+        up_rows.append({"size": size, "C": c, "holes_%": 100 * (1 - found.float().mean().item()),
+                        "nearest_ms": near_t * 1e3, "sources_ms": src_t * 1e3, "pa_up_ms": full_t * 1e3,
+                        "pa_up/nearest": full_t / near_t})
+        # whole generator
+        for mode in ("semantic", "panoptic"):
+            torch.manual_seed(0)
+            g = P.build_generator(dict(cfg, mode=mode)).eval()
+            with torch.inference_mode():
+                t = time_median(lambda: g(sem, ids), max(2, reps // 2))[0]
+            gen_rows.append({"size": size, "ngf": args.ngf, "mode": mode, "ms": t * 1e3})
+        sem_ms = gen_rows[-2]["ms"]
+        gen_rows[-1]["panoptic/semantic"] = gen_rows[-1]["ms"] / sem_ms
+    print("\n3×3 convolution, batch 1")
+    print_table(layer_rows, ["size", "C", "boundary_%", "plain_ms", "plain_GFLOP/s", "pa_sparse_ms", "pa_unfold_ms",
+                             "mask_ms", "sparse/plain", "unfold/plain", "max|sparse-unfold|"])
+    print("\n×2 upsampling into SIZE, batch 1")
+    print_table(up_rows, ["size", "C", "holes_%", "nearest_ms", "sources_ms", "pa_up_ms", "pa_up/nearest"])
+    print("\ngenerator forward, batch 1")
+    print_table(gen_rows, ["size", "ngf", "mode", "ms", "panoptic/semantic"])
+    path = write_results("panoptic", {"sgemm_gflops": sgemm, "threads": args.threads, "map": source,
+                                      "conv": layer_rows, "upsample": up_rows, "generator": gen_rows})
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
