@@ -1,0 +1,310 @@
+"""``i2i eval``: run a model (or read a folder of its outputs) over a dataset split and measure it.
+
+Metrics, each only where it is defined:
+- ``FD-<backbone>``: Fréchet distance between pool features of the outputs and of the split's real
+  images (MobileNetV2 or VGG19, never called FID). Biased upward for small N; compare equal N only.
+- ``PD-<backbone>``: mean learned-free perceptual distance output ↔ ground truth.
+- ``PSNR``/``SSIM``: output ↔ ground truth (procedural pairs have an exact one).
+- ``mIoU``/``pixel_acc``: the small scenes segmenter run on the outputs, against the input label map
+  (mask faithfulness); also reported on the real images as the segmenter's own ceiling.
+
+Dataset layouts (see the project's data conventions): ``scenes`` (<split>/image, label, instance,
+exemplar), ``faces`` (<split>/female, male), ``sketches`` (<split>/<class>/<id>.png = [edges | photo]).
+Model adapters: panoptic and cocosnet on scenes, stargan2 on faces, edgegan on sketches.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..api.base import InputError, frozen
+from ..io import load_image, load_instance_map, load_label_map
+
+SCENE_LAYOUT, FACE_LAYOUT, SKETCH_LAYOUT = "scenes", "faces", "sketches"
+
+
+@dataclass
+class Case:
+    """One evaluation sample: what a model needs, and what its output is compared against."""
+
+    id: str
+    inputs: dict[str, Any]
+    ground_truth: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    target_group: str = ""  # faces: the domain the output should belong to
+
+
+@dataclass
+class EvalSet:
+    layout: str
+    cases: list[Case]
+    real: dict[str, list[np.ndarray]] = field(default_factory=dict)  # group ("" = all) -> real images
+
+
+def detect_layout(root: Path, split: str) -> str:
+    base = root / split
+    if not base.is_dir():
+        raise InputError(f"{root} has no {split}/ folder (build a dataset with `i2i data build RECIPE`)")
+    if (base / "image").is_dir() and (base / "label").is_dir():
+        return SCENE_LAYOUT
+    if (base / "female").is_dir() or (base / "male").is_dir():
+        return FACE_LAYOUT
+    if any(d.is_dir() and d.name != "scene" and any(d.glob("*.png")) for d in base.iterdir()):
+        return SKETCH_LAYOUT
+    raise InputError(f"{base} is not a scenes, faces or sketches layout")
+
+
+def _limit(items: list, n: int | None, seed: int) -> list:
+    if n is None or n >= len(items):
+        return items
+    idx = np.sort(np.random.default_rng(seed).choice(len(items), n, replace=False))
+    return [items[i] for i in idx]
+
+
+def load_eval_set(root: Path, split: str, *, n: int | None = None, seed: int = 0,
+                  reference: str = "image") -> EvalSet:
+    """Read a split into cases (at most ``n``, a seeded subset) plus the real images for FD."""
+    layout = detect_layout(root, split)
+    base = root / split
+    if layout == SCENE_LAYOUT:
+        ids = _limit(sorted(p.stem for p in (base / "image").glob("*.png")), n, seed)
+        cases = []
+        for i in ids:
+            img = load_image(base / "image" / f"{i}.png")
+            ex_path = base / "exemplar" / f"{i}.png"
+            exemplar = load_image(ex_path) if ex_path.exists() else None
+            inst_path = base / "instance" / f"{i}.png"
+            gt = exemplar if reference == "exemplar" and exemplar is not None else img
+            cases.append(Case(i, {"labels": load_label_map(base / "label" / f"{i}.png"),
+                                  "instances": load_instance_map(inst_path) if inst_path.exists() else None,
+                                  "exemplar": exemplar},
+                              ground_truth=gt, labels=load_label_map(base / "label" / f"{i}.png")))
+        return EvalSet(layout, cases, {"": [c.ground_truth for c in cases]})
+    if layout == FACE_LAYOUT:
+        groups = [g for g in ("female", "male") if (base / g).is_dir()]
+        real = {g: [load_image(p) for p in sorted((base / g).glob("*.png"))] for g in groups}
+        items = [(g, p) for g in groups for p in sorted((base / g).glob("*.png"))]
+        cases = []
+        for g, p in _limit(items, n, seed):
+            target = [o for o in groups if o != g]
+            cases.append(Case(p.stem, {"source": load_image(p), "source_group": g},
+                              target_group=target[0] if target else g))
+        real[""] = [im for ims in real.values() for im in ims]
+        return EvalSet(layout, cases, real)
+    # sketches: each file is [edge map | photo] side by side
+    items = [(d.name, p) for d in sorted(base.iterdir()) if d.is_dir() and d.name != "scene"
+             for p in sorted(d.glob("*.png"))]
+    cases = []
+    for cls, p in _limit(items, n, seed):
+        pair = load_image(p)
+        h, w = pair.shape[:2]
+        if w != 2 * h:
+            raise InputError(f"{p} is {w}×{h}; a sketch pair must be twice as wide as high")
+        sketch = pair[:, :h].mean(axis=2).round().astype(np.uint8)
+        cases.append(Case(f"{cls}/{p.stem}", {"sketch": sketch, "class_name": cls}, ground_truth=pair[:, h:]))
+    return EvalSet(layout, cases, {"": [c.ground_truth for c in cases]})
+
+
+# --------------------------------------------------------------------------------------------
+# Producing outputs
+# --------------------------------------------------------------------------------------------
+def _request_for(family: str, layout: str, entry_name: str, case: Case, *, seed: int, device: str,
+                 domains: list[str]):
+    """The family's request for one case; InputError when the pair (family, layout) has no adapter."""
+    common = {"model": entry_name, "seed": seed, "device": device}
+    if family == "panoptic" and layout == SCENE_LAYOUT:
+        from ..api.panoptic import PanopticRequest
+
+        inst = case.inputs["instances"]
+        return PanopticRequest(labels=frozen(case.inputs["labels"]),
+                               instances=frozen(inst) if inst is not None else None, **common)
+    if family == "cocosnet" and layout == SCENE_LAYOUT:
+        from ..api.cocosnet import ExemplarRequest
+
+        if case.inputs["exemplar"] is None:
+            raise InputError(f"sample {case.id} has no exemplar rendering")
+        # the exemplar rendering has the same layout, so its semantics are the input's
+        return ExemplarRequest(input_map=frozen(case.inputs["labels"]), exemplar=frozen(case.inputs["exemplar"]),
+                               exemplar_map=frozen(case.inputs["labels"]), **common)
+    if family == "stargan2" and layout == FACE_LAYOUT:
+        from ..api.stargan2 import StarGANLatentRequest
+
+        if case.target_group not in domains:
+            raise InputError(f"model {entry_name!r} has domains {domains}, no {case.target_group!r}")
+        return StarGANLatentRequest(source=frozen(case.inputs["source"]),
+                                    target_domain=domains.index(case.target_group), **common)
+    if family == "edgegan" and layout == SKETCH_LAYOUT:
+        from ..api.edgegan import SketchObjectRequest
+
+        return SketchObjectRequest(sketch=frozen(case.inputs["sketch"]), class_name=case.inputs["class_name"],
+                                   **common)
+    raise InputError(f"`i2i eval` has no adapter for a {family} model on a {layout} dataset "
+                     f"(supported: panoptic/cocosnet on scenes, stargan2 on faces, edgegan on sketches)")
+
+
+def model_outputs(model: str, es: EvalSet, *, seed: int, device: str) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """Outputs for every case: from a folder of ``<id>.png`` files, or by running a manifest entry."""
+    folder = Path(model)
+    if folder.is_dir():
+        outs = []
+        for c in es.cases:
+            p = folder / f"{c.id}.png"
+            if not p.exists():
+                raise InputError(f"{folder} has no output for sample {c.id} (expected {p})")
+            outs.append(load_image(p))
+        return outs, {"source": "folder", "folder": str(folder)}
+    from ..cli import run_task
+    from ..weights import Manifest
+
+    entry = Manifest().get(model)
+    domains: list[str] = []
+    if entry.family == "stargan2":
+        from ..nets.stargan2 import domain_names
+
+        domains = list(domain_names(entry.config))
+    outs, t0 = [], time.perf_counter()
+    for k, c in enumerate(es.cases):
+        req = _request_for(entry.family, es.layout, entry.name, c, seed=seed + k, device=device, domains=domains)
+        outs.append(run_task(req).image)
+    return outs, {"source": "model", "family": entry.family, "config": entry.config_name,
+                  "seconds_per_image": (time.perf_counter() - t0) / max(len(es.cases), 1)}
+
+
+# --------------------------------------------------------------------------------------------
+# Measuring
+# --------------------------------------------------------------------------------------------
+def _resize_to(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    if img.shape[:2] == shape:
+        return img
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(img).resize((shape[1], shape[0]), Image.BICUBIC))
+
+
+def _pick_backbone(backbone: Any):
+    from .features import Features, load_features
+
+    if isinstance(backbone, Features):  # an already-built extractor (tests, notebooks)
+        return backbone
+    if backbone == "none":
+        return None
+    prefer = ("mobilenet_v2", "vgg19") if backbone == "auto" else (backbone,)
+    return load_features(prefer=prefer)
+
+
+def measure(es: EvalSet, outputs: list[np.ndarray], *, backbone: Any = "auto", segmenter: str | None = None,
+            notes: list[str] | None = None) -> dict[str, Any]:
+    """All metrics that the data supports; problems that skip a metric are appended to ``notes``."""
+    import torch
+
+    from .distribution import FeatureStats, frechet_distance_stats, images_to_tensor, perceptual_distance, pooled_features
+    from .image import psnr, ssim
+
+    notes = notes if notes is not None else []
+    metrics: dict[str, Any] = {}
+    info: dict[str, Any] = {}
+    pairs = [(o, c.ground_truth) for o, c in zip(outputs, es.cases) if c.ground_truth is not None]
+    resized = False
+    if pairs:
+        fixed = []
+        for o, gt in pairs:
+            if o.shape[:2] != gt.shape[:2]:
+                resized = True
+            fixed.append((_resize_to(o, gt.shape[:2]), gt))
+        pairs = fixed
+        if resized:
+            notes.append("outputs were resized (bicubic) to the ground truth's size for PSNR/SSIM/PD")
+        metrics["PSNR"] = float(np.mean([min(psnr(o, gt), 100.0) for o, gt in pairs]))
+        metrics["SSIM"] = float(np.mean([ssim(o, gt) for o, gt in pairs])) if min(pairs[0][1].shape[:2]) >= 11 else None
+
+    feats = _pick_backbone(backbone)
+    if feats is None and backbone != "none":
+        notes.append("no feature backbone in weights/ (run `i2i data fetch-backbone`): FD and PD skipped")
+    if feats is not None:
+        info["backbone"] = {"name": feats.display, "source": feats.source}
+        with torch.no_grad():
+            groups = sorted({c.target_group for c in es.cases})
+            fake_stats, real_stats = FeatureStats(feats.spec.pooled_dim), FeatureStats(feats.spec.pooled_dim)
+            for g in groups:  # faces: each output against the real images of its target domain
+                outs_g = [o for o, c in zip(outputs, es.cases) if c.target_group == g]
+                real_g = es.real.get(g) or es.real.get("", [])
+                size = real_g[0].shape[:2] if real_g else outs_g[0].shape[:2]
+                fake_stats.update(pooled_features(feats, images_to_tensor([_resize_to(o, size) for o in outs_g])))
+                real_stats.update(pooled_features(feats, images_to_tensor([_resize_to(r, size) for r in real_g])))
+            if fake_stats.n >= 2 and real_stats.n >= 2:
+                metrics[f"FD-{feats.metric_name}"] = frechet_distance_stats(fake_stats, real_stats)
+                if fake_stats.n < feats.spec.pooled_dim:
+                    notes.append(f"FD from {fake_stats.n} outputs vs {real_stats.n} real images in "
+                                 f"{feats.spec.pooled_dim} dimensions: strongly biased upward, compare only at equal N")
+            else:
+                notes.append("FD needs at least 2 outputs and 2 real images")
+            if pairs and min(pairs[0][1].shape[:2]) >= 32:
+                dists = []
+                for i in range(0, len(pairs), 8):
+                    a = images_to_tensor([o for o, _ in pairs[i:i + 8]])
+                    b = images_to_tensor([gt for _, gt in pairs[i:i + 8]])
+                    dists.append(perceptual_distance(feats, a, b))
+                metrics[f"PD-{feats.metric_name}"] = float(torch.cat(dists).mean())
+
+    labelled = [(o, c.labels) for o, c in zip(outputs, es.cases) if c.labels is not None]
+    if labelled:
+        from .segmentation import ConfusionMatrix
+        from .segmenter import load_segmenter
+
+        try:
+            seg = load_segmenter(segmenter)
+        except Exception as exc:  # noqa: BLE001 - a missing/broken segmenter only skips mIoU
+            notes.append(f"mIoU skipped: {exc}")
+        else:
+            info["segmenter"] = {"name": seg.name, "size": seg.config.get("size")}
+            for label, images in (("", [o for o, _ in labelled]), ("real ", [c.ground_truth for c in es.cases
+                                                                          if c.labels is not None])):
+                cm = ConfusionMatrix(seg.num_classes, seg.ignore_index)
+                for img, (_, lab) in zip(images, labelled):
+                    cm.update(lab, seg.predict(_resize_to(img, lab.shape)))
+                metrics[f"{label}mIoU"] = cm.miou()
+                metrics[f"{label}pixel_acc"] = cm.pixel_accuracy()
+    return {"metrics": metrics, "info": info}
+
+
+def evaluate(model: str, data: Path, *, split: str = "test", n: int | None = None, seed: int = 0,
+             device: str = "cpu", backbone: Any = "auto", segmenter: str | None = None,
+             reference: str = "auto") -> dict[str, Any]:
+    """Load the split, produce outputs, measure; returns the JSON-ready report."""
+    data = Path(data)
+    family = ""
+    if not Path(model).is_dir():
+        from ..weights import Manifest
+
+        family = Manifest().get(model).family
+    if reference == "auto":
+        reference = "exemplar" if family == "cocosnet" else "image"
+    es = load_eval_set(data, split, n=n, seed=seed, reference=reference)
+    if not es.cases:
+        raise InputError(f"{data / split} has no samples")
+    outputs, source = model_outputs(model, es, seed=seed, device=device)
+    notes: list[str] = []
+    result = measure(es, outputs, backbone=backbone, segmenter=segmenter, notes=notes)
+    label = Path(model).name if Path(model).is_dir() else model
+    return {"model": model, "model_label": label, "data": str(data), "split": split, "layout": es.layout,
+            "n": len(es.cases), "reference": reference if es.layout == SCENE_LAYOUT else None,
+            "generation": source, **result, "notes": notes}
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """A two-column plain-text table of the report's metrics."""
+    rows = [("model", str(report["model"])), ("data", f"{report['data']} [{report['split']}, {report['layout']}]"),
+            ("samples", str(report["n"]))]
+    for k, v in report["info"].items():
+        rows.append((k, ", ".join(f"{a}={b}" for a, b in v.items())))
+    for k, v in report["metrics"].items():
+        rows.append((k, "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"))
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{k:<{width}}  {v}" for k, v in rows]
+    lines += [f"note: {n}" for n in report["notes"]]
+    return "\n".join(lines)

