@@ -150,7 +150,9 @@ def tiny_stargan(weights_dir):
 
 
 def test_stargan_workspace_end_to_end_with_real_engine(qtbot, tiny_stargan):
-    win = MainWindow(Settings.defaults(), restore="no", autosave=False)
+    settings = Settings.defaults()
+    settings.set("threads", 1)
+    win = MainWindow(settings, restore="no", autosave=False)
     qtbot.addWidget(win)
     ws = win.workspaces["stargan"]
     assert ws.weights.model == tiny_stargan

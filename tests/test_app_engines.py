@@ -1,0 +1,127 @@
+"""Every workspace drives its real engine task: small random-initialised models are registered in a
+temporary weights folder, inputs are set as a user would, and the output appears in the view."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.settings import Settings
+
+from app.main import MainWindow
+
+from .test_app_workspaces import register_tiny
+
+RNG = np.random.default_rng(0)
+
+
+def one_thread() -> Settings:
+    """One engine thread: on a loaded 2-core CI machine OpenMP barriers make 2 threads far slower."""
+    s = Settings.defaults()
+    s.set("threads", 1)
+    return s
+
+
+def photo(h: int, w: int) -> np.ndarray:
+    return (RNG.random((h, w, 3)) * 255).astype(np.uint8)
+
+
+def parsing(h: int, w: int) -> np.ndarray:
+    m = np.zeros((h, w), np.int32)
+    m[h // 6: h - h // 8, w // 5: w - w // 5] = 1  # skin
+    m[h // 3: h // 3 + 4, w // 3: w // 3 + 6] = 4  # an eye
+    m[2 * h // 3: 2 * h // 3 + 4, w // 2 - 6: w // 2 + 6] = 12  # upper lip
+    return m
+
+
+def wait_result(qtbot, ws, action):
+    failures = []
+    ws.bridge.failed.connect(lambda owner, f: failures.append(f))
+    with qtbot.waitSignal(ws.resultShown, timeout=30000, raising=False) as blocker:
+        action()
+    assert not failures, failures[0].message if failures else ""
+    assert blocker.signal_triggered, ws.hint.text()
+    return blocker.args[0]
+
+
+def test_exemplar_labels(qtbot, weights_dir):
+    register_tiny(weights_dir, "cocosnet", "tiny_ade20k", "coco_tiny")
+    win = MainWindow(one_thread(), restore="no", autosave=False)
+    qtbot.addWidget(win)
+    ws = win.workspaces["exemplar"]
+    assert ws.kind == "labels" and len(ws.editor.doc.palette) == 8
+    ws.editor.doc.replace(np.where(np.arange(256)[None, :] < 128, 2, 5).repeat(256, 0))
+    ws.exemplar_map.set_image(np.full((64, 64), 3, np.int32))
+    result = wait_result(qtbot, ws, lambda: ws.exemplar.set_image(photo(64, 64)))
+    assert result.image.shape[2] == 3 and "warped_exemplar" in result.aux
+    assert ws.warped.image is not None
+    win.close()
+
+
+def test_exemplar_pose(qtbot, weights_dir):
+    register_tiny(weights_dir, "cocosnet", "tiny_deepfashion", "coco_pose")
+    win = MainWindow(one_thread(), restore="no", autosave=False)
+    qtbot.addWidget(win)
+    ws = win.workspaces["exemplar"]
+    assert ws.kind == "pose" and ws.canvas_stack.currentWidget() is ws.pose_canvas
+    result = wait_result(qtbot, ws, lambda: ws.exemplar.set_image(photo(64, 44)))
+    assert result.image.ndim == 3
+    win.close()
+
+
+def test_edit_and_makeup(qtbot, weights_dir):
+    register_tiny(weights_dir, "cocosnet", "tiny_celebahq", "coco_face")
+    win = MainWindow(one_thread(), restore="no", autosave=False)
+    qtbot.addWidget(win)
+    ed = win.workspaces["edit"]
+    ed.photo.set_image(photo(64, 64))
+    result = wait_result(qtbot, ed, lambda: ed.photo_map.set_image(parsing(64, 64)))
+    assert result.image.shape == (64, 64, 3)
+    assert ed.output.mode == "slider" and ed.output.before is not None
+    mk = win.workspaces["makeup"]
+    mk.portrait.set_image(photo(64, 64))
+    mk.portrait_map.set_image(parsing(64, 64))
+    mk.exemplar.set_image(photo(64, 64))
+    result = wait_result(qtbot, mk, lambda: mk.exemplar_map.set_image(parsing(64, 64)))
+    assert result.image.shape[2] == 3
+    win.close()
+
+
+def test_panoptic(qtbot, weights_dir):
+    register_tiny(weights_dir, "panoptic", "panoptic_tiny", "pan_tiny")
+    win = MainWindow(one_thread(), restore="no", autosave=False)
+    qtbot.addWidget(win)
+    ws = win.workspaces["panoptic"]
+    assert len(ws.editor.doc.palette) == 4
+
+    def paint():
+        doc = ws.editor.doc
+        doc.begin_stroke()
+        doc.stroke_to(40, 40, 20, label=2, instance=1)
+        doc.end_stroke()
+
+    result = wait_result(qtbot, ws, paint)
+    assert result.image.shape[2] == 3 and ws.edges.image is not None
+    win.close()
+
+
+def test_sketch_object_and_scene(qtbot, weights_dir):
+    register_tiny(weights_dir, "edgegan", "tiny", "edge_tiny")
+    win = MainWindow(one_thread(), restore="no", autosave=False)
+    qtbot.addWidget(win)
+    ws = win.workspaces["sketch"]
+    assert [ws.class_combo.itemText(i) for i in range(ws.class_combo.count())] == ["cat", "dog", "car"]
+
+    def draw(doc, group=-1):
+        doc.begin_stroke(60, 60, 4, group=group)
+        for t in np.linspace(0, 2 * np.pi, 24):
+            doc.stroke_to(120 + 50 * np.cos(t), 120 + 50 * np.sin(t))
+        doc.end_stroke()
+
+    result = wait_result(qtbot, ws, lambda: draw(ws.doc))
+    assert result.image.shape[2] == 3
+    sc = win.workspaces["scene"]
+    k = sc.add_object("dog")
+    assert k == 0 and sc.canvas.current_group == 0
+    result = wait_result(qtbot, sc, lambda: draw(sc.doc, group=k))
+    assert result.image.shape[:2] == (sc.doc.size[1], sc.doc.size[0])
+    win.close()
