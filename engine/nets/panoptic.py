@@ -217,9 +217,9 @@ def panoptic_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
     res = res * win.sel_ratio[:, None].to(res.dtype)
     if bias is not None:
         res = res + bias.to(res.dtype)
-    rows = out.permute(0, 2, 3, 1).reshape(B * L, Cout)
-    rows = rows.index_copy(0, win.sel_flat, res.to(rows.dtype))
-    return rows.view(B, Ho, Wo, Cout).permute(0, 3, 1, 2)
+    out = out.reshape(B, Cout, L)
+    out[win.sel_batch, :, win.sel_flat - win.sel_batch * L] = res.to(out.dtype)  # conv2d's backward needs not its output
+    return out.view(B, Cout, Ho, Wo)
 
 
 class PanopticConv2d(nn.Conv2d):

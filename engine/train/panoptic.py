@@ -240,7 +240,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             save_checkpoint(out / "latest", ckpt_nets, optims, step, {"config": config})
     if bar is not None:
         bar.close()
-    summary = {"steps": step, "losses": last, "out": str(out), "config": config,
+    summary = {"steps": step, "losses": last, "out": str(out), "config": config, "rank": info.rank,
                "vgg": features.name if features is not None else None}
     if is_main(info) and args.export:
         summary["export"] = export(out, args.export, command=args.command_line, default=args.default)
@@ -492,8 +492,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "--out", str(args.out)]
     args.command_line = "i2i " + " ".join(shlex.quote(a) for a in argv)
     summary = train(args)
-    if is_main():
-        print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=1))
+    if summary["rank"] == 0:
+        print(json.dumps({k: v for k, v in summary.items() if k not in ("config", "rank")}, indent=1))
     return 0
 
 
