@@ -60,8 +60,9 @@ def background_inputs(background: np.ndarray | None, foreground: np.ndarray, mas
     if background is None:
         strokes = np.ones((h, w), np.float32)
     else:
-        strokes = np.where(binarise(background), -1.0, 1.0).astype(np.float32)
-        strokes = cv2.resize(strokes, (w, h), interpolation=cv2.INTER_AREA)
+        # stroke coverage per working pixel, boosted so a 1-px pen line survives a 3× downscale
+        coverage = cv2.resize(binarise(background).astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+        strokes = (1.0 - 2.0 * np.clip(coverage * 3.0, 0.0, 1.0)).astype(np.float32)
     fg = cv2.resize(foreground.astype(np.float32) / 127.5 - 1.0, (w, h), interpolation=cv2.INTER_AREA)
     m = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
     fg = fg * m[..., None]

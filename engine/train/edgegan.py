@@ -307,11 +307,14 @@ def make_config(base: str, classes: Sequence[str] | None, overrides: Mapping[str
 
 def train(data: Path | None, out: Path, *, stage: str = "objects", config_name: str = "small",
           overrides: Mapping[str, Any] | None = None, steps: int = 1000, batch_size: int = 16,
-          lr: float = 2e-4, minutes: float | None = None, resume: bool = False, seed: int = 0,
+          lr: float = 2e-4, minutes: float | None = None, cpu_minutes: float | None = None,
+          resume: bool = False, seed: int = 0,
           edge_method: EdgeMethod = "canny", sample_every: int = 200, save_every: int = 500,
-          background_data: Path | None = None, device: str = "cpu", log: bool = True) -> dict[str, Any]:
-    """Train one stage for ``steps`` more steps (or until ``minutes`` pass); returns a summary with the
-    final losses. The checkpoint folder ``out`` keeps every network of both stages."""
+          background_data: Path | None = None, device: str = "cpu", log: bool = True,
+          command: str = "") -> dict[str, Any]:
+    """Train one stage for ``steps`` more steps, or until ``minutes`` of wall time or ``cpu_minutes`` of
+    this process's CPU time pass; returns a summary with the final losses. The checkpoint folder
+    ``out`` keeps every network of both stages and the commands that trained them."""
     from ..progress import ProgressBar
 
     out = Path(out)
@@ -355,7 +358,10 @@ def train(data: Path | None, out: Path, *, stage: str = "objects", config_name: 
     loader = infinite_loader(dataset, min(batch_size, len(dataset)), seed=seed + start)
     fixed = next(loader)
     bar = ProgressBar(steps, desc=f"edgegan {stage}") if log else None
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    commands = list(meta.get("commands", []))
+    if command and (not commands or commands[-1] != command):
+        commands.append(command)
     logs: dict[str, float] = {}
     done = 0
     for done in range(1, steps + 1):
@@ -367,35 +373,41 @@ def train(data: Path | None, out: Path, *, stage: str = "objects", config_name: 
         if sample_every and step % sample_every == 0:
             save_grid(out / "samples" / f"{stage}_{step:06d}.png", trainer.samples(fixed[0].to(dev), fixed[1].to(dev)))
         if save_every and step % save_every == 0:
-            _save(out, nets, trainer, config, {**steps_done, stage: step})
+            _save(out, nets, trainer, config, {**steps_done, stage: step}, commands)
         if minutes is not None and time.perf_counter() - t0 > minutes * 60:
+            break
+        if cpu_minutes is not None and time.process_time() - cpu0 > cpu_minutes * 60:
             break
     if bar is not None:
         bar.close()
     steps_done[stage] = start + done
-    _save(out, nets, trainer, config, steps_done)
+    _save(out, nets, trainer, config, steps_done, commands)
     save_grid(out / "samples" / f"{stage}_last.png", trainer.samples(fixed[0].to(dev), fixed[1].to(dev)))
-    return {"config": config, "steps": steps_done, "losses": logs, "seconds": time.perf_counter() - t0}
+    return {"config": config, "steps": steps_done, "losses": logs, "seconds": time.perf_counter() - t0,
+            "cpu_seconds": time.process_time() - cpu0}
 
 
 def _save(out: Path, nets: Mapping[str, nn.Module], trainer: Any, config: Mapping[str, Any],
-          steps: Mapping[str, int]) -> None:
+          steps: Mapping[str, int], commands: Sequence[str] = ()) -> None:
     if not is_main():
         return
     # optimiser states of the stage being trained (the other stage restarts its optimisers on resume)
     optims = {f"{'objects' if isinstance(trainer, ObjectTrainer) else 'background'}:{k}": o
               for k, o in trainer.optims.items()}
-    save_checkpoint(out, nets, optims, sum(steps.values()), {"config": dict(config), "steps": dict(steps)})
+    save_checkpoint(out, nets, optims, sum(steps.values()),
+                    {"config": dict(config), "steps": dict(steps), "commands": list(commands)})
 
 
-def export(out: Path, name: str, command: str, default: bool = False) -> Path:
-    """Write the inference networks of checkpoint ``out`` to ``weights/<name>.safetensors`` and register."""
+def export(out: Path, name: str, command: str = "", default: bool = False) -> Path:
+    """Write the inference networks of checkpoint ``out`` to ``weights/<name>.safetensors`` and register;
+    the provenance command is ``command`` or else the training commands recorded in the checkpoint."""
     from ..weights import Manifest, read_safetensors, read_torch_file, register_file, save_state_dicts, split_subnets
 
     meta = json.loads(read_torch_file(Path(out) / "state.pt").get("meta_json", "{}"))
     state = split_subnets(read_safetensors(Path(out) / "nets.safetensors"))
     config = dict(meta["config"])
     steps = meta.get("steps", {})
+    command = command or " && ".join(meta.get("commands", [])) or "i2i train edgegan"
     keep = [s for s in INFERENCE_SUBNETS if s in state and (s != "background_generator" or steps.get("background"))]
     config["background"] = "background_generator" in keep
     manifest = Manifest()
@@ -420,17 +432,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if bg is not None and args.split and (bg / args.split).is_dir():
         bg = bg / args.split
     stages = ["objects", "background"] if args.stage == "all" else [args.stage]
+    command = "i2i " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     for i, stage in enumerate(stages):
         summary = train(data, Path(args.out), stage=stage, config_name=args.config, overrides=overrides,
                         steps=args.steps, batch_size=args.batch_size, lr=args.lr, minutes=args.minutes,
+                        cpu_minutes=args.cpu_minutes, command=command,
                         resume=args.resume or i > 0, seed=args.seed, edge_method=args.edges,
                         sample_every=args.sample_every, save_every=args.save_every, background_data=bg,
                         device=args.device)
-        print(f"{stage}: {summary['steps']} steps, {summary['seconds']:.0f}s, "
+        print(f"{stage}: {summary['steps']} steps, {summary['seconds']:.0f}s ({summary['cpu_seconds']:.0f}s CPU), "
               + " ".join(f"{k}={v:.3g}" for k, v in summary["losses"].items()))
     if args.export:
-        command = "i2i " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        path = export(Path(args.out), args.export, command, default=args.default)
+        path = export(Path(args.out), args.export, default=args.default)
         print(f"exported {path}")
     return 0
 
@@ -448,7 +461,8 @@ def register_cli(groups) -> None:
     p.add_argument("--bg-size", type=int, default=None, help="background network working size")
     p.add_argument("--edges", default="canny", choices=["canny", "xdog"], help="edge extractor for photo-only folders")
     p.add_argument("--steps", type=int, default=1000, help="steps to run in this call")
-    p.add_argument("--minutes", type=float, default=None, help="stop a stage after this many minutes")
+    p.add_argument("--minutes", type=float, default=None, help="stop a stage after this many minutes (wall clock)")
+    p.add_argument("--cpu-minutes", type=float, default=None, help="stop a stage after this much process CPU time")
     p.add_argument("--batch-size", type=int, default=16, help="batch (official: 64)")
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--out", default="runs/edgegan", help="checkpoint folder")
