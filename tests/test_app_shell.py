@@ -177,3 +177,24 @@ def test_workspace_without_weights_names_the_import_command(qtbot, weights_dir):
     ws.source.set_image(np.zeros((16, 16, 3), np.uint8))
     assert "i2i weights import" in ws.hint.text()
     win.close()
+
+
+def test_long_sessions_survive_pyside_refcount_defect():
+    """Tens of thousands of signal emissions and event-loop turns (a long painting session) must
+    not abort the interpreter (PySide6 6.12 on CPython 3.11 over-releases None/True; app/_compat.py)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os; os.environ.setdefault('QT_QPA_PLATFORM', 'offscreen')\n"
+        "import app\n"
+        "from PySide6.QtCore import QObject, Signal\n"
+        "from PySide6.QtWidgets import QApplication, QSlider\n"
+        "a = QApplication([])\n"
+        "class B(QObject):\n    s = Signal(object)\n"
+        "b = B(); b.s.connect(lambda o: None)\n"
+        "sl = QSlider(); sl.valueChanged.connect(lambda v: None)\n"
+        "for i in range(12000):\n    b.s.emit(i); a.processEvents(); sl.setValue(i % 99)\n"
+        "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-500:]
