@@ -43,6 +43,11 @@ def sample_rng(seed: int, recipe: str, index: int) -> np.random.Generator:
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(recipe.encode()), int(index)])
 
 
+def child_rngs(rng: np.random.Generator, k: int) -> list[np.random.Generator]:
+    """``k`` independent generators drawn from ``rng`` (like ``Generator.spawn``, numpy < 1.25 too)."""
+    return [np.random.default_rng(int(s)) for s in rng.integers(0, 2 ** 63 - 1, size=k)]
+
+
 class DataWarning(UserWarning):
     """A recipe fell back to procedural material (the fetch cache is missing)."""
 
@@ -135,7 +140,9 @@ def build_dataset(recipe: Recipe, out: Path | str, *, n: int, size: int, seed: i
         raise InputError(f"--n must be at least 1 (got {n})")
     if size < 16 or size > 2048:
         raise InputError(f"--size must lie in 16..2048 (got {size})")
-    settings = {"recipe": recipe.name, "size": int(size), "seed": int(seed)}
+    # the recipe's version is bumped whenever its output for a given seed changes
+    settings = {"recipe": recipe.name, "version": int(getattr(recipe, "version", 1)), "size": int(size),
+                "seed": int(seed)}
     prov_path = out / PROVENANCE
     recipe_prov = recipe.provenance()
     if prov_path.exists():

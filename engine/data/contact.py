@@ -90,6 +90,15 @@ def _panels(recipe: str, root: Path, sid: str, prov: dict) -> list[tuple[str, np
     raise InputError(f"no contact-sheet layout for recipe {recipe!r}")
 
 
+def _header(names: list[str], cell: int) -> np.ndarray:
+    """A strip with each panel's name, so a sheet explains itself."""
+    strip = np.full((14, cell * len(names), 3), 32, np.uint8)
+    for k, name in enumerate(names):
+        cv2.putText(strip, name[: max(4, cell // 7)], (k * cell + 3, 10), cv2.FONT_HERSHEY_PLAIN, 0.8,
+                    (230, 230, 230), 1, cv2.LINE_AA)
+    return strip
+
+
 def _sample_ids(recipe: str, root: Path) -> list[str]:
     if recipe == "faces":
         ids = [p.stem for d in ("female", "male") for p in (root / d).glob("*.png")]
@@ -129,6 +138,7 @@ def contact_sheet(dataset: Path | str, *, n: int = 8, out: Path | str, split: st
     rng = np.random.default_rng(seed)
     picked = sorted(rng.choice(len(ids), size=min(n, len(ids)), replace=False))
     rows = []
+    header: list[str] = []
     for j in picked:
         sid = ids[j]
         if recipe == "sketches":
@@ -137,11 +147,14 @@ def contact_sheet(dataset: Path | str, *, n: int = 8, out: Path | str, split: st
             panels = [(f"{cls} {k}", v) for k, v in panels]
         else:
             panels = _panels(recipe, root, sid, prov)
+        if len(panels) > len(header):
+            header = [name if recipe != "sketches" else name.split(" ", 1)[-1] for name, _ in panels]
         rows.append(np.concatenate([_fit(img, cell) for _, img in panels], 1))
     if recipe == "sketches":
         scene_ids = sorted(p.stem for p in (root / "scene").glob("*.json")) if (root / "scene").exists() else []
         for sid in scene_ids[: max(1, n // 4)]:
             rows.append(np.concatenate([_fit(img, cell) for _, img in _scene_sketch_panels(root, sid)], 1))
+    rows.insert(0, _header(header, cell))
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=32) for r in rows]
     sheet = np.concatenate(rows, 0)

@@ -234,6 +234,7 @@ def _procedural_face(rng: np.random.Generator, size: int) -> tuple[np.ndarray, n
 
 class FacesRecipe:
     name = "faces"
+    version = 1
 
     def __init__(self) -> None:
         self.generator = _generator()

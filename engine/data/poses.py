@@ -250,6 +250,7 @@ def render_figure(joints: np.ndarray, visible: np.ndarray, yaw: float, scale: fl
 
 class PosesRecipe:
     name = "poses"
+    version = 1
 
     def __init__(self) -> None:
         self.have_fabrics = any(load_pattern(f) is not None for f in FABRICS)

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from ..io import instance_edges, load_palette
-from .common import Png, Sample, source_records, warn_fallback
+from .common import Png, Sample, child_rngs, source_records, warn_fallback
 from .material import (adjust_color, load_cutout, load_pattern, midpoint_profile, procedural_blob,
                        procedural_texture, stamp_files, tile_texture, value_noise)
 
@@ -108,6 +108,7 @@ class Layout:
     stuff: np.ndarray  # H×W uint8 stuff class under everything (things removed)
     horizon: int
     things: list[Thing] = field(default_factory=list)
+    cloud_density: np.ndarray | None = None  # H×W in [0, 1] (shading only; the label is exact)
 
 
 def _paste_region(th: Thing, size: int) -> tuple[slice, slice, slice, slice]:
@@ -119,6 +120,7 @@ def _paste_region(th: Thing, size: int) -> tuple[slice, slice, slice, slice]:
 
 class ScenesRecipe:
     name = "scenes"
+    version = 2
 
     def __init__(self) -> None:
         self.has_patterns = load_pattern("sky") is not None
@@ -146,7 +148,7 @@ class ScenesRecipe:
 
     def render(self, index: int, rng: np.random.Generator, size: int) -> Sample:
         layout = self.layout(rng, size)
-        style_rngs = rng.spawn(2)
+        style_rngs = child_rngs(rng, 2)
         image = self.paint(layout, style_rngs[0], size)
         exemplar = self.paint(layout, style_rngs[1], size)
         sid = f"{index:06d}"
@@ -167,7 +169,10 @@ class ScenesRecipe:
         horizon = int(S * rng.uniform(0.42, 0.62))
 
         clouds = value_noise(rng, (S, S), octaves=4, base=3) * (1 - ys / max(horizon, 1)).clip(0, 1) ** 0.5
-        label[clouds > rng.uniform(0.5, 0.75)] = CLOUD
+        cloud_threshold = float(rng.uniform(0.5, 0.75))
+        label[clouds > cloud_threshold] = CLOUD
+        # cloud density above the threshold shades the clouds (thin rims, dense cores)
+        cloud_density = np.clip((clouds - cloud_threshold) / 0.2, 0, 1).astype(np.float32)
 
         if rng.random() < 0.85:  # far mountains
             top = horizon - S * rng.uniform(0.1, 0.3) + midpoint_profile(rng, S, rng.uniform(0.45, 0.65), S * 0.12)
@@ -206,7 +211,8 @@ class ScenesRecipe:
         stuff = label.copy()
         things = self._place_things(rng, stuff, horizon, S)
         instance, label = self._compose(stuff, things, S)
-        return Layout(label=label, instance=instance, stuff=stuff, horizon=horizon, things=things)
+        return Layout(label=label, instance=instance, stuff=stuff, horizon=horizon, things=things,
+                      cloud_density=cloud_density)
 
     def _cutout(self, rng: np.random.Generator, k: int, height: int) -> np.ndarray:
         kind = THING_KINDS[k]
@@ -331,7 +337,11 @@ class ScenesRecipe:
                 continue
             tex = self._texture(rng, cls, S).astype(np.float32)
             if cls == CLOUD:
-                tex = tex * 0.6 + (bottom * 0.3 + 255 * 0.7)[None, None] * 0.4
+                white = (bottom * 0.25 + 255 * 0.75)[None, None]
+                tex = tex * 0.35 + white * 0.65
+                if layout.cloud_density is not None:  # thin rims blend into the sky, cores are bright
+                    d = (0.35 + 0.65 * layout.cloud_density)[..., None]
+                    tex = img * (1 - d) + tex * d
             elif cls in (MOUNTAIN, HILL):  # aerial perspective: far ridges fade into the horizon colour
                 haze = rng.uniform(0.15, 0.45) if cls == MOUNTAIN else rng.uniform(0.0, 0.2)
                 tex = tex * (1 - haze) + bottom[None, None] * haze

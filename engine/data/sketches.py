@@ -28,7 +28,7 @@ import numpy as np
 
 from ..api.base import InputError
 from ..io import instance_edges
-from .common import Json, Png, Sample, source_records, warn_fallback
+from .common import Json, Png, Sample, child_rngs, source_records, warn_fallback
 from .fetch import source_dir
 from .material import load_cutout, procedural_blob, stamp_files
 from .scenes import PALETTE as SCENES_PALETTE, THING_KINDS, ScenesRecipe
@@ -149,6 +149,7 @@ def _procedural_pair(rng: np.random.Generator, size: int) -> tuple[np.ndarray, n
 
 class SketchesRecipe:
     name = "sketches"
+    version = 2  # follows the scenes recipe's version (scene sketches are drawn over its layouts)
 
     def __init__(self) -> None:
         self.moji = openmoji_catalogue()
@@ -217,7 +218,7 @@ class SketchesRecipe:
 
     def _scene(self, sid: str, rng: np.random.Generator, size: int) -> dict:
         layout = self.scenes.layout(rng, size)
-        photo = self.scenes.paint(layout, rng.spawn(1)[0], size)
+        photo = self.scenes.paint(layout, child_rngs(rng, 1)[0], size)
         stuff_edges = instance_edges(layout.stuff) > 0
         # thin the two-sided boundary to one side so background strokes are 1 px
         stuff_edges &= np.pad(layout.stuff[1:] != layout.stuff[:-1], ((0, 1), (0, 0))) | \
