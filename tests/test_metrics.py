@@ -16,6 +16,12 @@ from engine.metrics.segmentation import ConfusionMatrix, mean_iou
 torch.set_num_threads(1)
 
 
+@pytest.fixture(scope="module")
+def mobilenet_random():
+    """One random-initialised MobileNetV2 shared by the tests that only read from it."""
+    return build_features("mobilenet_v2", random_init=True)
+
+
 # ---------------------------------------------------------------- PSNR / SSIM
 def test_psnr_known_value_and_identity() -> None:
     a = np.full((16, 16, 3), 100, np.uint8)
@@ -65,14 +71,14 @@ def test_frechet_distance_closed_form() -> None:
     assert frechet_distance(np.zeros(4), eye, np.zeros(4), 9 * eye) == pytest.approx(4 * (3 - 1) ** 2)
 
 
-def test_fd_on_images_identical_vs_shifted() -> None:
-    feats = build_features("mobilenet_v2", random_init=True)
+def test_fd_on_images_identical_vs_shifted(mobilenet_random) -> None:
+    feats = mobilenet_random
     rng = np.random.default_rng(0)
-    real = rng.integers(0, 200, (12, 32, 32, 3), dtype=np.uint8)
+    real = rng.integers(0, 200, (8, 32, 32, 3), dtype=np.uint8)
     shifted = np.clip(real.astype(int) + 55, 0, 255).astype(np.uint8)
     real_t, shifted_t = images_to_tensor(real), images_to_tensor(shifted)
-    same = frechet_distance_images(feats, real_t, real_t, batch=6, size=None)
-    moved = frechet_distance_images(feats, shifted_t, real_t, batch=6, size=None)
+    same = frechet_distance_images(feats, real_t, real_t, batch=8, size=None)
+    moved = frechet_distance_images(feats, shifted_t, real_t, batch=8, size=None)
     assert same == pytest.approx(0.0, abs=1e-6)
     assert moved > 1e-3 and moved > 1000 * max(same, 1e-9)
 
@@ -109,8 +115,8 @@ def test_vgg_layers_and_gradient_reaches_input() -> None:
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
-def test_perceptual_distance_properties() -> None:
-    f = build_features("mobilenet_v2", random_init=True)
+def test_perceptual_distance_properties(mobilenet_random) -> None:
+    f = mobilenet_random
     rng = np.random.default_rng(3)
     a = images_to_tensor(rng.integers(0, 256, (2, 48, 48, 3), dtype=np.uint8))
     near = (a + 0.02 * torch.randn_like(a)).clamp(-1, 1)

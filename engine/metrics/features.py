@@ -107,20 +107,66 @@ def verify_backbone_file(name: str, path: Path) -> None:
     _VERIFIED[key] = digest
 
 
+def _conv_bn_relu6(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU6())
+
+
+class _InvertedResidual(nn.Module):
+    """MobileNetV2 block: 1×1 expand (skipped at t=1) → 3×3 depthwise → 1×1 linear projection,
+    residual when the shape is kept. Submodule names follow torchvision (``conv.0.0.weight`` …)."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expand: int) -> None:
+        super().__init__()
+        hidden = cin * expand
+        self.use_res_connect = stride == 1 and cin == cout
+        layers: list[nn.Module] = [] if expand == 1 else [_conv_bn_relu6(cin, hidden, 1)]
+        layers += [_conv_bn_relu6(hidden, hidden, 3, stride, groups=hidden),
+                   nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x) if self.use_res_connect else self.conv(x)
+
+
+# (expansion t, output channels c, repeats n, first stride s) of MobileNetV2 at width 1.0
+_MOBILENET_V2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                          (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+# VGG19 ("configuration E"): conv widths, "M" = 2×2 max-pool
+_VGG19_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
+              512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
+
+
 def _build_body(name: str) -> nn.Sequential:
-    """The torchvision architecture's ``features`` trunk (the classifier head is not needed)."""
-    from torchvision import models
-
+    """The ImageNet trunk (``features`` of torchvision's model, same parameter names and shapes; the
+    classifier head is not needed). Written here rather than imported: importing torchvision pulls
+    in torch._dynamo, which costs seconds at every start. Initialisation as torchvision's."""
+    layers: list[nn.Module] = []
     if name == "vgg19":
-        # the trunk alone: building the full VGG19 would also initialise its 120M-parameter classifier
-        from torchvision.models.vgg import cfgs, make_layers
-
-        body = make_layers(cfgs["E"], batch_norm=False)
+        cin = 3
+        for v in _VGG19_CFG:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2, 2))
+            else:
+                layers += [nn.Conv2d(cin, int(v), 3, padding=1), nn.ReLU()]
+                cin = int(v)
     else:
-        body = models.mobilenet_v2(weights=None).features
-    for m in body.modules():  # tapped outputs must not be overwritten by a later in-place ReLU
-        if isinstance(m, (nn.ReLU, nn.ReLU6)):
-            m.inplace = False
+        layers.append(_conv_bn_relu6(3, 32, 3, 2))
+        cin = 32
+        for t, c, n, s in _MOBILENET_V2_SETTINGS:
+            for i in range(n):
+                layers.append(_InvertedResidual(cin, c, s if i == 0 else 1, t))
+                cin = c
+        layers.append(_conv_bn_relu6(cin, 1280, 1))
+    body = nn.Sequential(*layers)
+    for m in body.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
     return body
 
 
