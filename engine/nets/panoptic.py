@@ -74,11 +74,7 @@ class WindowMask:
     mask: torch.Tensor
     ratio: torch.Tensor
     out_size: tuple[int, int]
-    sel_flat: torch.Tensor      # (N,) index into B·L
-    sel_batch: torch.Tensor     # (N,)
-    sel_gather: torch.Tensor    # (N, kh·kw) flat index into the zero-padded input
-    sel_mask: torch.Tensor      # (N, kh·kw)
-    sel_ratio: torch.Tensor     # (N,)
+    sel_flat: torch.Tensor      # (N,) flat index into B·L of the boundary-crossing positions
 
     @property
     def boundary_fraction(self) -> float:
@@ -110,19 +106,8 @@ def window_mask(ids: torch.Tensor, kernel_size: int | Sequence[int], stride: int
         Ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
         Wo = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
         L = Ho * Wo
-        crossing = (count < k2).reshape(-1)
-        sel_flat = crossing.nonzero().squeeze(1)
-        sel_batch = sel_flat // L
-        sel_l = sel_flat % L
-        Wp = W + 2 * pw
-        base = (sel_l // Wo) * sh * Wp + (sel_l % Wo) * sw
-        u = torch.arange(kh, device=ids.device).repeat_interleave(kw)
-        v = torch.arange(kw, device=ids.device).repeat(kh)
-        offsets = u * dh * Wp + v * dw
-        sel_gather = base[:, None] + offsets[None, :]
-        sel_mask = mask.permute(0, 2, 1).reshape(B * L, k2)[sel_flat]
-        sel_ratio = ratio.reshape(-1)[sel_flat]
-    return WindowMask(mask, ratio, (Ho, Wo), sel_flat, sel_batch, sel_gather, sel_mask, sel_ratio)
+        sel_flat = (count < k2).reshape(-1).nonzero().squeeze(1)
+    return WindowMask(mask, ratio, (Ho, Wo), sel_flat)
 
 
 class PanopticMap:
@@ -185,8 +170,8 @@ def panoptic_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
 
     ``impl="unfold"`` evaluates the formula densely (unfold → mask → matmul). ``"sparse"`` runs
     the plain convolution and recomputes only the positions whose window crosses a segment
-    boundary (gathered windows → mask → matmul); everywhere else M is all ones and the ratio 1,
-    so both are the same function, and "sparse" costs a plain conv plus the boundary fraction.
+    boundary (:func:`panoptic_conv2d_at`); everywhere else M is all ones and the ratio 1, so both
+    are the same function, and "sparse" costs a plain conv plus the boundary fraction.
     """
     B, C, H, W = x.shape
     Cout, Cin, kh, kw = weight.shape
@@ -208,17 +193,10 @@ def panoptic_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
     out = F.conv2d(x, weight, bias, stride, padding, dilation)
     if win.sel_flat.numel() == 0:
         return out
-    ph, pw = padding
-    flat = F.pad(x, (pw, pw, ph, ph)).flatten(2).transpose(1, 2)  # (B, Hp·Wp, C)
-    patches = flat[win.sel_batch[:, None], win.sel_gather]          # (N, k2, C)
-    patches = patches * win.sel_mask[..., None].to(patches.dtype)
-    w = weight.permute(0, 2, 3, 1).reshape(Cout, k2 * C)            # same (k2, C) order
-    res = torch.matmul(patches.reshape(-1, k2 * C), w.t().to(patches.dtype))
-    res = res * win.sel_ratio[:, None].to(res.dtype)
-    if bias is not None:
-        res = res + bias.to(res.dtype)
+    res = panoptic_conv2d_at(x, weight, bias, win, padding, stride, dilation, win.sel_flat)
     out = out.reshape(B, Cout, L)
-    out[win.sel_batch, :, win.sel_flat - win.sel_batch * L] = res.to(out.dtype)  # conv2d's backward needs not its output
+    # in place: conv2d's backward does not need its own output
+    out[win.sel_flat // L, :, win.sel_flat % L] = res.to(out.dtype)
     return out.view(B, Cout, Ho, Wo)
 
 
@@ -302,7 +280,10 @@ def upsample_sources(ids_low: torch.Tensor, ids_high: torch.Tensor) -> tuple[tor
 
 
 class PanopticUpsample(nn.Module):
-    """×2 upsampling that copies same-segment features and encodes holes from the semantic map."""
+    """×2 upsampling that copies same-segment features and encodes holes from the semantic map.
+
+    The hole encoder is a 3×3 panoptic-aware conv evaluated only at the hole pixels.
+    """
 
     def __init__(self, channels: int, semantic_nc: int, kernel_size: int = 3) -> None:
         super().__init__()
@@ -312,14 +293,40 @@ class PanopticUpsample(nn.Module):
         if pmap is None:
             return F.interpolate(x, scale_factor=2, mode="nearest")
         B, C, h, w = x.shape
+        H, W = 2 * h, 2 * w
         src_y, src_x, found = pmap.upsample_sources((h, w))
         index = (src_y * w + src_x).reshape(B, 1, -1).expand(B, C, -1)
-        copied = x.reshape(B, C, h * w).gather(2, index).view(B, C, 2 * h, 2 * w)
-        if bool(found.all()) and not self.training:
-            return copied
-        # Training always runs the encoder so every parameter gets a gradient (DDP).
-        encoded = self.encode(pmap.semantic_at((2 * h, 2 * w)), pmap)
-        return torch.where(found[:, None], copied, encoded.to(copied.dtype))
+        out = x.reshape(B, C, h * w).gather(2, index)  # (B, C, H·W)
+        holes = (~found).reshape(-1).nonzero().squeeze(1)
+        if holes.numel():
+            enc = self.encode
+            win = pmap.window((H, W), enc.kernel_size, enc.stride, enc.dilation, enc.padding)
+            values = panoptic_conv2d_at(pmap.semantic_at((H, W)), enc.weight, enc.bias, win, enc.padding,
+                                        enc.stride, enc.dilation, holes)
+            out[holes // (H * W), :, holes % (H * W)] = values.to(out.dtype)
+        return out.view(B, C, H, W)
+
+
+def panoptic_conv2d_at(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, win: WindowMask,
+                       padding: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
+                       positions: torch.Tensor) -> torch.Tensor:
+    """The panoptic-aware conv at selected output positions only (flat indices into B·Ho·Wo) → (N, Cout)."""
+    B, C, H, W = x.shape
+    Cout, _, kh, kw = weight.shape
+    Ho, Wo = win.out_size
+    L = Ho * Wo
+    (ph, pw), (sh, sw), (dh, dw) = padding, stride, dilation
+    batch, pos = positions // L, positions % L
+    Wp = W + 2 * pw
+    u = torch.arange(kh, device=x.device).repeat_interleave(kw)
+    v = torch.arange(kw, device=x.device).repeat(kh)
+    gather = ((pos // Wo) * sh * Wp + (pos % Wo) * sw)[:, None] + (u * dh * Wp + v * dw)[None, :]
+    flat = F.pad(x, (pw, pw, ph, ph)).flatten(2).transpose(1, 2)      # (B, Hp·Wp, C)
+    mask = win.mask[batch, :, pos]                                      # (N, k2)
+    patches = flat[batch[:, None], gather] * mask[..., None].to(x.dtype)
+    res = torch.matmul(patches.reshape(len(positions), -1), weight.permute(0, 2, 3, 1).reshape(Cout, -1).t().to(x.dtype))
+    res = res * win.ratio[batch, pos][:, None].to(res.dtype)
+    return res + bias.to(res.dtype) if bias is not None else res
 
 
 # =============================================================================================
@@ -669,7 +676,7 @@ FAMILY = register(Family(
 
 __all__ = [
     "PanopticMap", "WindowMask", "window_mask", "panoptic_conv2d", "PanopticConv2d", "upsample_sources",
-    "PanopticUpsample", "PanopticSPADE", "PanopticSPADEResnetBlock", "PanopticSPADEGenerator", "ConvEncoder",
+    "PanopticUpsample", "panoptic_conv2d_at", "PanopticSPADE", "PanopticSPADEResnetBlock", "PanopticSPADEGenerator", "ConvEncoder",
     "reparameterize", "NLayerDiscriminator", "MultiscaleDiscriminator", "CONFIGS", "semantic_nc", "build",
     "build_generator", "build_encoder", "build_discriminator", "convert", "FAMILY",
 ]
