@@ -13,7 +13,7 @@ from engine.weights import Manifest, WeightsEntry
 FAMILY_HINTS: dict[str, tuple[str, str, str]] = {
     "stargan2": ("100000_nets_ema.ckpt", "celeba_hq", "StarGAN v2"),
     "cocosnet": ("latest_net_G.pth latest_net_Corr.pth", "ade20k", "CoCosNet"),
-    "panoptic": ("", "", "panoptic SPADE"),
+    "panoptic": ("latest_net_G.pth", "spade_coco", "panoptic SPADE"),
     "edgegan": ("checkpoints/ (the EdgeGAN TensorFlow checkpoint folder)", "class14", "EdgeGAN"),
 }
 
@@ -57,6 +57,7 @@ class WeightsPanel(QWidget):
         row.addWidget(QLabel("Model:"))
         self.combo = QComboBox()
         self.combo.setMinimumWidth(180)
+        self.combo.setPlaceholderText("(no model registered)")
         self.combo.currentIndexChanged.connect(self._changed)
         row.addWidget(self.combo, 1)
         self.refresh_button = QPushButton("Refresh")
@@ -109,8 +110,8 @@ class WeightsPanel(QWidget):
             where = manifest.path if manifest is not None else "weights/manifest.json"
             extra = f" Registered but unusable here: {', '.join(rejected)}." if rejected else ""
             self.missing = (f"No {display} weights are registered in {where}.{extra} "
-                            f"Import the official file with: {import_command(self.family)}"
-                            + (f" — or train one with: i2i train {self.family}" if FAMILY_HINTS.get(self.family, ("",))[0] else ""))
+                            f"Import an official checkpoint with: {import_command(self.family)} "
+                            f"— or train one with: i2i train {self.family}")
         else:
             self.missing = ""
         self._update_status(manifest)

@@ -199,15 +199,22 @@ def test_sketch_strokes_undo_per_stroke_and_scene_objects(qtbot):
     assert len(doc.strokes) == 2
 
 
-def test_sketch_smoothing_pulls_points_toward_the_path():
+def test_sketch_smoothing_is_centred_and_keeps_end_points():
     doc = SketchDocument((64, 64))
-    doc.smoothing = 0.5
-    doc.begin_stroke(0, 0, 2)
-    doc.stroke_to(10, 0)
-    assert doc.current_points()[-1, 0] == pytest.approx(5.0)
+    doc.smoothing = 0.6
+    doc.begin_stroke(0, 10, 2)
+    for i in range(1, 41):  # a zig-zag along y = 10
+        doc.stroke_to(i, 10 + (2 if i % 2 else -2))
+    stroke = doc.end_stroke()
+    pts = stroke.points
+    assert tuple(pts[0]) == (0, 10) and tuple(pts[-1]) == pytest.approx((40, 8))
+    inner = pts[5:-5]
+    assert np.abs(inner[:, 1] - 10).max() < 1.0  # jitter removed, no drift off the path
     doc.smoothing = 0.0
+    doc.begin_stroke(0, 0, 2)
+    doc.stroke_to(10, 3)
     doc.stroke_to(20, 0)
-    assert doc.current_points()[-1, 0] == pytest.approx(20.0)
+    assert np.array_equal(doc.end_stroke().points, np.array([[0, 0], [10, 3], [20, 0]], np.float32))
 
 
 def test_pose_canvas_drag_remove_add_reset_and_json(qtbot, tmp_path):

@@ -93,9 +93,11 @@ class MaskCanvas(DocCanvas):
             # outline pixels: an instance id differs from the right or lower neighbour
             ex0, ey0, ex1, ey1 = x0, y0, min(x1 + 1, w), min(y1 + 1, h)
             block = inst[ey0:ey1, ex0:ex1]
+            # only around thing instances (ids >= 1000): stuff borders are class borders already
+            thing = block >= 1000
             edge = np.zeros(block.shape, bool)
-            edge[:, :-1] |= block[:, 1:] != block[:, :-1]
-            edge[:-1, :] |= block[1:, :] != block[:-1, :]
+            edge[:, :-1] |= (block[:, 1:] != block[:, :-1]) & (thing[:, 1:] | thing[:, :-1])
+            edge[:-1, :] |= (block[1:, :] != block[:-1, :]) & (thing[1:, :] | thing[:-1, :])
             edge = edge[: y1 - y0, : x1 - x0]
             rgb = rgb.copy()
             rgb[edge] = OUTLINE

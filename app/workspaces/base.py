@@ -20,6 +20,9 @@ from ..views import ImageView
 from ..weights_panel import WeightsPanel
 
 
+NO_MODEL_HINT = "No model to run: the note under Model says which weights to import."
+
+
 class Workspace(QWidget):
     """One task. Subclasses fill ``self.inputs`` (left column) and ``self.center`` (canvas area),
     implement :meth:`make_request`, and save/restore their state."""
@@ -92,6 +95,7 @@ class Workspace(QWidget):
         self.hint = QLabel()
         self.hint.setWordWrap(True)
         self.hint.setStyleSheet("color: #d9a441;")
+        self.hint.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
         out_lay.addWidget(self.hint)
         self.splitter.addWidget(self.inputs)
         self.splitter.addWidget(self.center)
@@ -173,7 +177,7 @@ class Workspace(QWidget):
         if not (force or self.live.isChecked()):
             return None
         if not self.weights.model:
-            self.hint.setText(self.weights.missing or "No model selected.")
+            self.hint.setText(NO_MODEL_HINT)
             return None
         try:
             request = self.make_request()
@@ -188,7 +192,7 @@ class Workspace(QWidget):
 
     def _model_changed(self, name: str) -> None:
         if not name:
-            self.hint.setText(self.weights.missing)
+            self.hint.setText(NO_MODEL_HINT)
         self.model_changed(name)
 
     def model_changed(self, name: str) -> None:

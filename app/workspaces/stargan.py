@@ -131,6 +131,7 @@ class StarGANWorkspace(Workspace):
 
     def _source_changed(self, image: np.ndarray | None) -> None:
         self.source_view.set_image(image)
+        self.source_view_note.setVisible(image is None)
         self.schedule("full")
 
     def _alpha_moved(self, _value: int) -> None:
