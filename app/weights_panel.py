@@ -103,6 +103,8 @@ class WeightsPanel(QWidget):
             self.combo.addItem(f"{e.name} · {e.config_name} · {e.provenance.get('kind', '?')}", e.name)
         if previous in self.entries:
             self.combo.setCurrentIndex(list(self.entries).index(previous))
+        elif self.entries:
+            self.combo.setCurrentIndex(0)  # with a placeholder text set, Qt leaves the index at -1
         self.combo.blockSignals(False)
         if problem:
             self.missing = f"The {display} generator is not available: {problem}"
