@@ -68,7 +68,7 @@ def _panels(recipe: str, root: Path, sid: str, prov: dict) -> list[tuple[str, np
         big = cv2.resize(marked, (img.shape[1] * 2, img.shape[0] * 2), interpolation=cv2.INTER_NEAREST)
         for x, y in pts:
             cv2.circle(big, (int(x * 2), int(y * 2)), 1, (0, 255, 0), -1)
-        return [(domain, img), ("landmarks", big),
+        return [(f"face:{domain}", img), ("landmarks", big),
                 ("parsing", pal.colorize(load_label_map(root / "parsing" / f"{sid}.png")))]
     if recipe == "poses":
         img = load_image(root / "image" / f"{sid}.png")
@@ -148,8 +148,13 @@ def contact_sheet(dataset: Path | str, *, n: int = 8, out: Path | str, split: st
         else:
             panels = _panels(recipe, root, sid, prov)
         if len(panels) > len(header):
-            header = [name if recipe != "sketches" else name.split(" ", 1)[-1] for name, _ in panels]
-        rows.append(np.concatenate([_fit(img, cell) for _, img in panels], 1))
+            header = [name.split(":")[0] if recipe != "sketches" else name.split(" ", 1)[-1] for name, _ in panels]
+        fitted = [_fit(img, cell) for _, img in panels]
+        for (name, _), tile in zip(panels, fitted):  # per-row facts (e.g. the face's domain) on the tile
+            if ":" in name:
+                cv2.putText(tile, name.split(":", 1)[1], (2, cell - 4), cv2.FONT_HERSHEY_PLAIN, 0.8,
+                            (255, 255, 0), 1, cv2.LINE_AA)
+        rows.append(np.concatenate(fitted, 1))
     if recipe == "sketches":
         scene_ids = sorted(p.stem for p in (root / "scene").glob("*.json")) if (root / "scene").exists() else []
         for sid in scene_ids[: max(1, n // 4)]:

@@ -70,7 +70,7 @@ def random_skeleton(rng: np.random.Generator) -> Skeleton:
         j[J[f"{s}_elbow"]] = j[J[f"{s}_shoulder"]] + upper
         j[J[f"{s}_wrist"]] = j[J[f"{s}_elbow"]] + _rot(upper / LEN["upper_arm"], -sign * flex) * LEN["lower_arm"]
         hip_abduct = float(rng.uniform(-5, 35))
-        knee = float(rng.uniform(0, 100)) * (1 if rng.random() < 0.5 else -1)
+        knee = float(rng.uniform(-30, 100))  # positive bends the shin outwards; little inwards (no crossed legs)
         thigh = _rot(down, -sign * hip_abduct) * LEN["upper_leg"]
         # a bent knee seen from the front foreshortens the thigh and shin
         fore = np.cos(np.deg2rad(abs(knee) * 0.5))
@@ -250,7 +250,7 @@ def render_figure(joints: np.ndarray, visible: np.ndarray, yaw: float, scale: fl
 
 class PosesRecipe:
     name = "poses"
-    version = 1
+    version = 2
 
     def __init__(self) -> None:
         self.have_fabrics = any(load_pattern(f) is not None for f in FABRICS)
