@@ -168,6 +168,14 @@ def test_scene_task_pastes_objects_and_paints_background(tiny_model: str, tmp_pa
     assert mask[40, 40] and mask[45, 110] and not mask[90, 5]
     assert np.array_equal(res.image[mask], res.aux["foreground"][mask])
     assert np.array_equal(res.image[~mask], res.aux["background"][~mask])
+    ctx = make_context(1, req, ModelStore(), LRUCache(8))
+    run_request(req, ctx)
+    misses = ctx.cache.misses
+    moved = SceneRequest(**{**req.__dict__, "objects": (req.objects[0], SceneObject(
+        sketch=req.objects[1].sketch, class_name="car", box=req.objects[1].box))})
+    again = run_request(moved, make_context(2, moved, ctx.models, ctx.cache))
+    assert ctx.cache.misses == misses + 1 and ctx.cache.hits >= 1  # only the changed object was regenerated
+    assert np.array_equal(again.aux["foreground"][40, 40], res.aux["foreground"][40, 40])
     unpasted = _run(SceneRequest(**{**req.__dict__, "paste_objects": False}))
     assert np.array_equal(unpasted.image, unpasted.aux["background"])
     assert "background_generator" in res.timings

@@ -119,9 +119,17 @@ def run_scene(request: SceneRequest, ctx: TaskContext) -> Result:
         if not strokes.any():
             raise InputError(f"object {i} ({obj.class_name}) has no strokes inside its box")
         label = class_index(model, obj.class_name)
-        out = generate_object(model, ctx, in_box, label, seed=request.seed + i, noise=request.noise,
-                              precision=request.precision)
-        paste_object(foreground, fg_mask, to_uint8_image(out.image), out.prepared.region, fill_strokes(strokes))
+
+        def make(in_box=in_box, label=label, i=i, strokes=strokes):
+            out = generate_object(model, ctx, in_box, label, seed=request.seed + i, noise=request.noise,
+                                  precision=request.precision)
+            return to_uint8_image(out.image), out.prepared.region, fill_strokes(strokes)
+
+        # editing one object of a scene must not regenerate the others: cache per object content
+        key = ("edgegan-scene-object", model.name, str(ctx.device), obj.sketch.digest, (x0, y0, x1, y1),
+               label, request.seed + i, request.noise, request.precision)
+        image, region, object_mask = ctx.cache.get_or_create(key, make)
+        paste_object(foreground, fg_mask, image, region, object_mask)
 
     ctx.progress("background", 0.75)
     depth = background_depth(bg_config)
