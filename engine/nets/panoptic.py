@@ -190,13 +190,18 @@ def panoptic_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
         return out.view(B, Cout, Ho, Wo)
     if impl != "sparse":
         raise ValueError(f"unknown panoptic conv impl {impl!r}")
+    # channels-last: windows are gathered as contiguous pixel rows and results written back as rows
+    x = x.contiguous(memory_format=torch.channels_last)
     out = F.conv2d(x, weight, bias, stride, padding, dilation)
     if win.sel_flat.numel() == 0:
         return out
-    res = panoptic_conv2d_at(x, weight, bias, win, padding, stride, dilation, win.sel_flat)
+    res = panoptic_conv2d_at(x, weight, bias, win, padding, stride, dilation, win.sel_flat).to(out.dtype)
+    rows = out.permute(0, 2, 3, 1)
+    if rows.is_contiguous():  # in place (conv2d's backward does not need its own output)
+        rows.view(B * L, Cout)[win.sel_flat] = res
+        return out
     out = out.reshape(B, Cout, L)
-    # in place: conv2d's backward does not need its own output
-    out[win.sel_flat // L, :, win.sel_flat % L] = res.to(out.dtype)
+    out[win.sel_flat // L, :, win.sel_flat % L] = res
     return out.view(B, Cout, Ho, Wo)
 
 
@@ -321,10 +326,15 @@ def panoptic_conv2d_at(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
     u = torch.arange(kh, device=x.device).repeat_interleave(kw)
     v = torch.arange(kw, device=x.device).repeat(kh)
     gather = ((pos // Wo) * sh * Wp + (pos % Wo) * sw)[:, None] + (u * dh * Wp + v * dw)[None, :]
-    flat = F.pad(x, (pw, pw, ph, ph)).flatten(2).transpose(1, 2)      # (B, Hp·Wp, C)
-    mask = win.mask[batch, :, pos]                                      # (N, k2)
-    patches = flat[batch[:, None], gather] * mask[..., None].to(x.dtype)
-    res = torch.matmul(patches.reshape(len(positions), -1), weight.permute(0, 2, 3, 1).reshape(Cout, -1).t().to(x.dtype))
+    padded = F.pad(x, (pw, pw, ph, ph))
+    flat = padded.permute(0, 2, 3, 1).reshape(B, -1, C)                 # a view when x is channels-last
+    mask = win.mask[batch, :, pos]                                        # (N, k2)
+    if ph > 0 and pw > 0:
+        # masked-out window pixels read the padded corner (always 0) instead of a multiply
+        patches = flat[batch[:, None], torch.where(mask > 0, gather, torch.zeros_like(gather))]
+    else:
+        patches = flat[batch[:, None], gather] * mask[..., None].to(x.dtype)
+    res = torch.matmul(patches.reshape(len(positions), -1), weight.permute(0, 2, 3, 1).reshape(Cout, -1).t().to(patches.dtype))
     res = res * win.ratio[batch, pos][:, None].to(res.dtype)
     return res + bias.to(res.dtype) if bias is not None else res
 
