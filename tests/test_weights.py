@@ -79,6 +79,7 @@ def test_verify_reports_missing_mismatch_unreadable(weights_dir, tmp_path):
         W.build_and_load(entry, manifest)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch's note on protocol 4
 def test_pickled_code_is_refused(tmp_path, capsys):
     p = tmp_path / "evil.ckpt"
     with open(p, "wb") as fh:
