@@ -143,3 +143,22 @@ def test_cli_reference_grid_and_latent_outputs(tiny_model: str, tmp_path: Path) 
     assert np.asarray(Image.open(inter)).shape == (34 + 2, 4 * 34 + 2, 3)
     assert main(["generate", "stargan2-latent", "--source", paths[0], "--domain", "zebra",
                  "--out", str(out)]) == 2
+
+
+def test_high_pass_model_runs_fan_masks(weights_dir: Path) -> None:
+    from engine.weights import Manifest, register_file, save_state_dicts
+
+    torch.manual_seed(0)
+    cfg = sg.CONFIGS["tiny_hpf"]
+    nets = sg.build(cfg, with_discriminator=False)
+    path = weights_dir / "hpf.safetensors"
+    save_state_dicts({k: m.state_dict() for k, m in nets.items()}, path)
+    register_file(Manifest(), name="hpf", family="stargan2", config_name="tiny_hpf", config=cfg, path=path,
+                  provenance={"kind": "trained-here", "command": "test"})
+    run = Runner()
+    src = _image(64, 64, 3)
+    res = run(StarGANLatentRequest(model="hpf", source=src, target_domain=0, seed=1))
+    assert res.image.shape == (64, 64, 3)
+    assert res.aux["face_mask"].shape == (256, 256, 3) and "masks" in res.timings
+    slider = run(StarGANLatentRequest(model="hpf", source=src, target_domain=0, seed=1, psi=0.5))
+    assert "masks" not in slider.timings  # FAN ran once per source image
