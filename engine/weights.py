@@ -102,6 +102,7 @@ class Manifest:
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh, indent=2)
             fh.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the manifest is a normal shared file
         os.replace(tmp, self.path)
 
     def file_path(self, entry: WeightsEntry) -> Path:
