@@ -11,10 +11,10 @@ from engine.weights import Manifest, WeightsEntry
 
 # family -> (official file name(s) to import, example config, display name, how to train one)
 FAMILY_HINTS: dict[str, tuple[str, str, str]] = {
-    "stargan2": ("100000_nets_ema.ckpt", "celeba_hq", "StarGAN v2"),
+    "stargan2": ("100000_nets_ema.ckpt wing.ckpt", "celeba_hq", "StarGAN v2"),
     "cocosnet": ("latest_net_G.pth latest_net_Corr.pth", "ade20k", "CoCosNet"),
     "panoptic": ("latest_net_G.pth", "spade_coco", "panoptic SPADE"),
-    "edgegan": ("checkpoints/ (the EdgeGAN TensorFlow checkpoint folder)", "class14", "EdgeGAN"),
+    "edgegan": ("EdgeGAN-Model-N.index EdgeGAN-Model-N.data-00000-of-00001", "class14", "EdgeGAN"),
 }
 
 
@@ -131,9 +131,12 @@ class WeightsPanel(QWidget):
             self.missing = text
         elif entry is not None:
             prov = entry.provenance
-            origin = (f"official: {prov.get('upstream', '')}" if prov.get("kind") == "official"
-                      else f"trained here: {prov.get('command', '')}")
+            if prov.get("kind") == "official":
+                origin, detail = f"official ({prov.get('upstream', '')})", prov.get("upstream", "")
+            else:
+                origin, detail = "trained here (hover for the command)", prov.get("command", "")
             text, colour = f"{entry.file}, {entry.bytes / 1e6:.1f} MB — {origin}", "#8fbf8f"
+            self.status.setToolTip(detail)
         else:
             text, colour = "", "#aaa"
         self.status.setText(text)
