@@ -1,0 +1,53 @@
+"""The committed default EdgeGAN weights (trained here): registered, verified, loadable, and they
+draw something for a sketch and for a scene."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from engine.api import FrozenArray, SceneObject, SceneRequest, SketchObjectRequest
+from engine.tasks import LRUCache, ModelStore, make_context, run_request
+from engine.weights import REPO_ROOT, Manifest
+
+torch.set_num_threads(1)
+
+
+def _default_entry():
+    manifest = Manifest(REPO_ROOT / "weights")
+    entries = [e for e in manifest.by_family("edgegan") if e.extra.get("default")]
+    if not entries:
+        pytest.skip("no default EdgeGAN weights are registered in weights/manifest.json")
+    return manifest, entries[0]
+
+
+def test_default_weights_are_trained_here_small_and_verified() -> None:
+    manifest, entry = _default_entry()
+    assert entry.provenance["kind"] == "trained-here" and "i2i train edgegan" in entry.provenance["command"]
+    assert entry.bytes <= 20_000_000
+    assert manifest.verify(entry).status == "verified"
+    assert entry.config.get("background") is True
+
+
+def test_default_weights_generate_object_and_scene() -> None:
+    manifest, entry = _default_entry()
+    store, cache = ModelStore(manifest), LRUCache(8)
+    sketch = np.full((200, 200), 255, np.uint8)
+    cv2.ellipse(sketch, (100, 110), (70, 50), 0, 0, 360, 0, 3)
+    cv2.circle(sketch, (60, 60), 25, 0, 3)
+    cls = entry.config["classes"][0]
+    req = SketchObjectRequest(model=entry.name, sketch=FrozenArray(sketch), class_name=cls)
+    res = run_request(req, make_context(1, req, store, cache))
+    size = entry.config["image_size"]
+    assert res.image.shape == (size, size, 3)
+    assert res.image.std() > 5  # not a flat image
+    w, h = 192, 128
+    obj = np.full((h, w), 255, np.uint8)
+    cv2.circle(obj, (60, 60), 30, 0, 2)
+    bg = np.full((h, w), 255, np.uint8)
+    cv2.line(bg, (0, 100), (w, 95), 0, 2)
+    scene = SceneRequest(model=entry.name, objects=(SceneObject(FrozenArray(obj), cls, (25, 25, 95, 95)),),
+                         background=FrozenArray(bg), size=(w, h))
+    out = run_request(scene, make_context(2, scene, store, cache))
+    assert out.image.shape == (h, w, 3) and out.aux["background"].std() > 2
