@@ -243,3 +243,16 @@ def test_pose_canvas_drag_remove_add_reset_and_json(qtbot, tmp_path):
     for _ in range(4):
         doc.history.undo()
     assert doc.keypoints[4, 0] == pytest.approx(default_pose((176, 256))[4, 0])
+
+
+def test_palette_change_keeps_one_listener_and_clamps_labels(qtbot):
+    editor = MaskEditor(load_palette("ade20k"), (32, 32))
+    qtbot.addWidget(editor.canvas)
+    editor.doc.labels[:] = 100
+    editor.set_palette(palette_for("scenes"))
+    assert editor.doc.labels.max() < 16 and len(editor.palette_list.palette) == 16
+    edits = []
+    editor.canvas.edited.connect(edits.append)
+    editor.doc.begin_stroke()
+    editor.doc.stroke_to(5, 5, 2, 3)
+    assert len(edits) == 1  # one repaint + one preview request per change, not one per palette switch

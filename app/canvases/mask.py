@@ -37,6 +37,7 @@ class MaskCanvas(DocCanvas):
         self._drawing = False
         self.doc = doc
         self._lut = np.zeros((1, 3), np.uint8)
+        self._listening: set[int] = set()
         self.set_document(doc)
 
     # -------------------------------------------------------------- document
@@ -44,7 +45,9 @@ class MaskCanvas(DocCanvas):
         self.doc = doc
         self._lut = np.zeros((max(len(doc.palette), 1) + 1, 3), np.uint8)
         self._lut[: len(doc.palette)] = doc.palette.colors
-        doc.on_change(self._doc_changed)
+        if id(doc) not in self._listening:  # once per document, however often its palette changes
+            self._listening.add(id(doc))
+            doc.on_change(self._doc_changed)
         self._rebuild()
 
     def doc_size(self) -> tuple[int, int]:
