@@ -47,6 +47,15 @@ def test_ssim_known_values() -> None:
     assert 1.0 > ssim(img, noisy1) > ssim(img, noisy2) > 0.0
 
 
+def test_ssim_matches_reference_implementation_value() -> None:
+    # Value from scikit-image 0.26 structural_similarity(a, b, channel_axis=2, gaussian_weights=True,
+    # sigma=1.5, use_sample_covariance=False, data_range=255) on these deterministic patterns.
+    i, j, c = np.meshgrid(np.arange(24), np.arange(20), np.arange(3), indexing="ij")
+    a = ((i * 7 + j * 13 + c * 50) % 256).astype(np.uint8)
+    b = ((i * i + 3 * j + c * 20) % 256).astype(np.uint8)
+    assert ssim(a, b) == pytest.approx(0.10977257329682961, abs=1e-12)
+
+
 def test_ssim_tensor_input_matches_uint8() -> None:
     rng = np.random.default_rng(1)
     a = rng.integers(0, 256, (2, 24, 24, 3), dtype=np.uint8)
