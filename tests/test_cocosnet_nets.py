@@ -227,3 +227,21 @@ def test_import_90_epoch_files_and_errors(tmp_path: Path, weights_dir: Path) -> 
     wrong_name.write_bytes(files[0].read_bytes())
     with pytest.raises(WeightsError, match="net_G.pth"):
         fam.convert([wrong_name, files[1]], CONFIGS["tiny_ade20k"])
+
+
+def test_prepare_for_inference_keeps_outputs() -> None:
+    from engine.nets.cocosnet import prepare_for_inference
+
+    nets = _tiny("tiny_ade20k")
+    ref, sem, ref_sem = _inputs(8)
+    with torch.no_grad():
+        warp = nets["netCorr"](ref, sem, ref_sem)["warp_out"]
+        img = nets["netG"](sem, warp)
+    prepare_for_inference(nets)
+    prepare_for_inference(nets)  # idempotent
+    assert not any(k.endswith("weight_orig") for k in nets["netG"].state_dict())
+    with torch.no_grad():
+        warp2 = nets["netCorr"](ref, sem, ref_sem)["warp_out"]
+        img2 = nets["netG"](sem, warp2)
+    torch.testing.assert_close(warp2, warp, atol=2e-4, rtol=0)
+    torch.testing.assert_close(img2, img, atol=2e-4, rtol=0)

@@ -36,6 +36,7 @@ input semantics: ``labels`` (one-hot), ``celebahq_parsing``, ``celebahq_edges``,
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 from pathlib import Path
@@ -72,11 +73,11 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
-        theta = self.theta(x).view(n, self.ch // 8, h * w)
-        phi = F.max_pool2d(self.phi(x), 2).view(n, self.ch // 8, h * w // 4)
-        g = F.max_pool2d(self.g(x), 2).view(n, self.ch // 2, h * w // 4)
+        theta = self.theta(x).reshape(n, self.ch // 8, h * w)
+        phi = F.max_pool2d(self.phi(x), 2).reshape(n, self.ch // 8, h * w // 4)
+        g = F.max_pool2d(self.g(x), 2).reshape(n, self.ch // 2, h * w // 4)
         beta = torch.softmax(torch.bmm(theta.transpose(1, 2), phi), -1)
-        o = self.o(torch.bmm(g, beta.transpose(1, 2)).view(n, self.ch // 2, h, w))
+        o = self.o(torch.bmm(g, beta.transpose(1, 2)).reshape(n, self.ch // 2, h, w))
         return self.gamma * o + x
 
 
@@ -153,7 +154,10 @@ def softmax_attend(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor
     if chunk_rows is None:
         # keep one logits block at about 64 MiB of float32
         chunk_rows = max(1, min(q_rows, (16 * 1024 * 1024) // max(1, k_cols)))
-    with torch.autocast(device_type=query.device.type, enabled=False):
+    dev = query.device.type
+    no_autocast = (torch.autocast(device_type=dev, enabled=False) if dev in ("cpu", "cuda", "mps", "xpu")
+                   else contextlib.nullcontext())  # e.g. "meta" when counting FLOPs
+    with no_autocast:
         query, keys, values = query.float(), keys.float(), values.float()
         out = []
         for start in range(0, q_rows, chunk_rows):
@@ -455,6 +459,39 @@ def init_weights(module: nn.Module, gain: float = 0.02) -> None:
                 nn.init.zeros_(m.bias)
 
 
+def fold_spectral_norm(module: nn.Module) -> nn.Module:
+    """For inference only: replace each spectral-norm hook by its eval-mode weight
+    ``weight_orig / σ(u, v)`` as a plain parameter, so the weight is not re-divided (and, under
+    autocast, not re-cast) on every forward. Changes the state-dict names; idempotent."""
+    from torch.nn.utils.spectral_norm import SpectralNorm
+
+    for m in module.modules():
+        for key, hook in list(m._forward_pre_hooks.items()):
+            if isinstance(hook, SpectralNorm):
+                with torch.no_grad():
+                    weight = hook.compute_weight(m, do_power_iteration=False).detach().clone()
+                del m._forward_pre_hooks[key]
+                for suffix in ("_orig", "_u", "_v"):
+                    name = hook.name + suffix
+                    if name in m._parameters:
+                        del m._parameters[name]
+                    elif name in m._buffers:
+                        del m._buffers[name]
+                if hasattr(m, hook.name):
+                    delattr(m, hook.name)
+                m.register_parameter(hook.name, nn.Parameter(weight, requires_grad=False))
+    return module
+
+
+def prepare_for_inference(nets: Mapping[str, nn.Module], channels_last: bool = True) -> None:
+    """eval(), spectral norm folded, channels-last memory format (faster oneDNN convolutions)."""
+    for net in nets.values():
+        net.eval()
+        fold_spectral_norm(net)
+        if channels_last:
+            net.to(memory_format=torch.channels_last)
+
+
 def build(config: Mapping[str, Any], *, init: bool = True) -> dict[str, nn.Module]:
     """{"netG", "netCorr", "netD"} for a config dict."""
     c = dict(CONFIGS["ade20k"], **config)
@@ -513,5 +550,5 @@ FAMILY = register(Family(
 __all__ = [
     "Attention", "AdaptiveFeatureGenerator", "ResidualBlock", "NoVGGCorrespondence", "CoCosNetGenerator",
     "NLayerDiscriminator", "MultiscaleDiscriminator", "CONFIGS", "make_config", "build", "convert",
-    "init_weights", "feature_normalize", "softmax_attend", "FAMILY",
+    "init_weights", "feature_normalize", "softmax_attend", "fold_spectral_norm", "prepare_for_inference", "FAMILY",
 ]

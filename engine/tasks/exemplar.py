@@ -20,6 +20,7 @@ from ..api.base import FrozenArray, InputError, Result, WeightsError
 from ..api.cocosnet import ExemplarRequest
 from ..cocosnet_inputs import encode_for_config, encode_image
 from ..devices import precision_context
+from ..nets.cocosnet import prepare_for_inference
 from . import TaskContext, runner, to_uint8_image
 
 FAMILY = "cocosnet"
@@ -114,6 +115,7 @@ def translate(ctx: TaskContext, model: str, *, input_labels: np.ndarray | None =
     ctx.progress("loading model", 0.0)
     with ctx.timed("load"):
         nets = ctx.models.get(model, device)
+        prepare_for_inference(nets)  # idempotent on the cached modules
     net_corr, net_g = nets["netCorr"], nets["netG"]
 
     with ctx.timed("encode"):

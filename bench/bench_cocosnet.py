@@ -1,0 +1,196 @@
+"""CoCosNet inference speed on this machine: ade20k (released size, random weights) at 256² and at
+the preview size, float32 vs bfloat16 autocast, achieved GFLOP/s beside an sgemm rate measured in
+the same run, bfloat16 output PSNR against float32, and a 512² run with its peak memory.
+
+    i2i bench cocosnet [--size 256] [--preview 128] [--runs 3] [--threads 2] [--skip-512]
+
+Writes a table to stdout and JSON to bench/results/cocosnet.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from engine.devices import precision_context  # noqa: E402
+from engine.nets.cocosnet import CONFIGS, build  # noqa: E402
+
+
+def sgemm_gflops(n: int = 2048, dtype: torch.dtype = torch.float32, reps: int = 5) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    torch.matmul(a, b)
+    best = math.inf
+    for _ in range(reps):
+        t = time.perf_counter()
+        torch.matmul(a, b)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best / 1e9
+
+
+def make_inputs(config: dict[str, Any], size: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(seed)
+    nc = config["semantic_nc"]
+    ref = torch.rand(1, 3, size, size, generator=g) * 2 - 1
+    labels = torch.randint(0, nc, (1, size // 16, size // 16), generator=g)
+    sem = torch.nn.functional.one_hot(labels, nc).permute(0, 3, 1, 2).float()
+    sem = torch.nn.functional.interpolate(sem, size=(size, size), mode="nearest")
+    ref_sem = torch.flip(sem, dims=[2, 3])
+    return ref, sem, ref_sem
+
+
+def forward_fn(nets: dict[str, torch.nn.Module], ref: torch.Tensor, sem: torch.Tensor,
+               ref_sem: torch.Tensor) -> Callable[[], tuple[torch.Tensor, torch.Tensor]]:
+    def run() -> tuple[torch.Tensor, torch.Tensor]:
+        warp = nets["netCorr"](ref, sem, ref_sem)["warp_out"]
+        return warp, nets["netG"](sem, warp)
+    return run
+
+
+def count_flops(config: dict[str, Any], size: int) -> dict[str, float]:
+    with torch.device("meta"):
+        nets = build(config, init=False)
+    for n in nets.values():
+        n.eval()
+    ref, sem, ref_sem = (t.to("meta") for t in make_inputs(config, size))
+    out = {}
+    with torch.no_grad():
+        with FlopCounterMode(display=False) as fc:
+            warp = nets["netCorr"](ref, sem, ref_sem)["warp_out"]
+        out["netCorr"] = fc.get_total_flops() / 1e9
+        with FlopCounterMode(display=False) as fc:
+            nets["netG"](sem, warp)
+        out["netG"] = fc.get_total_flops() / 1e9
+    out["total"] = out["netCorr"] + out["netG"]
+    return out
+
+
+def time_it(fn: Callable[[], Any], precision: str, runs: int) -> tuple[list[float], Any]:
+    device = torch.device("cpu")
+    with precision_context(device, precision):
+        out = fn()  # warm-up
+        times = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            out = fn()
+            times.append(time.perf_counter() - t)
+    return times, out
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR of two images in [-1, 1], as 8-bit-range images."""
+    mse = (((a.float() + 1) / 2 - (b.float() + 1) / 2) ** 2).mean().item()
+    return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--preview", type=int, default=128)
+    p.add_argument("--preview-config", default="small_ade20k", help="model config for the preview timing")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--skip-512", action="store_true")
+    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "cocosnet.json"))
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    rows: list[dict[str, Any]] = []
+    sgemm = sgemm_gflops()
+    sgemm_bf16 = sgemm_gflops(dtype=torch.bfloat16)
+    print(f"sgemm 2048² float32: {sgemm:.1f} GFLOP/s   bfloat16: {sgemm_bf16:.1f} GFLOP/s   threads {args.threads}")
+
+    config = CONFIGS["ade20k"]
+    flops = count_flops(config, args.size)
+    print(f"ade20k FLOPs at {args.size}²: netCorr {flops['netCorr']:.1f} G, netG {flops['netG']:.1f} G, "
+          f"total {flops['total']:.1f} G")
+    nets = build(config)
+    for n in nets.values():
+        n.eval()
+    inputs = make_inputs(config, args.size)
+    fn = forward_fn(nets, *inputs)
+    results: dict[str, Any] = {}
+    for precision in ("float32", "bfloat16"):
+        times, out = time_it(fn, precision, args.runs)
+        best, med = min(times), statistics.median(times)
+        results[precision] = out
+        rows.append(dict(model="ade20k", size=args.size, precision=precision, best_s=best, median_s=med,
+                         gflop=flops["total"], gflops_per_s=flops["total"] / best,
+                         fraction_of_sgemm=flops["total"] / best / sgemm))
+        print(f"ade20k {args.size}² {precision:<9} best {best * 1e3:8.0f} ms  median {med * 1e3:8.0f} ms  "
+              f"{flops['total'] / best:6.1f} GFLOP/s ({100 * flops['total'] / best / sgemm:.0f}% of sgemm)")
+    speedup = rows[0]["best_s"] / rows[1]["best_s"]
+    quality = {"image_psnr_db": psnr(results["float32"][1], results["bfloat16"][1]),
+               "warp_psnr_db": psnr(results["float32"][0], results["bfloat16"][0])}
+    print(f"bfloat16 speed-up {speedup:.2f}×, output PSNR vs float32 {quality['image_psnr_db']:.1f} dB "
+          f"(warped exemplar {quality['warp_psnr_db']:.1f} dB)")
+
+    # preview: the small default-size model at preview resolution
+    pconfig = CONFIGS[args.preview_config]
+    pflops = count_flops(pconfig, args.preview)
+    pnets = build(pconfig)
+    for n in pnets.values():
+        n.eval()
+    pfn = forward_fn(pnets, *make_inputs(pconfig, args.preview))
+    for precision in ("float32", "bfloat16"):
+        times, _ = time_it(pfn, precision, max(5, args.runs))
+        best, med = min(times), statistics.median(times)
+        rows.append(dict(model=args.preview_config, size=args.preview, precision=precision, best_s=best,
+                         median_s=med, gflop=pflops["total"], gflops_per_s=pflops["total"] / best,
+                         fraction_of_sgemm=pflops["total"] / best / sgemm))
+        print(f"{args.preview_config} {args.preview}² {precision:<9} best {best * 1e3:8.1f} ms  "
+              f"median {med * 1e3:8.1f} ms  ({pflops['total']:.2f} GFLOP)")
+    # preview with the released ade20k model
+    afn = forward_fn(nets, *make_inputs(config, args.preview))
+    times, _ = time_it(afn, "bfloat16", 2)
+    aflops = count_flops(config, args.preview)["total"]
+    rows.append(dict(model="ade20k", size=args.preview, precision="bfloat16", best_s=min(times),
+                     median_s=statistics.median(times), gflop=aflops, gflops_per_s=aflops / min(times),
+                     fraction_of_sgemm=aflops / min(times) / sgemm))
+    print(f"ade20k {args.preview}² bfloat16 best {min(times) * 1e3:8.0f} ms")
+
+    big: dict[str, Any] = {}
+    if not args.skip_512:
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        bfn = forward_fn(nets, *make_inputs(config, 512))
+        with precision_context(torch.device("cpu"), "bfloat16"):
+            t = time.perf_counter()
+            bfn()
+            big["seconds_bf16"] = time.perf_counter() - t
+        big["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        big["peak_rss_before_mib"] = rss0 / 1024
+        # the official code materialises the 16384×16384 float32 matrix (1 GiB) plus its softmax
+        big["official_corr_matrix_mib"] = 16384 * 16384 * 4 * 2 / 2 ** 20
+        print(f"ade20k 512² bfloat16: {big['seconds_bf16']:.1f} s, peak RSS {big['peak_rss_mib']:.0f} MiB "
+              f"(official full matrix + softmax alone: {big['official_corr_matrix_mib']:.0f} MiB)")
+
+    report = dict(
+        machine=dict(platform=platform.platform(), processor=platform.processor(), torch=torch.__version__,
+                     threads=args.threads),
+        sgemm_gflops=sgemm, sgemm_bf16_gflops=sgemm_bf16, flops_g=flops, rows=rows,
+        bf16_speedup=speedup, bf16_quality=quality, size_512=big,
+        note="random weights (xavier gain 0.02 / default init); timings are best-of and median of --runs after a warm-up",
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
