@@ -18,10 +18,8 @@ Files per sample (split-relative): ``female/<id>.png`` or ``male/<id>.png``, ``p
 """
 from __future__ import annotations
 
-import json
 import sys
 from functools import lru_cache
-from pathlib import Path
 
 import cv2
 import numpy as np
