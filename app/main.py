@@ -20,6 +20,7 @@ from engine.tasks import TaskContext
 
 from .dialogs import HelpDialog, SettingsDialog
 from .engine_bridge import EngineBridge
+from .theme import apply_theme
 from .project import SUFFIX, Project, SessionGuard, WorkspaceData, load_project, save_project
 from .workspaces import WORKSPACES
 from .workspaces.base import Workspace
@@ -410,6 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setApplicationName("i2i-studio")
     app.setOrganizationName("i2i-studio")
     settings = Settings.load()
+    apply_theme(app, settings.get("theme"))
     if args.device:
         settings.set("device", args.device)
     window = MainWindow(settings, restore=args.restore)

@@ -94,6 +94,8 @@ SETTINGS: tuple[Setting, ...] = (
             "int", minimum=1, maximum=256, section="Canvas"),
     Setting("undo_limit", 200, "Undo steps", "Strokes kept in each canvas's history.",
             "int", minimum=1, maximum=10000, section="Canvas"),
+    Setting("theme", "dark", "Theme", "Colours of the interface (takes effect at the next start).",
+            "choice", choices=("dark", "light", "system"), section="Interface"),
     Setting("autosave_s", 60, "Autosave every (s)",
             "Write a recovery copy of the session this often; 0 turns autosave off.",
             "int", minimum=0, maximum=3600, section="Projects"),

@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     from engine.settings import Settings
 
     qapp = QApplication.instance() or QApplication(["i2i-studio"])
+    from app.theme import apply_theme
+    apply_theme(qapp, Settings.load().get("theme"))
     win = MainWindow(Settings.load(), restore="no", autosave=False)
     w, h = (int(v) for v in args.size.split("x"))
     win.resize(w, h)
