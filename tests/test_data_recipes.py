@@ -357,3 +357,29 @@ def test_cli_build_and_contact(tmp_path, offline, capsys):
     assert (tmp_path / "c.png").exists()
     assert main(["data", "fetch", "--list"]) == 0
     assert "openmoji" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------------------
+# fetch bookkeeping (no network: the package clients are replaced)
+# --------------------------------------------------------------------------------------------
+def test_fetch_records_versions_licences_and_reports_failures(tmp_path, monkeypatch):
+    from engine.api.base import InputError
+    monkeypatch.setenv("I2I_DATA_CACHE", str(tmp_path / "cache"))
+
+    def fake_npm(src, dest, work):
+        (dest / "package").mkdir(parents=True)
+        (dest / "package" / "package.json").write_text(json.dumps({"version": "9.9.9", "license": "CC-BY-SA-4.0"}))
+        return "9.9.9"
+
+    def failing_pip(src, dest, work):
+        raise InputError("registry said no")
+
+    monkeypatch.setattr(fetch_mod, "_fetch_npm", fake_npm)
+    monkeypatch.setattr(fetch_mod, "_fetch_pip", failing_pip)
+    with pytest.raises(InputError, match="resvg-cli: registry said no"):
+        fetch_mod.fetch(["resvg-cli", "openmoji"], log=lambda m: None)
+    rec = fetch_mod.fetched_records()["openmoji"]  # the failure did not stop the other source
+    assert rec["version"] == "9.9.9" and rec["licences_declared"] == ["CC-BY-SA-4.0"]
+    assert fetch_mod.source_dir("openmoji") is not None and fetch_mod.source_dir("resvg-cli") is None
+    with pytest.raises(InputError, match="unknown source"):
+        fetch_mod.fetch(["no-such-source"])

