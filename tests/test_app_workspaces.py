@@ -303,3 +303,25 @@ def test_heartbeat_never_stalls_while_previews_run(qtbot, weights_dir):
     win.close()
     assert len(gaps) > 50
     assert max(gaps[1:]) < 50, f"event loop stalled for {max(gaps[1:])} ms"
+
+
+def test_exemplar_map_is_found_beside_the_photo(qtbot, weights_dir, tmp_path):
+    from engine.io import save_label_map
+
+    from app.workspaces.cocosnet import companion_map
+
+    (tmp_path / "image").mkdir()
+    (tmp_path / "label").mkdir()
+    arr = np.zeros((16, 16, 3), np.uint8)
+    Image.fromarray(arr).save(tmp_path / "image" / "007.png")
+    labels = np.zeros((16, 16), np.int32)
+    labels[4:9] = 3
+    save_label_map(tmp_path / "label" / "007.png", labels)
+    assert companion_map(tmp_path / "image" / "007.png", pose=False) == tmp_path / "label" / "007.png"
+    assert companion_map(tmp_path / "image" / "007.png", pose=True) is None
+    win = MainWindow(Settings.defaults(), run_fn=GatedEngine(), restore="no", autosave=False)
+    qtbot.addWidget(win)
+    ws = win.workspaces["exemplar"]
+    ws.exemplar.load(tmp_path / "image" / "007.png")
+    assert np.array_equal(ws.exemplar_map.image, labels)
+    win.close()

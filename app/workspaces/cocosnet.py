@@ -45,6 +45,23 @@ def entry_palette(entry: Any):
     return palette_for(name, nc)
 
 
+def companion_map(photo: Path | None, pose: bool) -> Path | None:
+    """The map (or pose JSON) that belongs to a photo, found by the layouts this project uses:
+    the example gallery (exemplars/X.png ↔ maps/X.png|json), the dataset folders (image|exemplar/ID.png
+    ↔ label/ID.png, pose|exemplar_pose/ID.json) and a ``<stem>_map.png`` / ``<stem>.json`` sibling."""
+    if photo is None:
+        return None
+    stem, parent = photo.stem, photo.parent
+    ext = ".json" if pose else ".png"
+    candidates = [parent.parent / "maps" / f"{stem}{ext}"]
+    if pose:
+        sub = "exemplar_pose" if parent.name == "exemplar" else "pose"
+        candidates += [parent.parent / sub / f"{stem}.json", parent / f"{stem}.json"]
+    else:
+        candidates += [parent.parent / "label" / f"{stem}.png", parent / f"{stem}_map.png"]
+    return next((c for c in candidates if c.is_file()), None)
+
+
 def render_pose(kp: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
     """A pose drawn as OpenPose-coloured bones on black (picker thumbnails)."""
     kp = np.asarray(kp, np.float32)
@@ -77,7 +94,7 @@ class ExemplarWorkspace(Workspace):
         self.pose_canvas = PoseCanvas(self.pose_doc)
 
         self.exemplar = ImagePicker("Exemplar photo", gallery_kind="exemplars")
-        self.exemplar.imageChanged.connect(lambda _i: self.schedule("full"))
+        self.exemplar.imageChanged.connect(self._exemplar_changed)
         self.exemplar_map = ImagePicker("Exemplar's own map", gallery_kind="maps", thumb=72,
                                         loader=self._load_exemplar_map, display=self._display_exemplar_map)
         self.exemplar_map.imageChanged.connect(lambda _i: self.schedule("full"))
@@ -133,6 +150,15 @@ class ExemplarWorkspace(Workspace):
         lay.addStretch(1)
         return box
 
+    def _exemplar_changed(self, image: np.ndarray | None) -> None:
+        """Load the exemplar's own map from beside the photo when there is one (one render)."""
+        found = companion_map(self.exemplar.path, self.kind == "pose") if image is not None else None
+        if found is not None:
+            self.exemplar_map.blockSignals(True)
+            self.exemplar_map.load(found)
+            self.exemplar_map.blockSignals(False)
+        self.schedule("full")
+
     def _add_joint(self) -> None:
         j = self.joint_combo.currentIndex()
         if not self.pose_doc.present(j):
@@ -187,6 +213,9 @@ class ExemplarWorkspace(Workspace):
             raise InputError("Drop an exemplar photo on the Exemplar slot (or choose an example).")
         common = dict(model=self.weights.model, seed=self.seed.value(), exemplar=FrozenArray(self.exemplar.image))
         ex_map = self.exemplar_map.image
+        config = self.weights.entry.config if self.weights.entry is not None else {}
+        if ex_map is None and config.get("maskmix") and not config.get("noise_for_mask"):
+            raise InputError("This model also needs the exemplar's own map: load it in the slot under the exemplar.")
         if self.kind == "pose":
             return ExemplarRequest(keypoints=FrozenArray(self.pose_doc.keypoints),
                                    exemplar_keypoints=None if ex_map is None else FrozenArray(ex_map),
@@ -276,6 +305,9 @@ class EditWorkspace(Workspace):
 
     def _photo_changed(self, photo: np.ndarray | None) -> None:
         self.editor.canvas.set_background(photo, self.editor.opacity.value() / 100)
+        found = companion_map(self.photo.path, False) if photo is not None else None
+        if found is not None and self.photo_map.load(found):
+            return  # _map_changed syncs and renders
         self._sync_sizes()
 
     def _map_changed(self, labels: np.ndarray | None) -> None:
