@@ -21,6 +21,7 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("Ctrl+.", "Cancel the running job"),
     ("Ctrl+1 … Ctrl+7", "Switch workspace"),
     ("Ctrl+,", "Settings"),
+    ("(Generate menu)", "Import official weights…"),
     ("F1", "This help"),
     ("B / E / F / I", "Mask canvas: brush / eraser / fill / colour picker"),
     ("[ / ]", "Smaller / larger brush or stroke"),

@@ -20,6 +20,7 @@ from engine.tasks import TaskContext
 
 from .dialogs import HelpDialog, SettingsDialog
 from .engine_bridge import EngineBridge
+from .import_dialog import ImportDialog
 from .theme import apply_theme
 from .project import SUFFIX, Project, SessionGuard, WorkspaceData, load_project, save_project
 from .workspaces import WORKSPACES
@@ -64,6 +65,7 @@ class MainWindow(QMainWindow):
         for cls in WORKSPACES:
             ws = cls(self.bridge, self.settings)
             ws.statusMessage.connect(self.show_message)
+            ws.weights.importRequested.connect(self.import_weights)
             self.workspaces[ws.key] = ws
             self.tabs.addTab(ws, ws.title)
             self.tabs.setTabToolTip(self.tabs.count() - 1, ws.description)
@@ -145,6 +147,7 @@ class MainWindow(QMainWindow):
         self._action(g, "&Generate (full size)", lambda: self.current.schedule("full", force=True), "Ctrl+Return")
         self._action(g, "&Vary seed", lambda: self.current.vary(), "Ctrl+R")
         self._action(g, "&Cancel", self.cancel, "Ctrl+.")
+        self._action(g, "&Import official weights…", lambda: self.import_weights(self.current.family))
         self._action(g, "Re-read &weights manifest", self.refresh_weights)
         w = mb.addMenu("&Workspace")
         for i, ws in enumerate(self.workspaces.values()):
@@ -222,6 +225,15 @@ class MainWindow(QMainWindow):
     def refresh_weights(self) -> None:
         for ws in self.workspaces.values():
             ws.weights.refresh()
+
+    def import_weights(self, family: str = "") -> ImportDialog:
+        """Open the import dialog; every workspace re-reads the manifest after a successful import."""
+        dlg = ImportDialog(family or "stargan2", self)
+        dlg.finished_import.connect(lambda entry, msg: (self.refresh_weights(), self.show_message(msg))
+                                    if entry is not None else self.show_message(msg))
+        dlg.setModal(False)
+        dlg.show()
+        return dlg
 
     def show_help(self) -> None:
         HelpDialog(self).exec()

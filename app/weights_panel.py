@@ -44,6 +44,7 @@ class WeightsPanel(QWidget):
     """
 
     modelChanged = Signal(str)
+    importRequested = Signal(str)  # family
 
     def __init__(self, family: str, *, accept: Callable[[WeightsEntry], str] | None = None,
                  parent: QWidget | None = None) -> None:
@@ -64,6 +65,10 @@ class WeightsPanel(QWidget):
         self.refresh_button.setToolTip("Re-read weights/manifest.json")
         self.refresh_button.clicked.connect(self.refresh)
         row.addWidget(self.refresh_button)
+        self.import_button = QPushButton("Import…")
+        self.import_button.setToolTip("Import official checkpoint files into the weights folder")
+        self.import_button.clicked.connect(lambda: self.importRequested.emit(self.family))
+        row.addWidget(self.import_button)
         lay.addLayout(row)
         self.status = QLabel()
         self.status.setWordWrap(True)

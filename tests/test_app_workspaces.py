@@ -325,3 +325,35 @@ def test_exemplar_map_is_found_beside_the_photo(qtbot, weights_dir, tmp_path):
     ws.exemplar.load(tmp_path / "image" / "007.png")
     assert np.array_equal(ws.exemplar_map.image, labels)
     win.close()
+
+
+def test_import_dialog_imports_an_official_style_checkpoint(qtbot, weights_dir, tmp_path):
+    from engine.families import get_family
+
+    fam = get_family("stargan2")
+    nets = fam.build(dict(fam.configs["tiny"]))
+    ckpt = tmp_path / "100000_nets_ema.ckpt"  # the official layout: {sub-network: state dict}
+    torch.save({k: m.state_dict() for k, m in nets.items() if k != "discriminator"}, ckpt)
+    bad = tmp_path / "not_a_checkpoint.ckpt"
+    bad.write_bytes(b"garbage")
+
+    win = MainWindow(Settings.defaults(), run_fn=GatedEngine(), restore="no", autosave=False)
+    qtbot.addWidget(win)
+    ws = win.workspaces["stargan"]
+    assert ws.weights.model == ""
+    dlg = win.import_weights("stargan2")
+    qtbot.addWidget(dlg)
+    dlg.config.setCurrentText("tiny")
+    assert dlg.name.text() == "stargan2_tiny"
+    dlg.set_paths([bad])
+    with qtbot.waitSignal(dlg.finished_import, timeout=20000) as blocker:
+        dlg.start_import()
+    assert blocker.args[0] is None and "not_a_checkpoint.ckpt" in dlg.report.toPlainText()
+    dlg.set_paths([ckpt])
+    with qtbot.waitSignal(dlg.finished_import, timeout=20000) as blocker:
+        dlg.start_import()
+    assert blocker.args[0] is not None, dlg.report.toPlainText()
+    assert ws.weights.model == "stargan2_tiny"  # every workspace re-read the manifest
+    assert (weights_dir / "stargan2_tiny.safetensors").exists()
+    dlg.close()
+    win.close()
