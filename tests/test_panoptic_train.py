@@ -95,3 +95,21 @@ def test_boundary_scores_detect_instance_edges():
     assert good["instance_auc"] == pytest.approx(1.0) and good["instance_acc"] == pytest.approx(1.0)
     assert bad["instance_auc"] < 0.75 and bad["instance_acc"] < 0.5
     assert np.isnan(boundary_scores(split, labels, None)["instance_auc"])  # no instances: undefined
+
+
+def test_train_under_torchrun_ddp(tmp_path):
+    """Two CPU ranks (gloo): DDP-wrapped G and D, sharded sampler, one summary from rank 0."""
+    import os
+    import subprocess
+    import sys
+
+    data = _make_scenes(tmp_path / "scenes", n=4)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "engine.cli", "train", "panoptic", "--data", str(data), "--steps", "1", "--out", str(tmp_path / "run"),
+           "--device", "cpu", *SMALL]
+    proc = subprocess.run(cmd, cwd=Path(__file__).resolve().parent.parent, env=env, capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count('"steps": 1') == 1
+    assert (tmp_path / "run" / "latest" / "nets.safetensors").exists()
