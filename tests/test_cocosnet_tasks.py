@@ -1,6 +1,7 @@
 """CoCosNet tasks (exemplar translation, editing, makeup) and their CLI, with tiny random models."""
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -214,3 +215,13 @@ def test_cli_weights_keys_lists_three_subnetworks(capsys: pytest.CaptureFixture)
     data = json.loads(capsys.readouterr().out)
     assert set(data) == {"netG", "netCorr", "netD"}
     assert data["netG"]["fc.weight"][0] == [64, 22, 3, 3]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("dlib") is not None, reason="dlib is installed")
+def test_cli_makeup_without_maps_names_the_missing_extra(weights_dir: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    _register(weights_dir, "tiny_celebahqedge")
+    save_image(tmp_path / "p.png", _photo(4))
+    rc = main(["generate", "makeup", "--portrait", str(tmp_path / "p.png"), "--exemplar", str(tmp_path / "p.png"),
+               "--out", str(tmp_path / "m.png")])
+    assert rc == 2 and "dlib" in capsys.readouterr().err

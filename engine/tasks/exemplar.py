@@ -205,6 +205,14 @@ def read_semantics(path: str, config_name: str, model: str) -> tuple[np.ndarray 
     from ..io import load_label_map, load_openpose_json, load_palette
     from ..weights import Manifest
 
+    kind = Manifest().get(model).config.get("input_kind", "labels")
+    if kind == "pose" and not path.lower().endswith(".json"):
+        # a person photo: keypoints from MediaPipe (optional extra)
+        from ..cocosnet_inputs import pose_from_photo
+        from ..io import load_image
+
+        photo = load_image(path)
+        return None, pose_from_photo(photo), (photo.shape[1], photo.shape[0])
     if path.lower().endswith(".json"):
         kp = load_openpose_json(path)
         raw = json.loads(Path(path).read_text())
@@ -212,7 +220,6 @@ def read_semantics(path: str, config_name: str, model: str) -> tuple[np.ndarray 
         if isinstance(raw, dict) and "canvas_width" in raw and "canvas_height" in raw:
             canvas = (int(raw["canvas_width"]), int(raw["canvas_height"]))
         return None, kp, canvas
-    kind = Manifest().get(model).config.get("input_kind", "labels")
     palette_name = {"labels": "ade20k" if "ade20k" in config_name else "scenes"}.get(kind, "celebamask_hq")
     try:
         palette = load_palette(palette_name)
@@ -257,7 +264,8 @@ def register_cli(groups: Any) -> None:
     p = groups.generate.add_parser("cocosnet", help="CoCosNet exemplar-based translation (semantics + exemplar photo)")
     p.add_argument("--config", default=None,
                    help="ade20k | ade20k_nomask | celebahq | celebahqedge | deepfashion (picks the registered model)")
-    p.add_argument("--input", required=True, help="label map / face parsing PNG, or OpenPose JSON (deepfashion)")
+    p.add_argument("--input", required=True,
+                   help="label map / face parsing PNG; deepfashion: OpenPose JSON or a person photo (needs mediapipe)")
     p.add_argument("--exemplar", required=True, help="exemplar photo")
     p.add_argument("--exemplar-map", default=None, help="the exemplar's own map / pose JSON (maskmix models need it)")
     p.add_argument("--input-photo", default=None, help="celebahqedge: photo behind --input (adds hair/background edges)")

@@ -14,7 +14,9 @@ import numpy as np
 
 from ..api.base import FrozenArray, InputError, Result
 from ..api.cocosnet import MakeupRegion, MakeupRequest
-from ..cocosnet_inputs import celebamask_names, resize_nearest
+from ..cocosnet_inputs import (
+    celebamask_names, face_landmarks_from_photo, parsing_from_landmarks68, resize_nearest,
+)
 from . import TaskContext, runner
 from .edit import paste_back
 from .exemplar import _array, _check_photo, pick_model, resize_rgb, resolve_model, translate
@@ -100,12 +102,20 @@ def _cmd_makeup(args: argparse.Namespace) -> int:
     bad = [r for r in regions if r not in REGION_PARTS]
     if bad:
         raise CliError(f"unknown region(s) {bad}; choose from {', '.join(REGION_PARTS)}")
-    pmap, _, _ = read_semantics(args.portrait_map, config_name, model)
-    emap, _, _ = read_semantics(args.exemplar_map, config_name, model)
+    portrait, exemplar = load_image(args.portrait), load_image(args.exemplar)
+
+    def parsing(map_path: str | None, photo: np.ndarray) -> np.ndarray:
+        if map_path:
+            return read_semantics(map_path, config_name, model)[0]
+        # no map given: face parts from 68 landmarks (dlib, optional extra)
+        return parsing_from_landmarks68(face_landmarks_from_photo(photo), photo.shape[:2])
+
     request = MakeupRequest(model=model, seed=args.seed, preview_size=args.preview_size, device=args.device,
-                            precision=args.precision, portrait=FrozenArray(load_image(args.portrait)),
-                            portrait_map=FrozenArray(pmap), exemplar=FrozenArray(load_image(args.exemplar)),
-                            exemplar_map=FrozenArray(emap), regions=regions, strength=args.strength)
+                            precision=args.precision, portrait=FrozenArray(portrait),
+                            portrait_map=FrozenArray(parsing(args.portrait_map, portrait)),
+                            exemplar=FrozenArray(exemplar),
+                            exemplar_map=FrozenArray(parsing(args.exemplar_map, exemplar)),
+                            regions=regions, strength=args.strength)
     result = run_task(request)
     save_image(args.out, result.image)
     print(f"wrote {args.out}")
@@ -121,9 +131,10 @@ def register_cli(groups: Any) -> None:
     p = groups.generate.add_parser("makeup", help="CoCosNet makeup transfer onto a portrait (region-only blend)")
     p.add_argument("--config", default="celebahqedge", help="celebahqedge (default) | celebahq")
     p.add_argument("--portrait", required=True, help="target portrait photo")
-    p.add_argument("--portrait-map", required=True, help="its CelebAMask-HQ face parsing map")
+    p.add_argument("--portrait-map", default=None,
+                   help="its CelebAMask-HQ face parsing map (default: from dlib face landmarks, optional extra)")
     p.add_argument("--exemplar", required=True, help="a face wearing the makeup")
-    p.add_argument("--exemplar-map", required=True, help="the exemplar's face parsing map")
+    p.add_argument("--exemplar-map", default=None, help="the exemplar's face parsing map (default: from landmarks)")
     p.add_argument("--regions", default="lips,eyes,skin", help="comma list of lips, eyes, skin, brows (empty: whole image)")
     p.add_argument("--strength", type=float, default=1.0, help="blend strength 0..1")
     p.add_argument("--out", required=True, help="output image")
