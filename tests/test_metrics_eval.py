@@ -144,6 +144,15 @@ def test_faces_and_sketches_layouts_and_requests(tmp_path) -> None:
     req = _request_for("stargan2", es.layout, "m", case, seed=1, device="cpu", domains=["female", "male"])
     assert isinstance(req, StarGANLatentRequest) and req.target_domain == 1 and req.model == "m"
 
+    # outputs identical to the sources: FD equals the untranslated-sources baseline
+    outs = tmp_path / "outs"
+    for c in es.cases:
+        _png(outs / f"{c.id}.png", c.inputs["source"])
+    feats = build_features("mobilenet_v2", random_init=True)
+    m = evaluate(str(outs), faces, split="test", backbone=feats)["metrics"]
+    assert m["FD-MobileNetV2-random-init"] == pytest.approx(m["FD-MobileNetV2-random-init sources (untranslated)"])
+    assert "PSNR" not in m and "mIoU" not in m  # no ground truth, no labels
+
     sk = tmp_path / "sketches"
     pair = np.concatenate([np.full((16, 16, 3), 255, np.uint8), np.zeros((16, 16, 3), np.uint8)], 1)
     _png(sk / "test" / "cat" / "000001.png", pair)

@@ -243,6 +243,14 @@ def measure(es: EvalSet, outputs: list[np.ndarray], *, backbone: Any = "auto", s
                                  f"{feats.spec.pooled_dim} dimensions: strongly biased upward, compare only at equal N")
             else:
                 notes.append("FD needs at least 2 outputs and 2 real images")
+            if es.layout == FACE_LAYOUT and fake_stats.n >= 2:
+                # baseline: the untranslated sources against the same target-domain statistics
+                src_stats = FeatureStats(feats.spec.pooled_dim)
+                for g in groups:
+                    srcs = [c.inputs["source"] for c in es.cases if c.target_group == g]
+                    size = (es.real.get(g) or srcs)[0].shape[:2]
+                    src_stats.update(pooled_features(feats, images_to_tensor([_resize_to(o, size) for o in srcs])))
+                metrics[f"FD-{feats.metric_name} sources (untranslated)"] = frechet_distance_stats(src_stats, real_stats)
             if pairs and min(pairs[0][1].shape[:2]) >= 32:
                 dists = []
                 for i in range(0, len(pairs), 8):
