@@ -66,6 +66,9 @@ class EngineBridge(QObject):
                                           max_wait_s=settings.get("max_wait_ms") / 1000,
                                           threads=threads, **kwargs)
         self._owners: dict[int, tuple[str, Quality, float]] = {}
+        self._held: tuple[str, Request] | None = None
+        self._inflight: Quality | None = None
+        self.held = 0  # previews held back while another preview ran (statistics)
         self._latest_id = 0
         self._busy = False
         self._closed = False
@@ -96,7 +99,14 @@ class EngineBridge(QObject):
         return max(MIN_PREVIEW_SIZE, size - size % 8)
 
     def submit(self, owner: str, request: Request, quality: Quality = "full") -> int:
-        """Schedule ``request`` for ``owner``; it supersedes everything submitted before."""
+        """Schedule ``request`` for ``owner``; it supersedes everything submitted before.
+
+        A preview that arrives while another preview is still computing is held (the newest one
+        replaces the held one) and submitted when that job ends, instead of cancelling it: a
+        continuous drag then refreshes at the model's own pace rather than never finishing a
+        frame. Full-quality requests always cancel what is running. Returns the request id, or 0
+        for a held preview.
+        """
         if self._closed:
             raise RuntimeError("the engine bridge is closed")
         changes: dict[str, object] = {"device": self.settings.get("device"),
@@ -104,17 +114,35 @@ class EngineBridge(QObject):
         if quality == "preview":
             changes["preview_size"] = self.preview_size()
         request = dataclasses.replace(request, **changes)
+        if quality == "preview" and self._inflight == "preview" and self.scheduler.busy:
+            self._held = (owner, request)
+            self.held += 1
+            self._set_busy(True)
+            return 0
+        self._held = None
+        return self._submit_now(owner, request, quality)
+
+    def _submit_now(self, owner: str, request: Request, quality: Quality) -> int:
         rid = self.scheduler.submit(request)
         self._latest_id = rid
+        self._inflight = quality
         # Only the newest id can ever be delivered; forget the rest.
         self._owners = {rid: (owner, quality, time.perf_counter())}
         self._set_busy(True)
         return rid
 
+    def _release_held(self) -> None:
+        """The running preview ended: start the newest held one."""
+        if self._held is not None and not self._closed:
+            owner, request = self._held
+            self._held = None
+            self._submit_now(owner, request, "preview")
+
     def cancel(self) -> None:
         """Drop the pending request and stop the running one at its next checkpoint."""
         if self._closed:
             return
+        self._held = None
         self.scheduler.cancel()
         self._latest_id = -1
         self._owners.clear()
@@ -125,6 +153,7 @@ class EngineBridge(QObject):
         if self._closed:
             return True
         self._closed = True
+        self._held = None
         ok = self.scheduler.close(timeout=timeout)
         self._owners.clear()
         self._set_busy(False)
@@ -154,12 +183,14 @@ class EngineBridge(QObject):
         self.last_quality = quality
         self.delivered += 1
         self.resultReady.emit(owner, result)
+        self._release_held()
 
     @Slot(object)
     def _on_failure(self, failure: Failure) -> None:
         info = self._owner_of(failure.request_id)
         if info is not None:
             self.failed.emit(info[0], failure)
+            self._release_held()
 
     @Slot(int, str, float)
     def _on_progress(self, rid: int, stage: str, fraction: float) -> None:
@@ -176,4 +207,5 @@ class EngineBridge(QObject):
     @Slot()
     def _on_idle(self) -> None:
         if not self._closed:
-            self._set_busy(self.scheduler.busy)
+            self._release_held()  # e.g. the running preview was dropped without a result
+            self._set_busy(self.scheduler.busy or self._held is not None)

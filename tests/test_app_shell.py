@@ -91,6 +91,25 @@ def test_bridge_latest_wins_and_delivers_on_gui_thread(qtbot):
     assert all(name.startswith("i2i-engine") for name in engine.threads)
 
 
+def test_bridge_holds_previews_while_a_preview_runs(qtbot):
+    """A drag keeps refreshing: previews do not cancel a running preview; the newest one waits for
+    it and runs next, the ones in between are dropped."""
+    engine = BlockingEngine()
+    bridge = EngineBridge(Settings.defaults(), run_fn=engine)
+    shown: list[int] = []
+    bridge.resultReady.connect(lambda owner, r: shown.append(int(r.image[0, 0, 0])))
+    try:
+        assert bridge.submit("ws", Request(seed=1), "preview") > 0
+        assert engine.entered.wait(5)
+        assert bridge.submit("ws", Request(seed=2), "preview") == 0  # held
+        assert bridge.submit("ws", Request(seed=3), "preview") == 0  # replaces the held one
+        engine.gate.set()
+        qtbot.waitUntil(lambda: shown == [1, 3] and not bridge.busy, timeout=5000)
+        assert engine.ran == [1, 3]
+    finally:
+        assert bridge.close(timeout=5)
+
+
 def test_bridge_cancel_and_failures(qtbot):
     def failing(request: Request, ctx: TaskContext):
         raise InputError("the label map is empty")

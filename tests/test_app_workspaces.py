@@ -100,22 +100,24 @@ def test_interpolation_slider_latest_wins(qtbot, weights_dir):
     qtbot.addWidget(win)
     ws = win.workspaces["stargan"]
     ws.set_mode("interpolate")
+    shown: list[int] = []
+    ws.resultShown.connect(lambda r: shown.append(int(r.image[0, 0, 0])))
     ws.source.set_image(np.zeros((32, 32, 3), np.uint8))
-    assert engine.entered.wait(5)  # the first render is running and blocked
+    assert engine.entered.wait(5)  # the first (full) render is running and blocked
     ws.alpha.setSliderDown(True)
-    for v in (10, 20, 30):
+    for v in (10, 20, 30):  # a drag: each move emits an interpolation request
         ws.alpha.setValue(v)
-    # only the newest request survives; it is a preview while the slider is held
-    with qtbot.waitSignal(ws.resultShown, timeout=5000) as blocker:
+    with qtbot.waitSignal(ws.resultShown, timeout=5000, check_params_cb=lambda r: int(r.image[0, 0, 0]) == 30):
         engine.gate.set()
-    assert int(blocker.args[0].image[0, 0, 0]) == 30
     qtbot.waitUntil(lambda: not win.bridge.busy, timeout=5000)
     interp = [r for r in engine.requests if isinstance(r, StarGANInterpolateRequest)]
-    assert [round(r.alpha, 2) for r in interp][-1] == 0.3
-    assert 0.1 not in [round(r.alpha, 2) for r in interp[1:]] or len(interp) <= 3
-    assert interp[-1].preview_size == win.bridge.preview_size()
-    assert len(ws.shown_request_ids) == 1  # nothing stale was shown
-    with qtbot.waitSignal(ws.resultShown, timeout=5000) as blocker:
+    alphas = [round(r.alpha, 2) for r in interp]
+    assert alphas[0] == 0.5 and alphas[-1] == 0.3
+    assert 0.2 not in alphas  # superseded before it ever ran
+    assert 50 not in shown  # the cancelled full render never reached the view
+    assert shown[-1] == 30 and shown == sorted(shown)  # nothing older shown after something newer
+    assert interp[-1].preview_size == win.bridge.preview_size()  # previews while the slider is held
+    with qtbot.waitSignal(ws.resultShown, timeout=5000):
         ws.alpha.setSliderDown(False)
         ws.alpha.sliderReleased.emit()
     assert engine.requests[-1].preview_size is None  # full size on release
