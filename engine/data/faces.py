@@ -144,12 +144,15 @@ def parsing_from_landmarks(pts: np.ndarray, size: tuple[int, int]) -> np.ndarray
     brow_w = max(1, int(round(lift * sub * 0.25)))
     cv2.polylines(big, [S(range(17, 22))], False, PART["r_brow"], brow_w)
     cv2.polylines(big, [S(range(22, 27))], False, PART["l_brow"], brow_w)
-    cv2.fillPoly(big, [cv2.convexHull(S([27, 31, 32, 33, 34, 35]))], PART["nose"])
+    cv2.fillPoly(big, [cv2.convexHull(S([27, 28, 29, 30, 31, 32, 33, 34, 35]))], PART["nose"])
     cv2.fillPoly(big, [S(range(36, 42))], PART["r_eye"])
     cv2.fillPoly(big, [S(range(42, 48))], PART["l_eye"])
     cv2.fillPoly(big, [S([48, 49, 50, 51, 52, 53, 54, 64, 63, 62, 61, 60])], PART["u_lip"])
     cv2.fillPoly(big, [S([54, 55, 56, 57, 58, 59, 48, 60, 67, 66, 65, 64])], PART["l_lip"])
     cv2.fillPoly(big, [S(range(60, 68))], PART["mouth"])
+    # a closed mouth makes the lip polygons degenerate: their outer contours keep ≥ 1 output pixel
+    cv2.polylines(big, [S(range(48, 55))], False, PART["u_lip"], sub)
+    cv2.polylines(big, [S([54, 55, 56, 57, 58, 59, 48])], False, PART["l_lip"], sub)
     out = big[sub // 2::sub, sub // 2::sub][:h, :w]
     return np.ascontiguousarray(out)
 
@@ -232,7 +235,7 @@ def _procedural_face(rng: np.random.Generator, size: int) -> tuple[np.ndarray, n
 
 class FacesRecipe:
     name = "faces"
-    version = 1
+    version = 2
 
     def __init__(self) -> None:
         self.generator = _generator()
