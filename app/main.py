@@ -80,13 +80,14 @@ class MainWindow(QMainWindow):
         self.bridge.resultReady.connect(self._result)
 
         self._restore_geometry()
+        self._tab_changed(self.tabs.currentIndex())
         self.autosave_timer = QTimer(self)
         self.autosave_timer.timeout.connect(self.autosave)
         if autosave:
             self._recover(restore)
             self.guard.start()
             self._apply_autosave_interval()
-        for key, problem in enumerate(self.settings.problems):
+        for problem in self.settings.problems:
             self.show_message(problem)
 
     # ------------------------------------------------------------------ construction

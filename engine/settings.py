@@ -75,7 +75,7 @@ SETTINGS: tuple[Setting, ...] = (
             "'auto' is float32 on the CPU and bfloat16/float16 on a GPU.",
             "choice", choices=("auto", "float32", "bfloat16", "float16"), section="Engine"),
     Setting("threads", 0, "CPU threads",
-            "Threads for model code; 0 keeps one core free for the interface.",
+            "Threads for model code; 0 keeps one core free for the interface (next start).",
             "int", minimum=0, maximum=256, section="Engine"),
     Setting("live_preview", True, "Live preview",
             "Regenerate the output after every edit.", "bool", section="Preview"),

@@ -256,3 +256,25 @@ def test_palette_change_keeps_one_listener_and_clamps_labels(qtbot):
     editor.doc.begin_stroke()
     editor.doc.stroke_to(5, 5, 2, 3)
     assert len(edits) == 1  # one repaint + one preview request per change, not one per palette switch
+
+
+def test_scene_sketch_exports_the_shared_json_format(tmp_path):
+    from engine.sketch_inputs import load_scene_sketch
+
+    from app.workspaces.sketch import export_scene_json
+
+    doc = SketchDocument((96, 64))
+    doc.begin_stroke(0, 40, 2)
+    doc.stroke_to(95, 40)
+    doc.end_stroke()
+    k = doc.add_object("cat")
+    doc.begin_stroke(20, 10, 3, group=k)
+    doc.stroke_to(40, 30)
+    doc.end_stroke()
+    path = export_scene_json(doc, tmp_path / "scene.json")
+    scene = load_scene_sketch(path)
+    assert tuple(scene.size) == (96, 64)
+    (cls, box, bitmap), = scene.objects
+    assert cls == "cat" and tuple(box) == doc.object_box(k)
+    assert np.array_equal(bitmap < 128, doc.render([k]) < 128)
+    assert (scene.background < 128).any()

@@ -1,6 +1,8 @@
 """Sketch → object (EdgeGAN) and sketch → scene (objects with classes and boxes + background)."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,27 @@ OBJECT_SIZE = (256, 256)
 
 def entry_classes(entry: Any) -> list[str]:
     return list(entry.config.get("classes") or []) if entry is not None else []
+
+
+def export_scene_json(doc: SketchDocument, path: Path) -> Path:
+    """Write the scene sketch in the shared JSON format (``i2i generate scene --sketch`` reads it):
+    the JSON plus a background bitmap and one full-canvas bitmap per object beside it."""
+    from engine.io import save_image
+
+    path = Path(path)
+    stem = path.with_suffix("")
+    save_image(f"{stem}_background.png", doc.render([BACKGROUND]))
+    objects = []
+    for k, obj in enumerate(doc.objects):
+        box = doc.object_box(k)
+        if box is None:
+            continue
+        name = f"{stem.name}_obj{k}.png"
+        save_image(path.parent / name, doc.render([k]))
+        objects.append({"class": obj.class_name, "box": list(box), "sketch": name})
+    data = {"size": list(doc.size), "background": f"{stem.name}_background.png", "objects": objects}
+    path.write_text(json.dumps(data, indent=1))
+    return path
 
 
 def strokes_to_arrays(doc: SketchDocument) -> dict[str, np.ndarray]:
@@ -165,6 +188,10 @@ class SceneWorkspace(Workspace):
         self.inputs_layout.addLayout(row)
         self.tools = SketchTools(self.canvas)
         self.inputs_layout.addWidget(self.tools)
+        export = QPushButton("Export scene JSON…")
+        export.setToolTip("The format `i2i generate scene --sketch FILE.json` reads")
+        export.clicked.connect(self._export_dialog)
+        self.inputs_layout.addWidget(export)
         self.center_layout.addWidget(self.canvas, 1)
         self.connect_canvas(self.canvas)
         self.doc.on_change(lambda _r: self._refresh_layers())
@@ -206,6 +233,13 @@ class SceneWorkspace(Workspace):
             self.layers.addItem(item)
         self.layers.blockSignals(False)
         self.layers.setCurrentRow(min(max(row, 0), self.layers.count() - 1))
+
+    def _export_dialog(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        name, _ = QFileDialog.getSaveFileName(self, "Export scene sketch", "scene.json", "Scene sketch (*.json)")
+        if name:
+            export_scene_json(self.doc, Path(name))
 
     def _layer_selected(self, row: int) -> None:
         self.canvas.set_group(BACKGROUND if row <= 0 else row - 1)
