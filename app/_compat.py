@@ -40,10 +40,14 @@ def protect_singletons() -> bool:
         return True
     if sys.version_info >= (3, 12) or sys.implementation.name != "cpython":
         return False  # immortal singletons: nothing can reach zero
-    if not _leaks():
-        return False
+    if hasattr(sys, "getobjects") or not _leaks():
+        return False  # a Py_TRACE_REFS build has another object layout; or nothing to fix
     for obj in (None, True, False):
-        # ob_refcnt is the first field of every object on non-free-threaded CPython builds
-        ctypes.c_ssize_t.from_address(id(obj)).value += BOOST
+        # ob_refcnt is the first field of every object on non-free-threaded CPython builds;
+        # check that before writing (getrefcount counts its own argument once)
+        cell = ctypes.c_ssize_t.from_address(id(obj))
+        if abs(cell.value - (sys.getrefcount(obj) - 1)) > 2:
+            return False
+        cell.value += BOOST
     _done = True
     return True
