@@ -125,3 +125,36 @@ def test_sketch_object_and_scene(qtbot, weights_dir):
     result = wait_result(qtbot, sc, lambda: draw(sc.doc, group=k))
     assert result.image.shape[:2] == (sc.doc.size[1], sc.doc.size[0])
     win.close()
+
+
+def test_live_preview_while_painting_then_full_on_release(qtbot, weights_dir):
+    """Mouse strokes on the exemplar canvas schedule previews at the preview size while the button
+    is down and one full-size render on release; the real CoCosNet task answers both."""
+    from PySide6.QtCore import Qt
+
+    register_tiny(weights_dir, "cocosnet", "tiny_ade20k", "coco_tiny")
+    settings = one_thread()
+    settings.set("preview_size", 64)
+    win = MainWindow(settings, restore="no", autosave=False)
+    qtbot.addWidget(win)
+    ws = win.workspaces["exemplar"]
+    ws.exemplar_map.set_image(np.full((64, 64), 3, np.int32))
+    wait_result(qtbot, ws, lambda: ws.exemplar.set_image(photo(64, 64)))
+    submitted = []
+    original = win.bridge.scheduler.submit
+    win.bridge.scheduler.submit = lambda req: (submitted.append(req), original(req))[1]
+    canvas = ws.editor.canvas
+    canvas.resize(256, 256)
+    win.show()
+    qtbot.waitExposed(win)
+    ws.editor.canvas.set_label(4)
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=canvas.center_of(20, 20).toPoint())
+    for x in range(30, 200, 10):
+        qtbot.mouseMove(canvas, pos=canvas.center_of(x, 20 + x // 2).toPoint())
+    assert submitted and all(r.preview_size == 64 for r in submitted)
+    with qtbot.waitSignal(ws.resultShown, timeout=30000,
+                          check_params_cb=lambda r: r.request_id == win.bridge.latest_id):
+        qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=canvas.center_of(200, 120).toPoint())
+    assert submitted[-1].preview_size is None
+    assert (ws.editor.doc.labels == 4).sum() > 100
+    win.close()
