@@ -10,7 +10,10 @@ touching same-class instances) resized to 256² and to the preview size, batch 1
 - the whole generator, semantic-only (SPADE) vs panoptic, at ``--ngf`` (default 16; the released 64
   with ``--ngf 64``).
 
-Achieved GFLOP/s of the plain conv are shown beside a float32 sgemm rate measured in the same run.
+Times are the MINIMUM of N runs (on a shared, loaded CPU the median mostly measures other
+processes). Achieved GFLOP/s of the plain conv are shown beside a float32 sgemm rate measured in
+the same run. ``pa_up_ms`` includes building the id pyramid, copy sources and window masks (done once
+per forward and shared by every layer at that scale); ``pa_up_cached_ms`` reuses them.
 
     i2i bench panoptic [--threads 1] [--repeats 5] [--ngf 16] [--preview 128] [--quick]
 """
@@ -83,11 +86,11 @@ def main() -> None:
             x = torch.randn(1, c, size, size)
             pmap = P.PanopticMap(sem, ids)
             with torch.inference_mode():
-                win_t = time_median(lambda: P.window_mask(ids, 3, 1, 1, 1), reps)[0]
+                win_t = time_median(lambda: P.window_mask(ids, 3, 1, 1, 1), reps)[1]
                 win = pmap.window((size, size), (3, 3), (1, 1), (1, 1), (1, 1))
-                plain_t = time_median(lambda: F.conv2d(x, conv.weight, conv.bias, padding=1), reps)[0]
-                sparse_t = time_median(lambda: P.panoptic_conv2d(x, conv.weight, conv.bias, win, (1, 1), (1, 1), (1, 1), "sparse"), reps)[0]
-                unfold_t = time_median(lambda: P.panoptic_conv2d(x, conv.weight, conv.bias, win, (1, 1), (1, 1), (1, 1), "unfold"), reps)[0]
+                plain_t = time_median(lambda: F.conv2d(x, conv.weight, conv.bias, padding=1), reps)[1]
+                sparse_t = time_median(lambda: P.panoptic_conv2d(x, conv.weight, conv.bias, win, (1, 1), (1, 1), (1, 1), "sparse"), reps)[1]
+                unfold_t = time_median(lambda: P.panoptic_conv2d(x, conv.weight, conv.bias, win, (1, 1), (1, 1), (1, 1), "unfold"), reps)[1]
                 diff = (P.panoptic_conv2d(x, conv.weight, conv.bias, win, (1, 1), (1, 1), (1, 1), "sparse")
                         - P.panoptic_conv2d(x, conv.weight, conv.bias, win, (1, 1), (1, 1), (1, 1), "unfold")).abs().max().item()
             flops = 2 * c * c * 9 * size * size
@@ -101,19 +104,22 @@ def main() -> None:
         up = P.PanopticUpsample(c, sem.shape[1]).eval()
         low = torch.randn(1, c, size // 2, size // 2)
         with torch.inference_mode():
-            near_t = time_median(lambda: F.interpolate(low, scale_factor=2, mode="nearest"), reps)[0]
-            src_t = time_median(lambda: P.upsample_sources(P.PanopticMap(sem, ids).ids_at((size // 2, size // 2)), ids), reps)[0]
-            full_t = time_median(lambda: up(low, P.PanopticMap(sem, ids)), reps)[0]
+            near_t = time_median(lambda: F.interpolate(low, scale_factor=2, mode="nearest"), reps)[1]
+            src_t = time_median(lambda: P.upsample_sources(P.PanopticMap(sem, ids).ids_at((size // 2, size // 2)), ids), reps)[1]
+            full_t = time_median(lambda: up(low, P.PanopticMap(sem, ids)), reps)[1]
+            cached = P.PanopticMap(sem, ids)
+            cached_t = time_median(lambda: up(low, cached), reps)[1]
             _, _, found = P.upsample_sources(P.PanopticMap(sem, ids).ids_at((size // 2, size // 2)), ids)
         up_rows.append({"size": size, "C": c, "holes_%": 100 * (1 - found.float().mean().item()),
                         "nearest_ms": near_t * 1e3, "sources_ms": src_t * 1e3, "pa_up_ms": full_t * 1e3,
-                        "pa_up/nearest": full_t / near_t})
+                        "pa_up_cached_ms": cached_t * 1e3, "pa_up/nearest": full_t / near_t,
+                        "cached/nearest": cached_t / near_t})
         # whole generator
         for mode in ("semantic", "panoptic"):
             torch.manual_seed(0)
             g = P.build_generator(dict(cfg, mode=mode)).eval()
             with torch.inference_mode():
-                t = time_median(lambda: g(sem, ids), max(2, reps // 2))[0]
+                t = time_median(lambda: g(sem, ids), max(2, reps // 2))[1]
             gen_rows.append({"size": size, "ngf": args.ngf, "mode": mode, "ms": t * 1e3})
         sem_ms = gen_rows[-2]["ms"]
         gen_rows[-1]["panoptic/semantic"] = gen_rows[-1]["ms"] / sem_ms
@@ -121,7 +127,8 @@ def main() -> None:
     print_table(layer_rows, ["size", "C", "boundary_%", "plain_ms", "plain_GFLOP/s", "pa_sparse_ms", "pa_unfold_ms",
                              "mask_ms", "sparse/plain", "unfold/plain", "max|sparse-unfold|"])
     print("\n×2 upsampling into SIZE, batch 1")
-    print_table(up_rows, ["size", "C", "holes_%", "nearest_ms", "sources_ms", "pa_up_ms", "pa_up/nearest"])
+    print_table(up_rows, ["size", "C", "holes_%", "nearest_ms", "sources_ms", "pa_up_ms", "pa_up_cached_ms",
+                          "pa_up/nearest", "cached/nearest"])
     print("\ngenerator forward, batch 1")
     print_table(gen_rows, ["size", "ngf", "mode", "ms", "panoptic/semantic"])
     path = write_results("panoptic", {"sgemm_gflops": sgemm, "threads": args.threads, "map": source,
