@@ -108,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
                 ws.pose_doc.set_keypoints(kp)
                 ws.exemplar_map.load(EXAMPLES / "maps" / "pose_000039.json")
                 ws.exemplar.load(EXAMPLES / "exemplars" / "pose_000039.png")
+            elif ws.editor.doc.palette.names[:2] == ("background", "skin"):  # a face model
+                ws.editor.load_map(EXAMPLES / "parsing" / "female_000019.png")
+                ws.exemplar.load(EXAMPLES / "faces" / "female_000079.png")
+                ws.exemplar_map.load(EXAMPLES / "parsing" / "female_000079.png")
             else:
                 doc = ws.editor.doc
                 if doc.palette.names[:3] == ("other", "sky", "cloud"):
@@ -117,14 +121,23 @@ def main(argv: list[str] | None = None) -> int:
                     paint_scene_map(doc)
                 ws.exemplar.load(EXAMPLES / "exemplars" / "scene_000039.png")
         elif key == "edit":
-            ws.photo.load(EXAMPLES / "exemplars" / "scene_000019.png")
-            ws.photo_map.load(EXAMPLES / "maps" / "scene_000019.png")
             doc = ws.editor.doc
-            water = class_index(doc.palette, "water")
-            doc.begin_stroke()
-            doc.stroke_to(10, 110, 8, water)
-            doc.stroke_to(118, 100, 8, water)
-            doc.end_stroke()
+            if doc.palette.names[:2] == ("background", "skin"):  # a face model: widen the mouth
+                ws.photo.load(EXAMPLES / "faces" / "female_000019.png")
+                ws.photo_map.load(EXAMPLES / "parsing" / "female_000019.png")
+                lip = class_index(doc.palette, "u_lip")
+                doc.begin_stroke()
+                doc.stroke_to(22, 46, 2, lip)
+                doc.stroke_to(42, 46, 2, lip)
+                doc.end_stroke()
+            else:
+                ws.photo.load(EXAMPLES / "exemplars" / "scene_000019.png")
+                ws.photo_map.load(EXAMPLES / "maps" / "scene_000019.png")
+                water = class_index(doc.palette, "water")
+                doc.begin_stroke()
+                doc.stroke_to(10, 110, 8, water)
+                doc.stroke_to(118, 100, 8, water)
+                doc.end_stroke()
             ws.output.divider = 0.5
         elif key == "makeup":
             ws.portrait.load(EXAMPLES / "faces" / "female_000019.png")
@@ -158,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 paint_scene_map(doc)
         elif key == "sketch":
+            if ws.class_combo.findText("cat") >= 0:
+                ws.class_combo.setCurrentText("cat")
             doc = ws.doc
             cx, cy, r = 128, 140, 70
             doc.begin_stroke(cx + r, cy, 4)
@@ -180,12 +195,13 @@ def main(argv: list[str] | None = None) -> int:
             for x in np.linspace(0, W, 24):
                 doc.stroke_to(x, H * (0.55 - 0.12 * math.sin(x / W * 5)))
             doc.end_stroke()
-            doc.begin_stroke(W * 0.1, H * 0.2, 3, group=BACKGROUND)  # a cloud
+            doc.begin_stroke(W * 0.18 + 25, H * 0.15, 3, group=BACKGROUND)  # a cloud
             for t in np.linspace(0, 2 * math.pi, 20):
                 doc.stroke_to(W * 0.18 + 25 * math.cos(t), H * 0.15 + 10 * math.sin(t))
             doc.end_stroke()
             if ws.class_combo.count():
-                k = ws.add_object(ws.class_combo.itemText(0))
+                preferred = [c for c in ("cow", "horse", "sheep", "dog", "cat") if ws.class_combo.findText(c) >= 0]
+                k = ws.add_object(preferred[0] if preferred else ws.class_combo.itemText(0))
                 cx, cy = W * 0.62, H * 0.72
                 doc.begin_stroke(cx + 40, cy, 3, group=k)
                 for t in np.linspace(0, 2 * math.pi, 30):
