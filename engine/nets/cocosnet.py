@@ -143,12 +143,13 @@ class ResidualBlock(nn.Module):
 
 
 def softmax_attend(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, temperature: float,
-                   chunk_rows: int | None = None) -> torch.Tensor:
+                   chunk_rows: int | None = None, low_precision_logits: bool = False) -> torch.Tensor:
     """softmax(query·keys / temperature) · values, computed ``chunk_rows`` query rows at a time.
 
     query N×Q×D (unit rows), keys N×D×K, values N×K×C -> N×Q×C. Runs in float32 even under
     autocast: with temperature 0.01 a bfloat16 cosine similarity (3 significant digits) would move
-    the logits by ~0.5 and visibly change the warp.
+    the logits by ~0.5 and visibly change the warp. ``low_precision_logits`` opts into the
+    autocast dtype for the similarity product (softmax and the value product stay float32).
     """
     q_rows, k_cols = query.shape[1], keys.shape[2]
     if chunk_rows is None:
@@ -157,11 +158,17 @@ def softmax_attend(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor
     dev = query.device.type
     no_autocast = (torch.autocast(device_type=dev, enabled=False) if dev in ("cpu", "cuda", "mps", "xpu")
                    else contextlib.nullcontext())  # e.g. "meta" when counting FLOPs
+    low_dtype = (torch.get_autocast_dtype(dev) if low_precision_logits and dev in ("cpu", "cuda")
+                 and torch.is_autocast_enabled(dev) else None)
     with no_autocast:
-        query, keys, values = query.float(), keys.float(), values.float()
+        values = values.float()
+        if low_dtype is not None:
+            query, keys = query.to(low_dtype), keys.to(low_dtype)
+        else:
+            query, keys = query.float(), keys.float()
         out = []
         for start in range(0, q_rows, chunk_rows):
-            logits = torch.matmul(query[:, start:start + chunk_rows], keys) / temperature
+            logits = torch.matmul(query[:, start:start + chunk_rows], keys).float() / temperature
             out.append(torch.matmul(torch.softmax(logits, dim=-1), values))
         return out[0] if len(out) == 1 else torch.cat(out, dim=1)
 
@@ -181,6 +188,8 @@ class NoVGGCorrespondence(nn.Module):
         self.warp_mask_type, self.noise_for_mask = warp_mask, noise_for_mask
         self.match_kernel, self.pono_c, self.down = match_kernel, pono_c, down
         self.inter_channels = inter_channels
+        # opt-in: similarity product in the autocast dtype (float32 otherwise; see softmax_attend)
+        self.low_precision_logits = False
         self.adaptive_model_seg = AdaptiveFeatureGenerator(semantic_nc, ngf, adaptor_kernel, spade_hidden)
         self.adaptive_model_img = AdaptiveFeatureGenerator(3, ngf, adaptor_kernel, spade_hidden)
         feat = 4 * ngf + (semantic_nc if maskmix else 0)
@@ -269,7 +278,8 @@ class NoVGGCorrespondence(nn.Module):
         if want_mask:
             ref_seg = F.interpolate(ref_semantics, scale_factor=1 / self.down, mode="nearest")
             values = torch.cat((values.float(), ref_seg.flatten(2).permute(0, 2, 1).float()), dim=2)
-        y = softmax_attend(theta.permute(0, 2, 1), phi, values, temperature, chunk_rows)
+        y = softmax_attend(theta.permute(0, 2, 1), phi, values, temperature, chunk_rows,
+                           self.low_precision_logits)
         out = {"warp_out": self.upsample(self._unvalues(y[..., :n_img], size))}
         if want_mask:
             fh, fw = size[0] // self.down, size[1] // self.down
