@@ -144,16 +144,16 @@ def contact_sheet(dataset: Path | str, *, n: int = 8, out: Path | str, split: st
         if recipe == "sketches":
             cls, stem = sid.split("/")
             panels = _panels(recipe, root / cls, stem, prov)
-            panels = [(f"{cls} {k}", v) for k, v in panels]
+            panels = [(f"{k}:{cls}" if k == "edge" else k, v) for k, v in panels]
         else:
             panels = _panels(recipe, root, sid, prov)
         if len(panels) > len(header):
-            header = [name.split(":")[0] if recipe != "sketches" else name.split(" ", 1)[-1] for name, _ in panels]
+            header = [name.split(":")[0] for name, _ in panels]
         fitted = [_fit(img, cell) for _, img in panels]
         for (name, _), tile in zip(panels, fitted):  # per-row facts (e.g. the face's domain) on the tile
             if ":" in name:
                 cv2.putText(tile, name.split(":", 1)[1], (2, cell - 4), cv2.FONT_HERSHEY_PLAIN, 0.8,
-                            (255, 255, 0), 1, cv2.LINE_AA)
+                            (255, 255, 0) if recipe != "sketches" else (200, 0, 0), 1, cv2.LINE_AA)
         rows.append(np.concatenate(fitted, 1))
     if recipe == "sketches":
         scene_ids = sorted(p.stem for p in (root / "scene").glob("*.json")) if (root / "scene").exists() else []

@@ -127,17 +127,20 @@ def adjust_color(img: np.ndarray, hue_shift: float = 0.0, sat: float = 1.0, val:
 STAMPS_SUBDIR = Path("usr/share/tuxpaint/stamps")
 
 
-def stamp_files(folders: tuple[str, ...]) -> list[Path]:
-    """Photographic PNG stamps under the given stamp folders (cartoon sub-folders excluded)."""
+def stamp_files(folders: tuple[str, ...], *, allow_cartoon: bool = False,
+                exclude: tuple[str, ...] = ()) -> list[Path]:
+    """PNG stamps under the given stamp folders: photographic ones (cartoon/toy sub-folders skipped
+    unless ``allow_cartoon``), minus sub-folders or file stems named in ``exclude``."""
     root = source_dir("tuxpaint-stamps")
     if root is None:
         return []
+    skip_dirs = {"toys", "plastic"} | (set() if allow_cartoon else {"cartoon"})
     files: list[Path] = []
     for folder in folders:
         base = root / STAMPS_SUBDIR / folder
         for p in sorted(base.rglob("*.png")):
             rel = p.relative_to(base).parts
-            if any(part in ("cartoon", "toys", "plastic") for part in rel[:-1]):
+            if any(part in skip_dirs or part in exclude for part in rel[:-1]) or p.stem in exclude:
                 continue
             if p.stem.endswith(("_thumb", "-thumb")):
                 continue

@@ -70,25 +70,36 @@ class ThingKind:
     weight: float
     fallback_color: tuple[int, int, int]
     aspect: float = 1.0
+    allow_cartoon: bool = False  # Tux Paint has no photographic houses and two photo boats
+    exclude: tuple[str, ...] = ()  # sub-folders / stems that are not this class (a pinecone is no tree)
+    only: tuple[str, ...] = ()  # when set, just these stems (birds that may fly)
 
 
 THING_KINDS: tuple[ThingKind, ...] = (
-    ThingKind(CLASS["mammal"], ("animals/mammals", "animals/marsupials"), "ground", 0.30, 3.0, (150, 100, 60), 1.4),
-    ThingKind(CLASS["bird"], ("animals/birds",), "sky", 0.10, 1.0, (60, 60, 60), 1.3),
-    ThingKind(CLASS["tree"], ("plants/trees",), "ground", 0.55, 2.5, (40, 100, 30), 0.8),
+    ThingKind(CLASS["mammal"], ("animals/mammals", "animals/marsupials"), "ground", 0.30, 3.0, (150, 100, 60), 1.4,
+              exclude=("aquatic",)),
+    ThingKind(CLASS["mammal"], ("animals/mammals/aquatic",), "water", 0.20, 0.7, (90, 90, 100), 1.8),
+    ThingKind(CLASS["bird"], ("animals/birds",), "ground", 0.16, 1.0, (60, 60, 60), 1.0),
+    ThingKind(CLASS["bird"], ("animals/birds",), "sky", 0.10, 0.6, (60, 60, 60), 1.3,
+              only=("heron_greatblue_flying", "seagull", "silver-gull", "crow", "pigeon", "magpie", "vulture")),
+    ThingKind(CLASS["tree"], ("plants/trees",), "ground", 0.55, 2.5, (40, 100, 30), 0.8,
+              exclude=("holly_leaves", "pinecone", "rambutan")),
     ThingKind(CLASS["flower"], ("plants/flowers",), "ground", 0.14, 1.0, (220, 60, 120), 0.8),
     ThingKind(CLASS["vehicle"], ("vehicles/auto", "vehicles/race", "vehicles/emergency", "vehicles/construction",
                                  "vehicles/farming", "vehicles/cycle", "vehicles/masstransit",
                                  "vehicles/locomotive"), "ground", 0.26, 1.5, (200, 30, 30), 1.8),
-    ThingKind(CLASS["boat"], ("vehicles/ship",), "water", 0.24, 1.5, (240, 240, 240), 1.6),
-    ThingKind(CLASS["house"], ("town/houses",), "ground", 0.42, 1.0, (170, 120, 90), 1.2),
+    ThingKind(CLASS["boat"], ("vehicles/ship",), "water", 0.24, 1.5, (240, 240, 240), 1.6, allow_cartoon=True,
+              exclude=("bathyscape",)),
+    ThingKind(CLASS["house"], ("town/houses",), "ground", 0.42, 1.0, (170, 120, 90), 1.2, allow_cartoon=True,
+              exclude=("cave_entrance", "city", "circus")),
 )
 
 
 @lru_cache(maxsize=None)
 def _stamps(kind_index: int) -> tuple:
     kind = THING_KINDS[kind_index]
-    return tuple(p for p in stamp_files(kind.folders))
+    files = stamp_files(kind.folders, allow_cartoon=kind.allow_cartoon, exclude=kind.exclude)
+    return tuple(p for p in files if not kind.only or p.stem in kind.only)
 
 
 @dataclass
@@ -120,7 +131,7 @@ def _paste_region(th: Thing, size: int) -> tuple[slice, slice, slice, slice]:
 
 class ScenesRecipe:
     name = "scenes"
-    version = 2
+    version = 3
 
     def __init__(self) -> None:
         self.has_patterns = load_pattern("sky") is not None
@@ -304,7 +315,8 @@ class ScenesRecipe:
             dark = np.clip(base * rng.uniform(0.55, 0.8), 0, 255).astype(np.uint8)
             return procedural_texture(rng, (S, S), base.astype(np.uint8), dark, grain=int(rng.integers(3, 9)))
         tex = load_pattern(stems[int(rng.integers(len(stems)))])
-        scale = rng.uniform(0.25, 0.6) * max(0.25, S / 128)
+        # one tile spans 15-40 % of the canvas whatever the pattern's own size (some are 256 px leaves)
+        scale = S * rng.uniform(0.15, 0.4) / max(tex.shape[:2])
         img = tile_texture(tex, (S, S), rng, scale=scale).astype(np.float32)
         # tint: keep the texture's luminance detail, pull its colour toward the class colour
         lum = img.mean(-1, keepdims=True)

@@ -30,8 +30,8 @@ from ..api.base import InputError
 from ..io import instance_edges
 from .common import Json, Png, Sample, child_rngs, source_records, warn_fallback
 from .fetch import source_dir
-from .material import load_cutout, procedural_blob, stamp_files
-from .scenes import PALETTE as SCENES_PALETTE, THING_KINDS, ScenesRecipe
+from .material import load_cutout, procedural_blob
+from .scenes import PALETTE as SCENES_PALETTE, THING_KINDS, ScenesRecipe, _stamps as _scene_stamps
 
 OPENMOJI_GROUPS = ("animals-nature", "food-drink", "objects", "travel-places", "smileys-emotion", "activities",
                    "people-body")
@@ -121,11 +121,11 @@ def openmoji_catalogue() -> tuple[tuple[str, str], ...]:
 
 @lru_cache(maxsize=None)
 def _photo_stamps() -> tuple[tuple[Path, str], ...]:
-    items = []
-    for kind in THING_KINDS:
-        for p in stamp_files(kind.folders):
-            items.append((p, SCENES_PALETTE.names[kind.cls]))
-    return tuple(items)
+    items = {}
+    for k, kind in enumerate(THING_KINDS):
+        for p in _scene_stamps(k):
+            items[p] = SCENES_PALETTE.names[kind.cls]  # a stamp listed by two kinds counts once
+    return tuple(sorted(items.items()))
 
 
 def _procedural_pair(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -149,7 +149,7 @@ def _procedural_pair(rng: np.random.Generator, size: int) -> tuple[np.ndarray, n
 
 class SketchesRecipe:
     name = "sketches"
-    version = 2  # follows the scenes recipe's version (scene sketches are drawn over its layouts)
+    version = 3  # follows the scenes recipe's version (scene sketches are drawn over its layouts)
 
     def __init__(self) -> None:
         self.moji = openmoji_catalogue()
