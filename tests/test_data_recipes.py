@@ -248,6 +248,11 @@ def test_sketches_offline_build(tmp_path, offline):
     build_dataset(recipe, tmp_path / "k", n=10, size=32, seed=0, progress=False)
     kinds = check_sketches(tmp_path / "k", 10, 32)
     assert kinds == {"lineart": 5, "photo": 4, "scene": 1}
+    # every split meets every kind (the kind rule does not line up with the split rule)
+    from engine.data.common import split_of as split
+    from engine.data.sketches import SketchesRecipe as R
+    for sp in ("val", "test"):
+        assert {R.kind_of(i) for i in range(400) if split(i) == sp} == {"lineart", "photo", "scene"}
     build_dataset(recipe, tmp_path / "k2", n=10, size=32, seed=0, progress=False)
     for p in sorted((tmp_path / "k").rglob("*.png"))[:6]:
         assert p.read_bytes() == (tmp_path / "k2" / p.relative_to(tmp_path / "k")).read_bytes()

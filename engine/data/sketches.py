@@ -1,6 +1,6 @@
 """The ``sketches`` recipe: EdgeGAN training pairs and scene sketches.
 
-Three kinds of sample, chosen by index (of every 10: 5 line-art, 4 photo, 1 scene):
+Three kinds of sample, chosen by index (of every 20: 10 line-art, 8 photo, 2 scene; see ``kind_of``):
 - **line-art pairs**: an OpenMoji emoji rendered twice by resvg — its black line-art SVG (the edge
   map) and its colour SVG (the photo) — class = the emoji's OpenMoji group (``animals-nature``,
   ``food-drink``...; skin-tone variants, flags and symbols skipped).
@@ -149,7 +149,7 @@ def _procedural_pair(rng: np.random.Generator, size: int) -> tuple[np.ndarray, n
 
 class SketchesRecipe:
     name = "sketches"
-    version = 3  # follows the scenes recipe's version (scene sketches are drawn over its layouts)
+    version = 4  # follows the scenes recipe's version (scene sketches are drawn over its layouts)
 
     def __init__(self) -> None:
         self.moji = openmoji_catalogue()
@@ -162,7 +162,9 @@ class SketchesRecipe:
 
     @staticmethod
     def kind_of(index: int) -> str:
-        r = index % 10
+        # shifted by one every 20 samples so the val/test positions (index % 20 = 18, 19) meet every
+        # kind; each block of 20 still holds 10 line-art, 8 photo and 2 scene samples
+        r = (index % 10 + index // 20) % 10
         return "lineart" if r < 5 else "photo" if r < 9 else "scene"
 
     def outputs(self, sample_id: str) -> list[str]:
@@ -176,7 +178,7 @@ class SketchesRecipe:
             "sources": source_records(["openmoji", "resvg-cli", "tuxpaint-stamps", "gimp-data", "gimp-data-extras"]),
             "classes": {"lineart": list(OPENMOJI_GROUPS) if self.moji else ["shape"],
                         "photos": sorted({c for _, c in self.stamps}) if self.stamps else ["shape"]},
-            "kinds_by_index": "index % 10: 0-4 line-art pair, 5-8 photo pair, 9 scene sketch",
+            "kinds_by_index": "r = (index % 10 + index // 20) % 10: 0-4 line-art pair, 5-8 photo pair, 9 scene",
             "files": {"<class>/<id>.png": "[edge map | photo], S x 2S RGB",
                       "scene/<id>.json": "scene-sketch JSON (size, background, objects with class/box/sketch)",
                       "scene/<id>_image.png": "the target scene photo"},
