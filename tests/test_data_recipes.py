@@ -6,6 +6,7 @@ import json
 import warnings
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -236,9 +237,6 @@ def check_sketches(root: Path, n: int, size: int) -> dict[str, int]:
             near = cv2.dilate(drawn.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
             assert (ink_px & near).sum() >= 0.8 * ink_px.sum()
     return kinds
-
-
-import cv2  # noqa: E402
 
 
 def test_sketches_offline_build(tmp_path, offline):
