@@ -670,16 +670,12 @@ def convert(paths: list[Path], config: Mapping[str, Any]) -> StateDicts:
     return out
 
 
-def _inference_subnets() -> tuple[str, ...]:
-    return ("netG",)
-
-
 FAMILY = register(Family(
     name="panoptic",
     build=build,
     configs=CONFIGS,
     convert=convert,
-    inference_subnets=_inference_subnets(),
+    inference_subnets=("netG",),
     description="Panoptic-based image synthesis on SPADE (panoptic-aware conv/upsampling); "
                 "semantic-only mode = NVlabs/SPADE (loads latest_net_G.pth)",
 ))
