@@ -28,6 +28,9 @@ Style = LatentStyle | ReferenceStyle
 
 @dataclass(frozen=True)
 class StarGANLatentRequest(Request):
+    """Translate ``source`` (RGB uint8, any size) into ``target_domain`` with the style F(z, domain),
+    z drawn from ``seed``; ``psi`` < 1 pulls the style towards the domain's average style."""
+
     source: FrozenArray | None = None
     target_domain: int = 0
     psi: float = 1.0
@@ -35,6 +38,9 @@ class StarGANLatentRequest(Request):
 
 @dataclass(frozen=True)
 class StarGANReferenceRequest(Request):
+    """Translate ``source`` with the style encoded from ``reference``, a photo of ``reference_domain``
+    (the output's domain)."""
+
     source: FrozenArray | None = None
     reference: FrozenArray | None = None
     reference_domain: int = 0
