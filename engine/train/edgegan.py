@@ -104,7 +104,14 @@ class EdgePairDataset(Dataset):
         return resize(edge), resize(photo)
 
     def __getitem__(self, idx: int) -> tuple[torch.Tensor, int]:
-        edge, photo = self.pair(idx)
+        for attempt in range(len(self.items)):
+            try:
+                edge, photo = self.pair(idx)
+                break
+            except InputError:  # a file removed or rewritten while training (data rebuilt): use the next
+                if attempt == len(self.items) - 1:
+                    raise
+                idx = (idx + 1) % len(self.items)
         joint = np.concatenate([edge, photo], axis=1)
         x = torch.from_numpy(joint).permute(2, 0, 1).float() / 127.5 - 1.0
         if self.flip and random.random() < 0.5:
