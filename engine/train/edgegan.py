@@ -135,8 +135,11 @@ class BackgroundDataset(Dataset):
                 photo_path = js.with_name(js.stem + "_image.png")
                 if not photo_path.exists():
                     continue
-                scene = load_scene_sketch(js)
-                photo = _read_rgb(photo_path)
+                try:
+                    scene = load_scene_sketch(js)
+                    photo = _read_rgb(photo_path)
+                except InputError:  # half-written or removed while the data is rebuilt
+                    continue
                 if (photo.shape[1], photo.shape[0]) != scene.size:
                     photo = cv2.resize(photo, scene.size, interpolation=cv2.INTER_AREA)
                 mask = np.zeros(photo.shape[:2], bool)
@@ -152,8 +155,11 @@ class BackgroundDataset(Dataset):
                 inst_path = inst_dir / (img_path.stem + ".png")
                 if not inst_path.exists():
                     continue
-                photo = _read_rgb(img_path)
-                mask = load_instance_map(inst_path) >= 1000  # thing instances (class·1000 + k)
+                try:
+                    photo = _read_rgb(img_path)
+                    mask = load_instance_map(inst_path) >= 1000  # thing instances (class·1000 + k)
+                except InputError:
+                    continue
                 bg = edge_map(np.where(mask[..., None], 255, photo).astype(np.uint8), "canny")
                 self._add(background_inputs, bg, photo, mask, size)
         else:
