@@ -256,6 +256,14 @@ def bench_preview(reps: int) -> list[dict[str, Any]]:
         for case, fn in ((f"default preview, cold ({label})", cold), (f"default preview, slider move ({label})", slider)):
             med, best = time_median(fn, repeats=max(reps, 7), warmup=2)
             rows.append({"case": case, "median_ms": med * 1e3, "min_ms": best * 1e3, "model": source})
+    outs = {}
+    for precision in ("float32", "bfloat16"):
+        req = StarGANLatentRequest(model=name, source=src, seed=5, precision=precision)
+        outs[precision] = run_request(req, make_context(1, req, models, LRUCache(8))).image
+    a, b = (torch.from_numpy(outs[k].astype(np.float32)) / 127.5 - 1 for k in ("float32", "bfloat16"))
+    for r in rows:
+        if "bfloat16" in r["case"]:
+            r["psnr_vs_fp32_db"] = psnr(a, b)  # on the uint8 outputs
     if tmp is not None:
         tmp.cleanup()
     return rows
