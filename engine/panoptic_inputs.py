@@ -129,9 +129,10 @@ def conditioning(labels: np.ndarray, instances: np.ndarray | None, config: Mappi
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """(semantic (1, semantic_nc, H, W) float32, ids (1, H, W) int64) for one panoptic map.
 
-    ``semantic`` = one-hot labels [+ don't-care] [+ instance-edge channel computed from the
-    panoptic segments, so both class and instance boundaries are marked, like SPADE's edges on
-    Cityscapes ``instanceIds``].
+    ``semantic`` = one-hot labels [+ don't-care] [+ instance-edge channel]. As in SPADE the edges
+    are the 4-neighbour changes of the instance map itself (with this project's convention, stuff
+    id = class, they include class boundaries, like Cityscapes ``instanceIds``); without an
+    instance map they are the label map's.
     """
     ids = panoptic_ids(labels, instances)
     onehot_idx = remap_labels(labels, config)
@@ -140,7 +141,7 @@ def conditioning(labels: np.ndarray, instances: np.ndarray | None, config: Mappi
     sem = torch.zeros(1, nc, H, W, dtype=torch.float32)
     sem.scatter_(1, torch.from_numpy(onehot_idx)[None, None], 1.0)
     if config.get("instance_edge", True):
-        edges = torch.from_numpy(instance_edges(ids))[None, None]
+        edges = torch.from_numpy(instance_edges(instances if instances is not None else labels))[None, None]
         sem = torch.cat([sem, edges], 1)
     return sem, torch.from_numpy(ids)[None]
 

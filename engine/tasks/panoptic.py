@@ -83,7 +83,11 @@ def run(request: PanopticRequest, ctx: TaskContext) -> Result:
         with ctx.timed("generator"):
             out = netG(semantic.to(dev), ids.to(dev), z)
     ctx.progress("done", 1.0)
-    aux = {"instance_edges": edges_image(ids[0].numpy())}
+    if config.get("instance_edge", True):  # the edge channel the generator was given
+        edges = (semantic[0, -1].numpy() * 255).astype(np.uint8)
+        aux = {"instance_edges": np.repeat(edges[..., None], 3, axis=2)}
+    else:
+        aux = {"instance_edges": edges_image(ids[0].numpy())}
     if config.get("palette"):
         try:
             pal = load_palette(config["palette"])
