@@ -277,6 +277,39 @@ def test_panoptic_generator_trains_every_parameter_and_is_resolution_free():
         g(sem[..., :20], ids[..., :20])
 
 
+def test_generator_features_never_cross_touching_same_class_instances():
+    """Perturb an intermediate feature map inside instance B only: in panoptic mode the output
+    (before tanh) inside its touching same-class neighbour A is bit-identical; SPADE's is not."""
+    labels, inst = _scene()
+    a_mask = inst == 2001  # touches 2002 (same class 2) along column 16
+    for mode in ("panoptic", "semantic"):
+        torch.manual_seed(10)
+        cfg, g = _tiny(mode)
+        g.eval()
+        sem, ids = conditioning(labels, inst, cfg)
+        b_id = int(ids[0][inst == 2002][0])
+        captured: list[torch.Tensor] = []
+        g.conv_img.register_forward_hook(lambda m, i, o: captured.append(o))
+
+        def perturb(module, inputs, out):
+            f = 32 // out.shape[-1]
+            in_b = (ids[:, ::f, ::f] == b_id)[:, None]
+            scale = out.abs().max()  # untrained spectral norms leave activations at any magnitude
+            return out + scale * torch.randn(out.shape, generator=torch.Generator().manual_seed(0)) * in_b
+
+        with torch.no_grad():
+            g(sem, ids)
+            handle = g.up_1.register_forward_hook(perturb)  # 8×8 features
+            g(sem, ids)
+            handle.remove()
+        clean, noisy = captured[0][0][:, torch.from_numpy(a_mask)], captured[1][0][:, torch.from_numpy(a_mask)]
+        if mode == "panoptic":
+            assert torch.equal(clean, noisy)
+            assert not torch.equal(captured[0], captured[1])  # the perturbation did reach instance B
+        else:
+            assert (clean - noisy).abs().max() > 1e-3 * clean.abs().max()
+
+
 def test_vae_generator_and_encoder():
     torch.manual_seed(7)
     cfg = P.CONFIGS["panoptic_tiny_vae"]
