@@ -239,3 +239,5 @@ def test_unsupported_and_bad_options_fail_clearly(scenes, tmp_path):
         T.train(T.TrainOptions(**base, size=48))
     with pytest.raises(InputError, match="not a scenes data folder"):
         T.train(T.TrainOptions(**dict(base, data=tmp_path)))
+    with pytest.raises(InputError, match="unknown loss setting"):
+        T.train(T.TrainOptions(**base, loss_overrides={"bogus_weight": 1.0}))

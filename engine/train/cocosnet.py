@@ -29,7 +29,7 @@ import json
 import math
 import random
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Sequence
 
@@ -465,6 +465,7 @@ class TrainOptions:
     out: Path
     preset: str = ""
     overrides: dict[str, Any] = field(default_factory=dict)
+    loss_overrides: dict[str, Any] = field(default_factory=dict)   # LossPreset fields
     size: int = 0                        # 0: the config's size
     batch_size: int = 4
     iters: int = 1000
@@ -518,6 +519,11 @@ def train(opts: TrainOptions, log: Callable[[str], None] | None = None) -> dict[
     if preset_name not in PRESETS:
         raise InputError(f"unknown preset {preset_name!r}; known: {', '.join(PRESETS)}")
     preset = PRESETS[preset_name]
+    unknown = set(opts.loss_overrides) - set(LossPreset.__dataclass_fields__)
+    if unknown:
+        raise InputError(f"--loss: unknown loss setting(s) {', '.join(sorted(unknown))}; known: "
+                         f"{', '.join(f for f in LossPreset.__dataclass_fields__ if f != 'layout')}")
+    preset = replace(preset, **opts.loss_overrides)
     size = opts.size or int(config.get("size", 256))
     if size % 32:
         raise InputError(f"--size must be a multiple of 32 (netG starts at size/32), got {size}")
@@ -579,7 +585,8 @@ def train(opts: TrainOptions, log: Callable[[str], None] | None = None) -> dict[
                            outs["warp_out"].clamp(-1, 1), outs["fake_image"], batch["image"]])
             if main and (step % opts.save_every == 0 or step == opts.iters):
                 save_checkpoint(ckpt, nets, optims, step,
-                                meta={"config": config, "config_name": opts.config, "preset": preset_name})
+                                meta={"config": config, "config_name": opts.config, "preset": preset_name,
+                                      "loss_overrides": opts.loss_overrides})
     finally:
         if bar is not None:
             bar.close()
@@ -625,9 +632,10 @@ def _parse_override(text: str) -> tuple[str, Any]:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     overrides = dict(_parse_override(t) for t in args.set)
+    loss_overrides = dict(_parse_override(t) for t in args.loss)
     command = "i2i train cocosnet " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else "i2i train cocosnet"
     opts = TrainOptions(config=args.config, data=Path(args.data), out=Path(args.out), preset=args.preset,
-                        overrides=overrides, size=args.size, batch_size=args.batch_size, iters=args.iters,
+                        overrides=overrides, loss_overrides=loss_overrides, size=args.size, batch_size=args.batch_size, iters=args.iters,
                         decay_start=args.decay_start, lr=args.lr, feature_losses=not args.no_feature_losses,
                         resume=args.resume, sample_every=args.sample_every, save_every=args.save_every,
                         seed=args.seed, device=args.device, threads=args.threads, export=args.export,
@@ -650,6 +658,8 @@ def register_cli(groups: Any) -> None:
     p.add_argument("--preset", default="", choices=["", *PRESETS], help="loss preset (default: from the config name)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set semantic_nc=24")
+    p.add_argument("--loss", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a loss weight of the preset, e.g. --loss fm_ratio=1.0 --loss weight_mask=0")
     p.add_argument("--split", default="train")
     p.add_argument("--size", type=int, default=0, help="training crop size (default: the config's)")
     p.add_argument("--batch-size", type=int, default=4)
