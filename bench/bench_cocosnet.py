@@ -143,12 +143,15 @@ def main() -> int:
     results: dict[str, Any] = {}
 
     def record(label: str, precision: str, times: list[float]) -> None:
+        # the machine is shared: an sgemm rate taken right after the timing is the fair ceiling
+        local = sgemm_gflops(reps=3)
         best, med = min(times), statistics.median(times)
         rows.append(dict(model="ade20k", variant=label, size=args.size, precision=precision, best_s=best,
                          median_s=med, gflop=flops["total"], gflops_per_s=flops["total"] / best,
-                         fraction_of_sgemm=flops["total"] / best / sgemm))
+                         sgemm_adjacent_gflops=local, fraction_of_sgemm=flops["total"] / best / local))
         print(f"ade20k {args.size}² {label:<22} {precision:<9} best {best * 1e3:8.0f} ms  median {med * 1e3:8.0f} ms  "
-              f"{flops['total'] / best:6.1f} GFLOP/s ({100 * flops['total'] / best / sgemm:.0f}% of sgemm)")
+              f"{flops['total'] / best:6.1f} GFLOP/s ({100 * flops['total'] / best / local:.0f}% of the sgemm "
+              f"{local:.0f} GFLOP/s measured just after)")
 
     if not args.skip_plain:
         # as loaded: spectral-norm hooks, contiguous tensors (what the official modules do)
