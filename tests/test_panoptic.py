@@ -464,6 +464,8 @@ def test_task_vae_seed_and_style(weights_dir):
     assert cache.hits >= 2  # conditioning and the style code are reused
     with pytest.raises(InputError, match="label map"):
         go(labels=None)
+    with pytest.raises(InputError, match="same size"):
+        go(instances=FrozenArray(inst[:, :20]))
 
 
 def test_task_preview_size_and_cancel(weights_dir):

@@ -18,7 +18,7 @@ from ..api.base import FrozenArray, InputError, Result
 from ..api.panoptic import PanopticRequest
 from ..devices import precision_context
 from ..io import load_image, load_palette, save_image
-from ..panoptic_inputs import conditioning, edges_image, import_coco_panoptic, load_panoptic, panoptic_ids, resize_nearest
+from ..panoptic_inputs import check_pair, conditioning, edges_image, import_coco_panoptic, load_panoptic, panoptic_ids, resize_nearest
 from . import TaskContext, runner, to_uint8_image
 
 FAMILY = "panoptic"
@@ -54,6 +54,7 @@ def working_size(config: Mapping[str, Any], preview_size: int | None) -> tuple[i
 def run(request: PanopticRequest, ctx: TaskContext) -> Result:
     if request.labels is None:
         raise InputError("a panoptic request needs a label map")
+    check_pair(request.labels.array, request.instances.array if request.instances is not None else None)
     name = request.model or _default_model_name()
     entry = ctx.models.entry(name)
     if entry.family != FAMILY:
