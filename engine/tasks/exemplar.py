@@ -124,11 +124,7 @@ def translate(ctx: TaskContext, model: str, *, input_labels: np.ndarray | None =
         ref_img = encode_image(ex_photo, size).unsqueeze(0).to(device)
         needs_ref_sem = bool(config.get("maskmix")) and not config.get("noise_for_mask")
         ex_labels, ex_kp = _array(exemplar_labels), _array(exemplar_keypoints)
-        ref_sem = None
-        if ex_labels is not None or ex_kp is not None:
-            ref_sem = encode_for_config(kind, nc, labels=ex_labels, keypoints=ex_kp, photo=ex_photo, size=size,
-                                        canvas_size=(ex_photo.shape[1], ex_photo.shape[0])).unsqueeze(0).to(device)
-        elif needs_ref_sem:
+        if needs_ref_sem and ex_labels is None and ex_kp is None:
             what = "pose keypoints" if kind == "pose" else "semantic map"
             raise InputError(f"this CoCosNet model ({entry.config_name}) needs the exemplar's {what} "
                              f"(--exemplar-map)")
@@ -137,9 +133,13 @@ def translate(ctx: TaskContext, model: str, *, input_labels: np.ndarray | None =
            _digest(exemplar_keypoints), size, precision, str(device), seed)
 
     def exemplar_keys() -> torch.Tensor:
+        ref_sem = None
+        if needs_ref_sem:  # the exemplar's own semantics are encoded only on a cache miss
+            ref_sem = encode_for_config(kind, nc, labels=ex_labels, keypoints=ex_kp, photo=ex_photo, size=size,
+                                        canvas_size=(ex_photo.shape[1], ex_photo.shape[0])).unsqueeze(0).to(device)
         gen = torch.Generator(device=device).manual_seed(seed)
         with precision_context(device, precision):
-            return net_corr.exemplar_keys(ref_img, ref_sem if needs_ref_sem else None, noise=gen).float()
+            return net_corr.exemplar_keys(ref_img, ref_sem, noise=gen).float()
 
     ctx.progress("exemplar features", 0.1)
     with ctx.timed("exemplar"):
