@@ -295,9 +295,11 @@ def load_feature_terms(enabled: bool, device: torch.device, log: Callable[[str],
         return None
     feats = load_features(prefer=("vgg19", "mobilenet_v2"))
     if feats is None:
-        log("warning: no local VGG19 / MobileNetV2 weights registered (see `i2i weights list`); training "
-            "WITHOUT the VGG-based losses (pseudo-exemplar, perceptual, contextual). Register a VGG19 file "
-            "in weights/manifest.json to enable them.")
+        from ..weights import weights_dir
+
+        log(f"warning: no feature backbone in {weights_dir()} (torchvision's vgg19-dcbb9e9d.pth, or "
+            "mobilenet_v2-b0353104.pth from `i2i data fetch-backbone`); training WITHOUT the VGG-based "
+            "losses (pseudo-exemplar, perceptual, contextual)")
         return None
     layers = list(feats.layers)[-5:]
     feats = feats.to(device) if hasattr(feats, "to") else feats
