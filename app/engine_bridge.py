@@ -83,6 +83,10 @@ class EngineBridge(QObject):
         return self._busy
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
     def latest_id(self) -> int:
         return self._latest_id
 

@@ -47,9 +47,10 @@ class WeightsPanel(QWidget):
     importRequested = Signal(str)  # family
 
     def __init__(self, family: str, *, accept: Callable[[WeightsEntry], str] | None = None,
-                 parent: QWidget | None = None) -> None:
+                 config: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.family = family
+        self.example_config = config  # the released config to suggest importing for this task
         self.accept = accept or (lambda e: "")
         self.entries: dict[str, WeightsEntry] = {}
         lay = QVBoxLayout(self)
@@ -115,9 +116,10 @@ class WeightsPanel(QWidget):
             self.missing = f"The {display} generator is not available: {problem}"
         elif not self.entries:
             where = manifest.path if manifest is not None else "weights/manifest.json"
-            extra = f" Registered but unusable here: {', '.join(rejected)}." if rejected else ""
-            self.missing = (f"No {display} weights are registered in {where}.{extra} "
-                            f"Import an official checkpoint with: {import_command(self.family)} "
+            head = (f"No {display} weights in {where} fit this task (registered: {', '.join(rejected)})."
+                    if rejected else f"No {display} weights are registered in {where}.")
+            self.missing = (f"{head} Import an official checkpoint with: "
+                            f"{import_command(self.family, self.example_config)} "
                             f"— or train one with: i2i train {self.family}")
         else:
             self.missing = ""

@@ -61,8 +61,11 @@ def drop_file(widget, path) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
     pos = QPointF(widget.width() / 2, widget.height() / 2)
-    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
+    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    try:
+        enter = QDragEnterEvent(pos, *args)  # PySide6 ≥ 6.12 (the QPoint overload is deprecated there)
+    except TypeError:
+        enter = QDragEnterEvent(pos.toPoint(), *args)
     QApplication.sendEvent(widget, enter)
     assert enter.isAccepted()
     drop = QDropEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
@@ -294,15 +297,20 @@ def test_heartbeat_never_stalls_while_previews_run(qtbot, weights_dir):
     mover = QTimer()
     mover.setInterval(16)  # a 60 Hz drag
     mover.timeout.connect(move)
+    failures: list[str] = []
+    win.bridge.failed.connect(lambda owner, f: failures.append(f.message))
     beat.start()
     mover.start()
     t0 = time.monotonic()
-    qtbot.waitUntil(lambda: len(ws.shown_request_ids) - results_before >= 5 and time.monotonic() - t0 > 1.0,
-                    timeout=30000)
-    mover.stop()
-    beat.stop()
-    ws.alpha.setSliderDown(False)
-    win.close()
+    try:
+        qtbot.waitUntil(lambda: failures or (len(ws.shown_request_ids) - results_before >= 5
+                                             and time.monotonic() - t0 > 1.0), timeout=30000)
+    finally:  # never leave timers driving a closed window (they would fail later tests)
+        mover.stop()
+        beat.stop()
+        ws.alpha.setSliderDown(False)
+        win.close()
+    assert not failures, failures[0]
     previews = len(ws.shown_request_ids) - results_before
     print(f"heartbeat: {len(gaps)} ticks, max gap {max(gaps[1:])} ms, {previews} previews shown")
     assert len(gaps) > 50
@@ -360,4 +368,16 @@ def test_import_dialog_imports_an_official_style_checkpoint(qtbot, weights_dir, 
     assert ws.weights.model == "stargan2_tiny"  # every workspace re-read the manifest
     assert (weights_dir / "stargan2_tiny.safetensors").exists()
     dlg.close()
+    win.close()
+
+
+def test_task_specific_weights_hint(qtbot, weights_dir):
+    register_tiny(weights_dir, "cocosnet", "tiny_ade20k", "scenes_model")
+    win = MainWindow(Settings.defaults(), run_fn=GatedEngine(), restore="no", autosave=False)
+    qtbot.addWidget(win)
+    makeup = win.workspaces["makeup"]
+    assert makeup.weights.model == ""
+    assert "scenes_model (not a face model)" in makeup.weights.missing
+    assert "--config celebahqedge" in makeup.weights.missing
+    assert win.workspaces["exemplar"].weights.model == "scenes_model"
     win.close()

@@ -31,6 +31,7 @@ class Workspace(QWidget):
     title = "Workspace"
     family = ""
     description = ""
+    import_config = ""  # released config named in the "how to import" hint
 
     statusMessage = Signal(str)
     resultShown = Signal(object)
@@ -48,7 +49,7 @@ class Workspace(QWidget):
 
         # --- top bar: model + status, seed, vary, live, generate
         top = QHBoxLayout()
-        self.weights = WeightsPanel(self.family, accept=self.accept_entry)
+        self.weights = WeightsPanel(self.family, accept=self.accept_entry, config=self.import_config)
         self.weights.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.weights.modelChanged.connect(self._model_changed)
         top.addWidget(self.weights, 3)
@@ -174,8 +175,8 @@ class Workspace(QWidget):
 
     def schedule(self, quality: Quality = "full", *, force: bool = False) -> int | None:
         """Submit the current inputs (latest wins). Returns the request id or None."""
-        if not (force or self.live.isChecked()):
-            return None
+        if not (force or self.live.isChecked()) or self.bridge.closed:
+            return None  # (closed: a late UI event after the window went away)
         if not self.weights.model:
             self.hint.setText(NO_MODEL_HINT)
             return None

@@ -381,6 +381,7 @@ class MakeupWorkspace(Workspace):
     key = "makeup"
     title = "Makeup transfer"
     family = "cocosnet"
+    import_config = "celebahqedge"
     description = "Copy the makeup of an exemplar face onto a portrait, region by region."
 
     def accept_entry(self, entry: Any) -> str:
