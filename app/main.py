@@ -168,6 +168,8 @@ class MainWindow(QMainWindow):
 
     def _tab_changed(self, _index: int) -> None:
         ws = self.current
+        if ws is not None and ws.awaiting and not self._closed:
+            ws.schedule("full")  # its last request was superseded by another workspace's
         stack = ws.undo_stack() if ws is not None else None
         self.undo_action.setEnabled(stack is not None)
         self.redo_action.setEnabled(stack is not None)

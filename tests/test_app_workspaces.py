@@ -381,3 +381,24 @@ def test_task_specific_weights_hint(qtbot, weights_dir):
     assert "--config celebahqedge" in makeup.weights.missing
     assert win.workspaces["exemplar"].weights.model == "scenes_model"
     win.close()
+
+
+def test_switching_to_a_superseded_workspace_renders_it(qtbot, weights_dir):
+    register_tiny(weights_dir, "stargan2", "tiny", "sg_tiny")
+    register_tiny(weights_dir, "panoptic", "panoptic_tiny", "pan_tiny")
+    engine = GatedEngine()
+    engine.gate.set()
+    win = MainWindow(Settings.defaults(), run_fn=engine, restore="no", autosave=False)
+    qtbot.addWidget(win)
+    sg, pan = win.workspaces["stargan"], win.workspaces["panoptic"]
+    win.tabs.setCurrentWidget(pan)
+    sg.source.set_image(np.zeros((32, 32, 3), np.uint8))  # submitted …
+    with qtbot.waitSignal(pan.resultShown, timeout=5000):
+        pan.editor.doc.begin_stroke()
+        pan.editor.doc.stroke_to(10, 10, 4, 1)
+        pan.editor.doc.end_stroke()  # … and superseded by the panoptic edit
+    assert sg.awaiting and sg.result is None
+    with qtbot.waitSignal(sg.resultShown, timeout=5000):
+        win.tabs.setCurrentWidget(sg)
+    assert not sg.awaiting
+    win.close()

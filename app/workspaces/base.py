@@ -44,6 +44,7 @@ class Workspace(QWidget):
         self.shown_request_ids: list[int] = []
         self.history: deque[Result] = deque(maxlen=8)  # recent full-size outputs (export grid)
         self._interacting = False
+        self.awaiting = False  # submitted, no result yet (possibly superseded by another workspace)
         root = QVBoxLayout(self)
         root.setContentsMargins(6, 6, 6, 6)
 
@@ -186,6 +187,7 @@ class Workspace(QWidget):
             self.hint.setText(str(exc))
             return None
         self.hint.setText("")
+        self.awaiting = True
         return self.bridge.submit(self.key, request, quality)
 
     def vary(self) -> None:
@@ -210,6 +212,7 @@ class Workspace(QWidget):
     def _on_result(self, owner: str, result: Result) -> None:
         if owner != self.key:
             return
+        self.awaiting = False
         self.result = result
         self.shown_request_ids.append(result.request_id)
         if self.bridge.last_quality == "full":
@@ -226,6 +229,7 @@ class Workspace(QWidget):
     def _on_failure(self, owner: str, failure: Failure) -> None:
         if owner != self.key:
             return
+        self.awaiting = False
         self.hint.setText(failure.message)
         self.statusMessage.emit(f"{self.title}: {failure.message}")
 
