@@ -15,16 +15,12 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .api.base import EngineError, Failure, Request, Result
+from .tasks import TASK_MODULES
 
-# Modules exposing ``register_cli(groups: CliGroups) -> None``.
+# Modules exposing ``register_cli(groups: CliGroups) -> None``: every task module, the trainers,
+# the data recipes and the metrics.
 CLI_PLUGINS: tuple[str, ...] = (
-    "engine.tasks.stargan",
-    "engine.tasks.exemplar",
-    "engine.tasks.edit",
-    "engine.tasks.makeup",
-    "engine.tasks.panoptic",
-    "engine.tasks.sketch",
-    "engine.tasks.scene",
+    *TASK_MODULES,
     "engine.train.stargan2",
     "engine.train.cocosnet",
     "engine.train.panoptic",
