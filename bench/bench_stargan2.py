@@ -7,7 +7,7 @@ bfloat16 weights), and the preview path of the default model through the task ru
 slider move that reuses the cached source features and style codes). Achieved GFLOP/s are shown beside
 a float32 sgemm rate measured in the same run; bfloat16 outputs are compared with float32 by PSNR.
 
-    i2i bench stargan2 [--threads 2] [--repeats 5] [--quick]
+    i2i bench stargan2 [--threads 2] [--repeats 5] [--quick] [--tag NAME]
 """
 from __future__ import annotations
 
@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="fewer variants (smoke run)")
+    ap.add_argument("--tag", default="", help="results file suffix: bench/results/stargan2_TAG.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     reps = args.repeats
@@ -207,7 +208,7 @@ def main() -> None:
     print()
     for k, v in summary.items():
         print(f"{k:<24s} {v:.3g}" if isinstance(v, float) else f"{k:<24s} {v}")
-    path = write_results("stargan2", {"threads": args.threads, "repeats": reps, "rows": rows, "summary": summary})
+    path = write_results(f"stargan2_{args.tag}" if args.tag else "stargan2", {"threads": args.threads, "repeats": reps, "rows": rows, "summary": summary})
     print(f"wrote {path}")
 
 
