@@ -14,6 +14,7 @@ import math
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -148,8 +149,12 @@ def main() -> int:
     p.add_argument("--skip-512", action="store_true")
     p.add_argument("--skip-plain", action="store_true", help="skip the as-loaded (SN hooks) float32 timing")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "cocosnet.json"))
+    p.add_argument("--corr-memory-only", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.corr_memory_only:
+        print(json.dumps(correlation_memory()))
+        return 0
     torch.manual_seed(0)
 
     rows: list[dict[str, Any]] = []
@@ -230,7 +235,10 @@ def main() -> int:
 
     big: dict[str, Any] = {}
     if not args.skip_512:
-        big["correlation_memory"] = correlation_memory()
+        # in a fresh process: peak RSS only grows, so earlier runs would hide the difference
+        proc = subprocess.run([sys.executable, __file__, "--corr-memory-only", "--threads", str(args.threads)],
+                              capture_output=True, text=True, check=True)
+        big["correlation_memory"] = json.loads(proc.stdout.strip().splitlines()[-1])
         cm = big["correlation_memory"]
         print(f"correlation at 512² (16384×16384 logits): chunked peak +{cm['chunked_rss_increase_mib']:.0f} MiB, "
               f"full matrix peak +{cm['full_rss_increase_mib']:.0f} MiB")
