@@ -20,6 +20,7 @@ FAMILY_MODULES: dict[str, str] = {
     "cocosnet": "engine.nets.cocosnet",
     "panoptic": "engine.nets.panoptic",
     "edgegan": "engine.nets.edgegan",
+    "segmenter": "engine.metrics.segmenter",  # not a generator: the mIoU metric's model
 }
 
 StateDicts = dict[str, dict[str, torch.Tensor]]

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..api.base import InputError, WeightsError
-from ..weights import Manifest, WeightsEntry, load_strict, read_safetensors, split_subnets
+from ..families import Family, register
+from ..weights import Manifest, WeightsEntry, build_and_load
 from .segmentation import ConfusionMatrix
 
 SEGMENTER_FAMILY = "segmenter"
@@ -70,6 +71,15 @@ def build_segmenter(config: Mapping[str, Any]) -> dict[str, nn.Module]:
     """{"segmenter": SmallUNet} from a manifest config (num_classes, width, depth)."""
     return {"segmenter": SmallUNet(int(config["num_classes"]), int(config.get("width", 16)),
                                    int(config.get("depth", 3)))}
+
+
+# Registered like a generator family so `weights keys`, the model store and the GUI's weights
+# panel treat the segmenter as any other model file.
+register(Family(name=SEGMENTER_FAMILY, build=build_segmenter,
+                configs={"small_unet": {"num_classes": 16, "width": 16, "depth": 3, "size": 128,
+                                        "ignore_index": 0, "palette": "scenes"}},
+                inference_subnets=("segmenter",),
+                description="small U-Net segmenter for the mask-faithfulness metric (mIoU)"))
 
 
 @dataclass
@@ -131,12 +141,7 @@ def load_segmenter(name: str | None = None, manifest: Manifest | None = None) ->
         raise WeightsError("no segmenter is registered; train one with `i2i train segmenter --data data/scenes`")
     if entry.family != SEGMENTER_FAMILY:
         raise WeightsError(f"{entry.name!r} is a {entry.family} model, not a segmenter")
-    report = manifest.verify(entry)
-    if report.status != "verified":
-        raise WeightsError(f"segmenter {entry.name!r}: {report.status}: {report.message}")
-    modules = build_segmenter(entry.config)
-    load_strict(modules, split_subnets(read_safetensors(manifest.file_path(entry))),
-                source=str(manifest.file_path(entry)))
+    modules = build_and_load(entry, manifest)  # sha256-verified, strict
     return Segmenter(modules["segmenter"].eval(), dict(entry.config), entry.name)
 
 
