@@ -422,8 +422,10 @@ def _register_tiny(weights_dir: Path, config_name: str, name: str) -> None:
                   provenance={"kind": "trained-here", "command": "test"}, extra={"default": True})
 
 
-def test_cli_generate_panoptic(tmp_path, weights_dir):
+def test_cli_generate_panoptic(tmp_path, weights_dir, monkeypatch):
     from engine.cli import main
+
+    monkeypatch.setenv("I2I_THREADS", "1")  # the CLI sets torch's threads; tiny ops crawl oversubscribed
     from engine.io import load_image, save_instance_map, save_label_map
 
     _register_tiny(weights_dir, "panoptic_tiny", "pan_tiny")

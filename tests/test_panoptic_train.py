@@ -44,8 +44,10 @@ SMALL = ["--config", "panoptic_scenes", "--size", "64", "--ngf", "2", "--spade-h
          "--n-layers-d", "3", "--batch", "2", "--no-vgg", "--sample-every", "2", "--save-every", "2"]
 
 
-def test_train_smoke_resume_export_and_eval(tmp_path, weights_dir, capsys):
+def test_train_smoke_resume_export_and_eval(tmp_path, weights_dir, capsys, monkeypatch):
     from engine.cli import main
+
+    monkeypatch.setenv("I2I_THREADS", "1")  # `generate` sets torch's threads; keep the suite single-threaded
     from engine.weights import Manifest
 
     data = _make_scenes(tmp_path / "scenes")
