@@ -118,16 +118,17 @@ def _vgg_weights(features: Any) -> dict[str, float]:
 
 
 def colour_labels(labels: torch.Tensor, palette: str | None) -> torch.Tensor:
-    """(N, H, W) labels → (N, 3, H, W) in [-1, 1] (palette colours, else a fixed random table)."""
-    colours = None
-    if palette:
-        try:
-            colours = torch.from_numpy(load_palette(palette).colors.astype(np.float32))
-        except InputError:
-            colours = None
-    if colours is None or int(labels.max()) >= len(colours):
-        colours = torch.from_numpy(np.random.default_rng(0).integers(0, 255, (256, 3)).astype(np.float32))
-    return colours[labels.clamp(0, len(colours) - 1)].permute(0, 3, 1, 2) / 127.5 - 1
+    """(N, H, W) labels → (N, 3, H, W) in [-1, 1] with the palette's colours (else a fixed random table)."""
+    lab = labels.numpy()
+    try:
+        pal = load_palette(palette) if palette else None
+    except InputError:
+        pal = None
+    if pal is not None and lab.max() < len(pal):
+        rgb = pal.colorize(lab)
+    else:
+        rgb = np.random.default_rng(0).integers(0, 255, (int(lab.max()) + 1, 3)).astype(np.uint8)[lab]
+    return torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
