@@ -14,12 +14,16 @@ from engine.weights import REPO_ROOT, Manifest
 torch.set_num_threads(1)
 
 
+def _default_entries() -> list:
+    return [e for e in Manifest(REPO_ROOT / "weights").by_family("edgegan") if e.extra.get("default")]
+
+
+pytestmark = pytest.mark.skipif(not _default_entries(),
+                                reason="no default EdgeGAN weights are registered in weights/manifest.json")
+
+
 def _default_entry():
-    manifest = Manifest(REPO_ROOT / "weights")
-    entries = [e for e in manifest.by_family("edgegan") if e.extra.get("default")]
-    if not entries:
-        pytest.skip("no default EdgeGAN weights are registered in weights/manifest.json")
-    return manifest, entries[0]
+    return Manifest(REPO_ROOT / "weights"), _default_entries()[0]
 
 
 def test_default_weights_are_trained_here_small_and_verified() -> None:
