@@ -332,7 +332,9 @@ def train(data: Path | None, out: Path, *, stage: str = "objects", config_name: 
 
     out = Path(out)
     seed_everything(seed)
-    dev = torch.device(device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    from ..devices import pick_device
+
+    dev = pick_device(device)
     meta: dict[str, Any] = {}
     if resume and (out / "state.pt").exists():
         from ..weights import read_torch_file
