@@ -102,6 +102,7 @@ def test_boundary_scores_detect_instance_edges():
 def test_train_under_torchrun_ddp(tmp_path):
     """Two CPU ranks (gloo): DDP-wrapped G and D, sharded sampler, one summary from rank 0."""
     import os
+    import signal
     import subprocess
     import sys
 
@@ -110,8 +111,15 @@ def test_train_under_torchrun_ddp(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "engine.cli", "train", "panoptic", "--data", str(data), "--steps", "1", "--out", str(tmp_path / "run"),
            "--device", "cpu", *SMALL]
-    proc = subprocess.run(cmd, cwd=Path(__file__).resolve().parent.parent, env=env, capture_output=True, text=True,
-                          timeout=240)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.count('"steps": 1') == 1
+    # own session, so a hang kills the launcher AND its worker ranks (not just the launcher)
+    proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parent.parent, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, stderr[-2000:]
+    assert stdout.count('"steps": 1') == 1
     assert (tmp_path / "run" / "latest" / "nets.safetensors").exists()
