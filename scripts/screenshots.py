@@ -171,8 +171,10 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 paint_scene_map(doc)
         elif key == "sketch":
-            if ws.class_combo.findText("cat") >= 0:
-                ws.class_combo.setCurrentText("cat")
+            for name in ("cat", "mammal", "animals-nature"):
+                if ws.class_combo.findText(name) >= 0:
+                    ws.class_combo.setCurrentText(name)
+                    break
             doc = ws.doc
             cx, cy, r = 128, 140, 70
             doc.begin_stroke(cx + r, cy, 4)
@@ -200,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                 doc.stroke_to(W * 0.18 + 25 * math.cos(t), H * 0.15 + 10 * math.sin(t))
             doc.end_stroke()
             if ws.class_combo.count():
-                preferred = [c for c in ("cow", "horse", "sheep", "dog", "cat") if ws.class_combo.findText(c) >= 0]
+                preferred = [c for c in ("cow", "horse", "sheep", "dog", "cat", "mammal") if ws.class_combo.findText(c) >= 0]
                 k = ws.add_object(preferred[0] if preferred else ws.class_combo.itemText(0))
                 cx, cy = W * 0.62, H * 0.72
                 doc.begin_stroke(cx + 40, cy, 3, group=k)
