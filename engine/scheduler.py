@@ -140,6 +140,9 @@ class PreviewScheduler:
     def _take_pending(self) -> tuple[int, Request] | None:
         with self._cond:
             if self._pending is None:
+                # This drain is ending; forget it so a submit arriving before the future is done
+                # (e.g. during on_idle) starts a new drain instead of leaving its request pending.
+                self._drain = None
                 return None
             if self.mean_duration > self.slow_threshold_s and self._pending_since is not None:
                 # Slow model: give the user a moment to finish the edit, bounded by max_wait_s.
@@ -153,6 +156,7 @@ class PreviewScheduler:
                     if self._pending is seen:  # no newer edit during the grace period
                         break
                 if self._pending is None:
+                    self._drain = None  # as above
                     return None
             item, self._pending, self._pending_since = self._pending, None, None
             self._running_token = CancelToken()

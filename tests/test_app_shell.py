@@ -217,3 +217,36 @@ def test_long_sessions_survive_pyside_refcount_defect():
         "print('ok')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-500:]
+
+
+def test_scheduler_starts_a_request_submitted_while_the_worker_goes_idle():
+    """A submit that lands while the drain loop is finishing (here: inside on_idle) must run; the
+    bridge submits held previews exactly then."""
+    from engine.scheduler import PreviewScheduler, SchedulerCallbacks
+
+    idle_entered, idle_gate = threading.Event(), threading.Event()
+    results: list[int] = []
+    done = threading.Event()
+
+    def on_idle():
+        if not idle_entered.is_set():
+            idle_entered.set()
+            idle_gate.wait(5)
+
+    def on_result(r):
+        results.append(int(r.image[0, 0, 0]))
+        if len(results) == 2:
+            done.set()
+
+    sched = PreviewScheduler(SchedulerCallbacks(on_result=on_result, on_idle=on_idle),
+                             run_fn=lambda r, c: make_result(r, c, r.seed))
+    try:
+        sched.submit(Request(seed=1))
+        assert idle_entered.wait(5)  # the worker found nothing pending and is going idle
+        sched.submit(Request(seed=2))
+        idle_gate.set()
+        assert done.wait(5), f"the second request never ran (results: {results})"
+        assert results == [1, 2]
+    finally:
+        idle_gate.set()
+        assert sched.close(timeout=5)
