@@ -6,7 +6,7 @@ rectangle so a widget repaints only what changed. Edits are recorded as undoable
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Literal
 
 import cv2

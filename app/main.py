@@ -10,7 +10,7 @@ import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox,
-                               QProgressBar, QPushButton, QTabWidget, QWidget)
+                               QProgressBar, QPushButton, QTabWidget)
 
 from engine.api import Failure, InputError, Request, Result
 from engine.devices import available_devices, pick_device

@@ -42,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     import app  # noqa: F401 - applies the PySide6 compatibility guard
-    from app.document import BACKGROUND, PoseDocument
+    from app.document import BACKGROUND
     from app.main import MainWindow
-    from engine.io import load_image, load_instance_map, load_label_map, load_openpose_json
+    from engine.io import load_instance_map, load_label_map, load_openpose_json
     from engine.settings import Settings
 
     qapp = QApplication.instance() or QApplication(["i2i-studio"])

@@ -3,7 +3,6 @@ temporary weights folder, inputs are set as a user would, and the output appears
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from engine.settings import Settings
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.api import FrozenArray, InputError, Request, StarGANLatentRequest
+from engine.api import InputError, Request
 from engine.settings import Settings
 from engine.tasks import TaskContext
 
