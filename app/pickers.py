@@ -11,7 +11,7 @@ from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QIcon, QPixmap
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QLineEdit, QListWidget,
                                QListWidgetItem, QMenu, QPushButton, QToolButton, QVBoxLayout, QWidget)
 
-from engine.api import InputError
+from engine.api import FrozenArray, InputError
 from engine.io import ASSETS, Palette, load_image
 
 from .qt_util import thumbnail
@@ -49,6 +49,7 @@ class ImagePicker(QWidget):
         self.display = display  # array -> RGB uint8 for the thumbnail (label maps, poses)
         self.thumb_size = thumb
         self.image: np.ndarray | None = None
+        self._frozen: FrozenArray | None = None
         self.path: Path | None = None
         self.error = ""
         lay = QVBoxLayout(self)
@@ -95,8 +96,16 @@ class ImagePicker(QWidget):
         self.set_image(image)
         return True
 
+    @property
+    def frozen(self) -> FrozenArray | None:
+        """The image as a request field, hashed once per image (not once per slider move)."""
+        if self._frozen is None and self.image is not None:
+            self._frozen = FrozenArray(self.image)
+        return self._frozen
+
     def set_image(self, image: np.ndarray | None, *, emit: bool = True) -> None:
         self.image = image
+        self._frozen = None
         self.error = ""
         self.view.setStyleSheet("QLabel { border: 1px solid #666; border-radius: 4px; }")
         if image is None:

@@ -211,17 +211,17 @@ class ExemplarWorkspace(Workspace):
     def make_request(self) -> Request:
         if self.exemplar.image is None:
             raise InputError("Drop an exemplar photo on the Exemplar slot (or choose an example).")
-        common = dict(model=self.weights.model, seed=self.seed.value(), exemplar=FrozenArray(self.exemplar.image))
+        common = dict(model=self.weights.model, seed=self.seed.value(), exemplar=self.exemplar.frozen)
         ex_map = self.exemplar_map.image
         config = self.weights.entry.config if self.weights.entry is not None else {}
         if ex_map is None and config.get("maskmix") and not config.get("noise_for_mask"):
             raise InputError("This model also needs the exemplar's own map: load it in the slot under the exemplar.")
         if self.kind == "pose":
             return ExemplarRequest(keypoints=FrozenArray(self.pose_doc.keypoints),
-                                   exemplar_keypoints=None if ex_map is None else FrozenArray(ex_map),
+                                   exemplar_keypoints=self.exemplar_map.frozen,
                                    canvas_size=self.pose_doc.size, **common)
         return ExemplarRequest(input_map=FrozenArray(self.editor.doc.labels),
-                               exemplar_map=None if ex_map is None else FrozenArray(ex_map), **common)
+                               exemplar_map=self.exemplar_map.frozen, **common)
 
     def show_aux(self, result: Any) -> None:
         self.warped.set_image(result.aux.get("warped_exemplar"))
@@ -341,7 +341,7 @@ class EditWorkspace(Workspace):
             raise InputError("Open a photo and its label map (the map the photo was segmented into).")
         if self.photo.image.shape[:2] != self.original_map.shape:
             raise InputError("The photo and its map differ in size.")
-        return EditRequest(model=self.weights.model, seed=self.seed.value(), photo=FrozenArray(self.photo.image),
+        return EditRequest(model=self.weights.model, seed=self.seed.value(), photo=self.photo.frozen,
                            original_map=FrozenArray(self.original_map), edited_map=FrozenArray(self.editor.doc.labels),
                            paste_unchanged=self.paste.isChecked())
 
@@ -442,8 +442,8 @@ class MakeupWorkspace(Workspace):
         if not regions:
             raise InputError("Choose at least one region (lips, eyes, skin, brows).")
         return MakeupRequest(model=self.weights.model, seed=self.seed.value(),
-                             portrait=FrozenArray(self.portrait.image), portrait_map=FrozenArray(self.portrait_map.image),
-                             exemplar=FrozenArray(self.exemplar.image), exemplar_map=FrozenArray(self.exemplar_map.image),
+                             portrait=self.portrait.frozen, portrait_map=self.portrait_map.frozen,
+                             exemplar=self.exemplar.frozen, exemplar_map=self.exemplar_map.frozen,
                              regions=regions, strength=self.strength.value() / 100)
 
     def state(self) -> dict[str, Any]:

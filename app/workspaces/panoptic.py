@@ -59,7 +59,7 @@ class PanopticWorkspace(Workspace):
         use_style = entry is not None and entry.config.get("use_vae") and self.style.image is not None
         return PanopticRequest(model=self.weights.model, seed=self.seed.value(), labels=FrozenArray(doc.labels),
                                instances=FrozenArray(doc.instances) if doc.instances is not None else None,
-                               style_image=FrozenArray(self.style.image) if use_style else None)
+                               style_image=self.style.frozen if use_style else None)
 
     def show_aux(self, result: Any) -> None:
         self.edges.set_image(result.aux.get("instance_edges"))

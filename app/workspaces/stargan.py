@@ -158,7 +158,7 @@ class StarGANWorkspace(Workspace):
     def make_request(self) -> Request:
         if self.source.image is None:
             raise InputError("Choose a source photo (drop one on the Source slot).")
-        src = FrozenArray(self.source.image)
+        src = self.source.frozen
         common = dict(model=self.weights.model, seed=self.seed.value(), source=src)
         domain = max(self.domain.currentIndex(), 0)
         if self.mode == "latent":
@@ -166,13 +166,13 @@ class StarGANWorkspace(Workspace):
         if self.mode == "reference":
             if self.reference.image is None:
                 raise InputError("Choose a reference photo whose style to copy.")
-            return StarGANReferenceRequest(reference=FrozenArray(self.reference.image),
+            return StarGANReferenceRequest(reference=self.reference.frozen,
                                            reference_domain=max(self.reference_domain.currentIndex(), 0), **common)
         style_a = LatentStyle(domain=domain, seed=self.seed.value(), psi=self.psi.value())
         if self.b_from_reference.isChecked():
             if self.reference.image is None:
                 raise InputError("Style B comes from the reference photo: choose one.")
-            style_b = ReferenceStyle(image=FrozenArray(self.reference.image),
+            style_b = ReferenceStyle(image=self.reference.frozen,
                                      domain=max(self.reference_domain.currentIndex(), 0))
         else:
             style_b = LatentStyle(domain=domain, seed=self.seed_b.value(), psi=self.psi.value())
