@@ -1,5 +1,5 @@
-"""i2i-studio: the PySide6 desktop application over the Qt-free ``engine`` package."""
-from ._compat import protect_singletons
+"""i2i-studio: the PySide6 desktop application over the Qt-free ``engine`` package.
 
-# PySide6 6.12 on CPython < 3.12 over-releases None/True; see app/_compat.py.
-protect_singletons()
+PySide6 is pinned below 6.12 (pyproject): 6.12.0 over-releases ``None``/``True`` on CPython 3.11
+and aborts the interpreter after a few thousand signals; tests/test_app_shell.py guards that.
+"""

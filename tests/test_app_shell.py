@@ -200,7 +200,8 @@ def test_workspace_without_weights_names_the_import_command(qtbot, weights_dir):
 
 def test_long_sessions_survive_pyside_refcount_defect():
     """Tens of thousands of signal emissions and event-loop turns (a long painting session) must
-    not abort the interpreter (PySide6 6.12 on CPython 3.11 over-releases None/True; app/_compat.py)."""
+    not abort the interpreter (PySide6 6.12.0 on CPython 3.11 over-releases None/True; the
+    pyproject pin keeps that release out)."""
     import subprocess
     import sys
 
