@@ -27,19 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.common import sgemm_gflops  # noqa: E402
 from engine.devices import precision_context  # noqa: E402
 from engine.nets.cocosnet import CONFIGS, build, make_config, prepare_for_inference  # noqa: E402
-
-
-def sgemm_gflops(n: int = 2048, dtype: torch.dtype = torch.float32, reps: int = 5) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    torch.matmul(a, b)
-    best = math.inf
-    for _ in range(reps):
-        t = time.perf_counter()
-        torch.matmul(a, b)
-        best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 / best / 1e9
 
 
 def make_inputs(config: dict[str, Any], size: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -190,7 +180,7 @@ def main() -> int:
 
     def record(label: str, precision: str, times: list[float]) -> None:
         # the machine is shared: an sgemm rate taken right after the timing is the fair ceiling
-        local = sgemm_gflops(reps=3)
+        local = sgemm_gflops(repeats=3)
         best, med = min(times), statistics.median(times)
         rows.append(dict(model="ade20k", variant=label, size=args.size, precision=precision, best_s=best,
                          median_s=med, gflop=flops["total"], gflops_per_s=flops["total"] / best,
