@@ -496,10 +496,13 @@ def fold_spectral_norm(module: nn.Module) -> nn.Module:
 def prepare_for_inference(nets: Mapping[str, nn.Module], channels_last: bool = True) -> None:
     """eval(), spectral norm folded, channels-last memory format (faster oneDNN convolutions)."""
     for net in nets.values():
+        if getattr(net, "_prepared_for_inference", None) == channels_last:
+            continue  # already done (cached models are prepared once, not per request)
         net.eval()
         fold_spectral_norm(net)
         if channels_last:
             net.to(memory_format=torch.channels_last)
+        net._prepared_for_inference = channels_last
 
 
 def build(config: Mapping[str, Any], *, init: bool = True) -> dict[str, nn.Module]:
