@@ -52,7 +52,6 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     from PySide6.QtWidgets import QApplication
 
-    import app  # noqa: F401 - PySide6 compatibility guard
     from app.canvases.mask import MaskCanvas
     from app.document import LabelDocument, SketchDocument
     from app.mask_editor import palette_for

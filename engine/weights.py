@@ -21,7 +21,7 @@ from safetensors.torch import load_file as _st_load, save_file as _st_save
 from torch import nn
 
 from .api.base import WeightsError
-from .families import Family, StateDicts, get_family, resolve_config
+from .families import StateDicts, get_family, resolve_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MANIFEST_NAME = "manifest.json"

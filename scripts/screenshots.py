@@ -41,7 +41,6 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
-    import app  # noqa: F401 - applies the PySide6 compatibility guard
     from app.document import BACKGROUND
     from app.main import MainWindow
     from engine.io import load_instance_map, load_label_map, load_openpose_json
@@ -102,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         if key == "exemplar":
             if ws.kind == "pose":
                 kp = load_openpose_json(EXAMPLES / "maps" / "pose_000019.json")
-                sx, sy = ws.pose_doc.size[0] / 128, ws.pose_doc.size[1] / 128
+                sy = ws.pose_doc.size[1] / 128  # uniform scale keeps the figure's proportions
                 kp[:, 0] = (kp[:, 0] - 64) * sy + ws.pose_doc.size[0] / 2
                 kp[:, 1] *= sy
                 ws.pose_doc.set_keypoints(kp)

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from engine import cli
-from engine import weights as W
 
 import tests.test_weights as tw  # registers the tiny test family
 

@@ -3,7 +3,6 @@ since TensorFlow is not available here)."""
 from __future__ import annotations
 
 import os
-import struct
 from pathlib import Path
 
 import numpy as np

@@ -49,7 +49,7 @@ def test_train_resume_and_export(tmp_path: Path, weights_dir: Path) -> None:
     from engine.train.stargan2 import export_to_weights
     from engine.weights import Manifest, build_and_load
 
-    data = _make_data(tmp_path / "faces" / "train")
+    _make_data(tmp_path / "faces" / "train")
     out = tmp_path / "run"
     trainer = StarGAN2Trainer(_options(tmp_path / "faces", out, iters=2))
     assert trainer.domains == ["female", "male"]  # annotation folder ignored

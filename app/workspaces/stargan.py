@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox,
                                QHBoxLayout, QLabel, QRadioButton, QSlider, QSpinBox, QVBoxLayout)
 
-from engine.api import (FrozenArray, InputError, LatentStyle, ReferenceStyle, Request, StarGANInterpolateRequest,
+from engine.api import (InputError, LatentStyle, ReferenceStyle, Request, StarGANInterpolateRequest,
                         StarGANLatentRequest, StarGANReferenceRequest)
 
 from ..pickers import ImagePicker

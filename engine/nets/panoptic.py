@@ -105,7 +105,6 @@ def window_mask(ids: torch.Tensor, kernel_size: int | Sequence[int], stride: int
         ratio = k2 / count
         Ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
         Wo = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-        L = Ho * Wo
         sel_flat = (count < k2).reshape(-1).nonzero().squeeze(1)
     return WindowMask(mask, ratio, (Ho, Wo), sel_flat)
 

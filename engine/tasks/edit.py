@@ -15,7 +15,7 @@ from ..api.base import FrozenArray, InputError, Result
 from ..api.cocosnet import EditRequest
 from ..cocosnet_inputs import resize_nearest
 from . import TaskContext, runner
-from .exemplar import _array, _check_photo, pick_model, resize_rgb, resolve_model, translate
+from .exemplar import _array, _check_photo, pick_model, resize_rgb, resolve_model, translate, write_outputs
 
 
 def changed_mask(original: np.ndarray, edited: np.ndarray, shape_hw: tuple[int, int], grow: int) -> np.ndarray:
@@ -69,8 +69,7 @@ def run_edit(request: EditRequest, ctx: TaskContext) -> Result:
 
 
 def _cmd_edit(args: argparse.Namespace) -> int:
-    from ..cli import run_task
-    from ..io import load_image, save_image
+    from ..io import load_image
     from ..weights import Manifest
     from .exemplar import read_semantics
 
@@ -82,13 +81,7 @@ def _cmd_edit(args: argparse.Namespace) -> int:
                           precision=args.precision, photo=FrozenArray(load_image(args.photo)),
                           original_map=FrozenArray(original), edited_map=FrozenArray(edited),
                           paste_unchanged=not args.no_paste)
-    result = run_task(request)
-    save_image(args.out, result.image)
-    print(f"wrote {args.out}")
-    if args.save_warp:
-        save_image(args.save_warp, result.aux["warped_exemplar"])
-        print(f"wrote {args.save_warp}")
-    return 0
+    return write_outputs(request, args.out, args.save_warp)
 
 
 def register_cli(groups: Any) -> None:

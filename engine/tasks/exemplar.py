@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..api.base import FrozenArray, InputError, Result, WeightsError
+from ..api.base import FrozenArray, InputError, Request, Result, WeightsError
 from ..api.cocosnet import ExemplarRequest
 from ..cocosnet_inputs import encode_for_config, encode_image
 from ..devices import precision_context
@@ -229,8 +229,7 @@ def read_semantics(path: str, config_name: str, model: str) -> tuple[np.ndarray 
 
 
 def _cmd_cocosnet(args: argparse.Namespace) -> int:
-    from ..cli import run_task
-    from ..io import load_image, save_image
+    from ..io import load_image
     from ..weights import Manifest
 
     model = pick_model(args.config, args.model)
@@ -249,12 +248,20 @@ def _cmd_cocosnet(args: argparse.Namespace) -> int:
         exemplar_keypoints=FrozenArray(ex_kp) if ex_kp is not None else None,
         input_photo=FrozenArray(load_image(args.input_photo)) if args.input_photo else None,
         canvas_size=canvas)
+    return write_outputs(request, args.out, args.save_warp)
+
+
+def write_outputs(request: Request, out: str, save_warp: str | None) -> int:
+    """CLI tail shared by the CoCosNet commands: run, write the image and optionally the warp."""
+    from ..cli import run_task
+    from ..io import save_image
+
     result = run_task(request)
-    save_image(args.out, result.image)
-    print(f"wrote {args.out}")
-    if args.save_warp:
-        save_image(args.save_warp, result.aux["warped_exemplar"])
-        print(f"wrote {args.save_warp}")
+    save_image(out, result.image)
+    print(f"wrote {out}")
+    if save_warp:
+        save_image(save_warp, result.aux["warped_exemplar"])
+        print(f"wrote {save_warp}")
     return 0
 
 

@@ -19,7 +19,7 @@ from ..cocosnet_inputs import (
 )
 from . import TaskContext, runner
 from .edit import paste_back
-from .exemplar import _array, _check_photo, pick_model, resize_rgb, resolve_model, translate
+from .exemplar import _array, _check_photo, pick_model, resize_rgb, resolve_model, translate, write_outputs
 
 REGION_PARTS: dict[str, tuple[str, ...]] = {
     "lips": ("u_lip", "l_lip"),
@@ -91,8 +91,8 @@ def run_makeup(request: MakeupRequest, ctx: TaskContext) -> Result:
 
 
 def _cmd_makeup(args: argparse.Namespace) -> int:
-    from ..cli import CliError, run_task
-    from ..io import load_image, save_image
+    from ..cli import CliError
+    from ..io import load_image
     from ..weights import Manifest
     from .exemplar import read_semantics
 
@@ -116,13 +116,7 @@ def _cmd_makeup(args: argparse.Namespace) -> int:
                             exemplar=FrozenArray(exemplar),
                             exemplar_map=FrozenArray(parsing(args.exemplar_map, exemplar)),
                             regions=regions, strength=args.strength)
-    result = run_task(request)
-    save_image(args.out, result.image)
-    print(f"wrote {args.out}")
-    if args.save_warp:
-        save_image(args.save_warp, result.aux["warped_exemplar"])
-        print(f"wrote {args.save_warp}")
-    return 0
+    return write_outputs(request, args.out, args.save_warp)
 
 
 def register_cli(groups: Any) -> None:

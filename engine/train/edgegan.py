@@ -30,7 +30,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -40,7 +40,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..api.base import InputError
-from ..nets.edgegan import CONFIGS, build, class_names
+from ..nets.edgegan import CONFIGS, build
 from ..sketch_inputs import EdgeMethod, binarise, edge_map, fill_strokes, load_scene_sketch
 from .common import (infinite_loader, is_main, list_images, load_checkpoint, save_checkpoint, save_grid,
                      seed_everything)
