@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import resource
 import statistics
@@ -27,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import sgemm_gflops  # noqa: E402
+from bench.common import psnr, sgemm_gflops  # noqa: E402  (psnr: data range 2, images in [-1, 1])
 from engine.devices import precision_context  # noqa: E402
 from engine.nets.cocosnet import CONFIGS, build, make_config, prepare_for_inference  # noqa: E402
 
@@ -79,12 +78,6 @@ def time_it(fn: Callable[[], Any], precision: str, runs: int) -> tuple[list[floa
             out = fn()
             times.append(time.perf_counter() - t)
     return times, out
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR of two images in [-1, 1], as 8-bit-range images."""
-    mse = (((a.float() + 1) / 2 - (b.float() + 1) / 2) ** 2).mean().item()
-    return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
 def peak_rss_mib() -> float:

@@ -187,7 +187,7 @@ def encode_celebahq_parsing(parsing: np.ndarray, size: int | tuple[int, int] = 2
 # CelebA-HQ edges (celebahqedge model)
 # --------------------------------------------------------------------------------------------
 def label_edges(t: np.ndarray) -> np.ndarray:
-    """1 where a 4-neighbour differs (both sides marked), uint8 — the official ``get_edges``."""
+    """1 where a 4-neighbour differs (both sides marked), uint8 — SPADE's instance-edge rule."""
     return instance_edges(t).astype(np.uint8)
 
 
