@@ -15,18 +15,6 @@ import torch.nn.functional as F
 from engine.api.base import WeightsError
 from engine.nets import stargan2 as sg
 
-torch.set_num_threads(1)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread(monkeypatch: pytest.MonkeyPatch):
-    """One torch thread (also inside CLI calls): the machine's cores are shared."""
-    monkeypatch.setenv("I2I_THREADS", "1")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 MANIFESTS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "manifests"
 SUBNETS = ("generator", "mapping_network", "style_encoder", "discriminator", "fan")
 

@@ -14,19 +14,6 @@ from engine.api.stargan2 import (LatentStyle, ReferenceStyle, StarGANInterpolate
 from engine.nets import stargan2 as sg
 from engine.tasks import CancelToken, LRUCache, ModelStore, make_context, run_request
 
-torch.set_num_threads(1)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread(monkeypatch: pytest.MonkeyPatch):
-    """One torch thread (also inside CLI calls): the machine's cores are shared."""
-    monkeypatch.setenv("I2I_THREADS", "1")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def tiny_model(weights_dir: Path) -> str:
     from engine.weights import Manifest, register_file, save_state_dicts

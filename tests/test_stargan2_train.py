@@ -11,19 +11,6 @@ from PIL import Image
 from engine.api.base import InputError
 from engine.train.stargan2 import StarGAN2Trainer, TrainOptions, ds_weight, find_domains
 
-torch.set_num_threads(1)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread(monkeypatch: pytest.MonkeyPatch):
-    """One torch thread (also inside CLI calls): the machine's cores are shared."""
-    monkeypatch.setenv("I2I_THREADS", "1")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _make_data(root: Path, n: int = 4) -> Path:
     """Two domains of generated pictures (dark/bright blobs), plus an annotation folder to ignore."""
     rng = np.random.default_rng(0)
