@@ -661,11 +661,18 @@ def convert(paths: list[Path], config: Mapping[str, Any]) -> StateDicts:
     return tf_to_state_dicts(variables, config)
 
 
+def optional_keys(sub: str) -> set[str]:
+    """Files written before the generators had the official batch norm lack its γ/β; the module's own
+    γ = 1, β = 0 then give the instance norm those files were trained with (at batch 1, up to ε's place)."""
+    return {"fc_norm.weight", "fc_norm.bias"} if sub in ("edge_generator", "image_generator") else set()
+
+
 FAMILY = register(Family(
     name="edgegan",
     build=build,
     configs=CONFIGS,
     convert=convert,
+    optional_keys=optional_keys,
     inference_subnets=("encoder", "edge_generator", "image_generator"),
     keys_extra={"tf-names": tf_names},
     description="EdgeGAN (SketchyCOCO): sketch -> edge map + object image; scene background network",
