@@ -628,7 +628,7 @@ def tf_to_state_dicts(variables: Mapping[str, torch.Tensor], config: Mapping[str
                 if f"{layer}.weight_orig" in sd:
                     sd[ours], sd[f"{layer}.weight_v"] = _spectral_vectors(sd[f"{layer}.weight_orig"], sd[ours])
         state[sub] = sd
-    expected = {tf for sub in (subnets or tuple(mapping)) for tf, _, _ in mapping[sub]}
+    expected = {tf for entries in mapping.values() for tf, _, _ in entries}
     unknown = sorted(n for n in variables if n not in expected and tf_skip_reason(n) is None)
     if problems:
         foreign = [n for n in unknown if n.split("/", 1)[0] in TF_SCOPES.values()]
