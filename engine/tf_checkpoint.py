@@ -5,7 +5,9 @@ A checkpoint ``PREFIX`` is two files:
 
 - ``PREFIX.index``: a LevelDB-format table (SSTable). Keys are variable names; the empty key holds
   a ``BundleHeaderProto`` (num_shards, endianness, version) and every other value a
-  ``BundleEntryProto`` (dtype, shape, shard_id, offset, size, crc32c of the bytes).
+  ``BundleEntryProto`` (dtype, shape, shard_id, offset, size, crc32c of the bytes). Like every CRC
+  TensorFlow stores, the entry's crc32c is *masked* (``crc32c::Mask``: rotated right by 15 bits, plus
+  0xa282ead8), so a CRC of data that itself holds CRCs does not degenerate.
 - ``PREFIX.data-00000-of-0000N``: the raw little-endian tensor bytes the entries point into.
 
 Table layout (LevelDB ``table_format``): data blocks, a meta-index block, an index block (one entry
@@ -127,7 +129,8 @@ def crc32c(data: bytes | memoryview) -> int:
     return total
 
 
-def masked_crc32c(data: bytes) -> int:
+def masked_crc32c(data: bytes | memoryview) -> int:
+    """TensorFlow's / LevelDB's ``crc32c::Mask(crc32c(data))``: what tensor bundles and table blocks store."""
     crc = crc32c(data)
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
@@ -408,7 +411,7 @@ def resolve_prefix(path: Path) -> Path:
 def read_checkpoint(path: Path, include: Callable[[str], bool] | None = None,
                     verify: bool = True) -> dict[str, torch.Tensor]:
     """{variable name: tensor} of a TF1 checkpoint. ``include`` filters names before the data is
-    read; ``verify`` checks block and tensor crc32c."""
+    read; ``verify`` checks the (masked) crc32c of every index block and tensor."""
     prefix = resolve_prefix(path)
     index_path = prefix.with_name(prefix.name + ".index")
     if not index_path.exists():
@@ -439,7 +442,7 @@ def read_checkpoint(path: Path, include: Callable[[str], bool] | None = None,
         raw = shards[entry.shard_id][entry.offset:entry.offset + entry.size]
         if len(raw) != entry.size:
             raise WeightsError(f"{name}: data runs past the end of shard {entry.shard_id}")
-        if verify and entry.crc32c is not None and crc32c(raw.tobytes()) != entry.crc32c:
+        if verify and entry.crc32c is not None and masked_crc32c(raw.tobytes()) != entry.crc32c:
             raise WeightsError(f"{name}: tensor checksum mismatch (corrupt data file)")
         if entry.dtype == DT_BFLOAT16:
             bits = np.frombuffer(raw.tobytes(), "<u2").astype(np.uint32) << 16
@@ -468,7 +471,7 @@ def write_checkpoint(prefix: Path, tensors: Mapping[str, torch.Tensor | np.ndarr
             raise ValueError(f"{name}: dtype {arr.dtype} cannot be written to a TF checkpoint")
         raw = np.ascontiguousarray(arr, dtype=dt).tobytes()
         entry = BundleEntry(dtype=_NP_TO_TF[dt], shape=tuple(arr.shape), shard_id=0, offset=len(data),
-                            size=len(raw), crc32c=crc32c(raw))
+                            size=len(raw), crc32c=masked_crc32c(raw))
         data += raw
         items.append((name.encode(), encode_entry(entry)))
     shard = prefix.with_name(f"{prefix.name}.data-00000-of-00001")

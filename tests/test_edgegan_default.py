@@ -9,6 +9,7 @@ import torch
 
 from engine.api import FrozenArray, SceneObject, SceneRequest, SketchObjectRequest
 from engine.tasks import LRUCache, ModelStore, make_context, run_request
+from engine.api.base import WeightsError
 from engine.weights import REPO_ROOT, Manifest
 
 torch.set_num_threads(1)
@@ -55,3 +56,52 @@ def test_default_weights_generate_object_and_scene() -> None:
                          background=FrozenArray(bg), size=(w, h))
     out = run_request(scene, make_context(2, scene, store, cache))
     assert out.image.shape == (h, w, 3) and out.aux["background"].std() > 2
+
+
+def test_converted_default_generators_keep_their_batch1_outputs() -> None:
+    """The default was trained with an instance norm (ε added to σ) after the projection; it was converted
+    to the official batch norm with γ = 1, β = 0 (ε inside the square root). At batch 1 the batch
+    statistics are the sample's own over (H, W), so only ε's place differs: measured max |Δ| 3e-5."""
+    from engine.nets.edgegan import TFInstanceNorm
+    from engine.weights import build_and_load
+
+    manifest, entry = _default_entry()
+    nets = build_and_load(entry, manifest)
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(24, entry.config["z_dim"], generator=gen)
+    labels = torch.arange(24) % len(entry.config["classes"])
+    for sub in ("edge_generator", "image_generator"):
+        net = nets[sub]
+        assert torch.equal(net.fc_norm.weight, torch.ones_like(net.fc_norm.weight))
+        assert torch.equal(net.fc_norm.bias, torch.zeros_like(net.fc_norm.bias))
+        assert net.fc_norm.eps == 1e-5 and not net.fc_norm.track_running_stats
+        with torch.no_grad():
+            new = torch.cat([net(z[i:i + 1], labels[i:i + 1]) for i in range(len(z))])
+            batch_norm, net.fc_norm = net.fc_norm, TFInstanceNorm()
+            trained = torch.cat([net(z[i:i + 1], labels[i:i + 1]) for i in range(len(z))])
+            net.fc_norm = batch_norm
+        assert (new - trained).abs().max() < 1e-4, sub
+
+
+def test_a_file_from_before_the_batch_norm_still_loads(tmp_path, monkeypatch) -> None:
+    """An EdgeGAN file without the generators' batch-norm γ/β (written before it existed) loads, with γ = 1,
+    β = 0; anything else missing is still an error."""
+    from engine.weights import build_and_load, read_safetensors, register_file, save_state_dicts, split_subnets
+
+    manifest, entry = _default_entry()
+    state = split_subnets(read_safetensors(manifest.file_path(entry)))
+    for sub in ("edge_generator", "image_generator"):
+        del state[sub]["fc_norm.weight"], state[sub]["fc_norm.bias"]
+    monkeypatch.setenv("I2I_WEIGHTS_DIR", str(tmp_path))
+    local = Manifest()
+    save_state_dicts(state, tmp_path / "old.safetensors")
+    old = register_file(local, name="old", family="edgegan", config_name="custom", config=entry.config,
+                        path=tmp_path / "old.safetensors", provenance={"kind": "trained-here"})
+    nets = build_and_load(old, local)
+    assert torch.equal(nets["image_generator"].fc_norm.weight, torch.ones(8 * entry.config["gf_dim"]))
+    del state["image_generator"]["fc.bias"]
+    save_state_dicts(state, tmp_path / "old.safetensors")
+    broken = register_file(local, name="old", family="edgegan", config_name="custom", config=entry.config,
+                           path=tmp_path / "old.safetensors", provenance={"kind": "trained-here"})
+    with pytest.raises(WeightsError, match="missing key 'fc.bias'"):
+        build_and_load(broken, local)

@@ -19,6 +19,7 @@ transpose of each tensor (see :func:`tf_variable_map`).
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, Mapping
 
@@ -66,6 +67,42 @@ def tf_same_avg_pool(x: torch.Tensor, k: int) -> torch.Tensor:
     total = F.avg_pool2d(F.pad(x, pad), k, k) * (k * k)
     count = F.avg_pool2d(F.pad(ones, pad), k, k) * (k * k)
     return total / count
+
+
+_BICUBIC_TABLE_SIZE = 1024  # TF's resize_bicubic looks its weights up in a table of 1024 steps
+
+
+def _tf_legacy_bicubic_matrix(in_size: int, out_size: int) -> torch.Tensor:
+    """[out, in] interpolation matrix of TF1's ``resize_bicubic(align_corners=False,
+    half_pixel_centers=False)``: source = output index × (in/out) in float32 (no half-pixel offset), the
+    fraction rounded to 1/1024 (TF's weight table), Keys' cubic with A = −0.75, taps clamped to the edge."""
+    a = -0.75
+    scale = torch.tensor(in_size / out_size, dtype=torch.float32)
+    src = torch.arange(out_size, dtype=torch.float32) * scale
+    base = src.floor()
+    frac = torch.round((src - base) * _BICUBIC_TABLE_SIZE).double() / _BICUBIC_TABLE_SIZE
+
+    def near(t: torch.Tensor) -> torch.Tensor:  # |t| ≤ 1
+        return ((a + 2) * t - (a + 3)) * t * t + 1
+
+    def far(t: torch.Tensor) -> torch.Tensor:  # 1 < |t| < 2
+        return ((a * t - 5 * a) * t + 8 * a) * t - 4 * a
+
+    weights = torch.stack([far(frac + 1), near(frac), near(1 - frac), far(2 - frac)], 1).float()
+    taps = (base.long()[:, None] + torch.arange(-1, 3)[None, :]).clamp(0, in_size - 1)
+    matrix = torch.zeros(out_size, in_size)
+    matrix.scatter_add_(1, taps, weights)
+    return matrix
+
+
+def tf_legacy_resize_bicubic(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """``tf.image.resize_images(x, size, method=BICUBIC)`` as TF 1.x runs it (the official pipeline's
+    resize before the image and edge discriminators); differentiable, for N×C×H×W tensors."""
+    oh, ow = (size, size) if isinstance(size, int) else size
+    h, w = x.shape[-2:]
+    mh = _tf_legacy_bicubic_matrix(h, oh).to(x.device, x.dtype)
+    mw = _tf_legacy_bicubic_matrix(w, ow).to(x.device, x.dtype)
+    return torch.einsum("oh,nchw,pw->ncop", mh, x, mw)
 
 
 class TFDeconv(nn.Module):
@@ -169,8 +206,15 @@ class EdgeEncoder(nn.Module):
 # Generators
 # ---------------------------------------------------------------------------------------------
 class EdgeGANGenerator(nn.Module):
-    """G1 / G2: Linear -> S/16 × S/16 × 8gf, IN, ReLU; three 5×5 s2 deconvs (4gf, 2gf, gf) with IN +
-    ReLU; a 5×5 s2 deconv to ``out_channels``; tanh."""
+    """G1 / G2: Linear -> S/16 × S/16 × 8gf, batch norm (batch statistics, γ/β), ReLU; three 5×5 s2
+    deconvs (4gf, 2gf, gf) with IN + ReLU; a 5×5 s2 deconv to ``out_channels``; tanh.
+
+    The first norm is what the official code runs, not what its flags say: ``nn.norm(h0, self._norm)``
+    passes the norm name as ``is_train``, so the default ``norm='batch'`` applies — TF's batch norm with
+    ``is_training=True`` hard-coded, in the test graph too (ε = 1e-5 inside the square root, variables
+    ``G1|G2/batch_norm/BatchNorm/{gamma,beta}``). Its statistics are always the batch's own over (N, H, W);
+    the moving averages TF keeps are never read, so we keep none. At batch 1 this is an affine instance
+    norm over (H, W)."""
 
     def __init__(self, image_size: int = 64, z_dim: int = 100, num_classes: int = 14, gf_dim: int = 64,
                  out_channels: int = 3) -> None:
@@ -181,6 +225,7 @@ class EdgeGANGenerator(nn.Module):
             s = math.ceil(s / 2)
         self.s16 = s
         self.fc = nn.Linear(z_dim + num_classes, 8 * gf_dim * s * s)
+        self.fc_norm = nn.BatchNorm2d(8 * gf_dim, eps=1e-5, affine=True, track_running_stats=False)
         chans = [8 * gf_dim, 4 * gf_dim, 2 * gf_dim, gf_dim, out_channels]
         self.deconvs = nn.ModuleList(TFDeconv(a, b) for a, b in zip(chans[:-1], chans[1:]))
 
@@ -189,7 +234,7 @@ class EdgeGANGenerator(nn.Module):
         if labels is not None:
             z = torch.cat([z, F.one_hot(labels.long(), self.num_classes).to(z.dtype)], 1)
         h = self.fc(z).view(z.shape[0], self.s16, self.s16, 8 * self.gf_dim).permute(0, 3, 1, 2)
-        h = F.relu(tf_instance_norm(h))
+        h = F.relu(self.fc_norm(h))
         for i, deconv in enumerate(self.deconvs):
             h = deconv(h)
             if i < len(self.deconvs) - 1:
@@ -262,6 +307,12 @@ class MRUBlock(nn.Module):
         return self.act_last(out) if self.act_last is not None else out
 
 
+def classifier_widths(cf_dim: int) -> list[int]:
+    """Hidden-state widths: the 7×7 stem's 8, then the four MRU units' (2, 4, 8, 12)·cf (the official
+    code's hard-coded ``size = 64``)."""
+    return [8, 2 * cf_dim, 4 * cf_dim, 8 * cf_dim, 12 * cf_dim]
+
+
 class MRUClassifier(nn.Module):
     """C: image -> class logits. Image pyramid by 2×2 mean pools; a 7×7 conv (8 channels) on the full
     image starts the hidden state; four MRU units (2, 4, 8, 12)·cf wide each read the pyramid level of
@@ -271,7 +322,7 @@ class MRUClassifier(nn.Module):
         super().__init__()
         self.h0 = _sn_conv(in_channels, 8, 7)
         self.act0 = ScalarPReLU()
-        widths = [8, 2 * cf_dim, 4 * cf_dim, 8 * cf_dim, 12 * cf_dim]
+        widths = classifier_widths(cf_dim)
         self.units = nn.ModuleList(MRUBlock(in_channels, a, b, last=(i == 3))
                                    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])))
         fc = nn.Linear(widths[-1], num_classes)
@@ -357,7 +408,7 @@ OBJECT_SUBNETS = ("encoder", "edge_generator", "image_generator", "joint_discrim
                   "image_discriminator", "edge_discriminator", "classifier")
 BACKGROUND_SUBNETS = ("background_generator", "background_discriminator")
 TF_SCOPES = {"encoder": "E", "edge_generator": "G1", "image_generator": "G2", "joint_discriminator": "D",
-             "image_discriminator": "D_patch2", "edge_discriminator": "D_patch3"}
+             "image_discriminator": "D_patch2", "edge_discriminator": "D_patch3", "classifier": "D2"}
 
 CONFIGS: dict[str, dict[str, Any]] = {
     # The released SketchyCOCO model (objects only; 64×64 halves of 64×128 pairs).
@@ -370,6 +421,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "small": {"image_size": 64, "z_dim": 64, "classes": list(SKETCHYCOCO_CLASSES), "gf_dim": 16,
               "df_dim": 16, "ef_dim": 16, "cf_dim": 8, "dis_size": 64, "background": True,
               "bg_ngf": 16, "bg_size": 128},
+    # The reduced widths of the official-code reference checkpoint in tests/data/edgegan_tf (made with the
+    # official TF code; its encoder and classifier widths patched down from 64): imports such a checkpoint.
+    "tf_reference": {"image_size": 64, "z_dim": 16, "classes": list(SKETCHYCOCO_CLASSES[:5]), "gf_dim": 4,
+                     "df_dim": 4, "ef_dim": 4, "cf_dim": 4, "dis_size": 80, "background": False},
     # Test-sized.
     "tiny": {"image_size": 32, "z_dim": 16, "classes": ["cat", "dog", "car"], "gf_dim": 8, "df_dim": 8,
              "ef_dim": 8, "cf_dim": 4, "dis_size": 32, "background": True, "bg_ngf": 8, "bg_size": 64},
@@ -408,19 +463,52 @@ def build(config: Mapping[str, Any], only: tuple[str, ...] | None = None) -> dic
 
 
 # TF layout transforms: TF tensor -> our tensor. conv w [kh, kw, in, out] -> [out, in, kh, kw];
-# transposed conv w [kh, kw, out, in] -> [in, out, kh, kw] (same permutation); linear [in, out] -> [out, in].
+# transposed conv w [kh, kw, out, in] -> [in, out, kh, kw] (same permutation); linear [in, out] -> [out, in];
+# the classifier's conv biases are [1, C, 1, 1] (NCHW broadcast); PReLU slopes are scalars; a
+# spectral-norm ``u`` is [1, out] (see :func:`_spectral_vectors` for what we store instead).
 _TO_TORCH: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "conv": lambda t: t.permute(3, 2, 0, 1),
     "deconv": lambda t: t.permute(3, 2, 0, 1),
     "linear": lambda t: t.t(),
     "bias": lambda t: t,
+    "bias_nchw": lambda t: t.reshape(-1),
+    "scalar": lambda t: t.reshape(()),
+    "sn_u": lambda t: t.reshape(-1),
 }
 _TO_TF: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "conv": lambda t: t.permute(2, 3, 1, 0),
     "deconv": lambda t: t.permute(2, 3, 1, 0),
     "linear": lambda t: t.t(),
     "bias": lambda t: t,
+    "bias_nchw": lambda t: t.reshape(1, -1, 1, 1),
+    "scalar": lambda t: t,
+    "sn_u": lambda t: t.reshape(1, -1),
 }
+
+# Checkpoint variables an import leaves out on purpose, with the reason. Every other variable must be
+# mapped (see :func:`tf_variable_map`); anything else is reported, never silently dropped.
+TF_SKIPPED: tuple[tuple[str, str], ...] = (
+    (r"/RMSProp(_1)?$", "RMSProp optimizer slot"),
+    (r"^G[12]/batch_norm/BatchNorm/moving_(mean|variance)$",
+     "moving average that the official batch norm (always in training mode) never reads"),
+    (r"^D2/Conv_1/", "the classifier's 1×1 discriminator head, whose output no official loss uses"),
+)
+
+
+def tf_skip_reason(name: str) -> str | None:
+    """Why an import deliberately ignores the checkpoint variable ``name`` (None: it must be mapped)."""
+    for pattern, reason in TF_SKIPPED:
+        if re.search(pattern, name):
+            return reason
+    return None
+
+
+def _sn_entries(tf_scope: str, ours: str, kind: str = "conv", bias: str = "bias_nchw") -> Iterator[tuple[str, str, str]]:
+    """A spectral-normed layer of the MRU code: ``weights``, ``biases`` and the power-iteration vector
+    ``u``, which TF creates in a scope named after the weight's own scope (hence the doubled path)."""
+    yield f"{tf_scope}/weights", f"{ours}.weight_orig", kind
+    yield f"{tf_scope}/biases", f"{ours}.bias", bias
+    yield f"{tf_scope}/{tf_scope}/u", f"{ours}.weight_u", "sn_u"
 
 
 def _tf_entries(sub: str, config: Mapping[str, Any]) -> Iterator[tuple[str, str, str]]:
@@ -440,9 +528,28 @@ def _tf_entries(sub: str, config: Mapping[str, Any]) -> Iterator[tuple[str, str,
     elif sub in ("edge_generator", "image_generator"):
         yield f"{scope}/g_lin_0/Matrix", "fc.weight", "linear"
         yield f"{scope}/g_lin_0/bias", "fc.bias", "bias"
+        yield f"{scope}/batch_norm/BatchNorm/beta", "fc_norm.bias", "bias"
+        yield f"{scope}/batch_norm/BatchNorm/gamma", "fc_norm.weight", "bias"
         for i in range(4):
             yield f"{scope}/g_dconv_{i + 1}/deconv2d/w", f"deconvs.{i}.conv.weight", "deconv"
             yield f"{scope}/g_dconv_{i + 1}/deconv2d/b", f"deconvs.{i}.conv.bias", "bias"
+    elif sub == "classifier":
+        widths = classifier_widths(int(config.get("cf_dim", 64)))
+        yield from _sn_entries(f"{scope}/Conv", "h0")
+        yield f"{scope}/Conv/prelu/param", "act0.param", "scalar"
+        for i in range(4):
+            unit, ours = f"{scope}/mru_conv_unit_t_{i + 1}_layer_0", f"units.{i}"
+            yield f"{unit}/norm_activation_in/prelu/param", f"{ours}.act_in.param", "scalar"
+            yield from _sn_entries(f"{unit}/update_gate", f"{ours}.update_gate")
+            yield from _sn_entries(f"{unit}/Conv", f"{ours}.input_conv")
+            yield f"{unit}/norm_activation_merge_1/prelu/param", f"{ours}.act_merge.param", "scalar"
+            yield from _sn_entries(f"{unit}/Conv_1", f"{ours}.conv1")
+            yield f"{unit}/Conv_1/prelu/param", f"{ours}.act_mid.param", "scalar"
+            yield from _sn_entries(f"{unit}/Conv_2", f"{ours}.conv2")
+            if widths[i] != widths[i + 1]:
+                yield from _sn_entries(f"{unit}/Conv_3", f"{ours}.proj")
+        yield f"{scope}/mru_conv_unit_last_norm/prelu/param", "units.3.act_last.param", "scalar"
+        yield from _sn_entries(f"{scope}/fully_connected", "fc", kind="linear", bias="bias")
     else:  # discriminators: the official layer names skip index 2
         for i, tf_index in enumerate((0, 1, 3, 4)):
             yield f"{scope}/d_conv_{tf_index}/conv2d/w", f"convs.{i}.weight", "conv"
@@ -451,7 +558,7 @@ def _tf_entries(sub: str, config: Mapping[str, Any]) -> Iterator[tuple[str, str,
 
 
 def tf_variable_map(config: Mapping[str, Any]) -> dict[str, list[tuple[str, str, str]]]:
-    """{sub-network: [(TF name, our name, kind)]} for the six sub-networks a TF checkpoint holds."""
+    """{sub-network: [(TF name, our name, kind)]} for the seven sub-networks a TF checkpoint holds."""
     return {sub: list(_tf_entries(sub, config)) for sub in TF_SCOPES}
 
 
@@ -466,8 +573,27 @@ def tf_names(config: Mapping[str, Any]) -> dict[str, dict[str, list]]:
     return out
 
 
+def _spectral_vectors(weight: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Our (weight_u, weight_v) for a TF spectral-norm layer with stored vector ``u``.
+
+    TF's ``spectral_normed_weight`` runs one power iteration from the stored u on every call (the
+    update op that would store the new u is never run): v = n(u·Wᵀ), u' = n(v·W), σ = v·W·u'ᵀ, with
+    W the weight as [kh·kw·in, out]. PyTorch's spectral norm in eval mode uses its stored u, v as they
+    are: σ = uᵀ·W·v with W as [out, in·kh·kw]. Storing u' and v (in our layout) gives the same σ."""
+    w = weight.double().flatten(1)  # [out, in·kh·kw] (a linear layer's [out, in] already)
+
+    def normalise(x: torch.Tensor) -> torch.Tensor:
+        return x / (x.norm() + 1e-12)  # TF's _l2normalize
+
+    v = normalise(w.t() @ u.double())
+    u_new = normalise(w @ v)
+    return u_new.to(weight.dtype), v.to(weight.dtype)
+
+
 def state_dicts_to_tf(state: StateDicts, config: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """Our sub-network state dicts -> {TF variable name: TF-layout tensor} (used to write bundles)."""
+    """Our sub-network state dicts -> {TF variable name: TF-layout tensor} (used to write bundles).
+    A spectral-norm layer's ``u`` is our weight_u: TF's one power iteration from it lands on the
+    converged singular vectors, so the round trip is exact only for converged (trained) layers."""
     out: dict[str, torch.Tensor] = {}
     for sub, entries in tf_variable_map(config).items():
         if sub not in state:
@@ -480,7 +606,9 @@ def state_dicts_to_tf(state: StateDicts, config: Mapping[str, Any]) -> dict[str,
 def tf_to_state_dicts(variables: Mapping[str, torch.Tensor], config: Mapping[str, Any],
                       subnets: tuple[str, ...] | None = None) -> StateDicts:
     """{TF name: tensor} -> our state dicts for every sub-network whose scope the checkpoint holds.
-    A scope present but incomplete is reported in one WeightsError naming every missing variable."""
+
+    Strict: a scope present but incomplete, and any variable that is neither mapped nor on the
+    :data:`TF_SKIPPED` list, are reported together in one WeightsError."""
     mapping = tf_variable_map(config)
     state: StateDicts = {}
     problems: list[str] = []
@@ -494,30 +622,49 @@ def tf_to_state_dicts(variables: Mapping[str, torch.Tensor], config: Mapping[str
                 problems.append(f"variable {tf!r} ({sub}) is missing")
                 continue
             sd[ours] = _TO_TORCH[kind](variables[tf].float()).contiguous()
+        for tf, ours, kind in entries:
+            if kind == "sn_u" and ours in sd:
+                layer = ours.removesuffix(".weight_u")
+                if f"{layer}.weight_orig" in sd:
+                    sd[ours], sd[f"{layer}.weight_v"] = _spectral_vectors(sd[f"{layer}.weight_orig"], sd[ours])
         state[sub] = sd
+    expected = {tf for entries in mapping.values() for tf, _, _ in entries}
+    unknown = sorted(n for n in variables if n not in expected and tf_skip_reason(n) is None)
     if problems:
-        expected = {tf for sub in state for tf, _, _ in mapping[sub]}
-        foreign = sorted(n for n in variables if n not in expected and n.split("/", 1)[0] in TF_SCOPES.values())
+        foreign = [n for n in unknown if n.split("/", 1)[0] in TF_SCOPES.values()]
         hint = ("" if not foreign else "\n  the checkpoint has instead e.g. " + ", ".join(foreign[:6])
                 + " — a different configuration (widths, image size)? choose another --config")
         shown = problems[:30] + ([f"… and {len(problems) - 30} more"] if len(problems) > 30 else [])
         raise WeightsError(f"the TF checkpoint lacks {len(problems)} variables this architecture needs:\n  "
                            + "\n  ".join(shown) + hint)
+    if unknown:
+        shown = unknown[:30] + ([f"… and {len(unknown) - 30} more"] if len(unknown) > 30 else [])
+        raise WeightsError(f"the TF checkpoint has {len(unknown)} variables that the EdgeGAN import neither "
+                           f"maps nor deliberately skips (optimizer slots, unused heads); refusing to drop them "
+                           f"silently:\n  " + "\n  ".join(shown))
     return state
 
 
 def convert(paths: list[Path], config: Mapping[str, Any]) -> StateDicts:
-    """A TF1 Saver checkpoint (``.index`` file, the prefix, or its folder with a ``checkpoint`` file)
-    -> our state dicts. Optimiser slots, the classifier ``D2`` and ``global_step`` are ignored."""
-    from ..tf_checkpoint import read_checkpoint
+    """A TF1 Saver checkpoint (its ``.index`` and/or ``.data-*`` file, the prefix, or its folder with a
+    ``checkpoint`` file) -> our state dicts, strictly: see :func:`tf_to_state_dicts` and
+    :data:`TF_SKIPPED`."""
+    from ..tf_checkpoint import read_checkpoint, resolve_prefix
 
-    if len(paths) != 1:
-        raise WeightsError("an EdgeGAN import takes one TF checkpoint (the .index file, its prefix or its folder)")
-    variables = read_checkpoint(paths[0], include=lambda name: name.split("/", 1)[0] in TF_SCOPES.values()
-                                and "RMSProp" not in name)
-    if not variables:
+    prefixes = {resolve_prefix(Path(p)) for p in paths}
+    if len(prefixes) != 1:
+        raise WeightsError("an EdgeGAN import takes one TF checkpoint (its .index and .data files, its prefix "
+                           f"or its folder); got files of {len(prefixes)} checkpoints")
+    variables = read_checkpoint(prefixes.pop())
+    if not any(name.split("/", 1)[0] in TF_SCOPES.values() for name in variables):
         raise WeightsError(f"{paths[0]} holds no EdgeGAN variables (scopes {', '.join(TF_SCOPES.values())})")
     return tf_to_state_dicts(variables, config)
+
+
+def optional_keys(sub: str) -> set[str]:
+    """Files written before the generators had the official batch norm lack its γ/β; the module's own
+    γ = 1, β = 0 then give the instance norm those files were trained with (at batch 1, up to ε's place)."""
+    return {"fc_norm.weight", "fc_norm.bias"} if sub in ("edge_generator", "image_generator") else set()
 
 
 FAMILY = register(Family(
@@ -525,6 +672,7 @@ FAMILY = register(Family(
     build=build,
     configs=CONFIGS,
     convert=convert,
+    optional_keys=optional_keys,
     inference_subnets=("encoder", "edge_generator", "image_generator"),
     keys_extra={"tf-names": tf_names},
     description="EdgeGAN (SketchyCOCO): sketch -> edge map + object image; scene background network",

@@ -7,7 +7,7 @@ Objects (``--stage objects``), as the official ``edgegan/models/edgegan.py``:
   :mod:`engine.sketch_inputs`);
 - z ~ U(−1, 1)^z_dim, the batch's classes as one-hot condition;
 - per step, in the official order: D_joint, D_image, D_edge (WGAN-GP, λ = 10; D_image / D_edge see
-  their input bicubic-resized to ``dis_size``), classifier C (focal cross-entropy γ = 2 on real
+  their input resized to ``dis_size`` by TF 1's legacy bicubic), classifier C (focal cross-entropy γ = 2 on real
   images), G1 + G2 (−D terms; G2 also 0.5·CE(C(G2(z)), class)), encoder E (10·L1(z, E(G1(z)))),
   G1 + G2 again;
 - RMSProp, lr 2e-4, decay 0.9 as TF's RMSPropOptimizer.
@@ -40,7 +40,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..api.base import InputError
-from ..nets.edgegan import CONFIGS, build
+from ..nets.edgegan import CONFIGS, build, tf_legacy_resize_bicubic
 from ..sketch_inputs import EdgeMethod, binarise, edge_map, fill_strokes, load_scene_sketch
 from .common import (infinite_loader, is_main, list_images, load_checkpoint, save_checkpoint, save_grid,
                      seed_everything)
@@ -187,10 +187,11 @@ class BackgroundDataset(Dataset):
 # Object training
 # ---------------------------------------------------------------------------------------------
 def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
-    """TF ``resize_images(method=2)``: bicubic."""
+    """TF 1's ``resize_images(method=2)``: the legacy bicubic (no half-pixel offset), as the official
+    pipeline resizes the image and edge discriminators' inputs."""
     if x.shape[-1] == size and x.shape[-2] == size:
         return x
-    return F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)
+    return tf_legacy_resize_bicubic(x, size)
 
 
 def _rmsprop(module: nn.Module, lr: float) -> torch.optim.Optimizer:
