@@ -92,6 +92,12 @@ class Manifest:
     def by_family(self, family: str) -> list[WeightsEntry]:
         return [e for e in self.entries.values() if e.family == family]
 
+    def default(self, family: str) -> WeightsEntry | None:
+        """The family's default-flagged entry, else its first one; None when it has none."""
+        entries = self.by_family(family)
+        flagged = [e for e in entries if e.extra.get("default")]
+        return (flagged or entries or [None])[0]
+
     def add(self, entry: WeightsEntry) -> None:
         self.entries[entry.name] = entry
 

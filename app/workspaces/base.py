@@ -230,6 +230,10 @@ class Workspace(QWidget):
         if owner != self.key:
             return
         self.awaiting = False
+        if self.bridge.last_quality == "preview":
+            # Mid-drag the last good image stays; the full render on release reports a lasting problem.
+            self.statusMessage.emit(f"{self.title}: preview skipped ({failure.message})")
+            return
         self.hint.setText(failure.message)
         self.statusMessage.emit(f"{self.title}: {failure.message}")
 

@@ -20,11 +20,10 @@ from ..api.base import FrozenArray, InputError, Request, Result, WeightsError
 from ..api.cocosnet import ExemplarRequest
 from ..cocosnet_inputs import encode_for_config, encode_image
 from ..devices import precision_context
-from ..nets.cocosnet import prepare_for_inference
+from ..nets.cocosnet import prepare_for_inference, preview_grid
 from . import TaskContext, runner, to_uint8_image
 
 FAMILY = "cocosnet"
-MIN_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -52,14 +51,16 @@ def resolve_model(name: str) -> str:
 
 
 def working_size(config: Mapping[str, Any], preview_size: int | None) -> int:
-    """Square working resolution: the model's native size, or the preview size rounded down to a
-    multiple of 32 (netG starts at 1/32 resolution)."""
+    """Square working resolution: the model's native size, or the preview size rounded down to the
+    model's preview grid (an explicit size may go up to twice the native size)."""
     native = int(config.get("size", 256))
     if preview_size is None:
         return native
-    if preview_size < MIN_SIZE:
-        raise InputError(f"preview size {preview_size} is too small; CoCosNet needs at least {MIN_SIZE} px")
-    return max(MIN_SIZE, min(native * 2, int(preview_size)) // 32 * 32)
+    grid = preview_grid(config)
+    if preview_size < grid.minimum:
+        raise InputError(f"preview size {preview_size} is too small; CoCosNet needs at least {grid.minimum} px")
+    size = min(native * 2, int(preview_size))
+    return max(grid.minimum, size - size % grid.stride)
 
 
 def _array(x: FrozenArray | np.ndarray | None) -> np.ndarray | None:

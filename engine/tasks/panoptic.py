@@ -38,14 +38,15 @@ def _default_model_name() -> str:
 
 def working_size(config: Mapping[str, Any], preview_size: int | None) -> tuple[int, int]:
     """(H, W) the generator runs at."""
-    from ..nets.panoptic import _NUM_UPSAMPLINGS
+    from ..nets.panoptic import _NUM_UPSAMPLINGS, preview_grid
 
     m = 2 ** _NUM_UPSAMPLINGS[config.get("num_upsampling_layers", "normal")]
     W = int(config.get("crop_size", 256))
     H = int(round(W / float(config.get("aspect_ratio", 1.0))))
     H, W = H // m * m, W // m * m
-    if preview_size and not config.get("use_vae") and max(H, W) > preview_size:
-        scale = preview_size / max(H, W)
+    grid = preview_grid(config)
+    if preview_size and grid is not None and max(H, W) > preview_size:
+        scale = grid.fit(preview_size) / max(H, W)
         H, W = max(m, int(H * scale) // m * m), max(m, int(W * scale) // m * m)
     return H, W
 

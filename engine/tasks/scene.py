@@ -22,7 +22,7 @@ import torch
 from ..api.base import FrozenArray, InputError, Result
 from ..api.edgegan import SceneObject, SceneRequest
 from ..devices import precision_context
-from ..nets.edgegan import background_depth
+from ..nets.edgegan import background_depth, preview_grid
 from ..sketch_inputs import binarise, fill_strokes, load_scene_sketch, to_grey
 from . import TaskContext, runner, to_uint8_image
 from .sketch import FAMILY, class_index, default_model_name, generate_object, load_model
@@ -133,7 +133,10 @@ def run_scene(request: SceneRequest, ctx: TaskContext) -> Result:
 
     ctx.progress("background", 0.75)
     depth = background_depth(bg_config)
-    long_side = int(request.preview_size or bg_config.get("bg_size", 256))
+    grid = preview_grid(bg_config)
+    long_side = int(bg_config.get("bg_size", 256))
+    if request.preview_size and grid is not None:
+        long_side = grid.fit(request.preview_size)
     size = working_size((w, h), long_side, 2 ** depth)
     x = background_inputs(background, foreground, fg_mask, size).to(ctx.device)
     with precision_context(ctx.device, request.precision):

@@ -24,7 +24,7 @@ from ..api.base import FrozenArray, InputError, Request, Result
 from ..api.stargan2 import (LatentStyle, ReferenceStyle, StarGANInterpolateRequest, StarGANLatentRequest,
                             StarGANReferenceRequest, Style)
 from ..devices import autocast_dtype, precision_context
-from ..nets.stargan2 import domain_names, network_args
+from ..nets.stargan2 import domain_names, network_args, preview_grid
 from . import TaskContext, runner, to_uint8_image
 
 FAMILY = "stargan2"
@@ -102,8 +102,7 @@ def working_size(model: _Model, preview_size: int | None) -> int:
         return native
     if preview_size < 1:
         raise InputError(f"preview size must be positive, got {preview_size}")
-    step = 2 ** int(model.nets["generator"].num_downsamples)
-    return max(step * 2, (int(preview_size) // step) * step)
+    return preview_grid(model.args).fit(preview_size)
 
 
 def _key(ctx: TaskContext, model: _Model, precision: str, *parts: Any) -> tuple:
