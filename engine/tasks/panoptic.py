@@ -153,19 +153,26 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def register_cli(groups: Any) -> None:
-    from ..cli import add_common_generate_args
+    from ..cli import FolderMode, add_common_generate_args
 
     p = groups.generate.add_parser("panoptic", help="panoptic map (labels + instance ids) → image; "
                                                     "SPADE models run semantic-only")
-    p.add_argument("--labels", help="label map: indexed/grey PNG (or RGB with --palette)")
-    p.add_argument("--instances", help="instance-id map: 16-bit PNG (stuff = class index, thing k of class c = c·1000+k)")
+    p.add_argument("--labels", "--input", dest="labels",
+                   help="label map: indexed/grey PNG (or RGB with --palette); or a folder of them (then --out is a folder)")
+    p.add_argument("--instances", help="instance-id map: 16-bit PNG (stuff = class index, thing k of class c = c·1000+k); "
+                                       "a folder: <labels stem>.png")
     p.add_argument("--coco-png", help="instead of --labels/--instances: a COCO panoptic PNG …")
     p.add_argument("--coco-json", help="… and its panoptic JSON (segments_info)")
     p.add_argument("--palette", help="palette to decode an RGB label map (default: the model's)")
     p.add_argument("--style", help="style image for models with the VAE encoder (multimodal synthesis)")
     p.add_argument("--out", required=True, help="output PNG")
     p.add_argument("--save-edges", help="also write the instance-edge channel as a PNG")
-    add_common_generate_args(p)
+    ex = "assets/examples/maps"
+    add_common_generate_args(p, folder=FolderMode(input="labels", companions=("instances",),
+                                                  outputs=("out", "save_edges")), examples=(
+        f"i2i generate panoptic --labels {ex}/scene_000019.png --instances {ex}/instances/scene_000019.png "
+        f"--out out/panoptic.png --save-edges out/panoptic_edges.png",
+        f"i2i generate panoptic --input {ex} --instances {ex}/instances --out out/panoptic/"))
     p.set_defaults(func=_cmd_generate)
 
 

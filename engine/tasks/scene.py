@@ -180,16 +180,19 @@ def _cmd_scene(args: argparse.Namespace) -> int:
 
 
 def register_cli(groups) -> None:
-    from ..cli import add_common_generate_args
+    from ..cli import FolderMode, add_common_generate_args
 
     p = groups.generate.add_parser("scene", help="EdgeGAN + background network: scene sketch JSON -> scene image")
-    p.add_argument("--sketch", required=True, help='scene JSON: {"size": [W, H], "background": png, "objects": [...]}')
+    p.add_argument("--sketch", "--input", dest="sketch", required=True,
+                   help='scene JSON: {"size": [W, H], "background": png, "objects": [...]}; or a folder of them '
+                        '(then --out is a folder)')
     p.add_argument("--out", required=True, help="output PNG")
     p.add_argument("--background-model", default="", help="model whose background network paints the scene")
     p.add_argument("--no-paste", action="store_true", help="keep the background network's output as is")
     p.add_argument("--noise", default="scalar", choices=["scalar", "elementwise", "none"], help="encoder sampling")
     p.add_argument("--save-stages", action="store_true", help="also write OUT_foreground/_background/_mask.png")
-    add_common_generate_args(p)
+    add_common_generate_args(p, folder=FolderMode(input="sketch", suffixes=(".json",)), examples=(
+        "i2i generate scene --sketch assets/examples/sketches/scene.json --save-stages --out out/scene.png",))
     p.set_defaults(func=_cmd_scene)
 
 
