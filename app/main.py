@@ -381,8 +381,10 @@ class MainWindow(QMainWindow):
         geometry = qs.value("geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
-        else:  # first start: 1400×820, or less on a small screen (a 1366×768 laptop)
-            self.resize(QSize(1400, 820).boundedTo(self.screen().availableGeometry().size()))
+        else:  # first start: 1400×820, or less on a small screen (a 1366×768 laptop), leaving room
+            # for the window manager's title bar and borders
+            room = self.screen().availableGeometry().size() - QSize(16, 48)
+            self.resize(QSize(1400, 820).boundedTo(room))
         state = qs.value("state")
         if state is not None:
             self.restoreState(state)
