@@ -18,7 +18,6 @@ Files per sample (split-relative): ``female/<id>.png`` or ``male/<id>.png``, ``p
 """
 from __future__ import annotations
 
-import sys
 from functools import lru_cache
 
 import cv2
