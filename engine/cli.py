@@ -73,7 +73,7 @@ def add_common_generate_args(p: argparse.ArgumentParser, *, model_help: str = ""
     if folder is not None:
         p.set_defaults(folder_mode=folder)
     if examples:
-        p.epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples)
+        p.epilog = "examples (from the repository folder):\n" + "\n".join(f"  {e}" for e in examples)
         p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("--model", default="", help=model_help or "weights manifest entry (default: the family's default model)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
