@@ -14,7 +14,9 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The display check installs the X11 libraries Qt needs (root + apt-get) or prints the command.
 run: $(STAMP)
+	$(BIN)/python -m app.display_check --install
 	$(BIN)/i2i-studio
 
 test: $(STAMP)

@@ -3,8 +3,8 @@
 :class:`EngineBridge` owns the Qt-free :class:`~engine.scheduler.PreviewScheduler` and re-emits its
 worker-thread callbacks as Qt signals on the GUI thread (private signals with queued connections:
 napari's ``ensure_main_thread`` pattern). It also picks the working resolution of previews: a
-reduced size while the user drags (shrunk further when previews are slow), the full size on
-release. No model code ever runs on the GUI thread.
+reduced size while the user drags (shrunk further when previews are slow, and fitted by the engine
+to what the model accepts), the full size on release. No model code ever runs on the GUI thread.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Callable, Literal
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
-from engine.api import Failure, Request, Result
+from engine.api import Failure, Request, Result, preview_size_for
 from engine.scheduler import PreviewScheduler, SchedulerCallbacks
 from engine.settings import Settings
 from engine.tasks import TaskContext
@@ -26,7 +26,6 @@ RunFn = Callable[[Request, TaskContext], Result]
 
 # A preview should come back within this many seconds; slower ones shrink the next preview.
 PREVIEW_TARGET_S = 0.15
-MIN_PREVIEW_SIZE = 32
 
 
 class EngineBridge(QObject):
@@ -90,17 +89,18 @@ class EngineBridge(QObject):
     def latest_id(self) -> int:
         return self._latest_id
 
-    def preview_size(self) -> int:
+    def preview_size(self, request: Request | None = None) -> int | None:
         """Working resolution while dragging: the setting, shrunk when previews run slower than
-        :data:`PREVIEW_TARGET_S` (time grows with pixel count, so scale by the square root)."""
+        :data:`PREVIEW_TARGET_S` (time grows with pixel count, so scale by the square root). With a
+        request, the engine fits that size to the request's model (its minimum and stride; None
+        when the model only runs at its native size)."""
         base = int(self.settings.get("preview_size"))
-        if not self._preview_times:
-            return base
-        mean = sum(self._preview_times) / len(self._preview_times)
-        if mean <= PREVIEW_TARGET_S:
-            return base
-        size = int(base * math.sqrt(PREVIEW_TARGET_S / mean))
-        return max(MIN_PREVIEW_SIZE, size - size % 8)
+        size = base
+        if self._preview_times:
+            mean = sum(self._preview_times) / len(self._preview_times)
+            if mean > PREVIEW_TARGET_S:
+                size = max(1, int(base * math.sqrt(PREVIEW_TARGET_S / mean)))
+        return size if request is None else preview_size_for(request, size)
 
     def submit(self, owner: str, request: Request, quality: Quality = "full") -> int:
         """Schedule ``request`` for ``owner``; it supersedes everything submitted before.
@@ -116,7 +116,7 @@ class EngineBridge(QObject):
         changes: dict[str, object] = {"device": self.settings.get("device"),
                                       "precision": self.settings.get("precision")}
         if quality == "preview":
-            changes["preview_size"] = self.preview_size()
+            changes["preview_size"] = self.preview_size(request)
         request = dataclasses.replace(request, **changes)
         if quality == "preview" and self._inflight == "preview" and self.scheduler.busy:
             self._held = (owner, request)
@@ -193,6 +193,7 @@ class EngineBridge(QObject):
     def _on_failure(self, failure: Failure) -> None:
         info = self._owner_of(failure.request_id)
         if info is not None:
+            self.last_quality = info[1]  # lets a workspace tell a failed preview from a failed render
             self.failed.emit(info[0], failure)
             self._release_held()
 

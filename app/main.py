@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable, Literal, Sequence
 
 import numpy as np
-from PySide6.QtCore import QSettings, QTimer, Slot
+from PySide6.QtCore import QSettings, QSize, QTimer, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox,
                                QProgressBar, QPushButton, QTabWidget)
@@ -18,6 +18,7 @@ from engine.io import save_image
 from engine.settings import Settings, config_dir
 from engine.tasks import TaskContext
 
+from . import display_check
 from .dialogs import HelpDialog, SettingsDialog
 from .engine_bridge import EngineBridge
 from .import_dialog import ImportDialog
@@ -188,7 +189,7 @@ class MainWindow(QMainWindow):
     @Slot(bool)
     def _busy_changed(self, busy: bool) -> None:
         self.cancel_button.setEnabled(busy)
-        self.busy_label.setText("⏳ generating" if busy else "")
+        self.busy_label.setText("Generating…" if busy else "")
         if not busy:
             self.progress_bar.setVisible(False)
 
@@ -197,7 +198,7 @@ class MainWindow(QMainWindow):
         self.progress_bar.setVisible(True)
         self.progress_bar.setValue(int(fraction * 1000))
         self.progress_bar.setToolTip(stage)
-        self.busy_label.setText(f"⏳ {stage}")
+        self.busy_label.setText(f"Generating: {stage}")
 
     @Slot(str, object)
     def _failed(self, owner: str, failure: Failure) -> None:
@@ -380,8 +381,10 @@ class MainWindow(QMainWindow):
         geometry = qs.value("geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
-        else:
-            self.resize(1400, 820)
+        else:  # first start: 1400×820, or less on a small screen (a 1366×768 laptop), leaving room
+            # for the window manager's title bar and borders
+            room = self.screen().availableGeometry().size() - QSize(16, 48)
+            self.resize(QSize(1400, 820).boundedTo(room))
         state = qs.value("state")
         if state is not None:
             self.restoreState(state)
@@ -422,6 +425,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    if display_check.needs_xcb() and display_check.check() != 0:
+        return 1  # Qt would abort loading its X11 plugin; the check named the packages to install
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "i2i-studio"])
     app.setApplicationName("i2i-studio")
     app.setOrganizationName("i2i-studio")

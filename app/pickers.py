@@ -69,12 +69,8 @@ class ImagePicker(QWidget):
         self.gallery_button = QToolButton()
         self.gallery_button.setText("Examples")
         self.gallery_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        menu = QMenu(self.gallery_button)
-        for path in gallery(gallery_kind):
-            act = menu.addAction(path.stem.replace("_", " "))
-            act.triggered.connect(lambda _=False, p=path: self.load(p))
-        self.gallery_button.setMenu(menu)
-        self.gallery_button.setEnabled(bool(menu.actions()))
+        self.gallery_button.setMenu(QMenu(self.gallery_button))
+        self.set_gallery_filter(lambda path: True)
         row.addWidget(self.gallery_button)
         clear = QToolButton()
         clear.setText("✕")
@@ -82,6 +78,20 @@ class ImagePicker(QWidget):
         clear.clicked.connect(self.clear)
         row.addWidget(clear)
         lay.addLayout(row)
+
+    def set_gallery_filter(self, keep: Callable[[Path], bool]) -> None:
+        """Offer only the bundled examples ``keep`` accepts (e.g. poses only for a pose model)."""
+        menu = self.gallery_button.menu()
+        menu.clear()
+        for path in gallery(self.gallery_kind):
+            if keep(path):
+                act = menu.addAction(path.stem.replace("_", " "))
+                act.triggered.connect(lambda _=False, p=path: self.load(p))
+        self.gallery_button.setEnabled(bool(menu.actions()))
+
+    def gallery_examples(self) -> list[str]:
+        """Names of the examples offered now."""
+        return [a.text() for a in self.gallery_button.menu().actions()]
 
     # -------------------------------------------------------------- loading
     def load(self, path: Path | str) -> bool:

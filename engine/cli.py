@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .api.base import EngineError, Failure, Request, Result
+from .api.base import EngineError, Failure, InputError, Request, Result
+from .progress import end_line, write_refreshed
 from .tasks import TASK_MODULES
 
 # Modules exposing ``register_cli(groups: CliGroups) -> None``: every task module, the trainers,
@@ -46,8 +47,34 @@ class CliError(Exception):
     """A user error reported as one line, exit status 2."""
 
 
-def add_common_generate_args(p: argparse.ArgumentParser, *, model_help: str = "") -> None:
-    """Options every ``i2i generate`` task shares."""
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class FolderMode:
+    """How an ``i2i generate`` task runs over a folder (``--input DIR --out DIR``).
+
+    ``input``: the option (its dest) naming the one input file of a run; given a folder, the task runs
+    once per file with these ``suffixes``. ``companions``: per-input options that may name a folder
+    too; the file with the input's stem is taken from it. ``outputs``: options naming output files,
+    which then name folders, each run writing ``<stem>.png`` there.
+    """
+
+    input: str
+    suffixes: tuple[str, ...] = IMAGE_SUFFIXES
+    companions: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ("out",)
+
+
+def add_common_generate_args(p: argparse.ArgumentParser, *, model_help: str = "",
+                             folder: FolderMode | None = None, examples: Sequence[str] = ()) -> None:
+    """Options every ``i2i generate`` task shares; ``folder`` says how it runs over a folder of
+    inputs, ``examples`` are command lines shown under the help (tests run each as printed)."""
+    if folder is not None:
+        p.set_defaults(folder_mode=folder)
+    if examples:
+        p.epilog = "examples (from the repository folder):\n" + "\n".join(f"  {e}" for e in examples)
+        p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("--model", default="", help=model_help or "weights manifest entry (default: the family's default model)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="compute device")
@@ -56,22 +83,155 @@ def add_common_generate_args(p: argparse.ArgumentParser, *, model_help: str = ""
     p.add_argument("--preview-size", type=int, default=None, help="run at this working resolution")
 
 
+class TaskProgress:
+    """Stage progress of one request on stderr: a refreshed line on a terminal, one line per stage
+    otherwise (logs, pipes)."""
+
+    def __init__(self) -> None:
+        self._tty = sys.stderr.isatty()
+        self._stage = ""
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        if self._tty:
+            write_refreshed(sys.stderr, f"{stage:<28s} {fraction * 100:5.1f}%")
+        elif stage != self._stage:
+            print(f"  {stage}", file=sys.stderr, flush=True)
+        self._stage = stage
+
+    def done(self) -> None:
+        end_line(sys.stderr)
+
+
+class CliSession:
+    """Every request of one command shares one model store and cache: a folder run, a grid or an
+    evaluation loads its model once. The first use of each model names it on stderr."""
+
+    def __init__(self) -> None:
+        from .devices import configure_threads
+        from .tasks import LRUCache, ModelStore
+
+        configure_threads()
+        self.models = ModelStore()
+        self.cache = LRUCache(256)
+        self.count = 0
+        self._named: set[str] = set()
+
+    def run(self, request: Request) -> Result:
+        from .tasks import CancelToken, make_context, run_request
+
+        self.count += 1
+        self._name_model(request.model)
+        progress = TaskProgress()
+        ctx = make_context(self.count, request, self.models, self.cache, CancelToken(), progress)
+        try:
+            result = run_request(request, ctx)
+        finally:
+            progress.done()
+        for note in result.notes:
+            print(f"note: {note}", file=sys.stderr)
+        return result
+
+    def _name_model(self, name: str) -> None:
+        if not name or name in self._named:
+            return
+        from .weights import Manifest
+
+        entry = Manifest().entries.get(name)
+        if entry is not None:  # (an unknown name is reported by the task itself)
+            self._named.add(name)
+            print(f"model: {name} ({describe_entry(entry)})", file=sys.stderr)
+
+
+def describe_entry(entry) -> str:
+    """``cocosnet/small_ade20k, 16 classes, 128 px, trained here`` — what a model is, in one line."""
+    cfg = entry.config
+    parts = [f"{entry.family}/{entry.config_name}"]
+    if "semantic_nc" in cfg:
+        parts.append(f"{cfg['semantic_nc']} classes")
+    size = cfg.get("size") or cfg.get("img_size") or cfg.get("crop_size") or cfg.get("image_size")
+    if size:
+        parts.append(f"{size} px")
+    parts.append(str(entry.provenance.get("kind", "?")).replace("-", " "))
+    return ", ".join(parts)
+
+
+_session: CliSession | None = None
+
+
+def session() -> CliSession:
+    """The command's shared :class:`CliSession` (created on first use)."""
+    global _session
+    if _session is None:
+        _session = CliSession()
+    return _session
+
+
 def run_task(request: Request) -> Result:
-    """Run one request synchronously (no scheduler), with progress on stderr."""
-    from .devices import configure_threads
-    from .tasks import CancelToken, LRUCache, ModelStore, make_context, run_request
+    """Run one request synchronously (no scheduler) in the command's session, progress on stderr."""
+    return session().run(request)
 
-    configure_threads()
 
-    def progress(stage: str, fraction: float) -> None:
-        print(f"\r{stage:<28s} {fraction * 100:5.1f}%", end="", file=sys.stderr, flush=True)
+# ------------------------------------------------------------------------------ folders
+def _folder_input(args: argparse.Namespace, mode: FolderMode) -> Path | None:
+    value = getattr(args, mode.input, None)
+    if isinstance(value, list):
+        value = value[0] if len(value) == 1 else None
+    return Path(value) if value and Path(value).is_dir() else None
 
-    ctx = make_context(1, request, ModelStore(), LRUCache(16), CancelToken(), progress)
-    result = run_request(request, ctx)
-    print(file=sys.stderr)
-    for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
-    return result
+
+def _companion(folder: Path, stem: str, option: str) -> Path:
+    found = sorted(p for p in folder.glob(f"{stem}.*") if p.is_file())
+    if not found:
+        raise InputError(f"--{option.replace('_', '-')} folder {folder} has no {stem}.* for this input")
+    return found[0]
+
+
+def run_over_folder(args: argparse.Namespace, mode: FolderMode, source: Path) -> int:
+    """Run the task once per input file of ``source`` in one session (the model loads once); a bad
+    file is reported and skipped. Exit status 0 when every file ran, 1 when some were skipped."""
+    files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in mode.suffixes)
+    if not files:
+        raise CliError(f"{source} holds no input files ({' '.join(mode.suffixes)})")
+    out_dirs: dict[str, Path] = {}
+    for name in mode.outputs:
+        value = getattr(args, name, None)
+        if not value:
+            continue
+        d = Path(value)
+        if (d.exists() and not d.is_dir()) or (not d.exists() and d.suffix.lower() in IMAGE_SUFFIXES):
+            raise CliError(f"--{name.replace('_', '-')} {d}: with a folder of inputs, give a folder for the outputs")
+        d.mkdir(parents=True, exist_ok=True)
+        out_dirs[name] = d
+    companions = {name: Path(v) for name in mode.companions
+                  if (v := getattr(args, name, None)) and Path(v).is_dir()}
+    was_list = isinstance(getattr(args, mode.input), list)
+    done, skipped = 0, []
+    for i, path in enumerate(files, 1):
+        print(f"[{i}/{len(files)}] {path}", file=sys.stderr, flush=True)
+        one = argparse.Namespace(**vars(args))
+        setattr(one, mode.input, [str(path)] if was_list else str(path))
+        for name, d in out_dirs.items():
+            setattr(one, name, str(d / f"{path.stem}.png"))
+        try:
+            for name, d in companions.items():
+                setattr(one, name, str(_companion(d, path.stem, name)))
+            args.func(one)
+            done += 1
+        except (InputError, CliError, ValueError, OSError) as exc:  # this file's problem: skip it
+            end_line(sys.stderr)
+            print(f"skipped {path}: {_message(exc)}", file=sys.stderr, flush=True)
+            skipped.append(path.name)
+    summary = f"{done} of {len(files)} inputs done, outputs in {args.out}"
+    if skipped:
+        summary += f"; skipped {len(skipped)}: {', '.join(skipped)}"
+    print(summary)
+    if not done:
+        raise CliError(f"no input in {source} could be used (see the messages above)")
+    return 1 if skipped else 0
+
+
+def _message(exc: BaseException) -> str:
+    return str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
 
 
 def default_model(family: str, override: str = "") -> str:
@@ -80,12 +240,11 @@ def default_model(family: str, override: str = "") -> str:
         return override
     from .weights import Manifest
 
-    entries = Manifest().by_family(family)
-    if not entries:
+    entry = Manifest().default(family)
+    if entry is None:
         raise CliError(f"no {family} weights are registered; import official ones with "
                        f"`i2i weights import PATH --as NAME --family {family} --config C` or train with `i2i train {family}`")
-    default = [e for e in entries if e.extra.get("default")]
-    return (default or entries)[0].name
+    return entry.name
 
 
 # ------------------------------------------------------------------------------ weights
@@ -233,19 +392,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    global _session
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    _session = None  # each command loads its models afresh
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
+        mode: FolderMode | None = getattr(args, "folder_mode", None)
+        source = _folder_input(args, mode) if mode is not None else None
+        if source is not None:
+            return run_over_folder(args, mode, source)
         return int(args.func(args) or 0)
     except (CliError, EngineError, KeyError, FileNotFoundError, ValueError) as exc:
         if debug:
             raise
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"i2i: error: {msg}", file=sys.stderr)
+        end_line(sys.stderr)  # never glue the message to a progress line
+        print(f"i2i: error: {_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        end_line(sys.stderr)
         print("i2i: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
@@ -258,4 +424,7 @@ def print_failure(f: Failure) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m engine.cli`: run the imported module, whose CliError the task modules raise
+    from engine.cli import main as _main
+
+    sys.exit(_main())

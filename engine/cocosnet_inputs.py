@@ -403,18 +403,31 @@ DLIB_PREDICTOR_PATHS: tuple[str, ...] = (
 
 def face_landmarks_from_photo(photo: np.ndarray) -> np.ndarray:
     """68 face landmarks (x, y) of the largest face, with dlib's shape predictor. Needs the optional
-    ``dlib-bin`` package and the predictor file from Debian ``libdlib-data`` (or ``I2I_DLIB_PREDICTOR``)."""
+    ``dlib-bin`` package and the predictor file from Debian ``libdlib-data`` (or ``I2I_DLIB_PREDICTOR``),
+    installed, or fetched into the data cache by ``i2i data fetch dlib-bin dlib-data``."""
+    from .data.fetch import add_fetched_to_path, source_dir
+
     try:
         import dlib  # type: ignore[import-not-found]
-    except ImportError as exc:
+    except ImportError:
+        dlib = None
+        if add_fetched_to_path("dlib-bin"):
+            try:
+                import dlib  # type: ignore[import-not-found, no-redef]
+            except ImportError:
+                dlib = None
+    if dlib is None:
         raise MissingDependencyError(
-            "face landmarks from a photo need the optional 'dlib-bin' package (pip install dlib-bin) "
-            "and Debian's libdlib-data (apt install libdlib-data)") from exc
-    candidates = [os.environ.get("I2I_DLIB_PREDICTOR", ""), *DLIB_PREDICTOR_PATHS]
+            "face landmarks from a photo need dlib: `i2i data fetch dlib-bin dlib-data`, or install the "
+            "'dlib-bin' package (pip install dlib-bin) and Debian's libdlib-data (apt install libdlib-data)")
+    fetched = source_dir("dlib-data")
+    candidates = [os.environ.get("I2I_DLIB_PREDICTOR", ""), *DLIB_PREDICTOR_PATHS,
+                  str(fetched / DLIB_PREDICTOR_PATHS[0].lstrip("/")) if fetched is not None else ""]
     predictor_path = next((p for p in candidates if p and Path(p).exists()), None)
     if predictor_path is None:
-        raise MissingDependencyError("dlib's 68-point predictor was not found; install Debian's libdlib-data "
-                                     "or point I2I_DLIB_PREDICTOR at shape_predictor_68_face_landmarks.dat")
+        raise MissingDependencyError("dlib's 68-point predictor was not found; run `i2i data fetch dlib-data`, "
+                                     "install Debian's libdlib-data, or point I2I_DLIB_PREDICTOR at "
+                                     "shape_predictor_68_face_landmarks.dat")
     img = np.ascontiguousarray(np.asarray(photo, dtype=np.uint8))
     faces = dlib.get_frontal_face_detector()(img, 1)
     if len(faces) == 0:

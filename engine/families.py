@@ -27,6 +27,30 @@ StateDicts = dict[str, dict[str, torch.Tensor]]
 
 
 @dataclass(frozen=True)
+class PreviewGrid:
+    """The reduced working resolutions (longer side, px) a model runs at: multiples of ``stride``
+    from ``minimum`` up to ``native`` (its full size). A family's ``preview_grid(config)`` returns
+    one, or None when the model only runs at its native size."""
+
+    minimum: int
+    stride: int
+    native: int
+
+    def __post_init__(self) -> None:
+        if self.stride < 1 or self.minimum < self.stride or self.minimum % self.stride:
+            raise ValueError(f"bad preview grid {self}: minimum must be a positive multiple of stride")
+
+    def fit(self, wanted: int) -> int:
+        """The largest accepted size ≤ ``wanted`` (and ≤ native), never below ``minimum``."""
+        size = min(int(wanted), self.native)
+        return max(self.minimum, size - size % self.stride)
+
+
+def _no_preview_grid(config: Mapping[str, Any]) -> PreviewGrid | None:
+    return None
+
+
+@dataclass(frozen=True)
 class Family:
     """A generator family.
 
@@ -37,6 +61,7 @@ class Family:
     optional_keys(sub) -> names that may be absent from a file (e.g. StarGAN v2 ``hpf.filter``).
     inference_subnets: the sub-networks a default weights file must hold for inference.
     keys_extra: extra ``weights keys`` views, e.g. {"tf-names": fn(config) -> {sub: {name: [shape, dtype]}}}.
+    preview_grid(config): the working sizes of live previews (:class:`PreviewGrid`), or None.
     """
 
     name: str
@@ -47,6 +72,7 @@ class Family:
     optional_keys: Callable[[str], set[str]] = field(default=lambda sub: set())
     keys_extra: Mapping[str, Callable[[Mapping[str, Any]], dict]] = field(default_factory=dict)
     description: str = ""
+    preview_grid: Callable[[Mapping[str, Any]], PreviewGrid | None] = _no_preview_grid
 
 
 _REGISTRY: dict[str, Family] = {}

@@ -7,6 +7,26 @@ from typing import Iterable, Iterator, TextIO, TypeVar
 
 T = TypeVar("T")
 
+# Streams whose last write was a refreshed ("\r…") line without its newline; anything else printed
+# there (an error, a note) must first end that line, or it is glued to the bar.
+_open_lines: set[int] = set()
+
+
+def write_refreshed(stream: TextIO, text: str) -> None:
+    """Overwrite the current terminal line with ``text`` (left open for the next refresh)."""
+    stream.write("\r" + text)
+    stream.flush()
+    _open_lines.add(id(stream))
+
+
+def end_line(stream: TextIO | None = None) -> None:
+    """End a refreshed line left open on ``stream`` (stderr by default); no-op otherwise."""
+    stream = stream or sys.stderr
+    if id(stream) in _open_lines:
+        _open_lines.discard(id(stream))
+        stream.write("\n")
+        stream.flush()
+
 
 class ProgressBar:
     """``[#####.....] 50/100  12.3 it/s  eta 4s  loss_g=1.23`` on one refreshed stderr line.
@@ -57,16 +77,14 @@ class ProgressBar:
 
     def _render(self) -> None:
         if self._tty:
-            self.stream.write("\r" + self.line()[:200])
+            write_refreshed(self.stream, self.line()[:200])
         else:
             self.stream.write(self.line() + "\n")
-        self.stream.flush()
+            self.stream.flush()
 
     def close(self) -> None:
         self._render()
-        if self._tty:
-            self.stream.write("\n")
-        self.stream.flush()
+        end_line(self.stream)
 
 
 def track(items: Iterable[T], total: int | None = None, desc: str = "") -> Iterator[T]:

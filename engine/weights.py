@@ -11,6 +11,7 @@ import json
 import os
 import pickle
 import tempfile
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping
@@ -91,6 +92,12 @@ class Manifest:
     def by_family(self, family: str) -> list[WeightsEntry]:
         return [e for e in self.entries.values() if e.family == family]
 
+    def default(self, family: str) -> WeightsEntry | None:
+        """The family's default-flagged entry, else its first one; None when it has none."""
+        entries = self.by_family(family)
+        flagged = [e for e in entries if e.extra.get("default")]
+        return (flagged or entries or [None])[0]
+
     def add(self, entry: WeightsEntry) -> None:
         self.entries[entry.name] = entry
 
@@ -140,22 +147,77 @@ def sha256_file(path: Path) -> str:
 # --------------------------------------------------------------------------------------------
 # Safe reading
 # --------------------------------------------------------------------------------------------
+# The first bytes of the two torch.save formats: a zip archive (PyTorch >= 1.6) or a pickle stream
+# (protocol 2+ starts with 0x80 and the protocol number).
+_ZIP_MAGIC = b"PK\x03\x04"
+_LFS_POINTER = b"version https://git-lfs"
+
+
+def _sniff_torch_file(path: Path) -> str:
+    """Why ``path`` cannot be a torch checkpoint, judged from its bytes alone ('' when it may be one)."""
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    if head.startswith(_ZIP_MAGIC):
+        if not zipfile.is_zipfile(path):  # no end-of-archive record: the download stopped early
+            return (f"{path} is truncated: it starts like a PyTorch checkpoint (a zip archive) but its end is "
+                    f"missing; download or copy it again")
+        return ""
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return ""  # a legacy (pickle-based) checkpoint
+    if head.startswith(_LFS_POINTER):
+        return (f"{path} is not a PyTorch checkpoint but a Git LFS pointer (a small text file naming the real "
+                f"one); fetch the real file with `git lfs pull` or download it again")
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"{path} is not a PyTorch checkpoint (neither a zip archive nor a pickle stream)"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    shown = f" starting with {first[:40]!r}" if first else ""
+    return f"{path} is not a PyTorch checkpoint: it is a text file{shown}"
+
+
+def _unpickler_reason(exc: BaseException) -> str:
+    """The part of torch's weights-only refusal that names the offending object, without its advice
+    to load with ``weights_only=False`` (this program never does)."""
+    text = str(exc)
+    marker = "WeightsUnpickler error:"
+    reason = text.split(marker, 1)[1] if marker in text else ""
+    lines = [ln.strip() for ln in reason.splitlines() if ln.strip()]
+    keep = [ln for ln in lines if "weights_only" not in ln and "torch.load" not in ln
+            and not ln.lower().startswith(("check the documentation", "please file"))]
+    # "Unsupported global: GLOBAL argparse.Namespace was not an allowed global by default. Please use
+    # `torch.serialization.add_safe_globals(...)` ..." -> only the first sentence
+    return keep[0].split(". Please", 1)[0].rstrip(".") if keep else ""
+
+
 def read_torch_file(path: Path) -> Any:
-    """Load a torch checkpoint with ``weights_only=True``; pickled code is refused, never run."""
+    """Load a torch checkpoint with ``weights_only=True``; pickled code is refused, never run.
+    Text files, truncated downloads and other non-checkpoints are named as such."""
     path = Path(path)
     if not path.exists():
         raise WeightsError(f"{path} does not exist")
     if path.stat().st_size == 0:
         raise WeightsError(f"{path} is empty")
+    problem = _sniff_torch_file(path)
+    if problem:
+        raise WeightsError(problem)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        reason = _unpickler_reason(exc)
         raise WeightsError(
             f"{path} was refused: it contains pickled Python objects other than tensors "
-            f"(possibly code), which this program never unpickles. Detail: {str(exc).splitlines()[0]}"
+            f"(possibly code), which this program never unpickles" + (f" ({reason})" if reason else "")
         ) from exc
-    except (RuntimeError, EOFError, ValueError, OSError) as exc:
-        raise WeightsError(f"{path} is not a readable PyTorch checkpoint: {str(exc).splitlines()[0]}") from exc
+    except EOFError as exc:
+        raise WeightsError(f"{path} is truncated: the file ends in the middle of the checkpoint; "
+                           f"download or copy it again") from exc
+    except (RuntimeError, ValueError, OSError, KeyError, zipfile.BadZipFile) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "EOF" in detail or "failed finding central directory" in detail:
+            raise WeightsError(f"{path} is truncated: the file ends in the middle of the checkpoint; "
+                               f"download or copy it again") from exc
+        raise WeightsError(f"{path} is not a readable PyTorch checkpoint ({detail})") from exc
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:

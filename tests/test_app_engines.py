@@ -3,6 +3,7 @@ temporary weights folder, inputs are set as a user would, and the output appears
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from engine.settings import Settings
 
@@ -156,4 +157,124 @@ def test_live_preview_while_painting_then_full_on_release(qtbot, weights_dir):
         qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=canvas.center_of(200, 120).toPoint())
     assert submitted[-1].preview_size is None
     assert (ws.editor.doc.labels == 4).sum() > 100
+    win.close()
+
+
+def _drag_setup(qtbot, win, workspace: str):
+    """Inputs of a CoCosNet workspace, ready for a drag; returns (workspace, drag-start, drag-move,
+    drag-end) callables acting as the user's pointer."""
+    from PySide6.QtCore import Qt
+
+    ws = win.workspaces[workspace]
+    if workspace == "makeup":
+        ws.portrait.set_image(photo(64, 64))
+        ws.portrait_map.set_image(parsing(64, 64))
+        ws.exemplar.set_image(photo(64, 64))
+        ws.exemplar_map.set_image(parsing(64, 64))
+        slider = ws.strength
+
+        def start():
+            slider.setSliderDown(True)
+
+        def move(i):
+            slider.setValue(90 - 5 * i)
+
+        def end():
+            slider.setSliderDown(False)
+            slider.sliderReleased.emit()
+        return ws, start, move, end
+    if workspace == "exemplar":
+        ws.exemplar_map.set_image(np.full((64, 64), 3, np.int32))
+        ws.exemplar.set_image(photo(64, 64))
+    else:
+        ws.photo.set_image(photo(64, 64))
+        ws.photo_map.set_image(parsing(64, 64))
+    canvas = ws.editor.canvas
+    canvas.resize(256, 256)
+    ws.editor.canvas.set_label(4)
+
+    def start():
+        qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=canvas.center_of(20, 20).toPoint())
+
+    def move(i):
+        x = 30 + 12 * i
+        qtbot.mouseMove(canvas, pos=canvas.center_of(x, 20 + x // 2).toPoint())
+
+    def end():
+        qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=canvas.center_of(200, 120).toPoint())
+    return ws, start, move, end
+
+
+@pytest.mark.parametrize("workspace,config", [("exemplar", "tiny_ade20k"), ("edit", "tiny_celebahq"),
+                                              ("makeup", "tiny_celebahq")])
+def test_live_preview_drag_at_default_settings_on_a_slow_machine(qtbot, weights_dir, workspace, config):
+    """Default settings, previews measured slow (the bridge shrinks the wanted size below what
+    CoCosNet accepts): every preview of the drag still runs, at a size the engine fitted to the
+    model, and reaches the view while the pointer is down; no failure is reported."""
+    register_tiny(weights_dir, "cocosnet", config, "coco_tiny")
+    win = MainWindow(one_thread(), restore="no", autosave=False)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    win.tabs.setCurrentWidget(win.workspaces[workspace])
+    ws, start, move, end = _drag_setup(qtbot, win, workspace)
+    failures: list[str] = []
+    win.bridge.failed.connect(lambda owner, f: failures.append(f.message))
+    qtbot.waitUntil(lambda: ws.result is not None or bool(failures), timeout=30000)
+    assert not failures, failures[0]
+    win.bridge._preview_times.extend([1.5] * 6)  # what a laptop CPU measured on the previous drag
+    assert win.bridge.preview_size() < 64  # the wanted size alone is below CoCosNet's minimum
+    submitted = []
+    original = win.bridge.scheduler.submit
+    win.bridge.scheduler.submit = lambda req: (submitted.append(req), original(req))[1]
+    previews_shown: list[int] = []
+    ws.resultShown.connect(lambda r: previews_shown.append(r.request_id)
+                           if win.bridge.last_quality == "preview" else None)
+    start()
+    for i in range(8):
+        move(i)
+        qtbot.wait(30)
+    qtbot.waitUntil(lambda: bool(previews_shown or failures), timeout=30000)  # the pointer is still down
+    with qtbot.waitSignal(ws.resultShown, timeout=30000, check_params_cb=lambda r: r.request_id == win.bridge.latest_id):
+        end()
+    assert not failures, failures[0]
+    previews = [r for r in submitted if r.preview_size is not None]
+    assert previews and all(r.preview_size >= 64 and r.preview_size % 32 == 0 for r in previews)
+    assert submitted[-1].preview_size is None  # full size on release
+    assert ws.hint.text() == ""
+    win.close()
+
+
+def test_a_failing_preview_keeps_the_last_good_image(qtbot, weights_dir):
+    """A preview that fails mid-drag (here: the engine runs out of memory on previews) leaves the
+    last good image and no error on screen; the full render on release replaces it."""
+    from engine.api import EngineError
+    from engine.tasks import run_request
+
+    class OutOfMemory(EngineError):
+        kind = "out_of_memory"
+
+    def engine(request, ctx):
+        if request.preview_size is not None:
+            raise OutOfMemory("not enough memory for a preview")
+        return run_request(request, ctx)
+
+    register_tiny(weights_dir, "cocosnet", "tiny_ade20k", "coco_tiny")
+    win = MainWindow(one_thread(), run_fn=engine, restore="no", autosave=False)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    ws, start, move, end = _drag_setup(qtbot, win, "exemplar")
+    qtbot.waitUntil(lambda: ws.result is not None, timeout=30000)
+    good = ws.output.image
+    failed: list[str] = []
+    win.bridge.failed.connect(lambda owner, f: failed.append(f.message))
+    start()
+    for i in range(4):
+        move(i)
+    qtbot.waitUntil(lambda: bool(failed), timeout=30000)
+    assert ws.output.image is good and ws.hint.text() == ""
+    with qtbot.waitSignal(ws.resultShown, timeout=30000):
+        end()
+    assert ws.output.image is not good and ws.hint.text() == ""
     win.close()

@@ -89,6 +89,36 @@ def test_pickled_code_is_refused(tmp_path, capsys):
     assert "must never run" not in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("case", ["text", "lfs", "truncated_zip", "truncated_legacy", "pickled_object"])
+def test_non_checkpoints_are_called_what_they_are(tmp_path, case):
+    """A text file, an LFS pointer or a cut-off download is named as such, not as "pickled code";
+    torch's advice to load with weights_only=False is never repeated."""
+    import argparse
+
+    good = tmp_path / "good.pth"
+    p = tmp_path / "latest_net_G.pth"
+    if case == "text":
+        p.write_text("<!DOCTYPE html><html><body>404 Not Found</body></html>\n")
+        expected = "not a PyTorch checkpoint: it is a text file"
+    elif case == "lfs":
+        p.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 12345\n")
+        expected = "Git LFS pointer"
+    elif case in ("truncated_zip", "truncated_legacy"):
+        torch.save({"w": torch.zeros(64, 64)}, good, _use_new_zipfile_serialization=case == "truncated_zip")
+        data = good.read_bytes()
+        p.write_bytes(data[: len(data) // 2])
+        expected = "is truncated"
+    else:
+        torch.save({"w": torch.zeros(2), "opt": argparse.Namespace(lr=1)}, p)
+        expected = "refused.*argparse.Namespace"
+    with pytest.raises(WeightsError, match=expected) as info:
+        W.read_torch_file(p)
+    message = str(info.value)
+    assert "weights_only" not in message and "add_safe_globals" not in message
+    if case != "pickled_object":
+        assert "pickled" not in message and "possibly code" not in message
+
+
 def test_strict_load_reports_all_problems_together(weights_dir, tmp_path):
     p, _ = _official_file(tmp_path, width=6)  # wrong width for config "small"
     raw = torch.load(p, weights_only=True)

@@ -7,9 +7,9 @@ from collections import deque
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSpinBox,
-                               QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea,
+                               QSizePolicy, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
 from engine.api import Failure, InputError, Request, Result
 from engine.settings import Settings
@@ -21,6 +21,28 @@ from ..weights_panel import WeightsPanel
 
 
 NO_MODEL_HINT = "No model to run: the note under Model says which weights to import."
+
+
+class InputsColumn(QScrollArea):
+    """The inputs column scrolls vertically rather than setting the window's minimum height (the
+    studio must fit a 1366×768 screen); it keeps the width its contents need."""
+
+    def __init__(self, contents: QWidget) -> None:
+        super().__init__()
+        self.setWidget(contents)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def _width(self, inner: QSize) -> int:
+        return inner.width() + self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(self._width(self.widget().minimumSizeHint()), 120)
+
+    def sizeHint(self) -> QSize:
+        inner = self.widget().sizeHint()
+        return QSize(self._width(inner), inner.height())
 
 
 class Workspace(QWidget):
@@ -99,7 +121,7 @@ class Workspace(QWidget):
         self.hint.setStyleSheet("color: #d9a441;")
         self.hint.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
         out_lay.addWidget(self.hint)
-        self.splitter.addWidget(self.inputs)
+        self.splitter.addWidget(InputsColumn(self.inputs))
         self.splitter.addWidget(self.center)
         self.splitter.addWidget(out)
         self.splitter.setStretchFactor(0, 0)
@@ -230,6 +252,10 @@ class Workspace(QWidget):
         if owner != self.key:
             return
         self.awaiting = False
+        if self.bridge.last_quality == "preview":
+            # Mid-drag the last good image stays; the full render on release reports a lasting problem.
+            self.statusMessage.emit(f"{self.title}: preview skipped ({failure.message})")
+            return
         self.hint.setText(failure.message)
         self.statusMessage.emit(f"{self.title}: {failure.message}")
 

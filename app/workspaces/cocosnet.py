@@ -62,6 +62,20 @@ def companion_map(photo: Path | None, pose: bool) -> Path | None:
     return next((c for c in candidates if c.is_file()), None)
 
 
+def is_pose_example(path: Path) -> bool:
+    """A bundled pose example: an OpenPose JSON, or a photo whose companion is one."""
+    return path.suffix.lower() == ".json" or companion_map(path, pose=True) is not None
+
+
+# What to tell a user who has no pose model (the pose canvas needs one).
+POSE_MODEL_HINT = ("No pose model is registered, so the pose canvas and the pose examples are hidden. "
+                   "Posing a figure needs a CoCosNet DeepFashion model: import the official files with "
+                   "<code>i2i weights import latest_net_G.pth latest_net_Corr.pth --as cocosnet_deepfashion "
+                   "--family cocosnet --config deepfashion</code>, or train one with <code>i2i data build poses</code> "
+                   "then <code>i2i train cocosnet --config small_deepfashion --data data/poses --export cocosnet_poses"
+                   "</code>, and press Refresh.")
+
+
 def render_pose(kp: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
     """A pose drawn as OpenPose-coloured bones on black (picker thumbnails)."""
     kp = np.asarray(kp, np.float32)
@@ -100,6 +114,11 @@ class ExemplarWorkspace(Workspace):
         self.exemplar_map.imageChanged.connect(lambda _i: self.schedule("full"))
         self.inputs_layout.addWidget(self.exemplar)
         self.inputs_layout.addWidget(self.exemplar_map)
+        self.pose_note = QLabel()
+        self.pose_note.setWordWrap(True)
+        self.pose_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.pose_note.setStyleSheet("color: #d9a441;")
+        self.inputs_layout.addWidget(self.pose_note)
 
         self.tool_stack = QStackedWidget()
         self.tool_stack.addWidget(self.editor.tools)
@@ -198,6 +217,17 @@ class ExemplarWorkspace(Workspace):
         self.canvas_stack.setCurrentIndex(1 if pose else 0)
         self.tool_stack.setCurrentIndex(1 if pose else 0)
         self.exemplar_map.title = "Exemplar's pose (JSON)" if pose else "Exemplar's own map"
+        for picker in (self.exemplar, self.exemplar_map):  # examples that fit the chosen model only
+            picker.set_gallery_filter(lambda path: is_pose_example(path) == pose)
+        pose_models = [name for name, e in self.weights.entries.items() if entry_kind(e) == "pose"]
+        if pose:
+            note = ""
+        elif pose_models:
+            note = f"To pose a figure, choose {' or '.join(pose_models)} under Model."
+        else:
+            note = POSE_MODEL_HINT
+        self.pose_note.setText(note)
+        self.pose_note.setVisible(bool(note))
         if not pose:
             self.editor.set_palette(entry_palette(entry))
         self.schedule("full")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Callable, ClassVar, Literal, Mapping
 
 import numpy as np
 
@@ -76,6 +76,14 @@ class Request:
     preview_size: int | None = None
     device: DeviceName = "auto"
     precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+
+    # generator family whose model runs the request ("" for untyped test requests)
+    family: ClassVar[str] = ""
+
+    @property
+    def preview_model(self) -> str:
+        """The model whose working size ``preview_size`` sets ('' = the family's default)."""
+        return self.model
 
     @property
     def task(self) -> str:

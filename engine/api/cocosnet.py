@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from .base import FrozenArray, Request
 
@@ -16,6 +16,8 @@ class ExemplarRequest(Request):
     with ``keypoints`` (18×3 float array x, y, confidence; confidence 0 = missing) for deepfashion.
     ``exemplar_map`` is the exemplar's own semantics when the model needs it (maskmix configs).
     """
+
+    family: ClassVar[str] = "cocosnet"
 
     input_map: FrozenArray | None = None
     keypoints: FrozenArray | None = None
@@ -32,6 +34,8 @@ class ExemplarRequest(Request):
 class EditRequest(Request):
     """Regenerate ``photo`` from ``edited_map`` using the photo itself as exemplar."""
 
+    family: ClassVar[str] = "cocosnet"
+
     photo: FrozenArray | None = None
     original_map: FrozenArray | None = None
     edited_map: FrozenArray | None = None
@@ -44,6 +48,8 @@ MakeupRegion = Literal["lips", "eyes", "skin", "brows"]
 @dataclass(frozen=True)
 class MakeupRequest(Request):
     """Transfer the makeup of ``exemplar`` onto ``portrait`` (both with face-parsing maps)."""
+
+    family: ClassVar[str] = "cocosnet"
 
     portrait: FrozenArray | None = None
     portrait_map: FrozenArray | None = None

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from .base import FrozenArray, Request
 
@@ -14,6 +14,8 @@ class SketchObjectRequest(Request):
     ``noise``: how the encoder samples z = μ + ε·σ. "scalar" (default) is the official code's ONE
     normal number per call (seeded by ``seed``); "elementwise" draws ε per dimension; "none" uses μ.
     """
+
+    family: ClassVar[str] = "edgegan"
 
     sketch: FrozenArray | None = None
     class_name: str = ""
@@ -40,12 +42,19 @@ class SceneRequest(Request):
     ``paste_objects``: keep the EdgeGAN objects exactly as generated on top of the background output.
     """
 
+    family: ClassVar[str] = "edgegan"
+
     objects: tuple[SceneObject, ...] = ()
     background: FrozenArray | None = None
     size: tuple[int, int] = (256, 256)
     background_model: str = ""
     paste_objects: bool = True
     noise: Literal["scalar", "elementwise", "none"] = "scalar"
+
+    @property
+    def preview_model(self) -> str:
+        # the preview size sets the background network's working size
+        return self.background_model or self.model
 
 
 __all__ = ["SketchObjectRequest", "SceneObject", "SceneRequest"]

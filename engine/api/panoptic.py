@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from .base import FrozenArray, Request
 
@@ -17,6 +18,8 @@ class PanopticRequest(Request):
     ``style_image`` optionally drives the VAE encoder (multimodal synthesis); otherwise the
     style latent is drawn from ``seed``.
     """
+
+    family: ClassVar[str] = "panoptic"
 
     labels: FrozenArray | None = None
     instances: FrozenArray | None = None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from .base import FrozenArray, Request
 
@@ -31,6 +32,8 @@ class StarGANLatentRequest(Request):
     """Translate ``source`` (RGB uint8, any size) into ``target_domain`` with the style F(z, domain),
     z drawn from ``seed``; ``psi`` < 1 pulls the style towards the domain's average style."""
 
+    family: ClassVar[str] = "stargan2"
+
     source: FrozenArray | None = None
     target_domain: int = 0
     psi: float = 1.0
@@ -41,6 +44,8 @@ class StarGANReferenceRequest(Request):
     """Translate ``source`` with the style encoded from ``reference``, a photo of ``reference_domain``
     (the output's domain)."""
 
+    family: ClassVar[str] = "stargan2"
+
     source: FrozenArray | None = None
     reference: FrozenArray | None = None
     reference_domain: int = 0
@@ -49,6 +54,8 @@ class StarGANReferenceRequest(Request):
 @dataclass(frozen=True)
 class StarGANInterpolateRequest(Request):
     """Generate ``source`` with lerp(style_a, style_b, alpha)."""
+
+    family: ClassVar[str] = "stargan2"
 
     source: FrozenArray | None = None
     style_a: Style | None = None

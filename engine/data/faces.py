@@ -18,7 +18,6 @@ Files per sample (split-relative): ``female/<id>.png`` or ``male/<id>.png``, ``p
 """
 from __future__ import annotations
 
-import sys
 from functools import lru_cache
 
 import cv2
@@ -28,7 +27,7 @@ from torch import nn
 
 from ..io import load_palette
 from .common import Json, Png, Sample, source_records, warn_fallback
-from .fetch import source_dir
+from .fetch import add_fetched_to_path as _add_cache_paths, source_dir
 
 PALETTE = load_palette("celebamask_hq")
 PART = {name: i for i, name in enumerate(PALETTE.names)}
@@ -64,16 +63,6 @@ def _generator() -> DCGANGenerator | None:
     g = DCGANGenerator()
     g.load_state_dict(ckpt["netG_state_dict"])
     return g.eval()
-
-
-def _add_cache_paths(*names: str) -> bool:
-    dirs = [source_dir(n) for n in names]
-    if any(d is None for d in dirs):
-        return False
-    for d in dirs:
-        if str(d) not in sys.path:
-            sys.path.append(str(d))
-    return True
 
 
 @lru_cache(maxsize=1)

@@ -70,6 +70,17 @@ def source_dir(name: str) -> Path | None:
     return d if (d / ".fetched").exists() else None
 
 
+def add_fetched_to_path(*names: str) -> bool:
+    """Put fetched wheels (extracted folders) on ``sys.path``; False when one was not fetched."""
+    dirs = [source_dir(n) for n in names]
+    if any(d is None for d in dirs):
+        return False
+    for d in dirs:
+        if str(d) not in sys.path:
+            sys.path.append(str(d))
+    return True
+
+
 def fetched_records() -> dict[str, dict]:
     """{source name: record} of everything fetched so far (package, version, licence...)."""
     path = cache_root() / "sources.json"

@@ -71,15 +71,30 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     from .evaluate import evaluate, format_table
 
+    from .evaluate import SPLITS, no_samples_message, split_sizes
+
     torch.set_num_threads(args.threads)
-    report = evaluate(args.model, Path(args.data), split=args.split, n=args.n, seed=args.seed,
-                      device=args.device, backbone=args.backbone, segmenter=args.segmenter or None,
-                      reference=args.reference)
-    print(format_table(report))
-    out = Path(args.json) if args.json else Path("out") / "eval" / f"{report['model_label']}-{Path(args.data).name}-{args.split}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(_clean(report), indent=2) + "\n")
-    print(f"wrote {out}")
+    data = Path(args.data)
+    splits = [args.split]
+    if args.split == "all":
+        sizes = split_sizes(data)
+        splits = [s for s in SPLITS if sizes[s]]
+        if not splits:
+            raise _cli_error(no_samples_message(data, "any"))
+        for s in SPLITS:
+            if not sizes[s]:
+                print(f"{s}: skipped, {no_samples_message(data, s)}")
+    for split in splits:
+        report = evaluate(args.model, data, split=split, n=args.n, seed=args.seed,
+                          device=args.device, backbone=args.backbone, segmenter=args.segmenter or None,
+                          reference=args.reference)
+        print(format_table(report))
+        out = Path(args.json) if args.json else Path("out") / "eval" / f"{report['model_label']}-{data.name}-{split}.json"
+        if args.json and len(splits) > 1:
+            out = out.with_name(f"{out.stem}-{split}{out.suffix}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(_clean(report), indent=2) + "\n")
+        print(f"wrote {out}")
     return 0
 
 
@@ -124,9 +139,12 @@ def register_cli(groups: Any) -> None:
 
     p = groups.top.add_parser("eval", help="evaluate a model (or a folder of generated images) on a dataset: "
                               "FD/PD on backbone features, PSNR/SSIM, segmenter mIoU")
-    p.add_argument("model", help="weights manifest entry, or a folder of generated <id>.png images")
+    p.add_argument("model", help="weights manifest entry, or a folder of generated images, one PNG per sample "
+                                 "named by its id: scenes and faces <id>.png (the sample's file name), sketches "
+                                 "<class>/<id>.png — what `i2i generate TASK --input DATA/SPLIT/label --out DIR` writes")
     p.add_argument("--data", required=True, help="a built dataset folder (scenes, faces, sketches)")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
+                   help="the split to evaluate (default test); all: every split the build has")
     p.add_argument("--n", type=int, default=None, help="evaluate at most N samples")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])

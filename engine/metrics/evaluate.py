@@ -26,6 +26,15 @@ from ..api.base import InputError, frozen
 from ..io import load_image, load_instance_map, load_label_map
 
 SCENE_LAYOUT, FACE_LAYOUT, SKETCH_LAYOUT = "scenes", "faces", "sketches"
+SPLITS = ("train", "val", "test")
+
+# How a folder of outputs must name them: one PNG per sample, named by the sample's id. These are
+# the names `i2i generate TASK --input <split folder> --out DIR` writes.
+OUTPUT_NAMING = {
+    SCENE_LAYOUT: "<id>.png, the sample's file name in <split>/label and <split>/image (e.g. 000018.png)",
+    FACE_LAYOUT: "<id>.png, the source photo's file name in <split>/female or <split>/male",
+    SKETCH_LAYOUT: "<class>/<id>.png, the pair's path under <split>/",
+}
 
 
 @dataclass
@@ -46,10 +55,36 @@ class EvalSet:
     real: dict[str, list[np.ndarray]] = field(default_factory=dict)  # group ("" = all) -> real images
 
 
+def split_sizes(root: Path) -> dict[str, int]:
+    """Samples per split of a built dataset (0 for an absent split), from the sample files."""
+    sizes = {}
+    for split in SPLITS:
+        base = root / split
+        if (base / "image").is_dir():
+            sizes[split] = len(list((base / "image").glob("*.png")))
+        elif base.is_dir():
+            sizes[split] = sum(len(list(d.glob("*.png"))) for d in base.iterdir()
+                               if d.is_dir() and d.name not in ("scene", "parsing", "landmarks"))
+        else:
+            sizes[split] = 0
+    return sizes
+
+
+def no_samples_message(root: Path, split: str) -> str:
+    """Why ``split`` of ``root`` has nothing to evaluate, and what to do."""
+    sizes = split_sizes(root)
+    if not any(sizes.values()):
+        return f"{root} is not a built dataset (no samples in train/, val/ or test/; build one with `i2i data build RECIPE`)"
+    have = ", ".join(f"{s} {n}" for s, n in sizes.items() if n)
+    return (f"{root} has no {split} samples (it has {have}): a build puts sample #18 of every 20 in val and "
+            f"#19 in test, so val and test need `i2i data build RECIPE --n 20` or more; "
+            f"`--split all` evaluates every split the build has")
+
+
 def detect_layout(root: Path, split: str) -> str:
     base = root / split
     if not base.is_dir():
-        raise InputError(f"{root} has no {split}/ folder (build a dataset with `i2i data build RECIPE`)")
+        raise InputError(no_samples_message(root, split))
     if (base / "image").is_dir() and (base / "label").is_dir():
         return SCENE_LAYOUT
     if (base / "female").is_dir() or (base / "male").is_dir():
@@ -151,13 +186,16 @@ def model_outputs(model: str, es: EvalSet, *, seed: int, device: str) -> tuple[l
     """Outputs for every case: from a folder of ``<id>.png`` files, or by running a manifest entry."""
     folder = Path(model)
     if folder.is_dir():
-        outs = []
-        for c in es.cases:
-            p = folder / f"{c.id}.png"
-            if not p.exists():
-                raise InputError(f"{folder} has no output for sample {c.id} (expected {p})")
-            outs.append(load_image(p))
-        return outs, {"source": "folder", "folder": str(folder)}
+        missing = [c.id for c in es.cases if not (folder / f"{c.id}.png").exists()]
+        if missing:
+            wanted = {f"{c.id}.png" for c in es.cases}
+            others = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.png")
+                            if str(p.relative_to(folder)) not in wanted)
+            found = f"; it holds other PNGs, e.g. {', '.join(others[:3])}" if others else ""
+            raise InputError(f"{folder} has no output for sample {missing[0]} (expected {folder / (missing[0] + '.png')}; "
+                             f"{len(missing)} of {len(es.cases)} missing): `i2i eval` reads "
+                             f"{OUTPUT_NAMING[es.layout]}{found}")
+        return [load_image(folder / f"{c.id}.png") for c in es.cases], {"source": "folder", "folder": str(folder)}
     from ..cli import run_task
     from ..weights import Manifest
 
@@ -294,7 +332,7 @@ def evaluate(model: str, data: Path, *, split: str = "test", n: int | None = Non
         reference = "exemplar" if family == "cocosnet" else "image"
     es = load_eval_set(data, split, n=n, seed=seed, reference=reference)
     if not es.cases:
-        raise InputError(f"{data / split} has no samples")
+        raise InputError(no_samples_message(data, split))
     outputs, source = model_outputs(model, es, seed=seed, device=device)
     notes: list[str] = []
     result = measure(es, outputs, backbone=backbone, segmenter=segmenter, notes=notes)

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..api.base import WeightsError
-from ..families import Family, StateDicts, register
+from ..families import Family, PreviewGrid, StateDicts, register
 from .layers import SPADEResnetBlock, maybe_spectral
 
 _EPS = sys.float_info.epsilon  # the official feature normalisation adds float64 epsilon
@@ -551,12 +551,24 @@ def convert(paths: list[Path], config: Mapping[str, Any]) -> StateDicts:
     return out
 
 
+# netG starts at 1/32 of the working size and needs at least 2×2 there.
+PREVIEW_STRIDE = 32
+PREVIEW_MINIMUM = 64
+
+
+def preview_grid(config: Mapping[str, Any]) -> PreviewGrid:
+    """Live-preview sizes of a CoCosNet model: multiples of 32 from 64 px up to its native size."""
+    return PreviewGrid(minimum=PREVIEW_MINIMUM, stride=PREVIEW_STRIDE,
+                       native=max(PREVIEW_MINIMUM, int(config.get("size", 256))))
+
+
 FAMILY = register(Family(
     name="cocosnet",
     build=build,
     configs=CONFIGS,
     convert=convert,
     inference_subnets=("netG", "netCorr"),
+    preview_grid=preview_grid,
     description="CoCosNet exemplar-based translation (correspondence netCorr + translation netG; netD for training)",
 ))
 

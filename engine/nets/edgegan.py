@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..api.base import WeightsError
-from ..families import Family, StateDicts, register
+from ..families import Family, PreviewGrid, StateDicts, register
 from .layers import maybe_spectral
 
 SKETCHYCOCO_CLASSES: tuple[str, ...] = (
@@ -440,6 +440,15 @@ def background_depth(config: Mapping[str, Any]) -> int:
     return max(3, min(8, int(math.log2(int(config.get("bg_size", 256)))) - 2))
 
 
+def preview_grid(config: Mapping[str, Any]) -> PreviewGrid | None:
+    """Live-preview sizes of the scene background network (multiples of 2**depth up to ``bg_size``);
+    none for object-only models (EdgeGAN objects run at their fixed size)."""
+    if not config.get("background", False):
+        return None
+    step = 2 ** background_depth(config)
+    return PreviewGrid(minimum=step, stride=step, native=max(step, int(config.get("bg_size", 256))))
+
+
 def build(config: Mapping[str, Any], only: tuple[str, ...] | None = None) -> dict[str, nn.Module]:
     """Every sub-network of ``config`` (or just those named in ``only``)."""
     size, z_dim = int(config.get("image_size", 64)), int(config.get("z_dim", 100))
@@ -675,5 +684,6 @@ FAMILY = register(Family(
     optional_keys=optional_keys,
     inference_subnets=("encoder", "edge_generator", "image_generator"),
     keys_extra={"tf-names": tf_names},
+    preview_grid=preview_grid,
     description="EdgeGAN (SketchyCOCO): sketch -> edge map + object image; scene background network",
 ))

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..families import Family, StateDicts, register
+from ..families import Family, PreviewGrid, StateDicts, register
 from .layers import SPADEResnetBlock, make_param_free_norm, maybe_spectral
 
 PadMode = Literal["zero", "partial"]
@@ -669,12 +669,24 @@ def convert(paths: list[Path], config: Mapping[str, Any]) -> StateDicts:
     return out
 
 
+def preview_grid(config: Mapping[str, Any]) -> PreviewGrid | None:
+    """Live-preview sizes (longer side): multiples of the generator's 2**upsamplings up to the crop
+    size; none for VAE models (their encoder's linear layers fix the size)."""
+    if config.get("use_vae"):
+        return None
+    m = 2 ** _NUM_UPSAMPLINGS[config.get("num_upsampling_layers", "normal")]
+    w = int(config.get("crop_size", 256))
+    h = int(round(w / float(config.get("aspect_ratio", 1.0))))
+    return PreviewGrid(minimum=m, stride=m, native=max(m, max(h, w) // m * m))
+
+
 FAMILY = register(Family(
     name="panoptic",
     build=build,
     configs=CONFIGS,
     convert=convert,
     inference_subnets=("netG",),
+    preview_grid=preview_grid,
     description="Panoptic-based image synthesis on SPADE (panoptic-aware conv/upsampling); "
                 "semantic-only mode = NVlabs/SPADE (loads latest_net_G.pth)",
 ))

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..api.base import WeightsError
-from ..families import Family, StateDicts, register
+from ..families import Family, PreviewGrid, StateDicts, register
 
 SQRT2 = math.sqrt(2.0)
 
@@ -154,6 +154,19 @@ class HighPass(nn.Module):
 HPF_SIZES = (32, 64, 128)
 
 
+def num_downsamples(img_size: int, w_hpf: float) -> int:
+    """Down-sampling blocks of the generator's encoder (one more with the high-pass/FAN path)."""
+    return int(math.log2(img_size)) - 4 + (1 if w_hpf > 0 else 0)
+
+
+def preview_grid(config: Mapping[str, Any]) -> PreviewGrid:
+    """Live-preview sizes: multiples of 2**downsamplings, at least 2×2 at the bottleneck (instance
+    norm needs more than one pixel), up to the model's size."""
+    a = network_args(config)
+    step = 2 ** num_downsamples(int(a["img_size"]), float(a["w_hpf"]))
+    return PreviewGrid(minimum=2 * step, stride=step, native=max(2 * step, int(a["img_size"])))
+
+
 class Generator(nn.Module):
     def __init__(self, img_size: int = 256, style_dim: int = 64, max_conv_dim: int = 512, w_hpf: float = 1,
                  base_dim: int | None = None) -> None:
@@ -169,7 +182,7 @@ class Generator(nn.Module):
             nn.InstanceNorm2d(dim_in, affine=True),
             nn.LeakyReLU(0.2),
             nn.Conv2d(dim_in, 3, 1, 1, 0))
-        repeat_num = int(math.log2(img_size)) - 4 + (1 if w_hpf > 0 else 0)
+        repeat_num = num_downsamples(img_size, w_hpf)
         dim_out = dim_in
         for _ in range(repeat_num):
             dim_out = min(dim_in * 2, max_conv_dim)
@@ -585,6 +598,7 @@ FAMILY = register(Family(
     convert=convert,
     inference_subnets=("generator", "mapping_network", "style_encoder", "fan"),
     optional_keys=optional_keys,
+    preview_grid=preview_grid,
     description="StarGAN v2: multi-domain image-to-image translation with latent or reference styles",
 ))
 

@@ -85,17 +85,23 @@ def _cmd_edit(args: argparse.Namespace) -> int:
 
 
 def register_cli(groups: Any) -> None:
-    from ..cli import add_common_generate_args
+    from ..cli import FolderMode, add_common_generate_args
 
     p = groups.generate.add_parser("edit", help="CoCosNet image editing: photo + its map + an edited map")
     p.add_argument("--config", default=None, help="ade20k | celebahq | celebahqedge (picks the registered model)")
-    p.add_argument("--photo", required=True, help="the photo to edit (also the exemplar)")
-    p.add_argument("--map", required=True, help="the photo's label / face-parsing map")
-    p.add_argument("--edited-map", required=True, help="the edited map (same size as --map)")
+    p.add_argument("--photo", "--input", dest="photo", required=True,
+                   help="the photo to edit (also the exemplar), or a folder of photos (then --out is a folder)")
+    p.add_argument("--map", required=True, help="the photo's label / face-parsing map (a folder: <photo stem>.png)")
+    p.add_argument("--edited-map", required=True,
+                   help="the edited map, same size as --map (a folder: <photo stem>.png)")
     p.add_argument("--no-paste", action="store_true", help="return the full regenerated image (no paste-back)")
     p.add_argument("--out", required=True, help="output image")
     p.add_argument("--save-warp", default=None, help="also write the warped photo here")
-    add_common_generate_args(p)
+    ex = "assets/examples"
+    add_common_generate_args(p, folder=FolderMode(input="photo", companions=("map", "edited_map"),
+                                                  outputs=("out", "save_warp")), examples=(
+        f"i2i generate edit --photo {ex}/exemplars/scene_000019.png --map {ex}/maps/scene_000019.png "
+        f"--edited-map {ex}/maps/scene_000039.png --out out/edited.png",))
     p.set_defaults(func=_cmd_edit)
 
 

@@ -20,11 +20,10 @@ from ..api.base import FrozenArray, InputError, Request, Result, WeightsError
 from ..api.cocosnet import ExemplarRequest
 from ..cocosnet_inputs import encode_for_config, encode_image
 from ..devices import precision_context
-from ..nets.cocosnet import prepare_for_inference
+from ..nets.cocosnet import prepare_for_inference, preview_grid
 from . import TaskContext, runner, to_uint8_image
 
 FAMILY = "cocosnet"
-MIN_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -52,14 +51,16 @@ def resolve_model(name: str) -> str:
 
 
 def working_size(config: Mapping[str, Any], preview_size: int | None) -> int:
-    """Square working resolution: the model's native size, or the preview size rounded down to a
-    multiple of 32 (netG starts at 1/32 resolution)."""
+    """Square working resolution: the model's native size, or the preview size rounded down to the
+    model's preview grid (an explicit size may go up to twice the native size)."""
     native = int(config.get("size", 256))
     if preview_size is None:
         return native
-    if preview_size < MIN_SIZE:
-        raise InputError(f"preview size {preview_size} is too small; CoCosNet needs at least {MIN_SIZE} px")
-    return max(MIN_SIZE, min(native * 2, int(preview_size)) // 32 * 32)
+    grid = preview_grid(config)
+    if preview_size < grid.minimum:
+        raise InputError(f"preview size {preview_size} is too small; CoCosNet needs at least {grid.minimum} px")
+    size = min(native * 2, int(preview_size))
+    return max(grid.minimum, size - size % grid.stride)
 
 
 def _array(x: FrozenArray | np.ndarray | None) -> np.ndarray | None:
@@ -177,23 +178,52 @@ def run_exemplar(request: ExemplarRequest, ctx: TaskContext) -> Result:
 
 
 # ------------------------------------------------------------------------------------------------ CLI
+def config_mismatch(entry: Any, config: str) -> str:
+    """Why manifest ``entry`` cannot stand in for the released CoCosNet ``config`` ('' when it can):
+    a model named like ``small_ade20k`` may take a different input or class count than ``ade20k``."""
+    from ..nets.cocosnet import CONFIGS
+
+    named = CONFIGS.get(config)
+    if named is None or entry.config_name == config:
+        return ""
+    reasons = []
+    kind, named_kind = entry.config.get("input_kind", "labels"), named.get("input_kind", "labels")
+    if kind != named_kind:
+        reasons.append(f"it takes {kind} input, {config} takes {named_kind}")
+    nc, named_nc = int(entry.config.get("semantic_nc", 0)), int(named.get("semantic_nc", 0))
+    if nc != named_nc:
+        reasons.append(f"it has {nc} classes, {config} has {named_nc}")
+    return "; ".join(reasons)
+
+
 def pick_model(config: str | None, model: str) -> str:
-    """``--model``, else the registered CoCosNet entry for ``--config`` (default-flagged first)."""
+    """``--model``, else the registered CoCosNet entry for ``--config`` (default-flagged first). A
+    model merely named like the config (``small_ade20k`` for ``ade20k``) is taken only when its input
+    and classes match; a mismatch is refused, naming both."""
     from ..cli import CliError, default_model
     from ..weights import Manifest
 
+    manifest = Manifest()
     if model:
+        why = config_mismatch(manifest.get(model), config) if config else ""
+        if why:
+            raise CliError(f"--model {model} does not fit --config {config}: {why}; drop --config to run it")
         return model
     if not config:
         return default_model(FAMILY)
-    entries = Manifest().by_family(FAMILY)
+    entries = manifest.by_family(FAMILY)
     exact = [e for e in entries if e.config_name == config]
-    loose = [e for e in entries if config in e.config_name]
-    found = exact or loose
+    loose = [e for e in entries if config in e.config_name and e.config_name != config]
+    found = exact or [e for e in loose if not config_mismatch(e, config)]
     if not found:
-        raise CliError(f"no CoCosNet model for config {config!r} is registered; import the official files with "
-                       f"`i2i weights import latest_net_G.pth latest_net_Corr.pth --as cocosnet_{config} "
-                       f"--family cocosnet --config {config}`")
+        how = (f"import the official files with `i2i weights import latest_net_G.pth latest_net_Corr.pth "
+               f"--as cocosnet_{config} --family cocosnet --config {config}`")
+        if loose:
+            e = loose[0]
+            raise CliError(f"no CoCosNet model for config {config!r} is registered: {e.name} is "
+                           f"{e.config_name}, not {config} ({config_mismatch(e, config)}); run it with "
+                           f"--model {e.name}, or {how}")
+        raise CliError(f"no CoCosNet model for config {config!r} is registered; {how}")
     default = [e for e in found if e.extra.get("default")]
     return (default or found)[0].name
 
@@ -266,19 +296,30 @@ def write_outputs(request: Request, out: str, save_warp: str | None) -> int:
 
 
 def register_cli(groups: Any) -> None:
-    from ..cli import add_common_generate_args
+    from ..cli import IMAGE_SUFFIXES, FolderMode, add_common_generate_args
 
     p = groups.generate.add_parser("cocosnet", help="CoCosNet exemplar-based translation (semantics + exemplar photo)")
     p.add_argument("--config", default=None,
                    help="ade20k | ade20k_nomask | celebahq | celebahqedge | deepfashion (picks the registered model)")
     p.add_argument("--input", required=True,
-                   help="label map / face parsing PNG; deepfashion: OpenPose JSON or a person photo (needs mediapipe)")
+                   help="label map / face parsing PNG; deepfashion: OpenPose JSON or a person photo (needs mediapipe); "
+                        "or a folder of them (then --out is a folder)")
     p.add_argument("--exemplar", required=True, help="exemplar photo")
     p.add_argument("--exemplar-map", default=None, help="the exemplar's own map / pose JSON (maskmix models need it)")
     p.add_argument("--input-photo", default=None, help="celebahqedge: photo behind --input (adds hair/background edges)")
     p.add_argument("--out", required=True, help="output image")
     p.add_argument("--save-warp", default=None, help="also write the warped exemplar here")
-    add_common_generate_args(p)
+    ex = "assets/examples"
+    add_common_generate_args(p, folder=FolderMode(input="input", suffixes=(*IMAGE_SUFFIXES, ".json"),
+                                                  companions=("input_photo",), outputs=("out", "save_warp")),
+                             examples=(
+        f"i2i generate cocosnet --input {ex}/maps/scene_000019.png --exemplar {ex}/exemplars/scene_000039.png "
+        f"--exemplar-map {ex}/maps/scene_000039.png --out out/exemplar.png --save-warp out/exemplar_warp.png",
+        f"i2i generate cocosnet --config celebahqedge --input {ex}/parsing/female_000019.png "
+        f"--input-photo {ex}/faces/female_000019.png --exemplar {ex}/faces/male_000039.png "
+        f"--exemplar-map {ex}/parsing/male_000039.png --out out/face.png",
+        f"i2i generate cocosnet --config celebahqedge --input {ex}/parsing --input-photo {ex}/faces "
+        f"--exemplar {ex}/faces/male_000039.png --exemplar-map {ex}/parsing/male_000039.png --out out/faces/"))
     p.set_defaults(func=_cmd_cocosnet)
 
 

@@ -120,20 +120,28 @@ def _cmd_makeup(args: argparse.Namespace) -> int:
 
 
 def register_cli(groups: Any) -> None:
-    from ..cli import add_common_generate_args
+    from ..cli import FolderMode, add_common_generate_args
 
     p = groups.generate.add_parser("makeup", help="CoCosNet makeup transfer onto a portrait (region-only blend)")
     p.add_argument("--config", default="celebahqedge", help="celebahqedge (default) | celebahq")
-    p.add_argument("--portrait", required=True, help="target portrait photo")
+    p.add_argument("--portrait", "--input", dest="portrait", required=True,
+                   help="target portrait photo, or a folder of them (then --out is a folder)")
     p.add_argument("--portrait-map", default=None,
-                   help="its CelebAMask-HQ face parsing map (default: from dlib face landmarks, optional extra)")
+                   help="its CelebAMask-HQ face parsing map (a folder: <portrait stem>.png; "
+                        "default: from dlib face landmarks, optional extra)")
     p.add_argument("--exemplar", required=True, help="a face wearing the makeup")
     p.add_argument("--exemplar-map", default=None, help="the exemplar's face parsing map (default: from landmarks)")
     p.add_argument("--regions", default="lips,eyes,skin", help="comma list of lips, eyes, skin, brows (empty: whole image)")
     p.add_argument("--strength", type=float, default=1.0, help="blend strength 0..1")
     p.add_argument("--out", required=True, help="output image")
     p.add_argument("--save-warp", default=None, help="also write the warped exemplar here")
-    add_common_generate_args(p)
+    ex = "assets/examples"
+    add_common_generate_args(p, folder=FolderMode(input="portrait", companions=("portrait_map",),
+                                                  outputs=("out", "save_warp")), examples=(
+        f"i2i generate makeup --portrait {ex}/faces/female_000019.png --portrait-map {ex}/parsing/female_000019.png "
+        f"--exemplar {ex}/faces/female_000079.png --exemplar-map {ex}/parsing/female_000079.png --out out/makeup.png",
+        f"i2i generate makeup --input {ex}/faces --portrait-map {ex}/parsing --exemplar {ex}/faces/female_000079.png "
+        f"--exemplar-map {ex}/parsing/female_000079.png --regions lips,eyes --out out/makeup/"))
     p.set_defaults(func=_cmd_makeup)
 
 

@@ -38,14 +38,15 @@ def _default_model_name() -> str:
 
 def working_size(config: Mapping[str, Any], preview_size: int | None) -> tuple[int, int]:
     """(H, W) the generator runs at."""
-    from ..nets.panoptic import _NUM_UPSAMPLINGS
+    from ..nets.panoptic import _NUM_UPSAMPLINGS, preview_grid
 
     m = 2 ** _NUM_UPSAMPLINGS[config.get("num_upsampling_layers", "normal")]
     W = int(config.get("crop_size", 256))
     H = int(round(W / float(config.get("aspect_ratio", 1.0))))
     H, W = H // m * m, W // m * m
-    if preview_size and not config.get("use_vae") and max(H, W) > preview_size:
-        scale = preview_size / max(H, W)
+    grid = preview_grid(config)
+    if preview_size and grid is not None and max(H, W) > preview_size:
+        scale = grid.fit(preview_size) / max(H, W)
         H, W = max(m, int(H * scale) // m * m), max(m, int(W * scale) // m * m)
     return H, W
 
@@ -152,19 +153,26 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def register_cli(groups: Any) -> None:
-    from ..cli import add_common_generate_args
+    from ..cli import FolderMode, add_common_generate_args
 
     p = groups.generate.add_parser("panoptic", help="panoptic map (labels + instance ids) → image; "
                                                     "SPADE models run semantic-only")
-    p.add_argument("--labels", help="label map: indexed/grey PNG (or RGB with --palette)")
-    p.add_argument("--instances", help="instance-id map: 16-bit PNG (stuff = class index, thing k of class c = c·1000+k)")
+    p.add_argument("--labels", "--input", dest="labels",
+                   help="label map: indexed/grey PNG (or RGB with --palette); or a folder of them (then --out is a folder)")
+    p.add_argument("--instances", help="instance-id map: 16-bit PNG (stuff = class index, thing k of class c = c·1000+k); "
+                                       "a folder: <labels stem>.png")
     p.add_argument("--coco-png", help="instead of --labels/--instances: a COCO panoptic PNG …")
     p.add_argument("--coco-json", help="… and its panoptic JSON (segments_info)")
     p.add_argument("--palette", help="palette to decode an RGB label map (default: the model's)")
     p.add_argument("--style", help="style image for models with the VAE encoder (multimodal synthesis)")
     p.add_argument("--out", required=True, help="output PNG")
     p.add_argument("--save-edges", help="also write the instance-edge channel as a PNG")
-    add_common_generate_args(p)
+    ex = "assets/examples/maps"
+    add_common_generate_args(p, folder=FolderMode(input="labels", companions=("instances",),
+                                                  outputs=("out", "save_edges")), examples=(
+        f"i2i generate panoptic --labels {ex}/scene_000019.png --instances {ex}/instances/scene_000019.png "
+        f"--out out/panoptic.png --save-edges out/panoptic_edges.png",
+        f"i2i generate panoptic --input {ex} --instances {ex}/instances --out out/panoptic/"))
     p.set_defaults(func=_cmd_generate)
 
 

@@ -22,7 +22,7 @@ import torch
 from ..api.base import FrozenArray, InputError, Result
 from ..api.edgegan import SceneObject, SceneRequest
 from ..devices import precision_context
-from ..nets.edgegan import background_depth
+from ..nets.edgegan import background_depth, preview_grid
 from ..sketch_inputs import binarise, fill_strokes, load_scene_sketch, to_grey
 from . import TaskContext, runner, to_uint8_image
 from .sketch import FAMILY, class_index, default_model_name, generate_object, load_model
@@ -133,7 +133,10 @@ def run_scene(request: SceneRequest, ctx: TaskContext) -> Result:
 
     ctx.progress("background", 0.75)
     depth = background_depth(bg_config)
-    long_side = int(request.preview_size or bg_config.get("bg_size", 256))
+    grid = preview_grid(bg_config)
+    long_side = int(bg_config.get("bg_size", 256))
+    if request.preview_size and grid is not None:
+        long_side = grid.fit(request.preview_size)
     size = working_size((w, h), long_side, 2 ** depth)
     x = background_inputs(background, foreground, fg_mask, size).to(ctx.device)
     with precision_context(ctx.device, request.precision):
@@ -177,16 +180,19 @@ def _cmd_scene(args: argparse.Namespace) -> int:
 
 
 def register_cli(groups) -> None:
-    from ..cli import add_common_generate_args
+    from ..cli import FolderMode, add_common_generate_args
 
     p = groups.generate.add_parser("scene", help="EdgeGAN + background network: scene sketch JSON -> scene image")
-    p.add_argument("--sketch", required=True, help='scene JSON: {"size": [W, H], "background": png, "objects": [...]}')
+    p.add_argument("--sketch", "--input", dest="sketch", required=True,
+                   help='scene JSON: {"size": [W, H], "background": png, "objects": [...]}; or a folder of them '
+                        '(then --out is a folder)')
     p.add_argument("--out", required=True, help="output PNG")
     p.add_argument("--background-model", default="", help="model whose background network paints the scene")
     p.add_argument("--no-paste", action="store_true", help="keep the background network's output as is")
     p.add_argument("--noise", default="scalar", choices=["scalar", "elementwise", "none"], help="encoder sampling")
     p.add_argument("--save-stages", action="store_true", help="also write OUT_foreground/_background/_mask.png")
-    add_common_generate_args(p)
+    add_common_generate_args(p, folder=FolderMode(input="sketch", suffixes=(".json",)), examples=(
+        "i2i generate scene --sketch assets/examples/sketches/scene.json --save-stages --out out/scene.png",))
     p.set_defaults(func=_cmd_scene)
 
 

@@ -142,17 +142,34 @@ def _cmd_sketch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _class_help() -> str:
+    """``--class`` help naming the default model's classes (read from the manifest, never fatal)."""
+    try:
+        from ..nets.edgegan import class_names
+        from ..weights import Manifest
+
+        entry = Manifest().default(FAMILY)
+    except Exception:  # noqa: BLE001 - a broken manifest is reported by the command, not by --help
+        entry = None
+    if entry is None:
+        return "object class of the model (an unknown class is answered with the model's list)"
+    return f"object class; {entry.name} knows: {', '.join(class_names(entry.config))}"
+
+
 def register_cli(groups) -> None:
-    from ..cli import add_common_generate_args
+    from ..cli import FolderMode, add_common_generate_args
 
     p = groups.generate.add_parser("sketch", help="EdgeGAN: object sketch + class -> edge map and image")
-    p.add_argument("--sketch", required=True, help="sketch image (dark strokes on light, any size)")
-    p.add_argument("--class", dest="class_name", required=True, help="object class, e.g. cat (see the model's classes)")
+    p.add_argument("--sketch", "--input", dest="sketch", required=True,
+                   help="sketch image (dark strokes on light, any size), or a folder of them (then --out is a folder)")
+    p.add_argument("--class", dest="class_name", required=True, help=_class_help())
     p.add_argument("--out", required=True, help="output PNG (the edge map goes to OUT_edge.png)")
     p.add_argument("--noise", default="scalar", choices=["scalar", "elementwise", "none"],
                    help="encoder sampling: one scalar ε per call as the official code (default), per dimension, or μ")
     p.add_argument("--triptych", action="store_true", help="write [input | edge | image] side by side instead")
-    add_common_generate_args(p)
+    add_common_generate_args(p, folder=FolderMode(input="sketch"), examples=(
+        "i2i generate sketch --sketch assets/examples/sketches/bird.png --class bird --out out/bird.png",
+        "i2i generate sketch --sketch assets/examples/sketches/bird.png --class bird --triptych --out out/bird_steps.png"))
     p.set_defaults(func=_cmd_sketch)
 
 

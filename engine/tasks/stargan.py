@@ -24,7 +24,7 @@ from ..api.base import FrozenArray, InputError, Request, Result
 from ..api.stargan2 import (LatentStyle, ReferenceStyle, StarGANInterpolateRequest, StarGANLatentRequest,
                             StarGANReferenceRequest, Style)
 from ..devices import autocast_dtype, precision_context
-from ..nets.stargan2 import domain_names, network_args
+from ..nets.stargan2 import domain_names, network_args, preview_grid
 from . import TaskContext, runner, to_uint8_image
 
 FAMILY = "stargan2"
@@ -102,8 +102,7 @@ def working_size(model: _Model, preview_size: int | None) -> int:
         return native
     if preview_size < 1:
         raise InputError(f"preview size must be positive, got {preview_size}")
-    step = 2 ** int(model.nets["generator"].num_downsamples)
-    return max(step * 2, (int(preview_size) // step) * step)
+    return preview_grid(model.args).fit(preview_size)
 
 
 def _key(ctx: TaskContext, model: _Model, precision: str, *parts: Any) -> tuple:
@@ -263,23 +262,12 @@ def _parse_style(spec: str, names: Sequence[str], default_seed: int) -> Style:
 
 
 class _Session:
-    """Runs many requests with one model store and one style/feature cache (for grids)."""
-
-    def __init__(self) -> None:
-        from ..devices import configure_threads
-        from . import LRUCache, ModelStore
-
-        configure_threads()
-        self.models = ModelStore()
-        self.cache = LRUCache(256)
-        self.count = 0
+    """Runs the requests of a grid in the command's session (one model store, one style cache)."""
 
     def run(self, request: Request) -> np.ndarray:
-        from . import make_context, run_request
+        from ..cli import run_task
 
-        self.count += 1
-        result = run_request(request, make_context(self.count, request, self.models, self.cache))
-        return result.image
+        return run_task(request).image
 
 
 def _model_info(args: argparse.Namespace) -> tuple[str, list[str], int]:
@@ -426,37 +414,51 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_cli(groups) -> None:
-    from ..cli import add_common_generate_args
+EXAMPLE_FACES = "assets/examples/faces"
 
+
+def register_cli(groups) -> None:
+    from ..cli import FolderMode, add_common_generate_args
+
+    F = EXAMPLE_FACES
+    folder = FolderMode(input="source")
     p = groups.generate.add_parser("stargan2-latent", help="StarGAN v2: translate with random styles of a target domain")
-    p.add_argument("--source", nargs="+", required=True, help="source image(s), any size")
+    p.add_argument("--source", "--input", dest="source", nargs="+", required=True,
+                   help="source image(s), any size, or one folder of them (then --out is a folder)")
     p.add_argument("--domain", required=True, help="target domain (name or index, e.g. male or 1)")
     p.add_argument("--psi", type=float, default=1.0, help="truncation: lerp(average style, style, psi) (default 1)")
     p.add_argument("--num", type=int, default=1, help="outputs per source, seeds SEED, SEED+1, … (default 1)")
     p.add_argument("--out", required=True, help="output PNG (several outputs get _<source>_<seed> suffixes)")
     p.add_argument("--grid", action="store_true", help="write one grid: sources × seeds")
-    add_common_generate_args(p)
+    add_common_generate_args(p, folder=folder, examples=(
+        f"i2i generate stargan2-latent --source {F}/female_000019.png --domain male --num 3 --grid --out out/latent.png",
+        f"i2i generate stargan2-latent --input {F} --domain female --out out/latent/"))
     p.set_defaults(func=_cmd_latent)
 
     p = groups.generate.add_parser("stargan2-reference", help="StarGAN v2: translate with the style of reference photo(s)")
-    p.add_argument("--source", nargs="+", required=True, help="source image(s)")
+    p.add_argument("--source", "--input", dest="source", nargs="+", required=True,
+                   help="source image(s), or one folder of them (then --out is a folder)")
     p.add_argument("--reference", nargs="+", required=True, help="reference image(s)")
     p.add_argument("--ref-domain", nargs="+", required=True, help="domain of the references (one, or one per reference)")
     p.add_argument("--out", required=True, help="output PNG (several outputs get _<source>_<reference> suffixes)")
     p.add_argument("--grid", action="store_true", help="write the paper-style grid: references on top, sources left")
-    add_common_generate_args(p)
+    add_common_generate_args(p, folder=folder, examples=(
+        f"i2i generate stargan2-reference --source {F}/female_000019.png {F}/female_000079.png "
+        f"--reference {F}/male_000039.png {F}/male_000059.png --ref-domain male --grid --out out/reference.png",))
     p.set_defaults(func=_cmd_reference)
 
     p = groups.generate.add_parser("stargan2-interpolate", help="StarGAN v2: interpolate between two styles")
-    p.add_argument("--source", nargs="+", required=True, help="source image(s)")
+    p.add_argument("--source", "--input", dest="source", nargs="+", required=True,
+                   help="source image(s), or one folder of them (then --out is a folder)")
     p.add_argument("--style-a", required=True, help="latent:DOMAIN[:SEED[:PSI]] or ref:PATH:DOMAIN")
     p.add_argument("--style-b", required=True, help="latent:DOMAIN[:SEED[:PSI]] or ref:PATH:DOMAIN")
     p.add_argument("--alpha", type=float, default=0.5, help="0 = style A, 1 = style B (default 0.5)")
     p.add_argument("--steps", type=int, default=None, help="instead of --alpha: N evenly spaced alphas from 0 to 1")
     p.add_argument("--out", required=True, help="output PNG")
     p.add_argument("--grid", action="store_true", help="write one grid: sources × alphas")
-    add_common_generate_args(p)
+    add_common_generate_args(p, folder=folder, examples=(
+        f"i2i generate stargan2-interpolate --source {F}/female_000019.png --style-a latent:female "
+        f"--style-b ref:{F}/male_000039.png:male --steps 5 --grid --out out/interpolate.png",))
     p.set_defaults(func=_cmd_interpolate)
 
 
