@@ -1,10 +1,13 @@
 """Project files: one zip holding every workspace's canvases, pickers and parameters.
 
-Layout: ``project.json`` ({"format": "i2i-studio project", "version", "current", "workspaces":
-{key: {"state": {...}, "arrays": {name: member}}}}) plus one member per array: 8-bit images and
-maps as PNG (greyscale or RGB, lossless), everything else as ``.npy``. Writes are atomic (temp file
-in the same folder, fsync, rename), so a crash never leaves a half-written project. The same
-format serves autosave; a lock file tells the next start that the last session did not exit cleanly.
+Layout: ``project.json`` ({"format": "i2i-studio project", "version", "current", "source",
+"workspaces": {key: {"state": {...}, "arrays": {name: member}}}}) plus one member per array: 8-bit
+images and maps as PNG (greyscale or RGB, lossless), everything else as ``.npy``. Large arrays
+(photos) are stored once by content hash (``media/<hash>.png``), however many workspaces use them,
+and a :class:`MediaCache` keeps their encoded bytes so later saves do not encode them again. Writes
+are atomic (temp file in the same folder, fsync, rename), so a crash never leaves a half-written
+project. The same format serves autosave, written by :class:`Autosaver` on a worker thread; a lock
+file tells the next start that the last session did not exit cleanly.
 """
 from __future__ import annotations
 
@@ -12,21 +15,26 @@ import io
 import json
 import os
 import tempfile
+import threading
+import weakref
 import zipfile
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor, wait as futures_wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from PIL import Image
 
-from engine.api import InputError
+from engine.api import InputError, array_digest
 
 FORMAT = "i2i-studio project"
 VERSION = 1
 SUFFIX = ".i2i"
 AUTOSAVE_NAME = "autosave" + SUFFIX
 LOCK_NAME = "session.lock"
+MEDIA_MIN_BYTES = 1 << 20  # arrays at least this big are stored once by content hash
 
 
 @dataclass
@@ -39,13 +47,16 @@ class WorkspaceData:
 class Project:
     workspaces: dict[str, WorkspaceData] = field(default_factory=dict)
     current: str = ""
+    source: str = ""  # the project file this session belongs to (kept by autosaves)
 
 
 def _encode(arr: np.ndarray) -> tuple[str, bytes]:
     """(extension, bytes): PNG for 8-bit grey/RGB arrays, exact .npy otherwise."""
     buf = io.BytesIO()
     if arr.dtype == np.uint8 and (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))):
-        Image.fromarray(np.ascontiguousarray(arr)).save(buf, format="PNG", compress_level=6)
+        # big photos: fast compression (a few % larger, several times faster to write)
+        level = 6 if arr.nbytes < 16 * MEDIA_MIN_BYTES else 1
+        Image.fromarray(np.ascontiguousarray(arr)).save(buf, format="PNG", compress_level=level)
         return ".png", buf.getvalue()
     np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
     return ".npy", buf.getvalue()
@@ -58,34 +69,97 @@ def _decode(name: str, data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)
 
 
-def save_project(path: Path | str, project: Project) -> None:
-    """Write ``project`` to ``path`` atomically."""
+class MediaCache:
+    """Encoded bytes of large arrays by content hash (bounded LRU), and each array object's hash, so
+    an unchanged photo is neither hashed nor encoded again on the next save. Thread-safe. Arrays
+    handed to a save are treated as immutable (the studio replaces images, it never writes into
+    them)."""
+
+    def __init__(self, max_bytes: int = 512 << 20) -> None:
+        self.max_bytes = max_bytes
+        self._encoded: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+        self._digests: dict[int, tuple[weakref.ref, str]] = {}
+        self._lock = threading.Lock()
+        self.encodes = 0  # statistics: how many arrays were actually encoded
+
+    def digest(self, arr: np.ndarray) -> str:
+        with self._lock:
+            known = self._digests.get(id(arr))
+            if known is not None and known[0]() is arr:
+                return known[1]
+        digest = array_digest(arr)
+        with self._lock:
+            self._digests = {k: v for k, v in self._digests.items() if v[0]() is not None}
+            try:
+                self._digests[id(arr)] = (weakref.ref(arr), digest)
+            except TypeError:  # a view of a non-weakref-able object: just do not remember it
+                pass
+        return digest
+
+    def encoded(self, digest: str, arr: np.ndarray) -> tuple[str, bytes]:
+        with self._lock:
+            hit = self._encoded.get(digest)
+            if hit is not None:
+                self._encoded.move_to_end(digest)
+                return hit
+        ext, data = _encode(arr)
+        with self._lock:
+            self.encodes += 1
+            self._encoded[digest] = (ext, data)
+            total = sum(len(d) for _, d in self._encoded.values())
+            while total > self.max_bytes and len(self._encoded) > 1:
+                _, (_, dropped) = self._encoded.popitem(last=False)
+                total -= len(dropped)
+        return ext, data
+
+
+def save_project(path: Path | str, project: Project, *, cache: MediaCache | None = None,
+                 keep: Callable[[], bool] | None = None) -> bool:
+    """Write ``project`` to ``path`` atomically. ``cache`` reuses encoded photos; ``keep()`` is
+    asked just before the file replaces the old one (False: drop the write). True when written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    cache = cache or MediaCache()
     meta: dict[str, Any] = {"format": FORMAT, "version": VERSION, "current": project.current, "workspaces": {}}
+    if project.source:
+        meta["source"] = project.source
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                stored: set[str] = set()
                 for key, ws in project.workspaces.items():
                     members: dict[str, str] = {}
                     for name, arr in ws.arrays.items():
                         if arr is None:
                             continue
-                        ext, data = _encode(np.asarray(arr))
-                        member = f"{key}/{name}{ext}"
-                        # PNG is already compressed; storing it avoids a second deflate pass
-                        zf.writestr(member, data, compress_type=zipfile.ZIP_STORED if ext == ".png" else zipfile.ZIP_DEFLATED)
+                        arr = np.asarray(arr)
+                        if arr.nbytes >= MEDIA_MIN_BYTES:
+                            digest = cache.digest(arr)
+                            ext, data = cache.encoded(digest, arr)
+                            member = f"media/{digest}{ext}"
+                        else:
+                            ext, data = _encode(arr)
+                            member = f"{key}/{name}{ext}"
+                        if member not in stored:
+                            # PNG is already compressed; storing it avoids a second deflate pass
+                            zf.writestr(member, data,
+                                        compress_type=zipfile.ZIP_STORED if ext == ".png" else zipfile.ZIP_DEFLATED)
+                            stored.add(member)
                         members[name] = member
                     meta["workspaces"][key] = {"state": ws.state, "arrays": members}
                 zf.writestr("project.json", json.dumps(meta, indent=1))
             fh.flush()
             os.fsync(fh.fileno())
+        if keep is not None and not keep():
+            os.unlink(tmp)
+            return False
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    return True
 
 
 def load_project(path: Path | str) -> Project:
@@ -106,12 +180,15 @@ def load_project(path: Path | str) -> Project:
             raise InputError(f"{path.name} is not an i2i-studio project (format {meta.get('format')!r})")
         if int(meta.get("version", 0)) > VERSION:
             raise InputError(f"{path.name} was written by a newer i2i-studio (project version {meta['version']})")
-        out = Project(current=str(meta.get("current", "")))
+        out = Project(current=str(meta.get("current", "")), source=str(meta.get("source", "")))
+        decoded: dict[str, np.ndarray] = {}  # a photo shared by several workspaces is read once
         for key, ws in meta.get("workspaces", {}).items():
             arrays = {}
             for name, member in ws.get("arrays", {}).items():
                 try:
-                    arrays[name] = _decode(member, zf.read(member))
+                    if member not in decoded:
+                        decoded[member] = _decode(member, zf.read(member))
+                    arrays[name] = decoded[member]
                 except (KeyError, OSError, ValueError) as exc:
                     raise InputError(f"{path.name}: {member} is missing or damaged ({exc})") from exc
             out.workspaces[key] = WorkspaceData(state=dict(ws.get("state", {})), arrays=arrays)
@@ -130,6 +207,8 @@ def projects_equal(a: Project, b: Project) -> bool:
             return False
         for name, arr in wa.arrays.items():
             other = wb.arrays[name]
+            if arr is other:
+                continue
             if arr.dtype != other.dtype or arr.shape != other.shape or not np.array_equal(arr, other):
                 return False
     return True
@@ -176,8 +255,9 @@ class SessionGuard:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.lock.write_text(str(os.getpid()))
 
-    def save(self, project: Project) -> None:
-        save_project(self.autosave, project)
+    def save(self, project: Project, *, cache: MediaCache | None = None,
+             keep: Callable[[], bool] | None = None) -> bool:
+        return save_project(self.autosave, project, cache=cache, keep=keep)
 
     def finish(self) -> None:
         """Clean exit: nothing to recover next time."""
@@ -186,3 +266,51 @@ class SessionGuard:
                 p.unlink()
             except FileNotFoundError:
                 pass
+
+
+class Autosaver:
+    """Writes autosaves on one worker thread. The GUI hands over a snapshot (a :class:`Project`
+    whose arrays are copies or immutable images) and returns at once; a snapshot still waiting
+    when a newer one arrives is dropped (newest wins). ``on_done(error)`` runs on the worker
+    thread after each write ('' on success)."""
+
+    def __init__(self, guard: SessionGuard, cache: MediaCache | None = None,
+                 on_done: Callable[[str], None] | None = None) -> None:
+        self.guard = guard
+        self.cache = cache or MediaCache()
+        self.on_done = on_done
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="i2i-autosave")
+        self._futures: list[Future] = []
+        self._closing = threading.Event()
+        self.written = 0
+
+    def submit(self, project: Project) -> Future:
+        for f in self._futures:
+            f.cancel()  # only succeeds for a snapshot still waiting
+        future = self._executor.submit(self._write, project)
+        self._futures = [f for f in self._futures if not f.done()] + [future]
+        return future
+
+    def _write(self, project: Project) -> bool:
+        if self._closing.is_set():
+            return False
+        try:
+            ok = self.guard.save(project, cache=self.cache, keep=lambda: not self._closing.is_set())
+        except OSError as exc:
+            if self.on_done is not None:
+                self.on_done(f"Autosave failed: {exc}")
+            return False
+        if ok:
+            self.written += 1
+            if self.on_done is not None:
+                self.on_done("")
+        return ok
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Stop: drop a waiting snapshot, let a running write finish (it is not committed), wait
+        up to ``timeout`` seconds. True when the worker stopped in time."""
+        self._closing.set()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        running = [f for f in self._futures if not f.cancelled()]
+        futures_wait(running, timeout)
+        return all(f.done() for f in running)

@@ -62,6 +62,10 @@ def companion_map(photo: Path | None, pose: bool) -> Path | None:
     return next((c for c in candidates if c.is_file()), None)
 
 
+COCOSNET_SEED_UNUSED = ("CoCosNet has no random style: the look comes from the exemplar, so the seed does not "
+                        "change the output. Choose another exemplar instead.")
+
+
 def render_pose(kp: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
     """A pose drawn as OpenPose-coloured bones on black (picker thumbnails)."""
     kp = np.asarray(kp, np.float32)
@@ -111,6 +115,8 @@ class ExemplarWorkspace(Workspace):
         self.canvas_stack.addWidget(self.pose_canvas)
         self.center_layout.addWidget(self.canvas_stack, 1)
         self.connect_canvas(self.editor.canvas)
+        for key, fn in self.editor.shortcuts():
+            self.add_shortcut(key, fn)
         self.connect_canvas(self.pose_canvas)
 
         self.warped = ImageView("Warped exemplar")
@@ -208,6 +214,9 @@ class ExemplarWorkspace(Workspace):
     def before_image(self) -> np.ndarray | None:
         return self.exemplar.image
 
+    def seed_unused(self) -> str:
+        return COCOSNET_SEED_UNUSED
+
     def make_request(self) -> Request:
         if self.exemplar.image is None:
             raise InputError("Drop an exemplar photo on the Exemplar slot (or choose an example).")
@@ -293,6 +302,8 @@ class EditWorkspace(Workspace):
         self.inputs_layout.addWidget(self.editor.tools, 1)
         self.center_layout.addWidget(self.editor.canvas, 1)
         self.connect_canvas(self.editor.canvas)
+        for key, fn in self.editor.shortcuts():
+            self.add_shortcut(key, fn)
         self.warped = ImageView("Warped photo")
         self.warped.setMaximumHeight(200)
         self.aux_row.addWidget(self.warped)
@@ -335,6 +346,9 @@ class EditWorkspace(Workspace):
 
     def before_image(self) -> np.ndarray | None:
         return self.photo.image
+
+    def seed_unused(self) -> str:
+        return COCOSNET_SEED_UNUSED
 
     def make_request(self) -> Request:
         if self.photo.image is None or self.original_map is None:
@@ -433,6 +447,9 @@ class MakeupWorkspace(Workspace):
 
     def before_image(self) -> np.ndarray | None:
         return self.portrait.image
+
+    def seed_unused(self) -> str:
+        return COCOSNET_SEED_UNUSED
 
     def make_request(self) -> Request:
         missing = [p.title for p in (self.portrait, self.portrait_map, self.exemplar, self.exemplar_map) if p.image is None]
