@@ -387,7 +387,7 @@ class MainWindow(QMainWindow):
 
     def is_modified(self) -> bool:
         """Anything changed since the project was last saved or opened (or since a fresh start)."""
-        return self._saved is None or not projects_equal(self._saved, self.project())
+        return self._saved is None or not projects_equal(self._saved, self.project(), photos_by_identity=True)
 
     def _update_title(self) -> None:
         name = self.project_path.name if self.project_path is not None else "untitled"
@@ -467,7 +467,7 @@ class MainWindow(QMainWindow):
             return None
         project = self.project()
         project.source = str(self.project_path) if self.project_path is not None else ""
-        if self._autosaved is not None and projects_equal(self._autosaved, project) \
+        if self._autosaved is not None and projects_equal(self._autosaved, project, photos_by_identity=True) \
                 and self._autosaved.source == project.source:
             return None
         self._autosaved = project

@@ -50,16 +50,35 @@ class Project:
     source: str = ""  # the project file this session belongs to (kept by autosaves)
 
 
-def _encode(arr: np.ndarray) -> tuple[str, bytes]:
-    """(extension, bytes): PNG for 8-bit grey/RGB arrays, exact .npy otherwise."""
-    buf = io.BytesIO()
+def _encode(arr: np.ndarray) -> tuple[str, bytes | np.ndarray]:
+    """(extension, bytes): PNG for 8-bit grey/RGB arrays, exact .npy otherwise.
+
+    PNGs come from OpenCV, which lets go of the GIL while it converts and compresses, so encoding
+    a big photo on the autosave thread does not hold up the GUI thread (Pillow's encoder grows
+    one Python buffer and copies it, holding the GIL for tens of ms at a time)."""
     if arr.dtype == np.uint8 and (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))):
+        import cv2
+
         # big photos: fast compression (a few % larger, several times faster to write)
         level = 6 if arr.nbytes < 16 * MEDIA_MIN_BYTES else 1
-        Image.fromarray(np.ascontiguousarray(arr)).save(buf, format="PNG", compress_level=level)
-        return ".png", buf.getvalue()
+        bgr = arr if arr.ndim == 2 else cv2.cvtColor(arr, cv2.COLOR_RGB2BGR if arr.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
+        ok, data = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, level])
+        if not ok:
+            raise OSError(f"could not encode a {arr.shape} image as PNG")
+        return ".png", data
+    buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
     return ".npy", buf.getvalue()
+
+
+def _write_member(zf: zipfile.ZipFile, member: str, data: bytes | np.ndarray, compress_type: int) -> None:
+    """Write one member in 1 MiB pieces (no copy of the whole, short GIL holds)."""
+    info = zipfile.ZipInfo(member, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = compress_type
+    view = memoryview(data).cast("B")
+    with zf.open(info, "w", force_zip64=view.nbytes > (1 << 30)) as dest:
+        for start in range(0, view.nbytes, 1 << 20):
+            dest.write(view[start:start + (1 << 20)])
 
 
 def _decode(name: str, data: bytes) -> np.ndarray:
@@ -77,7 +96,7 @@ class MediaCache:
 
     def __init__(self, max_bytes: int = 512 << 20) -> None:
         self.max_bytes = max_bytes
-        self._encoded: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+        self._encoded: OrderedDict[str, tuple[str, bytes | np.ndarray]] = OrderedDict()
         self._digests: dict[int, tuple[weakref.ref, str]] = {}
         self._lock = threading.Lock()
         self.encodes = 0  # statistics: how many arrays were actually encoded
@@ -96,7 +115,7 @@ class MediaCache:
                 pass
         return digest
 
-    def encoded(self, digest: str, arr: np.ndarray) -> tuple[str, bytes]:
+    def encoded(self, digest: str, arr: np.ndarray) -> tuple[str, bytes | np.ndarray]:
         with self._lock:
             hit = self._encoded.get(digest)
             if hit is not None:
@@ -106,10 +125,10 @@ class MediaCache:
         with self._lock:
             self.encodes += 1
             self._encoded[digest] = (ext, data)
-            total = sum(len(d) for _, d in self._encoded.values())
+            total = sum(memoryview(d).nbytes for _, d in self._encoded.values())
             while total > self.max_bytes and len(self._encoded) > 1:
                 _, (_, dropped) = self._encoded.popitem(last=False)
-                total -= len(dropped)
+                total -= memoryview(dropped).nbytes
         return ext, data
 
 
@@ -143,8 +162,8 @@ def save_project(path: Path | str, project: Project, *, cache: MediaCache | None
                             member = f"{key}/{name}{ext}"
                         if member not in stored:
                             # PNG is already compressed; storing it avoids a second deflate pass
-                            zf.writestr(member, data,
-                                        compress_type=zipfile.ZIP_STORED if ext == ".png" else zipfile.ZIP_DEFLATED)
+                            _write_member(zf, member, data,
+                                          zipfile.ZIP_STORED if ext == ".png" else zipfile.ZIP_DEFLATED)
                             stored.add(member)
                         members[name] = member
                     meta["workspaces"][key] = {"state": ws.state, "arrays": members}
@@ -195,8 +214,11 @@ def load_project(path: Path | str) -> Project:
     return out
 
 
-def projects_equal(a: Project, b: Project) -> bool:
-    """Same parameters and bit-identical arrays (dtype, shape, values)."""
+def projects_equal(a: Project, b: Project, *, photos_by_identity: bool = False) -> bool:
+    """Same parameters and bit-identical arrays (dtype, shape, values). With
+    ``photos_by_identity`` large arrays count as equal only when they are the same object: the
+    studio replaces images rather than writing into them, and comparing two 8000² photos pixel by
+    pixel would stall the GUI thread."""
     if a.current != b.current or set(a.workspaces) != set(b.workspaces):
         return False
     for key, wa in a.workspaces.items():
@@ -209,6 +231,8 @@ def projects_equal(a: Project, b: Project) -> bool:
             other = wb.arrays[name]
             if arr is other:
                 continue
+            if photos_by_identity and max(arr.nbytes, other.nbytes) >= MEDIA_MIN_BYTES:
+                return False
             if arr.dtype != other.dtype or arr.shape != other.shape or not np.array_equal(arr, other):
                 return False
     return True
