@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 import tempfile
 import threading
 import weakref
@@ -292,6 +293,16 @@ class SessionGuard:
                 pass
 
 
+def _background_priority() -> None:
+    """Run the calling thread at a lower CPU priority, so that on a busy machine the GUI thread
+    is scheduled before the autosave (Linux: niceness is per thread)."""
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except OSError:
+            pass
+
+
 class Autosaver:
     """Writes autosaves on one worker thread. The GUI hands over a snapshot (a :class:`Project`
     whose arrays are copies or immutable images) and returns at once; a snapshot still waiting
@@ -303,7 +314,8 @@ class Autosaver:
         self.guard = guard
         self.cache = cache or MediaCache()
         self.on_done = on_done
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="i2i-autosave")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="i2i-autosave",
+                                            initializer=_background_priority)
         self._futures: list[Future] = []
         self._closing = threading.Event()
         self.written = 0

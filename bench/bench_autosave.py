@@ -118,6 +118,7 @@ class Heartbeat:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=8000, help="exemplar width and height (default 8000)")
+    ap.add_argument("--repeats", type=int, default=3, help="first autosaves, each with an empty cache")
     ap.add_argument("--keep-image", type=Path, default=None, help="reuse / keep the generated 16-bit PNG here")
     args = ap.parse_args(argv)
 
@@ -164,19 +165,24 @@ def main(argv: list[str] | None = None) -> int:
     rows.append({"case": f"baseline ({BASELINE_COMMIT}): save on the GUI thread", "max_stall_ms": gap,
                  "wall_s": wall, "file_mib": win.guard.autosave.stat().st_size / 2**20})
 
-    # the worker: first autosave (hash + encode once), then one after a small edit (cached photo)
-    for case in ("worker: first autosave (photo encoded)", "worker: next autosave after an edit"):
-        if "edit" in case:
-            doc = ws.editor.doc
-            doc.begin_stroke()
-            doc.stroke_to(30, 30, 8, 3)
-            doc.end_stroke()
+    # the worker: first autosaves (hash + encode the photo; repeated with an empty cache, since a
+    # shared machine's load varies), then one after a small edit (the photo comes from the cache)
+    from app.project import MediaCache
+
+    doc = ws.editor.doc
+    cases = [f"worker: first autosave (photo encoded), run {k + 1}" for k in range(args.repeats)]
+    for i, case in enumerate([*cases, "worker: next autosave after an edit"]):
+        if i < args.repeats:
+            win.autosaver.cache = MediaCache()
+        doc.begin_stroke()
+        doc.stroke_to(30 + 10 * i, 30, 8, 3)
+        doc.end_stroke()
         holder: dict[str, object] = {}
         gap, wall = beat.run_until(lambda: "f" in holder and holder["f"].done(),
                                    start=lambda: holder.__setitem__("f", win.autosave()))
         assert holder["f"].result() is True
         rows.append({"case": case, "max_stall_ms": gap, "wall_s": wall,
-                     "file_mib": win.guard.autosave.stat().st_size / 2**20, "encodes": win.media_cache.encodes})
+                     "file_mib": win.guard.autosave.stat().st_size / 2**20, "encodes": win.autosaver.cache.encodes})
 
     # the GUI-thread share of an autosave: the snapshot (project()) alone
     t0 = time.perf_counter()
@@ -186,15 +192,16 @@ def main(argv: list[str] | None = None) -> int:
     rows.append({"case": "GUI thread: snapshot of all workspaces", "max_stall_ms": snapshot_ms})
     win.shutdown()  # (close() would ask "save changes?")
 
-    worst = max(r["max_stall_ms"] for r in rows[1:3])
-    print(f"CPU: {cpu_name()} ({os.cpu_count()} cores); heartbeat 5 ms; goal: longest stall < {STALL_GOAL_MS:.0f} ms")
+    worker_rows = [r for r in rows if r["case"].startswith("worker")]
+    worst = max(r["max_stall_ms"] for r in worker_rows)
+    print(f"CPU: {cpu_name()} ({os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}); heartbeat 5 ms; goal: longest stall < {STALL_GOAL_MS:.0f} ms")
     print_table(rows, ["case", "max_stall_ms", "wall_s", "file_mib", "encodes"])
     print(f"longest GUI stall with the worker: {worst:.1f} ms "
           f"({'meets' if worst < STALL_GOAL_MS else 'MISSES'} the {STALL_GOAL_MS:.0f} ms goal); "
           f"baseline {rows[0]['max_stall_ms']:.0f} ms")
     out = write_results("autosave", {"cpu": cpu_name(), "size": args.size, "exemplar_dtype_on_disk": "uint16 RGB PNG",
                                      "exemplar_in_studio": f"{exemplar.shape} {exemplar.dtype}",
-                                     "load_s": load_s, "goal_ms": STALL_GOAL_MS, "baseline_commit": BASELINE_COMMIT,
+                                     "load_s": load_s, "load_average_1min": os.getloadavg()[0], "goal_ms": STALL_GOAL_MS, "baseline_commit": BASELINE_COMMIT,
                                      "rows": rows})
     print(f"wrote {out}")
     return 0
