@@ -336,3 +336,16 @@ def test_autosave_encodes_on_its_thread_and_stores_photos_once(qtbot, weights_di
     assert np.array_equal(restored.workspaces["edit"].arrays["photo"], photo)
     assert np.array_equal(restored.workspaces["exemplar"].arrays["exemplar"], photo)
     win.close()
+
+
+def test_project_png_writer_is_lossless_for_grey_rgb_and_rgba():
+    import io
+
+    from app.project import encode_png
+
+    rng = np.random.default_rng(7)
+    for shape in [(1, 1), (5, 7), (5, 7, 3), (33, 17, 4), (300, 2, 3)]:
+        arr = rng.integers(0, 256, shape, dtype=np.uint8)
+        for level in (1, 6):
+            back = np.asarray(Image.open(io.BytesIO(b"".join(encode_png(arr, level)))))
+            assert back.shape == arr.shape and np.array_equal(back, arr), (shape, level)
