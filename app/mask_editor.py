@@ -19,6 +19,10 @@ from .document import LabelDocument
 from .pickers import PaletteList
 
 MAP_FILTER = "Label maps (*.png);;All files (*)"
+# Fusion's sunken look of a checked tool button is hard to see on the dark theme
+ACTIVE_TOOL_STYLE = ("QToolButton { padding: 3px 8px; }"
+                     "QToolButton:checked { background: palette(highlight); color: palette(highlighted-text);"
+                     " border: 1px solid palette(highlight); border-radius: 3px; }")
 
 
 def palette_for(name: str | None, classes: int | None = None) -> Palette:
@@ -64,6 +68,7 @@ class MaskEditor(QWidget):
             b.setToolTip(f"{text} ({tip})")
             b.setCheckable(True)
             b.setObjectName(f"tool_{tool}")
+            b.setStyleSheet(ACTIVE_TOOL_STYLE)
             b.clicked.connect(lambda _=False, t=tool: self.canvas.set_tool(t))
             self.tool_group.addButton(b)
             grid.addWidget(b, 0, i)
