@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import traceback
+from concurrent.futures import Future
 from pathlib import Path
+from types import TracebackType
 from typing import Callable, Literal, Sequence
 
 import numpy as np
-from PySide6.QtCore import QSettings, QSize, QTimer, Slot
+from PySide6.QtCore import QObject, QSettings, QSize, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox,
                                QProgressBar, QPushButton, QTabWidget)
@@ -23,12 +27,35 @@ from .dialogs import HelpDialog, SettingsDialog
 from .engine_bridge import EngineBridge
 from .import_dialog import ImportDialog
 from .theme import apply_theme
-from .project import SUFFIX, Project, SessionGuard, WorkspaceData, load_project, save_project
+from .project import (SUFFIX, Autosaver, MediaCache, Project, SessionGuard, WorkspaceData, load_project,
+                      projects_equal, save_project)
 from .workspaces import WORKSPACES
 from .workspaces.base import Workspace
 
 RestorePolicy = Literal["ask", "yes", "no"]
 RunFn = Callable[[Request, TaskContext], Result]
+log = logging.getLogger("i2i-studio")
+
+
+class ExceptionReporter(QObject):
+    """The one handler for exceptions nobody caught (a slot raising, a signal-signature slip): it
+    logs them and shows them in the main window, then passes them to the previous hook."""
+
+    raised = Signal(str, str)  # one-line summary, traceback (queued to the GUI thread)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._previous = sys.excepthook
+        sys.excepthook = self.hook
+
+    def hook(self, etype: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        log.error("unexpected error: %s", value, exc_info=(etype, value, tb))
+        self.raised.emit(f"{etype.__name__}: {value}", "".join(traceback.format_exception(etype, value, tb)))
+        self._previous(etype, value, tb)
+
+    def uninstall(self) -> None:
+        if sys.excepthook == self.hook:
+            sys.excepthook = self._previous
 
 
 def grid_image(images: Sequence[np.ndarray], columns: int = 4, pad: int = 4) -> np.ndarray:
@@ -50,6 +77,8 @@ def grid_image(images: Sequence[np.ndarray], columns: int = 4, pad: int = 4) -> 
 class MainWindow(QMainWindow):
     """Workspaces in tabs, a status bar with device, progress, busy indicator and cancel."""
 
+    _autosaveDone = Signal(str)  # emitted on the autosave thread: '' or the error
+
     def __init__(self, settings: Settings | None = None, *, run_fn: RunFn | None = None,
                  restore: RestorePolicy = "ask", autosave: bool = True) -> None:
         super().__init__()
@@ -58,15 +87,24 @@ class MainWindow(QMainWindow):
         self.bridge = EngineBridge(self.settings, run_fn=run_fn, parent=self)
         self.project_path: Path | None = None
         self.guard = SessionGuard(config_dir())
+        self.media_cache = MediaCache()
+        self.autosaver: Autosaver | None = None
+        self._autosaved: Project | None = None  # the newest snapshot handed to the autosaver
+        self._saved: Project | None = None  # what the project file holds (None: never matches)
+        self._messages: dict[str, str] = {}  # the last status message of each workspace
+        self.error_box: QMessageBox | None = None
         self._closed = False
+        self.exceptions = ExceptionReporter(self)
+        self.exceptions.raised.connect(self.show_error)
 
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.workspaces: dict[str, Workspace] = {}
         for cls in WORKSPACES:
             ws = cls(self.bridge, self.settings)
-            ws.statusMessage.connect(self.show_message)
+            ws.statusMessage.connect(lambda text, key=ws.key: self.show_message(text, key))
             ws.weights.importRequested.connect(self.import_weights)
+            ws.update_vary()
             self.workspaces[ws.key] = ws
             self.tabs.addTab(ws, ws.title)
             self.tabs.setTabToolTip(self.tabs.count() - 1, ws.description)
@@ -84,10 +122,17 @@ class MainWindow(QMainWindow):
         self._tab_changed(self.tabs.currentIndex())
         self.autosave_timer = QTimer(self)
         self.autosave_timer.timeout.connect(self.autosave)
+        self._saved = self.project()  # a fresh session has nothing to lose
         if autosave:
+            self.autosaver = Autosaver(self.guard, self.media_cache, on_done=self._autosaveDone.emit)
+            self._autosaveDone.connect(self._autosave_done)
             self._recover(restore)
             self.guard.start()
             self._apply_autosave_interval()
+        self.modified_timer = QTimer(self)  # keeps the title's "*" current
+        self.modified_timer.timeout.connect(self._update_title)
+        self.modified_timer.start(1000)
+        self._update_title()
         for problem in self.settings.problems:
             self.show_message(problem)
 
@@ -123,7 +168,8 @@ class MainWindow(QMainWindow):
         act = QAction(text, self)
         if shortcut is not None:
             act.setShortcut(QKeySequence(shortcut))
-        act.triggered.connect(slot)
+        # triggered(bool) would pass `checked` as the slot's first argument (a path, a flag…)
+        act.triggered.connect(lambda _checked=False: slot())
         menu.addAction(act)
         return act
 
@@ -153,7 +199,7 @@ class MainWindow(QMainWindow):
         self._action(g, "Re-read &weights manifest", self.refresh_weights)
         w = mb.addMenu("&Workspace")
         for i, ws in enumerate(self.workspaces.values()):
-            self._action(w, ws.title, lambda _=False, i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}")
+            self._action(w, ws.title, lambda i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}")
         h = mb.addMenu("&Help")
         self._action(h, "&Keyboard shortcuts", self.show_help, "F1")
         self._action(h, "&About", self._about)
@@ -163,12 +209,36 @@ class MainWindow(QMainWindow):
     def current(self) -> Workspace:
         return self.tabs.currentWidget()  # type: ignore[return-value]
 
-    def show_message(self, text: str) -> None:
-        self.message.setText(text)
-        self.message.setToolTip(text)
+    def show_message(self, text: str, owner: str | None = None) -> None:
+        """Show ``text`` in the status bar; a workspace's message (``owner``) shows on its tab only."""
+        current = self.current.key if self.current is not None else ""
+        key = current if owner is None else owner
+        self._messages[key] = text
+        if key == current:
+            self.message.setStyleSheet("")
+            self.message.setText(text)
+            self.message.setToolTip(text)
+
+    @Slot(str, str)
+    def show_error(self, summary: str, details: str) -> None:
+        """An unexpected error: a red status message and a non-modal box with the traceback."""
+        self.show_message(f"Error: {summary} (details in the log)")
+        self.message.setStyleSheet("color: #e66;")
+        if self.error_box is None:
+            self.error_box = QMessageBox(QMessageBox.Icon.Warning, "i2i-studio: unexpected error", "",
+                                         QMessageBox.StandardButton.Close, self)
+            self.error_box.setModal(False)
+        self.error_box.setText(f"Something went wrong; your work is still here.\n\n{summary}")
+        self.error_box.setDetailedText(details)
+        self.error_box.show()
 
     def _tab_changed(self, _index: int) -> None:
         ws = self.current
+        if ws is not None and hasattr(self, "message"):
+            self.message.setStyleSheet("")
+            text = self._messages.get(ws.key, "Ready")
+            self.message.setText(text)
+            self.message.setToolTip(text)
         if ws is not None and ws.awaiting and not self._closed:
             ws.schedule("full")  # its last request was superseded by another workspace's
         stack = ws.undo_stack() if ws is not None else None
@@ -202,18 +272,22 @@ class MainWindow(QMainWindow):
 
     @Slot(str, object)
     def _failed(self, owner: str, failure: Failure) -> None:
-        self.show_message(f"{owner}: {failure.message}")
+        self.show_message(f"{self.workspaces[owner].title}: {failure.message}", owner)
 
     @Slot(str, object)
     def _result(self, owner: str, result: Result) -> None:
         self._update_device_label()
         total = sum(result.timings.values())
         self.show_message(f"{self.workspaces[owner].title}: {result.image.shape[1]}×{result.image.shape[0]} "
-                          f"in {total * 1000:.0f} ms on {result.device}")
+                          f"in {total * 1000:.0f} ms on {result.device}", owner)
 
     # ------------------------------------------------------------------ actions
     def cancel(self) -> None:
         self.bridge.cancel()
+        for ws in self.workspaces.values():
+            if ws.awaiting:
+                ws.awaiting = False
+                ws.mark_stale("Cancelled: the output is from earlier inputs (press Generate).")
         self.show_message("Cancelled")
 
     def undo(self) -> None:
@@ -312,13 +386,48 @@ class MainWindow(QMainWindow):
         if project.current in self.workspaces:
             self.tabs.setCurrentWidget(self.workspaces[project.current])
 
-    def new_project(self) -> None:
+    def is_modified(self) -> bool:
+        """Anything changed since the project was last saved or opened (or since a fresh start)."""
+        return self._saved is None or not projects_equal(self._saved, self.project(), photos_by_identity=True)
+
+    def _update_title(self) -> None:
+        name = self.project_path.name if self.project_path is not None else "untitled"
+        self.setWindowTitle(f"{name}[*] — i2i-studio")
+        if not self._closed:
+            self.setWindowModified(self.is_modified())
+
+    def _mark_saved(self, project: Project | None) -> None:
+        self._saved = project
+        self._update_title()
+
+    def maybe_save(self) -> bool:
+        """Ask "save changes?" when something changed: True to go on (saved or discarded), False
+        when the user cancelled (or cancelled the save dialog)."""
+        if not self.is_modified():
+            return True
+        name = self.project_path.name if self.project_path is not None else "this session"
+        answer = QMessageBox.question(
+            self, "Save changes?", f"Save the changes to {name} before going on?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Save)
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save_project() is not None
+        return answer == QMessageBox.StandardButton.Discard
+
+    def new_project(self) -> bool:
+        """Empty every workspace (after "save changes?")."""
+        if not self.maybe_save():
+            return False
         for ws in self.workspaces.values():
             ws.restore({}, {})
         self.project_path = None
-        self.setWindowTitle("i2i-studio")
+        self._mark_saved(self.project())
+        self.show_message("New project")
+        return True
 
     def open_project(self, path: str | Path) -> bool:
+        if not self.maybe_save():
+            return False
         try:
             project = load_project(path)
         except InputError as exc:
@@ -326,7 +435,7 @@ class MainWindow(QMainWindow):
             return False
         self.apply_project(project)
         self.project_path = Path(path)
-        self.setWindowTitle(f"i2i-studio — {self.project_path.name}")
+        self._mark_saved(self.project())
         self.show_message(f"Opened {path}")
         return True
 
@@ -341,9 +450,10 @@ class MainWindow(QMainWindow):
             return self.save_project_as()
         if path.suffix != SUFFIX:
             path = path.with_suffix(SUFFIX)
-        save_project(path, self.project())
+        project = self.project()
+        save_project(path, project, cache=self.media_cache)
         self.project_path = path
-        self.setWindowTitle(f"i2i-studio — {path.name}")
+        self._mark_saved(project)
         self.show_message(f"Saved {path}")
         return path
 
@@ -351,11 +461,23 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getSaveFileName(self, "Save project", f"untitled{SUFFIX}", f"i2i-studio project (*{SUFFIX})")
         return self.save_project(path) if path else None
 
-    def autosave(self) -> None:
-        try:
-            self.guard.save(self.project())
-        except OSError as exc:
-            self.show_message(f"Autosave failed: {exc}")
+    def autosave(self) -> Future | None:
+        """Hand a snapshot of the session to the autosave thread (nothing when it has not changed
+        since the last autosave). Returns the write's future."""
+        if self.autosaver is None or self._closed:
+            return None
+        project = self.project()
+        project.source = str(self.project_path) if self.project_path is not None else ""
+        if self._autosaved is not None and projects_equal(self._autosaved, project, photos_by_identity=True) \
+                and self._autosaved.source == project.source:
+            return None
+        self._autosaved = project
+        return self.autosaver.submit(project)
+
+    @Slot(str)
+    def _autosave_done(self, error: str) -> None:
+        if error:
+            self.show_message(error)
 
     def _recover(self, policy: RestorePolicy) -> None:
         crashed = self.guard.crashed_session()
@@ -367,10 +489,15 @@ class MainWindow(QMainWindow):
             if answer != QMessageBox.StandardButton.Yes:
                 return
         try:
-            self.apply_project(load_project(crashed))
-            self.show_message("Restored the autosaved session")
+            project = load_project(crashed)
         except InputError as exc:
             self.show_message(f"Could not restore the autosave: {exc}")
+            return
+        self.apply_project(project)
+        if project.source:  # the session belongs to this file; its restored changes are not saved yet
+            self.project_path = Path(project.source)
+        self._saved = None
+        self.show_message("Restored the autosaved session (not saved yet)")
 
     # ------------------------------------------------------------------ geometry and close
     def _qsettings(self) -> QSettings:
@@ -392,22 +519,32 @@ class MainWindow(QMainWindow):
         if tab is not None and int(tab) < self.tabs.count():
             self.tabs.setCurrentIndex(int(tab))
 
-    def shutdown(self) -> bool:
-        """Cancel work, wait for the engine thread, remember geometry, end the session cleanly."""
+    def shutdown(self, *, end_session: bool = True) -> bool:
+        """Cancel work, wait for the engine and autosave threads, remember geometry; with
+        ``end_session`` remove the autosave (a clean exit), otherwise keep it for the next start."""
         if self._closed:
             return True
         self._closed = True
         self.autosave_timer.stop()
+        self.modified_timer.stop()
+        self.exceptions.uninstall()
         qs = self._qsettings()
         qs.setValue("geometry", self.saveGeometry())
         qs.setValue("state", self.saveState())
         qs.setValue("tab", self.tabs.currentIndex())
         qs.sync()
         ok = self.bridge.close(timeout=5.0)
-        self.guard.finish()
+        if self.autosaver is not None:
+            ok = self.autosaver.close(timeout=10.0) and ok
+            if end_session:
+                self.guard.finish()
         return ok
 
     def closeEvent(self, ev: QCloseEvent) -> None:
+        """Quit / window close: "save changes?" first; Cancel keeps the window and everything in it."""
+        if not self._closed and not self.maybe_save():
+            ev.ignore()
+            return
         self.shutdown()
         ev.accept()
 
@@ -423,6 +560,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _log_to_file(path: Path) -> None:
+    """Errors and warnings of the session go to a log file in the config folder (and stderr)."""
+    if any(isinstance(h, logging.FileHandler) for h in log.handlers):
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError:
+        return
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     if display_check.needs_xcb() and display_check.check() != 0:
@@ -431,6 +581,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setApplicationName("i2i-studio")
     app.setOrganizationName("i2i-studio")
     settings = Settings.load()
+    _log_to_file(config_dir() / "i2i-studio.log")
     apply_theme(app, settings.get("theme"))
     if args.device:
         settings.set("device", args.device)
@@ -443,7 +594,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quit_after:
         QTimer.singleShot(args.quit_after, window.close)
     code = app.exec()
-    window.shutdown()
+    # the event loop can end without the window being closed (e.g. the desktop session ends):
+    # unsaved work then stays in the autosave for the next start
+    window.shutdown(end_session=not window.is_modified())
     return int(code)
 
 

@@ -19,6 +19,10 @@ from .document import LabelDocument
 from .pickers import PaletteList
 
 MAP_FILTER = "Label maps (*.png);;All files (*)"
+# Fusion's sunken look of a checked tool button is hard to see on the dark theme
+ACTIVE_TOOL_STYLE = ("QToolButton { padding: 3px 8px; }"
+                     "QToolButton:checked { background: palette(highlight); color: palette(highlighted-text);"
+                     " border: 1px solid palette(highlight); border-radius: 3px; }")
 
 
 def palette_for(name: str | None, classes: int | None = None) -> Palette:
@@ -64,10 +68,14 @@ class MaskEditor(QWidget):
             b.setToolTip(f"{text} ({tip})")
             b.setCheckable(True)
             b.setObjectName(f"tool_{tool}")
+            b.setStyleSheet(ACTIVE_TOOL_STYLE)
             b.clicked.connect(lambda _=False, t=tool: self.canvas.set_tool(t))
             self.tool_group.addButton(b)
             grid.addWidget(b, 0, i)
-        self.tool_group.buttons()[0].setChecked(True)
+        self.tool_group.setExclusive(True)
+        self.tool_buttons = {b.objectName()[len("tool_"):]: b for b in self.tool_group.buttons()}
+        self.canvas.toolChanged.connect(lambda t: self.tool_buttons[t].setChecked(True))
+        self.tool_buttons[self.canvas.tool].setChecked(True)
         lay.addLayout(grid)
         row = QHBoxLayout()
         row.addWidget(QLabel("Size"))
@@ -117,6 +125,16 @@ class MaskEditor(QWidget):
             files.addWidget(b)
         lay.addLayout(files)
         self.palette_list.select(self.canvas.current_label)
+
+    def shortcuts(self) -> list[tuple[str, object]]:
+        """The canvas keys, for the workspace to bind wherever its focus is."""
+        keys: list[tuple[str, object]] = [
+            ("B", lambda: self.canvas.set_tool("brush")), ("E", lambda: self.canvas.set_tool("eraser")),
+            ("F", lambda: self.canvas.set_tool("fill")), ("I", lambda: self.canvas.set_tool("picker")),
+            ("[", lambda: self.canvas.step_brush(-1)), ("]", lambda: self.canvas.step_brush(+1))]
+        if self.doc.panoptic:
+            keys.append(("N", self.canvas.new_instance))
+        return keys
 
     # -------------------------------------------------------------- palette
     def set_palette(self, palette: Palette) -> None:

@@ -27,6 +27,7 @@ class ImageView(QWidget):
         self.mode: CompareMode = "single"
         self.divider = 0.5
         self.busy = False
+        self.stale = ""  # why the image no longer matches the inputs ('' when it does)
         self.caption = ""
         self._q: QImage | None = None
         self._qb: QImage | None = None
@@ -50,6 +51,13 @@ class ImageView(QWidget):
     def set_mode(self, mode: CompareMode) -> None:
         self.mode = mode
         self.update()
+
+    def set_stale(self, reason: str) -> None:
+        """Mark the image as out of date (dimmed, a "stale" badge, the reason as tooltip)."""
+        if reason != self.stale:
+            self.stale = reason
+            self.setToolTip(reason)
+            self.update()
 
     def set_busy(self, busy: bool) -> None:
         if busy != self.busy:
@@ -92,6 +100,14 @@ class ImageView(QWidget):
             p.setPen(QColor(170, 170, 170))
             p.drawText(QRectF(self.rect()).adjusted(6, 0, -6, -2),
                        Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignLeft, self.caption)
+        if self.stale and self._q is not None:
+            p.fillRect(area, QColor(30, 31, 34, 140))  # dim the out-of-date image
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(QColor(217, 164, 65, 230))
+            badge = QRectF(8, 8, 150, 22)
+            p.drawRoundedRect(badge, 6, 6)
+            p.setPen(QColor(20, 20, 20))
+            p.drawText(badge, Qt.AlignmentFlag.AlignCenter, "stale: inputs changed")
         if self.busy:
             p.setPen(Qt.PenStyle.NoPen)
             p.setBrush(QColor(0, 0, 0, 150))

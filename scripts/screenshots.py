@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         path = args.out / f"{key}.png"
         win.grab().save(str(path))
         print(f"{key:<10} {status[:110]:<110} -> {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
-    win.close()
+    win.shutdown()  # a scripted session: no "save changes?"
     return 1 if failures else 0
 
 

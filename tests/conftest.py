@@ -41,3 +41,26 @@ def _no_dangling_threads():
         t.join(timeout=5)
     still = [t.name for t in leftover if t.is_alive()]
     assert not still, f"threads left running: {still}"
+
+
+@pytest.fixture(autouse=True)
+def save_changes_answers(monkeypatch):
+    """The studio asks "save changes?" (and "restore the session?") with QMessageBox.question. A
+    test never blocks on it: each question is recorded and answered from this list (first in,
+    first out), by default Discard, so closing a window in a test leaves nothing on disk."""
+    try:
+        from PySide6.QtWidgets import QMessageBox
+    except ImportError:  # the engine tests run without Qt too
+        yield []
+        return
+    asked: list[str] = []
+    answers: list = []
+
+    def question(parent, title, text, *args, **kwargs):
+        asked.append(title)
+        return answers.pop(0) if answers else QMessageBox.StandardButton.Discard
+
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(question))
+    question.asked = asked
+    question.answers = answers
+    yield question

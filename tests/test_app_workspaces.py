@@ -175,10 +175,11 @@ def test_autosave_is_restored_after_a_crash(qtbot, weights_dir, photo):
     qtbot.addWidget(win)
     win.workspaces["makeup"].strength.setValue(42)
     win.workspaces["makeup"].portrait.set_image(photo[1])
-    win.autosave()
+    assert win.autosave().result(10)  # written on the autosave thread
     snapshot = win.project()
     # simulate a crash: the engine stops, but the session never ends cleanly
     win.bridge.close()
+    win.autosaver.close()
     win._closed = True
     guard = SessionGuard(win.guard.folder)
     assert guard.crashed_session() is not None

@@ -23,6 +23,7 @@ class MaskCanvas(DocCanvas):
     labelPicked = Signal(int, int)   # label, instance number
     brushSizeChanged = Signal(int)
     instanceChanged = Signal(int)
+    toolChanged = Signal(str)
 
     def __init__(self, doc: LabelDocument, parent: QWidget | None = None, *, brush_size: int = 12) -> None:
         super().__init__(parent)
@@ -114,7 +115,12 @@ class MaskCanvas(DocCanvas):
     def set_tool(self, tool: MaskTool) -> None:
         self.tool = tool
         self.setCursor(Qt.CursorShape.CrossCursor if tool in ("fill", "picker") else Qt.CursorShape.BlankCursor)
+        self.toolChanged.emit(tool)
         self.update()
+
+    def step_brush(self, direction: int) -> None:
+        """[ / ]: a smaller or larger brush, in steps of about a sixth of its size."""
+        self.set_brush_size(self.brush_size + direction * max(1, self.brush_size // 6))
 
     def set_label(self, label: int) -> None:
         self.current_label = int(label)
@@ -184,9 +190,9 @@ class MaskCanvas(DocCanvas):
     def keyPressEvent(self, ev: QKeyEvent) -> None:
         key = ev.key()
         if key == Qt.Key.Key_BracketLeft:
-            self.set_brush_size(self.brush_size - max(1, self.brush_size // 6))
+            self.step_brush(-1)
         elif key == Qt.Key.Key_BracketRight:
-            self.set_brush_size(self.brush_size + max(1, self.brush_size // 6))
+            self.step_brush(+1)
         elif key == Qt.Key.Key_N and self.doc.panoptic:
             self.new_instance()
         elif key == Qt.Key.Key_Escape and self._drawing:

@@ -19,6 +19,7 @@ class SketchCanvas(DocCanvas):
     strokeStarted = Signal()
     strokeFinished = Signal()
     widthChanged = Signal(int)
+    eraseChanged = Signal(bool)
 
     def __init__(self, doc: SketchDocument, parent: QWidget | None = None, *, scene_mode: bool = False) -> None:
         super().__init__(parent)
@@ -46,6 +47,11 @@ class SketchCanvas(DocCanvas):
         if width != self.stroke_width:
             self.stroke_width = width
             self.widthChanged.emit(width)
+
+    def set_erase(self, erase: bool) -> None:
+        if erase != self.erase:
+            self.erase = erase
+            self.eraseChanged.emit(erase)
 
     def set_group(self, group: int) -> None:
         self.current_group = group
@@ -76,7 +82,7 @@ class SketchCanvas(DocCanvas):
         elif ev.key() == Qt.Key.Key_BracketRight:
             self.set_width(self.stroke_width + 1)
         elif ev.key() == Qt.Key.Key_E:
-            self.erase = not self.erase
+            self.set_erase(not self.erase)
         elif ev.key() == Qt.Key.Key_Escape and self.doc.in_stroke:
             self.doc.abort_stroke()
             self.strokeFinished.emit()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea,
                                QSizePolicy, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
@@ -21,6 +22,8 @@ from ..weights_panel import WeightsPanel
 
 
 NO_MODEL_HINT = "No model to run: the note under Model says which weights to import."
+VARY_TIP = "New random seed (Ctrl+R)"
+STALE_LIVE_OFF = "Live is off: the output is from earlier inputs (press Generate)."
 
 
 class InputsColumn(QScrollArea):
@@ -83,12 +86,13 @@ class Workspace(QWidget):
         self.seed.valueChanged.connect(lambda _=0: self.schedule("full"))
         top.addWidget(self.seed)
         self.vary_button = QPushButton("Vary")
-        self.vary_button.setToolTip("New random seed (Ctrl+R)")
+        self.vary_button.setToolTip(VARY_TIP)
         self.vary_button.clicked.connect(self.vary)
         top.addWidget(self.vary_button)
         self.live = QCheckBox("Live")
         self.live.setToolTip("Regenerate after every edit")
         self.live.setChecked(bool(settings.get("live_preview")))
+        self.live.clicked.connect(self._live_toggled)  # the user's click, not restore()
         top.addWidget(self.live)
         self.generate_button = QPushButton("Generate")
         self.generate_button.setToolTip("Render at full size (Ctrl+Return)")
@@ -175,6 +179,36 @@ class Workspace(QWidget):
     def placeholder_text(self) -> str:
         return "The output appears here."
 
+    def seed_unused(self) -> str:
+        """'' when the seed changes the output of the current model and mode, else why it does not
+        (Vary is then disabled with that reason as its tooltip)."""
+        return ""
+
+    # ------------------------------------------------------------------ state shown
+    def update_vary(self) -> None:
+        reason = self.seed_unused()
+        for w in (self.vary_button, self.seed):
+            w.setEnabled(not reason)
+        self.vary_button.setToolTip(reason or VARY_TIP)
+        self.seed.setToolTip(reason or "Random seed of the style / noise")
+
+    def mark_stale(self, reason: str) -> None:
+        """The output shown no longer matches the inputs (cancelled, failed, Live off)."""
+        self.output.set_stale(reason)
+
+    def add_shortcut(self, key: str, fn: Callable[[], object]) -> QAction:
+        """A key that works wherever the focus is inside this workspace (not only on the canvas)."""
+        act = QAction(self)
+        act.setShortcut(QKeySequence(key))
+        act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        act.triggered.connect(lambda _checked=False: fn())
+        self.addAction(act)
+        return act
+
+    def _live_toggled(self, on: bool) -> None:
+        if on:
+            self.schedule("full")
+
     # ------------------------------------------------------------------ scheduling
     def connect_canvas(self, canvas: QWidget) -> None:
         """Live previews from a canvas: preview size while the pointer is down, full on release."""
@@ -198,27 +232,35 @@ class Workspace(QWidget):
 
     def schedule(self, quality: Quality = "full", *, force: bool = False) -> int | None:
         """Submit the current inputs (latest wins). Returns the request id or None."""
-        if not (force or self.live.isChecked()) or self.bridge.closed:
-            return None  # (closed: a late UI event after the window went away)
+        if self.bridge.closed:
+            return None  # a late UI event after the window went away
+        if not (force or self.live.isChecked()):
+            self.mark_stale(STALE_LIVE_OFF)
+            return None
         if not self.weights.model:
             self.hint.setText(NO_MODEL_HINT)
+            self.mark_stale(NO_MODEL_HINT)
             return None
         try:
             request = self.make_request()
         except InputError as exc:
             self.hint.setText(str(exc))
+            self.mark_stale(str(exc))
             return None
         self.hint.setText("")
         self.awaiting = True
         return self.bridge.submit(self.key, request, quality)
 
     def vary(self) -> None:
+        if self.seed_unused():
+            return  # (Ctrl+R where the seed does nothing)
         self.seed.setValue(random.randrange(0, 2**31 - 1))
 
     def _model_changed(self, name: str) -> None:
         if not name:
             self.hint.setText(NO_MODEL_HINT)
         self.model_changed(name)
+        self.update_vary()
 
     def model_changed(self, name: str) -> None:
         """Hook: adapt inputs to the chosen model (palette, domains, pose/mask)."""
@@ -242,6 +284,7 @@ class Workspace(QWidget):
         total = sum(result.timings.values())
         h, w = result.image.shape[:2]
         self.output.set_image(result.image, f"{w}×{h} · {total * 1000:.0f} ms · {result.device}")
+        self.output.set_stale("")
         self.output.set_before(self.before_image())
         self.show_aux(result)
         if result.notes:
@@ -257,6 +300,7 @@ class Workspace(QWidget):
             self.statusMessage.emit(f"{self.title}: preview skipped ({failure.message})")
             return
         self.hint.setText(failure.message)
+        self.mark_stale(f"The last run failed: {failure.message}")
         self.statusMessage.emit(f"{self.title}: {failure.message}")
 
     def _compare_mode(self, index: int) -> None:

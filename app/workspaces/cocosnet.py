@@ -75,6 +75,9 @@ POSE_MODEL_HINT = ("No pose model is registered, so the pose canvas and the pose
                    "then <code>i2i train cocosnet --config small_deepfashion --data data/poses --export cocosnet_poses"
                    "</code>, and press Refresh.")
 
+COCOSNET_SEED_UNUSED = ("CoCosNet has no random style: the look comes from the exemplar, so the seed does not "
+                        "change the output. Choose another exemplar instead.")
+
 
 def render_pose(kp: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
     """A pose drawn as OpenPose-coloured bones on black (picker thumbnails)."""
@@ -130,6 +133,8 @@ class ExemplarWorkspace(Workspace):
         self.canvas_stack.addWidget(self.pose_canvas)
         self.center_layout.addWidget(self.canvas_stack, 1)
         self.connect_canvas(self.editor.canvas)
+        for key, fn in self.editor.shortcuts():
+            self.add_shortcut(key, fn)
         self.connect_canvas(self.pose_canvas)
 
         self.warped = ImageView("Warped exemplar")
@@ -238,6 +243,9 @@ class ExemplarWorkspace(Workspace):
     def before_image(self) -> np.ndarray | None:
         return self.exemplar.image
 
+    def seed_unused(self) -> str:
+        return COCOSNET_SEED_UNUSED
+
     def make_request(self) -> Request:
         if self.exemplar.image is None:
             raise InputError("Drop an exemplar photo on the Exemplar slot (or choose an example).")
@@ -323,6 +331,8 @@ class EditWorkspace(Workspace):
         self.inputs_layout.addWidget(self.editor.tools, 1)
         self.center_layout.addWidget(self.editor.canvas, 1)
         self.connect_canvas(self.editor.canvas)
+        for key, fn in self.editor.shortcuts():
+            self.add_shortcut(key, fn)
         self.warped = ImageView("Warped photo")
         self.warped.setMaximumHeight(200)
         self.aux_row.addWidget(self.warped)
@@ -365,6 +375,9 @@ class EditWorkspace(Workspace):
 
     def before_image(self) -> np.ndarray | None:
         return self.photo.image
+
+    def seed_unused(self) -> str:
+        return COCOSNET_SEED_UNUSED
 
     def make_request(self) -> Request:
         if self.photo.image is None or self.original_map is None:
@@ -463,6 +476,9 @@ class MakeupWorkspace(Workspace):
 
     def before_image(self) -> np.ndarray | None:
         return self.portrait.image
+
+    def seed_unused(self) -> str:
+        return COCOSNET_SEED_UNUSED
 
     def make_request(self) -> Request:
         missing = [p.title for p in (self.portrait, self.portrait_map, self.exemplar, self.exemplar_map) if p.image is None]

@@ -37,6 +37,8 @@ class PanopticWorkspace(Workspace):
         self.inputs_layout.addWidget(self.style)
         self.center_layout.addWidget(self.editor.canvas, 1)
         self.connect_canvas(self.editor.canvas)
+        for key, fn in self.editor.shortcuts():
+            self.add_shortcut(key, fn)
         self.edges = ImageView("Instance edges")
         self.edges.setMaximumHeight(200)
         self.aux_row.addWidget(self.edges)
@@ -50,6 +52,12 @@ class PanopticWorkspace(Workspace):
 
     def undo_stack(self) -> UndoStack | None:
         return self.editor.doc.history
+
+    def seed_unused(self) -> str:
+        entry = self.weights.entry
+        if entry is not None and not entry.config.get("use_vae"):
+            return "This panoptic model has no style code: the map alone decides the output, so the seed does nothing."
+        return ""
 
     def make_request(self) -> Request:
         doc = self.editor.doc

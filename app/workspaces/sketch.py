@@ -83,7 +83,8 @@ class SketchTools(QWidget):
         canvas.widthChanged.connect(self.width.setValue)
         row.addWidget(self.width)
         self.eraser = QCheckBox("Eraser (E)")
-        self.eraser.toggled.connect(lambda on: setattr(canvas, "erase", on))
+        self.eraser.toggled.connect(canvas.set_erase)
+        canvas.eraseChanged.connect(self.eraser.setChecked)
         row.addWidget(self.eraser)
         lay.addLayout(row)
         row = QHBoxLayout()
@@ -97,6 +98,13 @@ class SketchTools(QWidget):
         clear = QPushButton("Clear")
         clear.clicked.connect(canvas.doc.clear)
         lay.addWidget(clear)
+        self.canvas = canvas
+
+    def shortcuts(self) -> list[tuple[str, object]]:
+        """The canvas keys, for the workspace to bind wherever its focus is."""
+        c = self.canvas
+        return [("E", lambda: c.set_erase(not c.erase)), ("[", lambda: c.set_width(c.stroke_width - 1)),
+                ("]", lambda: c.set_width(c.stroke_width + 1))]
 
 
 class SketchObjectWorkspace(Workspace):
@@ -116,6 +124,8 @@ class SketchObjectWorkspace(Workspace):
         self.tools = SketchTools(self.canvas)
         self.inputs_layout.addWidget(self.tools)
         self.inputs_layout.addStretch(1)
+        for key, fn in self.tools.shortcuts():
+            self.add_shortcut(key, fn)
         self.center_layout.addWidget(self.canvas, 1)
         self.connect_canvas(self.canvas)
         self.model_changed(self.weights.model)
@@ -188,6 +198,8 @@ class SceneWorkspace(Workspace):
         self.inputs_layout.addLayout(row)
         self.tools = SketchTools(self.canvas)
         self.inputs_layout.addWidget(self.tools)
+        for key, fn in self.tools.shortcuts():
+            self.add_shortcut(key, fn)
         export = QPushButton("Export scene JSON…")
         export.setToolTip("The format `i2i generate scene --sketch FILE.json` reads")
         export.clicked.connect(self._export_dialog)

@@ -64,7 +64,7 @@ class StarGANWorkspace(Workspace):
         lay.addLayout(form)
 
         self.reference = ImagePicker("Reference", gallery_kind="faces", thumb=96)
-        self.reference.imageChanged.connect(lambda _img: self.schedule("full"))
+        self.reference.imageChanged.connect(self._reference_changed)
         lay.addWidget(self.reference)
         ref_form = QFormLayout()
         self.reference_domain = QComboBox()
@@ -127,6 +127,25 @@ class StarGANWorkspace(Workspace):
         self.reference.setEnabled(mode in ("reference", "interpolate"))
         self.reference_domain.setEnabled(mode in ("reference", "interpolate"))
         self.psi.setEnabled(mode != "reference")
+        self.update_vary()
+        self.schedule("full")
+
+    def seed_unused(self) -> str:
+        if self.mode == "reference":
+            return "In reference mode the style comes from the reference photo; the seed is not used."
+        return ""
+
+    def _reference_changed(self, image: np.ndarray | None) -> None:
+        """A reference whose file name starts with a domain name (female_000019.png, cat_12.jpg)
+        sets the reference domain to it; the style encoder needs the reference's own domain."""
+        path = self.reference.path
+        if image is not None and path is not None:
+            first = path.stem.replace("-", "_").replace(" ", "_").split("_")[0].lower()
+            names = [self.reference_domain.itemText(i).lower() for i in range(self.reference_domain.count())]
+            if first in names:
+                self.reference_domain.blockSignals(True)
+                self.reference_domain.setCurrentIndex(names.index(first))
+                self.reference_domain.blockSignals(False)
         self.schedule("full")
 
     def _source_changed(self, image: np.ndarray | None) -> None:

@@ -12,6 +12,16 @@ from typing import Any, Callable, ClassVar, Literal, Mapping
 import numpy as np
 
 
+def array_digest(array: np.ndarray) -> str:
+    """Content hash of an array (dtype, shape and bytes); hashes C-contiguous data without a copy."""
+    arr = np.ascontiguousarray(array)
+    h = hashlib.blake2b(digest_size=16)
+    h.update(str(arr.dtype).encode())
+    h.update(repr(arr.shape).encode())
+    h.update(memoryview(arr).cast("B") if arr.size else b"")
+    return h.hexdigest()
+
+
 class FrozenArray:
     """A read-only numpy array compared and hashed by content (dtype, shape and bytes)."""
 
@@ -23,12 +33,8 @@ class FrozenArray:
             return
         arr = np.array(array, copy=True, order="C")
         arr.setflags(write=False)
-        h = hashlib.blake2b(digest_size=16)
-        h.update(str(arr.dtype).encode())
-        h.update(repr(arr.shape).encode())
-        h.update(arr.tobytes())
         self._array = arr
-        self._digest = h.hexdigest()
+        self._digest = array_digest(arr)
 
     @property
     def array(self) -> np.ndarray:
