@@ -135,7 +135,10 @@ class MainWindow(QMainWindow):
             self._autosaveDone.connect(self._autosave_done)
             self._recover(restore)
             try:
-                self.guard.start()
+                moved = self.guard.start()
+                if moved is not None:
+                    self.startup_problems.append(f"The lock file {self.guard.lock} was not a file; "
+                                                 f"it was set aside as {moved.name}")
             except OSError as exc:
                 self.startup_problems.append(f"Autosave is off this session: {self.guard.lock} cannot be written "
                                              f"({exc.strerror or exc})")

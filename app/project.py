@@ -583,15 +583,15 @@ class SessionGuard:
                 return target
         raise OSError(f"no free name to set {path.name} aside")
 
-    def start(self) -> None:
-        """Mark this session as running; OSError when the folder cannot hold the lock (then a
-        damaged lock, e.g. a folder in its place, is set aside and the write tried once more)."""
+    def start(self) -> Path | None:
+        """Mark this session as running. A lock that cannot be a file (a folder in its place) is
+        set aside first: its new name is returned. OSError when the folder cannot hold the lock."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        try:
-            self.lock.write_text(str(os.getpid()))
-        except IsADirectoryError:
-            self.set_aside(self.lock)
-            self.lock.write_text(str(os.getpid()))
+        moved = None
+        if os.path.lexists(self.lock) and not self.lock.is_file():
+            moved = self.set_aside(self.lock)
+        self.lock.write_text(str(os.getpid()))
+        return moved
 
     def save(self, project: Project, *, cache: MediaCache | None = None,
              keep: Callable[[], bool] | None = None) -> bool:

@@ -172,7 +172,7 @@ class Settings:
             return out
         version = raw.pop("schema", 1)
         if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSION:
-            out._problem(f"{out.path} has schema {str(version)[:40]!r}, not one this program knows "
+            out._problem(f"{out.path} has schema {repr(version)[:40]}, not one this program knows "
                          f"(1 to {SCHEMA_VERSION}); reading what it can, defaults for the rest")
             version = SCHEMA_VERSION
         try:
