@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PySide6.QtCore import QCoreApplication, QEvent
 from PySide6.QtWidgets import QMessageBox
 
 from app.main import MainWindow
@@ -36,12 +37,11 @@ COUNTER = Counter()
 @pytest.fixture(scope="module", autouse=True)
 def figure(request):
     yield COUNTER
-    line = COUNTER.figure()
+    # written past pytest's output capture, so that it shows in a plain (-q) run too
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(line)
-    else:
-        print(line)
+    with capture.global_and_fixture_disabled():
+        reporter.write_line(f"\n{COUNTER.figure()}")
 
 
 def tree(folder: Path) -> set[str]:
@@ -157,6 +157,15 @@ def _start(qtbot, folder: Path, monkeypatch) -> MainWindow:
     return win
 
 
+def _dispose(win: MainWindow) -> None:
+    """Shut down as after a crash (lock and autosave stay) and free the window now, so a loop of
+    starts does not hold dozens of windows until the test ends."""
+    win.shutdown(end_session=False)
+    win.close()
+    win.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
 def _check_start(qtbot, monkeypatch, tmp_path, case, label: str) -> str:
     """Start the real studio on a damaged config folder; '' when it behaved, else the problem."""
     folder = tmp_path / label / "config"
@@ -188,8 +197,7 @@ def _check_start(qtbot, monkeypatch, tmp_path, case, label: str) -> str:
         if outside:
             problems.append(f"files created outside the config folder: {sorted(outside)[:3]}")
     finally:
-        win.shutdown(end_session=False)  # as after a crash: lock and autosave stay
-        win.close()
+        _dispose(win)
     if problems or not case.set_aside:
         return "; ".join(problems)
     # the next start must not trip over the same thing again
@@ -198,8 +206,7 @@ def _check_start(qtbot, monkeypatch, tmp_path, case, label: str) -> str:
     except Exception as exc:
         return f"the second start failed: {type(exc).__name__}: {exc}"
     text = again.message.text().lower()
-    again.shutdown()
-    again.close()
+    _dispose(again)
     if case.set_aside and "set aside" in text:
         return f"the second start set something aside again: {text!r}"
     return ""
