@@ -150,7 +150,7 @@ class MainWindow(QMainWindow):
         self.modified_timer.start(1000)
         self._update_title()
         if self.startup_problems:
-            for problem in self.startup_problems:
+            for problem in self.startup_problems[len(self.settings.problems):]:  # settings logged their own
                 log.warning("%s", problem)
             self.show_message(" · ".join(self.startup_problems))
 
@@ -407,14 +407,16 @@ class MainWindow(QMainWindow):
         """Put a project into the workspaces. A value no workspace can take (ValueError and kin)
         puts the previous contents back and raises InputError naming the workspace."""
         before = self.project()
-        try:
-            for key, data in project.workspaces.items():
-                if key in self.workspaces:
-                    self.workspaces[key].restore(data.state, data.arrays)
-        except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
-            for key, data in before.workspaces.items():
+        for key, data in project.workspaces.items():
+            if key not in self.workspaces:
+                continue
+            try:
                 self.workspaces[key].restore(data.state, data.arrays)
-            raise InputError(f"the {self.workspaces[key].title} workspace cannot use what was saved ({exc})") from exc
+            except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+                for k, old in before.workspaces.items():
+                    self.workspaces[k].restore(old.state, old.arrays)
+                raise InputError(f"the {self.workspaces[key].title} workspace cannot use what was saved "
+                                 f"({exc})") from exc
         if project.current in self.workspaces:
             self.tabs.setCurrentWidget(self.workspaces[project.current])
 

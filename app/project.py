@@ -425,7 +425,9 @@ def load_project(path: Path | str) -> Project:
     name = path.name or str(path)
     if path.is_dir():
         raise InputError(f"{name} is a folder, not an i2i-studio project")
-    entries = _zip_entries(path) if path.is_file() else None
+    if path.exists() and not path.is_file():  # a pipe or device would block or never end
+        raise InputError(f"{name} is not a regular file, so not an i2i-studio project")
+    entries = _zip_entries(path)
     if entries is not None and entries > PROJECT_MAX_MEMBERS:
         raise InputError(f"{name} lists {entries} zip entries; a project has at most {PROJECT_MAX_MEMBERS}")
     try:

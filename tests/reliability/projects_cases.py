@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import struct
 import zipfile
 import zlib
@@ -31,7 +32,7 @@ class Case:
     name: str
     build: Callable[[Path], Path]
     expect: str  # OK or ERROR for load_project
-    gui_may_refuse: bool = False  # loads, but a workspace may refuse a value (e.g. an unknown mode)
+    gui_refuses: bool = False  # loads, but a workspace refuses a value (an unknown mode)
 
 
 class Counter:
@@ -340,6 +341,8 @@ def project_cases() -> list[Case]:
         add(f"truncated-{frac}", _bytes(f"truncated-{frac}", _truncated(frac)), ERROR)
     add("folder", lambda f: (f / "folder.i2i").mkdir(exist_ok=True) or f / "folder.i2i", ERROR)
     add("missing", lambda f: f / "missing.i2i", ERROR)
+    add("fifo", lambda f: (os.mkfifo(f / "fifo.i2i") if not (f / "fifo.i2i").exists() else None) or f / "fifo.i2i",
+        ERROR)
     # -- zip-level damage
     add("no-project-json", _bytes("no-project-json", _no_json), ERROR)
     add("crc-json", _surgery("crc-json", _flip(3), "project.json", zipfile.ZIP_STORED), ERROR)
@@ -409,9 +412,9 @@ def project_cases() -> list[Case]:
             ("makeup", "regions", ["nose"], OK), ("makeup", "strength", -100, OK), ("scene", "objects", [{"a": 1}], ERROR),
             ("scene", "objects", ["car"] * 5000, ERROR), ("scene", "layer", 10**10, ERROR), ("scene", "layer", 99, OK),
             ("sketch", "class", None, ERROR), ("sketch", "width", 10**6, OK), ("panoptic", "instance", -4, OK)]:
-        gui_may_refuse = (key, value) == ("mode", "bogus")
+        gui_refuses = (key, value) == ("mode", "bogus")
         mutated(f"state-{ws}-{key}-{json.dumps(value)[:14]}", _set_state(ws, key, value), expect,
-                gui_may_refuse=gui_may_refuse)
+                gui_refuses=gui_refuses)
     # -- arrays: shapes, types and contents the studio never writes
     for ws, name, arr, expect in [
             ("exemplar", "labels", np.zeros(64, np.int32), ERROR),
@@ -535,6 +538,8 @@ def _autosave_from(case: Case) -> Callable[[Path], None]:
         dest = folder / "autosave.i2i"
         if src.is_dir():
             dest.mkdir()
+        elif src.is_fifo():
+            os.mkfifo(dest)
         elif src.exists():
             dest.write_bytes(src.read_bytes())
         (folder / "session.lock").write_text("999999999")
