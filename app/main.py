@@ -98,7 +98,7 @@ class MainWindow(QMainWindow):
         self.exceptions = ExceptionReporter(self)
         self.exceptions.raised.connect(self.show_error)
         # what start-up found damaged and set aside (settings, window state, lock, autosave)
-        self.startup_problems: list[str] = list(self.settings.problems)
+        self.startup_problems: list[str] = []  # besides self.settings.problems
         folder = config_dir()
         if folder.exists() and not folder.is_dir():
             self.startup_problems.append(f"The settings folder {folder} is a file, not a folder: settings, "
@@ -149,10 +149,11 @@ class MainWindow(QMainWindow):
         self.modified_timer.timeout.connect(self._update_title)
         self.modified_timer.start(1000)
         self._update_title()
-        if self.startup_problems:
-            for problem in self.startup_problems[len(self.settings.problems):]:  # settings logged their own
-                log.warning("%s", problem)
-            self.show_message(" · ".join(self.startup_problems))
+        for problem in self.startup_problems:  # (settings logged their own)
+            log.warning("%s", problem)
+        if self.startup_problems or self.settings.problems:  # what was set aside first: it matters most
+            first = sorted(self.startup_problems, key=lambda p: "set aside" not in p)
+            self.show_message(" · ".join(first + self.settings.problems))
 
     # ------------------------------------------------------------------ construction
     def _build_status_bar(self) -> None:
@@ -518,18 +519,18 @@ class MainWindow(QMainWindow):
         if error:
             self.show_message(error)
 
-    def _set_aside(self, path: Path, problem: str) -> None:
+    def _set_aside(self, path: Path, what: str, reason: str) -> None:
         """Rename a damaged file of the config folder out of the way and say so at start-up."""
         try:
             moved = self.guard.set_aside(path)
-            self.startup_problems.append(f"{problem}; it was set aside as {moved.name}")
+            self.startup_problems.append(f"{what} was set aside as {moved} ({reason})")
         except OSError as exc:
-            self.startup_problems.append(f"{problem}; it could not be set aside ({exc.strerror or exc})")
+            self.startup_problems.append(f"{what} could not be set aside ({exc.strerror or exc}; {reason})")
 
     def _recover(self, policy: RestorePolicy) -> None:
         autosave = self.guard.autosave
         if os.path.lexists(autosave) and not autosave.is_file():
-            self._set_aside(autosave, f"The autosave {autosave} is not a file")
+            self._set_aside(autosave, "The autosave", "it is not a file")
             return
         crashed = self.guard.crashed_session()
         if crashed is None or policy == "no":
@@ -543,7 +544,7 @@ class MainWindow(QMainWindow):
             project = load_project(crashed)
             self.apply_project(project)
         except InputError as exc:
-            self._set_aside(crashed, f"The autosaved session could not be restored ({exc})")
+            self._set_aside(crashed, "The autosave of the last session", f"it cannot be restored: {exc}")
             return
         if project.source:  # the session belongs to this file; its restored changes are not saved yet
             self.project_path = Path(project.source)

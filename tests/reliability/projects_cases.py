@@ -43,12 +43,13 @@ class Counter:
         self.passed = 0
         self.failures: list[str] = []
 
-    def record(self, name: str, problem: str) -> None:
+    def record(self, name: str, passed: bool, reason: str = "") -> None:
+        """Same signature as ``tests/reliability/hostile.py``'s ``record`` (issue 15's other half)."""
         self.tried += 1
-        if problem:
-            self.failures.append(f"{name}: {problem}")
-        else:
+        if passed:
             self.passed += 1
+        else:
+            self.failures.append(f"{name}: {reason}")
 
     def figure(self) -> str:
         return f"hostile project/settings/start-up cases: {self.tried} tried, {self.passed} passed"

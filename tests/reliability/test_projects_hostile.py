@@ -96,7 +96,7 @@ def test_load_project_refuses_every_hostile_file_plainly_in_bounded_memory(tmp_p
                 problems.append(f"took {got['seconds']:.1f} s")
             if rss > MAX_RSS_BYTES:
                 problems.append(f"its batch peaked at {rss / 2**30:.2f} GiB")
-            COUNTER.record(f"load_project {case.name}", "; ".join(problems))
+            COUNTER.record(f"load_project {case.name}", not problems, "; ".join(problems))
     assert not COUNTER.failures, "\n".join(COUNTER.failures)
     assert tree(tmp_path) == before, "files were created or removed while loading"
 
@@ -146,7 +146,7 @@ def test_studio_open_project_keeps_the_open_project_on_every_hostile_file(qtbot,
             problems.append(f"files appeared: {sorted(tree(tmp_path) ^ before)[:3]}")
         if seconds > MAX_CASE_SECONDS:
             problems.append(f"took {seconds:.1f} s")
-        COUNTER.record(f"open_project {case.name}", "; ".join(problems))
+        COUNTER.record(f"open_project {case.name}", not problems, "; ".join(problems))
         if opened:
             assert window.open_project(prev)
     assert not COUNTER.failures[failures_before:], "\n".join(COUNTER.failures[failures_before:])
@@ -218,7 +218,8 @@ def test_studio_starts_with_any_damaged_settings_window_state_or_lock(qtbot, mon
                                                                       save_changes_answers):
     failures_before = len(COUNTER.failures)
     for i, case in enumerate(start_cases()):
-        COUNTER.record(f"start {case.name}", _check_start(qtbot, monkeypatch, tmp_path, case, f"s{i}"))
+        problem = _check_start(qtbot, monkeypatch, tmp_path, case, f"s{i}")
+        COUNTER.record(f"start {case.name}", not problem, problem)
     assert not COUNTER.failures[failures_before:], "\n".join(COUNTER.failures[failures_before:])
 
 
@@ -228,7 +229,8 @@ def test_studio_starts_and_sets_aside_any_damaged_autosave(qtbot, monkeypatch, t
     case (they differ in what is damaged; the loader itself is covered case by case above)."""
     failures_before = len(COUNTER.failures)
     for i, case in enumerate(autosave_cases(project_cases())[::6]):
-        COUNTER.record(f"start {case.name}", _check_start(qtbot, monkeypatch, tmp_path, case, f"a{i}"))
+        problem = _check_start(qtbot, monkeypatch, tmp_path, case, f"a{i}")
+        COUNTER.record(f"start {case.name}", not problem, problem)
     assert not COUNTER.failures[failures_before:], "\n".join(COUNTER.failures[failures_before:])
 
 
@@ -243,7 +245,7 @@ def test_autosave_that_is_a_folder_is_set_aside_even_without_a_lock(qtbot, monke
     win.autosave().result(timeout=30)
     assert load_project(folder / AUTOSAVE_NAME).workspaces["exemplar"].arrays["labels"][0, 0] == 5
     win.shutdown()
-    COUNTER.record("start autosave-folder-without-lock", "")
+    COUNTER.record("start autosave-folder-without-lock", True)
 
 
 def test_config_dir_that_is_a_file_starts_with_defaults_and_says_so(qtbot, monkeypatch, tmp_path):
@@ -257,7 +259,7 @@ def test_config_dir_that_is_a_file_starts_with_defaults_and_says_so(qtbot, monke
     assert "Could not save the settings" in win.message.text()
     win.shutdown()
     assert path.read_text() == "not a folder"
-    COUNTER.record("start config-dir-is-a-file", "")
+    COUNTER.record("start config-dir-is-a-file", True)
 
 
 def test_settings_schema_zero_or_negative_keeps_valid_values_and_reports():
@@ -268,7 +270,7 @@ def test_settings_schema_zero_or_negative_keeps_valid_values_and_reports():
         s = Settings.load()
         assert s["brush_size"] == 30 and s["theme"] == "dark"
         assert any(f"schema {schema!r}" in p for p in s.problems) and any("theme" in p for p in s.problems)
-        COUNTER.record(f"settings schema {schema} keeps valid values", "")
+        COUNTER.record(f"settings schema {schema} keeps valid values", True)
 
 
 # ------------------------------------------------------------------------------------ saving
@@ -285,7 +287,7 @@ def test_saved_projects_follow_the_umask_and_keep_an_existing_files_mode(tmp_pat
         assert stat.S_IMODE((tmp_path / "a.i2i").stat().st_mode) == 0o600
     finally:
         os.umask(old)
-    COUNTER.record("save follows umask", "")
+    COUNTER.record("save follows umask", True)
 
 
 def test_a_failed_save_leaves_the_previous_file_and_no_temporary(qtbot, window, tmp_path, monkeypatch):
@@ -308,7 +310,7 @@ def test_a_failed_save_leaves_the_previous_file_and_no_temporary(qtbot, window, 
         assert path.read_bytes() == old
         assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [path.name]
         assert window.is_modified()
-        COUNTER.record(f"save fails in {failing}: previous file intact", "")
+        COUNTER.record(f"save fails in {failing}: previous file intact", True)
     assert window.save_project(path) == path  # and a save that works replaces it
     assert load_project(path).workspaces["exemplar"].arrays["labels"][0, 0] == 7
 
