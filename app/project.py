@@ -124,7 +124,7 @@ def _write_member(zf: zipfile.ZipFile, member: str, parts: Parts, compress_type:
                 dest.write(view[start:start + (1 << 20)])
 
 
-def _decode(name: str, data: bytes) -> np.ndarray:
+def _decode(name: str, data: bytes | bytearray) -> np.ndarray:
     """An array from a member's bytes; ValueError naming the problem (sizes checked from the
     header before anything is allocated)."""
     if name.endswith(".png"):
@@ -159,8 +159,8 @@ def _decode(name: str, data: bytes) -> np.ndarray:
                          f"{PROJECT_MEMBER_MAX_BYTES >> 20} MiB")
     if need != len(data) - buf.tell():
         raise ValueError(f"its header declares shape {shape} but the data is {len(data) - buf.tell()} bytes")
-    arr = np.frombuffer(data, dtype, offset=buf.tell()).reshape(shape, order="F" if fortran else "C")
-    return arr.copy()
+    # a view of the member's own (writable) buffer: no copy
+    return np.frombuffer(data, dtype, offset=buf.tell()).reshape(shape, order="F" if fortran else "C")
 
 
 class MediaCache:
@@ -289,7 +289,7 @@ def _zip_entries(path: Path) -> int | None:
     return None if not end else int(end[zipfile._ECD_ENTRIES_TOTAL])
 
 
-def _read_member(zf: zipfile.ZipFile, member: str, limit: int) -> bytes:
+def _read_member(zf: zipfile.ZipFile, member: str, limit: int) -> bytearray:
     """A member's bytes, refused (ValueError) when encrypted, compressed in a way this program does
     not write, declared larger than ``limit``, or inflating past its declared size or ``limit``."""
     info = zf.getinfo(member)  # KeyError: missing
@@ -299,17 +299,17 @@ def _read_member(zf: zipfile.ZipFile, member: str, limit: int) -> bytes:
         raise ValueError(f"it uses compression method {info.compress_type}, which this program does not write")
     if info.file_size > limit:
         raise ValueError(f"it declares {info.file_size / 1e6:.0f} MB, more than the {limit >> 20} MiB allowed")
-    chunks, size = [], 0
+    data = bytearray(info.file_size)  # filled in place: no second copy of a big member
+    view, pos = memoryview(data), 0
     with zf.open(info) as fh:
-        while True:
-            chunk = fh.read(1 << 20)
-            if not chunk:
+        while pos < len(data):
+            n = fh.readinto(view[pos:pos + (1 << 20)])
+            if not n:
                 break
-            size += len(chunk)
-            if size > min(limit, info.file_size):
-                raise ValueError(f"it inflates past its declared {info.file_size} bytes")
-            chunks.append(chunk)
-    return b"".join(chunks)
+            pos += n
+        if pos != len(data) or fh.read(1):
+            raise ValueError(f"it does not inflate to its declared {info.file_size} bytes")
+    return data
 
 
 def _json_depth(value: Any, limit: int) -> bool:
