@@ -225,10 +225,10 @@ def test_studio_starts_with_any_damaged_settings_window_state_or_lock(qtbot, mon
 
 def test_studio_starts_and_sets_aside_any_damaged_autosave(qtbot, monkeypatch, tmp_path, save_changes_answers):
     """A crashed session whose autosave is damaged: the studio starts with defaults, renames the
-    autosave (kept for the user) and says so; the next start is clean. Every 6th refused project
+    autosave (kept for the user) and says so; the next start is clean. Every 8th refused project
     case (they differ in what is damaged; the loader itself is covered case by case above)."""
     failures_before = len(COUNTER.failures)
-    for i, case in enumerate(autosave_cases(project_cases())[::6]):
+    for i, case in enumerate(autosave_cases(project_cases())[::8]):
         problem = _check_start(qtbot, monkeypatch, tmp_path, case, f"a{i}")
         COUNTER.record(f"start {case.name}", not problem, problem)
     assert not COUNTER.failures[failures_before:], "\n".join(COUNTER.failures[failures_before:])
