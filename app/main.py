@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from concurrent.futures import Future
@@ -11,7 +12,7 @@ from types import TracebackType
 from typing import Callable, Literal, Sequence
 
 import numpy as np
-from PySide6.QtCore import QObject, QSettings, QSize, QTimer, Signal, Slot
+from PySide6.QtCore import QByteArray, QObject, QSettings, QSize, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox,
                                QProgressBar, QPushButton, QTabWidget)
@@ -96,6 +97,12 @@ class MainWindow(QMainWindow):
         self._closed = False
         self.exceptions = ExceptionReporter(self)
         self.exceptions.raised.connect(self.show_error)
+        # what start-up found damaged and set aside (settings, window state, lock, autosave)
+        self.startup_problems: list[str] = []  # besides self.settings.problems
+        folder = config_dir()
+        if folder.exists() and not folder.is_dir():
+            self.startup_problems.append(f"The settings folder {folder} is a file, not a folder: settings, "
+                                         "window layout and autosave are not kept this session")
 
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
@@ -127,14 +134,26 @@ class MainWindow(QMainWindow):
             self.autosaver = Autosaver(self.guard, self.media_cache, on_done=self._autosaveDone.emit)
             self._autosaveDone.connect(self._autosave_done)
             self._recover(restore)
-            self.guard.start()
+            try:
+                moved = self.guard.start()
+                if moved is not None:
+                    self.startup_problems.append(f"The lock file {self.guard.lock} was not a file; "
+                                                 f"it was set aside as {moved.name}")
+            except OSError as exc:
+                self.startup_problems.append(f"Autosave is off this session: {self.guard.lock} cannot be written "
+                                             f"({exc.strerror or exc})")
+                self.autosaver.close(timeout=1.0)
+                self.autosaver = None
             self._apply_autosave_interval()
         self.modified_timer = QTimer(self)  # keeps the title's "*" current
         self.modified_timer.timeout.connect(self._update_title)
         self.modified_timer.start(1000)
         self._update_title()
-        for problem in self.settings.problems:
-            self.show_message(problem)
+        for problem in self.startup_problems:  # (settings logged their own)
+            log.warning("%s", problem)
+        if self.startup_problems or self.settings.problems:  # what was set aside first: it matters most
+            first = sorted(self.startup_problems, key=lambda p: "set aside" not in p)
+            self.show_message(" · ".join(first + self.settings.problems))
 
     # ------------------------------------------------------------------ construction
     def _build_status_bar(self) -> None:
@@ -252,7 +271,7 @@ class MainWindow(QMainWindow):
 
     def _device_changed(self, name: str) -> None:
         self.settings.set("device", name)
-        self.settings.save()
+        self._save_settings()
         self.bridge.last_device = ""
         self._update_device_label()
 
@@ -327,7 +346,7 @@ class MainWindow(QMainWindow):
     def apply_settings(self, new: Settings) -> None:
         self.settings.values.update(new.values)
         self.settings.problems = []
-        self.settings.save()
+        self._save_settings()
         sched = self.bridge.scheduler
         sched.grace_s = self.settings.get("grace_ms") / 1000
         sched.max_wait_s = self.settings.get("max_wait_ms") / 1000
@@ -338,6 +357,12 @@ class MainWindow(QMainWindow):
                 stack.set_limit(self.settings.get("undo_limit"))
         self._apply_autosave_interval()
         self.show_message("Settings saved")
+
+    def _save_settings(self) -> None:
+        try:
+            self.settings.save()
+        except OSError as exc:
+            self.show_message(f"Could not save the settings to {self.settings.path}: {exc.strerror or exc}")
 
     def _apply_autosave_interval(self) -> None:
         seconds = int(self.settings.get("autosave_s"))
@@ -380,9 +405,19 @@ class MainWindow(QMainWindow):
         return out
 
     def apply_project(self, project: Project) -> None:
+        """Put a project into the workspaces. A value no workspace can take (ValueError and kin)
+        puts the previous contents back and raises InputError naming the workspace."""
+        before = self.project()
         for key, data in project.workspaces.items():
-            if key in self.workspaces:
+            if key not in self.workspaces:
+                continue
+            try:
                 self.workspaces[key].restore(data.state, data.arrays)
+            except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+                for k, old in before.workspaces.items():
+                    self.workspaces[k].restore(old.state, old.arrays)
+                raise InputError(f"the {self.workspaces[key].title} workspace cannot use what was saved "
+                                 f"({exc})") from exc
         if project.current in self.workspaces:
             self.tabs.setCurrentWidget(self.workspaces[project.current])
 
@@ -430,10 +465,11 @@ class MainWindow(QMainWindow):
             return False
         try:
             project = load_project(path)
+            self.apply_project(project)
         except InputError as exc:
-            self.show_message(str(exc))
+            self.show_message(f"Could not open {Path(path).name}: {exc}" if Path(path).name not in str(exc)
+                              else str(exc))
             return False
-        self.apply_project(project)
         self.project_path = Path(path)
         self._mark_saved(self.project())
         self.show_message(f"Opened {path}")
@@ -451,7 +487,11 @@ class MainWindow(QMainWindow):
         if path.suffix != SUFFIX:
             path = path.with_suffix(SUFFIX)
         project = self.project()
-        save_project(path, project, cache=self.media_cache)
+        try:
+            save_project(path, project, cache=self.media_cache)
+        except OSError as exc:  # the old file, if any, is untouched (the write is atomic)
+            self.show_message(f"Could not save {path}: {exc.strerror or exc}")
+            return None
         self.project_path = path
         self._mark_saved(project)
         self.show_message(f"Saved {path}")
@@ -479,7 +519,19 @@ class MainWindow(QMainWindow):
         if error:
             self.show_message(error)
 
+    def _set_aside(self, path: Path, what: str, reason: str) -> None:
+        """Rename a damaged file of the config folder out of the way and say so at start-up."""
+        try:
+            moved = self.guard.set_aside(path)
+            self.startup_problems.append(f"{what} was set aside as {moved} ({reason})")
+        except OSError as exc:
+            self.startup_problems.append(f"{what} could not be set aside ({exc.strerror or exc}; {reason})")
+
     def _recover(self, policy: RestorePolicy) -> None:
+        autosave = self.guard.autosave
+        if os.path.lexists(autosave) and not autosave.is_file():
+            self._set_aside(autosave, "The autosave", "it is not a file")
+            return
         crashed = self.guard.crashed_session()
         if crashed is None or policy == "no":
             return
@@ -490,10 +542,10 @@ class MainWindow(QMainWindow):
                 return
         try:
             project = load_project(crashed)
+            self.apply_project(project)
         except InputError as exc:
-            self.show_message(f"Could not restore the autosave: {exc}")
+            self._set_aside(crashed, "The autosave of the last session", f"it cannot be restored: {exc}")
             return
-        self.apply_project(project)
         if project.source:  # the session belongs to this file; its restored changes are not saved yet
             self.project_path = Path(project.source)
         self._saved = None
@@ -504,20 +556,34 @@ class MainWindow(QMainWindow):
         return QSettings(str(config_dir() / "window.ini"), QSettings.Format.IniFormat)
 
     def _restore_geometry(self) -> None:
+        """Window size, dock layout and tab of the last session; anything damaged in window.ini is
+        ignored (defaults used) and named in the start-up message."""
+        path = config_dir() / "window.ini"
         qs = self._qsettings()
+        damaged: list[str] = []
+        if qs.status() != QSettings.Status.NoError:
+            damaged.append("unreadable")
         geometry = qs.value("geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:  # first start: 1400×820, or less on a small screen (a 1366×768 laptop), leaving room
+        if not (isinstance(geometry, QByteArray) and self.restoreGeometry(geometry)):
+            if geometry is not None:
+                damaged.append("geometry")
+            # first start: 1400×820, or less on a small screen (a 1366×768 laptop), leaving room
             # for the window manager's title bar and borders
             room = self.screen().availableGeometry().size() - QSize(16, 48)
             self.resize(QSize(1400, 820).boundedTo(room))
         state = qs.value("state")
-        if state is not None:
-            self.restoreState(state)
+        if state is not None and not (isinstance(state, QByteArray) and self.restoreState(state)):
+            damaged.append("state")
         tab = qs.value("tab")
-        if tab is not None and int(tab) < self.tabs.count():
-            self.tabs.setCurrentIndex(int(tab))
+        if tab is not None:
+            text = str(tab).strip()
+            if text.isdigit() and int(text) < self.tabs.count():
+                self.tabs.setCurrentIndex(int(text))
+            else:
+                damaged.append(f"tab {text[:20]!r}")
+        if damaged:
+            self.startup_problems.append(f"{path} is damaged ({', '.join(damaged)}); "
+                                         "using the default window layout")
 
     def shutdown(self, *, end_session: bool = True) -> bool:
         """Cancel work, wait for the engine and autosave threads, remember geometry; with

@@ -8,16 +8,25 @@ and a :class:`MediaCache` keeps their encoded bytes so later saves do not encode
 are atomic (temp file in the same folder, fsync, rename), so a crash never leaves a half-written
 project. The same format serves autosave, written by :class:`Autosaver` on a worker thread; a lock
 file tells the next start that the last session did not exit cleanly.
+
+Reading is bounded (``PROJECT_*`` limits below, each checked before the memory it guards is
+spent): a member's declared size and the bytes actually inflated are both capped, an ``.npy``
+header's shape and a PNG header's size are checked before an array is made, ``project.json`` is
+size- and depth-checked before parsing, and every field must have the type the studio writes.
+Any failure is one :class:`InputError` naming the file and the problem.
 """
 from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import struct
 import sys
 import tempfile
 import threading
+import time
+import warnings
 import weakref
 import zipfile
 import zlib
@@ -31,6 +40,7 @@ import numpy as np
 from PIL import Image
 
 from engine.api import InputError, array_digest
+from engine.io import OPENPOSE_JOINTS
 
 FORMAT = "i2i-studio project"
 VERSION = 1
@@ -38,6 +48,15 @@ SUFFIX = ".i2i"
 AUTOSAVE_NAME = "autosave" + SUFFIX
 LOCK_NAME = "session.lock"
 MEDIA_MIN_BYTES = 1 << 20  # arrays at least this big are stored once by content hash
+
+# Limits on reading a project (a damaged or hostile file is refused before it can take more).
+PROJECT_MEMBER_MAX_BYTES = 256 << 20  # decoded bytes of one member (an 8000×8000 RGB photo is 192 MB)
+PROJECT_TOTAL_MAX_BYTES = 1 << 30  # decoded bytes of all members together
+PROJECT_JSON_MAX_BYTES = 4 << 20  # project.json (a real one is a few kB)
+PROJECT_JSON_MAX_DEPTH = 16  # nesting of project.json (the studio writes 5 levels)
+PROJECT_MAX_MEMBERS = 4096  # zip entries (each costs a Python object before anything is read)
+PROJECT_TEXT_MAX_CHARS = 1000  # one string field of a workspace's state
+PROJECT_INT_RANGE = (-(2**31), 2**31 - 1)  # integer state fields go into Qt widgets (C int)
 
 
 @dataclass
@@ -105,11 +124,43 @@ def _write_member(zf: zipfile.ZipFile, member: str, parts: Parts, compress_type:
                 dest.write(view[start:start + (1 << 20)])
 
 
-def _decode(name: str, data: bytes) -> np.ndarray:
+def _decode(name: str, data: bytes | bytearray) -> np.ndarray:
+    """An array from a member's bytes; ValueError naming the problem (sizes checked from the
+    header before anything is allocated)."""
     if name.endswith(".png"):
-        img = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            try:
+                img = Image.open(io.BytesIO(data), formats=["PNG"])
+            except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+                raise ValueError(f"its image is too large ({exc})") from None
+        if img.mode not in ("L", "RGB", "RGBA"):
+            raise ValueError(f"a {img.mode} image, not the 8-bit grey/RGB/RGBA this program writes")
+        w, h = img.size
+        need = w * h * len(img.getbands())
+        if need > PROJECT_MEMBER_MAX_BYTES:
+            raise ValueError(f"its image is {w}×{h}, more than {PROJECT_MEMBER_MAX_BYTES >> 20} MiB decoded")
         return np.asarray(img).copy()
-    return np.load(io.BytesIO(data), allow_pickle=False)
+    if not name.endswith(".npy"):
+        raise ValueError("not a .png or .npy member")
+    buf = io.BytesIO(data)
+    major, _minor = np.lib.format.read_magic(buf)
+    if major == 1:
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(buf)
+    elif major in (2, 3):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(buf)
+    else:
+        raise ValueError(f"unknown .npy version {major}")
+    if dtype.hasobject or dtype.kind not in "biuf" or dtype.fields is not None:
+        raise ValueError(f"unsupported array type {dtype}")
+    need = math.prod(shape) * dtype.itemsize
+    if need > PROJECT_MEMBER_MAX_BYTES:
+        raise ValueError(f"its header declares shape {shape} ({need / 1e6:.0f} MB), more than "
+                         f"{PROJECT_MEMBER_MAX_BYTES >> 20} MiB")
+    if need != len(data) - buf.tell():
+        raise ValueError(f"its header declares shape {shape} but the data is {len(data) - buf.tell()} bytes")
+    # a view of the member's own (writable) buffer: no copy
+    return np.frombuffer(data, dtype, offset=buf.tell()).reshape(shape, order="F" if fortran else "C")
 
 
 class MediaCache:
@@ -156,6 +207,28 @@ class MediaCache:
         return ext, data
 
 
+def _umask() -> int:
+    """The process umask, read without changing it (the autosave thread may be creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # no /proc: the classic read-and-restore
+    os.umask(mask)
+    return mask
+
+
+def _file_mode(path: Path) -> int:
+    """Permissions for a file written over ``path``: the old file's, else 0666 less the umask."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        return 0o666 & ~_umask()
+
+
 def save_project(path: Path | str, project: Project, *, cache: MediaCache | None = None,
                  keep: Callable[[], bool] | None = None) -> bool:
     """Write ``project`` to ``path`` atomically. ``cache`` reuses encoded photos; ``keep()`` is
@@ -168,6 +241,7 @@ def save_project(path: Path | str, project: Project, *, cache: MediaCache | None
         meta["source"] = project.source
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
     try:
+        os.chmod(tmp, _file_mode(path))  # mkstemp makes 0600; a saved project follows the umask
         with os.fdopen(fd, "wb") as fh:
             with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
                 stored: set[str] = set()
@@ -205,36 +279,231 @@ def save_project(path: Path | str, project: Project, *, cache: MediaCache | None
     return True
 
 
+def _zip_entries(path: Path) -> int | None:
+    """Entries the zip's end record declares (read before ``zipfile`` builds one object per entry)."""
+    try:
+        with open(path, "rb") as fh:
+            end = zipfile._EndRecData(fh)  # the stdlib's own end-record reader
+    except (OSError, struct.error, ValueError):
+        return None
+    return None if not end else int(end[zipfile._ECD_ENTRIES_TOTAL])
+
+
+def _read_member(zf: zipfile.ZipFile, member: str, limit: int) -> bytearray:
+    """A member's bytes, refused (ValueError) when encrypted, compressed in a way this program does
+    not write, declared larger than ``limit``, or inflating past its declared size or ``limit``."""
+    info = zf.getinfo(member)  # KeyError: missing
+    if info.flag_bits & 0x1:
+        raise ValueError("it is encrypted")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise ValueError(f"it uses compression method {info.compress_type}, which this program does not write")
+    if info.file_size > limit:
+        raise ValueError(f"it declares {info.file_size / 1e6:.0f} MB, more than the {limit >> 20} MiB allowed")
+    data = bytearray(info.file_size)  # filled in place: no second copy of a big member
+    view, pos = memoryview(data), 0
+    with zf.open(info) as fh:
+        while pos < len(data):
+            n = fh.readinto(view[pos:pos + (1 << 20)])
+            if not n:
+                break
+            pos += n
+        if pos != len(data) or fh.read(1):
+            raise ValueError(f"it does not inflate to its declared {info.file_size} bytes")
+    return data
+
+
+def _json_depth(value: Any, limit: int) -> bool:
+    """Whether ``value`` (parsed JSON) nests deeper than ``limit`` (iterative: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
+def _no_constant(token: str) -> float:
+    raise ValueError(f"{token} is not a number")
+
+
+# What each array of a workspace may be: (allowed ndim, allowed trailing channels, dtype kinds)
+_IMAGE = ((3,), (3, 4), "u")  # photos: 8-bit RGB(A)
+_MAP = ((2,), (), "iu")  # label / instance maps
+ARRAY_KINDS: dict[str, tuple[tuple[int, ...], tuple[int, ...], str]] = {
+    **dict.fromkeys(("exemplar", "photo", "portrait", "source", "reference", "style"), _IMAGE),
+    **dict.fromkeys(("labels", "instances", "edited_map", "original_map", "portrait_map"), _MAP),
+    "exemplar_map": ((2,), (), "iuf"),  # a label map, or a pose (joints × 3) for pose models
+    "keypoints": ((2,), (3,), "f"),
+    "stroke_points": ((2,), (2,), "f"),
+    "stroke_meta": ((2,), (4,), "f"),  # per stroke: point count, width, erase, group
+}
+
+
+def _check_array(name: str, arr: np.ndarray) -> str:
+    """'' when ``arr`` is what the studio writes under ``name``, else the problem."""
+    ndims, channels, kinds = ARRAY_KINDS[name]
+    if arr.ndim not in ndims or arr.dtype.kind not in kinds:
+        return f"is a {arr.ndim}-D {arr.dtype} array of shape {arr.shape}, not the kind stored as {name!r}"
+    if arr.ndim == 3 and arr.dtype != np.uint8:
+        return f"is {arr.dtype}, not an 8-bit image"
+    if channels and arr.shape[-1] not in channels:
+        return f"has {arr.shape[-1]} channels/columns (shape {arr.shape}); {name!r} has {' or '.join(map(str, channels))}"
+    if ARRAY_KINDS[name] in (_IMAGE, _MAP) and min(arr.shape[:2]) == 0:
+        return f"is empty (shape {arr.shape})"
+    if (name == "keypoints" or (name == "exemplar_map" and arr.dtype.kind == "f")) \
+            and arr.shape != (len(OPENPOSE_JOINTS), 3):
+        return f"has shape {arr.shape}; a pose is {len(OPENPOSE_JOINTS)} joints × 3"
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        return "holds NaN or infinite values"
+    if arr.dtype.kind in "iu" and arr.size and (arr.min() < PROJECT_INT_RANGE[0] or arr.max() > PROJECT_INT_RANGE[1]):
+        return "holds values outside the 32-bit range"
+    return ""
+
+
+def _check_strokes(points: np.ndarray | None, meta: np.ndarray | None) -> str:
+    if points is None and meta is None:
+        return ""
+    if points is None or meta is None:
+        return "has stroke_points or stroke_meta without the other"
+    counts = meta[:, 0] if len(meta) else np.zeros(0, np.float32)
+    if (counts < 1).any() or (counts != np.round(counts)).any() or int(counts.sum()) != len(points):
+        return f"has stroke point counts that do not add up to its {len(points)} points"
+    if len(meta) and ((meta[:, 1] <= 0).any() or np.abs(meta[:, 3]).max() > PROJECT_INT_RANGE[1]):
+        return "has a stroke with a width of 0 or less, or a group number out of range"
+    return ""
+
+
+# The types of the fields workspaces read back (a wrong type is refused, never guessed at)
+STATE_TYPES: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(("seed", "seed_b", "domain", "reference_domain", "alpha", "brush", "label", "instance",
+                     "opacity", "strength", "width", "layer"), (int,)),
+    "psi": (int, float),
+    **dict.fromkeys(("live", "b_from_reference", "paste"), (bool,)),
+    **dict.fromkeys(("model", "mode", "kind", "class"), (str,)),
+    **dict.fromkeys(("regions", "objects"), (list,)),
+}
+
+
+def _check_state(state: dict[str, Any]) -> str:
+    """'' when every field a workspace reads has the type the studio writes, numbers fit a C int
+    and are finite, and text is short; else the problem."""
+    for key, value in state.items():
+        expected = STATE_TYPES.get(key)
+        if expected is not None and (not isinstance(value, expected)
+                                     or (isinstance(value, bool) and bool not in expected)):
+            return (f"field {key[:40]!r} is {_short(value)}, not "
+                    f"{' or '.join({'int': 'a whole number', 'float': 'a number', 'bool': 'true/false', 'str': 'text', 'list': 'a list'}[t.__name__] for t in expected)}")
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, int):
+            if not PROJECT_INT_RANGE[0] <= value <= PROJECT_INT_RANGE[1]:
+                return f"field {key[:40]!r} is {_short(value)}, outside the 32-bit range"
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                return f"field {key[:40]!r} is not a finite number"
+        elif isinstance(value, str):
+            if len(value) > PROJECT_TEXT_MAX_CHARS:
+                return f"field {key[:40]!r} is text longer than {PROJECT_TEXT_MAX_CHARS} characters"
+        elif isinstance(value, list):
+            if len(value) > PROJECT_TEXT_MAX_CHARS or not all(
+                    isinstance(v, str) and len(v) <= PROJECT_TEXT_MAX_CHARS for v in value):
+                return f"field {key[:40]!r} is not a short list of names"
+    return ""  # fields no workspace reads (a newer version's) are kept as they are
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def load_project(path: Path | str) -> Project:
-    """Read a project; InputError with a plain reason when the file is not one."""
+    """Read a project; InputError naming the file and the problem when it is not a sound one.
+    Nothing is written and nothing is extracted; memory is bounded by the ``PROJECT_*`` limits."""
     path = Path(path)
+    name = path.name or str(path)
+    if path.is_dir():
+        raise InputError(f"{name} is a folder, not an i2i-studio project")
+    if path.exists() and not path.is_file():  # a pipe or device would block or never end
+        raise InputError(f"{name} is not a regular file, so not an i2i-studio project")
+    entries = _zip_entries(path)
+    if entries is not None and entries > PROJECT_MAX_MEMBERS:
+        raise InputError(f"{name} lists {entries} zip entries; a project has at most {PROJECT_MAX_MEMBERS}")
     try:
         zf = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise InputError(f"{path.name} is not an i2i-studio project (not a readable zip file: {exc})") from exc
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file") from None
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError, struct.error) as exc:
+        raise InputError(f"{name} is not an i2i-studio project (not a readable zip file: {exc})") from None
     with zf:
+        if len(zf.infolist()) > PROJECT_MAX_MEMBERS:
+            raise InputError(f"{name} has more than {PROJECT_MAX_MEMBERS} zip entries")
         try:
-            meta = json.loads(zf.read("project.json"))
+            text = _read_member(zf, "project.json", PROJECT_JSON_MAX_BYTES)
+            meta = json.loads(text, parse_constant=_no_constant)
         except KeyError:
-            raise InputError(f"{path.name} is not an i2i-studio project (no project.json inside)") from None
-        except ValueError as exc:
-            raise InputError(f"{path.name}: project.json is damaged ({exc})") from exc
-        if meta.get("format") != FORMAT:
-            raise InputError(f"{path.name} is not an i2i-studio project (format {meta.get('format')!r})")
-        if int(meta.get("version", 0)) > VERSION:
-            raise InputError(f"{path.name} was written by a newer i2i-studio (project version {meta['version']})")
-        out = Project(current=str(meta.get("current", "")), source=str(meta.get("source", "")))
+            raise InputError(f"{name} is not an i2i-studio project (no project.json inside)") from None
+        except (ValueError, RecursionError, zipfile.BadZipFile, zlib.error, EOFError, OSError,
+                NotImplementedError, RuntimeError) as exc:
+            raise InputError(f"{name}: project.json is damaged ({exc or type(exc).__name__})") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise InputError(f"{name} is not an i2i-studio project (project.json does not say so)")
+        if _json_depth(meta, PROJECT_JSON_MAX_DEPTH):
+            raise InputError(f"{name}: project.json nests deeper than {PROJECT_JSON_MAX_DEPTH} levels")
+        version = meta.get("version", 0)
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise InputError(f"{name}: project.json has version {version!r}, not a whole number")
+        if version > VERSION:
+            raise InputError(f"{name} was written by a newer i2i-studio (project version {version})")
+        workspaces = meta.get("workspaces", {})
+        current, source = meta.get("current", ""), meta.get("source", "")
+        if not isinstance(workspaces, dict) or not isinstance(current, str) or not isinstance(source, str):
+            raise InputError(f"{name}: project.json has the wrong shape (workspaces, current or source)")
+        out = Project(current=current, source=source)
         decoded: dict[str, np.ndarray] = {}  # a photo shared by several workspaces is read once
-        for key, ws in meta.get("workspaces", {}).items():
+        total = 0
+        for key, ws in workspaces.items():
+            where = f"{name}: workspace {key[:40]!r}"
+            if not isinstance(ws, dict) or not isinstance(ws.get("state", {}), dict) \
+                    or not isinstance(ws.get("arrays", {}), dict):
+                raise InputError(f"{where} has the wrong shape (state and arrays must be objects)")
+            state = ws.get("state", {})
+            problem = _check_state(state)
+            if problem:
+                raise InputError(f"{where}: {problem}")
             arrays = {}
-            for name, member in ws.get("arrays", {}).items():
-                try:
-                    if member not in decoded:
-                        decoded[member] = _decode(member, zf.read(member))
-                    arrays[name] = decoded[member]
-                except (KeyError, OSError, ValueError) as exc:
-                    raise InputError(f"{path.name}: {member} is missing or damaged ({exc})") from exc
-            out.workspaces[key] = WorkspaceData(state=dict(ws.get("state", {})), arrays=arrays)
+            for array_name, member in ws.get("arrays", {}).items():
+                if array_name not in ARRAY_KINDS:
+                    continue  # not one this program uses: never read
+                if not isinstance(member, str) or member.startswith(("/", "\\")) or ".." in member.split("/"):
+                    raise InputError(f"{where}: array {array_name!r} names an invalid member {str(member)[:60]!r}")
+                if member not in decoded:
+                    try:
+                        data = _read_member(zf, member, min(PROJECT_MEMBER_MAX_BYTES,
+                                                            PROJECT_TOTAL_MAX_BYTES - total))
+                        decoded[member] = _decode(member, data)
+                        del data
+                    except KeyError:
+                        raise InputError(f"{name}: {member} is missing") from None
+                    except (ValueError, OSError, EOFError, SyntaxError, zipfile.BadZipFile, zlib.error,
+                            struct.error, NotImplementedError, RuntimeError) as exc:
+                        raise InputError(f"{name}: {member} is damaged ({exc or type(exc).__name__})") from None
+                    total += decoded[member].nbytes
+                    if total > PROJECT_TOTAL_MAX_BYTES:
+                        raise InputError(f"{name}: its arrays decode to more than "
+                                         f"{PROJECT_TOTAL_MAX_BYTES >> 20} MiB")
+                arr = decoded[member]
+                problem = _check_array(array_name, arr)
+                if problem:
+                    raise InputError(f"{where}: {member} {problem}")
+                arrays[array_name] = arr
+            problem = _check_strokes(arrays.get("stroke_points"), arrays.get("stroke_meta"))
+            if not problem and "instances" in arrays and arrays["instances"].shape != arrays.get("labels", arrays["instances"]).shape:
+                problem = "has an instance map and a label map of different sizes"
+            if problem:
+                raise InputError(f"{where} {problem}")
+            out.workspaces[str(key)] = WorkspaceData(state=dict(state), arrays=arrays)
     return out
 
 
@@ -274,7 +543,7 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    except OSError:
+    except (OSError, OverflowError, ValueError):  # a pid no process can have (e.g. 30 digits)
         return False
     return True
 
@@ -287,21 +556,44 @@ class SessionGuard:
         self.lock = self.folder / LOCK_NAME
         self.autosave = self.folder / AUTOSAVE_NAME
 
+    def _lock_pid(self) -> int:
+        """The pid in the lock file; 0 when it is unreadable or not a number."""
+        try:
+            with open(self.lock, "rb") as fh:
+                text = fh.read(64).decode("ascii").strip()
+            return int(text) if text.isdigit() else 0
+        except (OSError, ValueError):
+            return 0
+
     def crashed_session(self) -> Path | None:
         """The autosave of a previous session that did not exit cleanly (and is not running)."""
-        if not (self.lock.exists() and self.autosave.exists()):
+        if not (os.path.lexists(self.lock) and os.path.lexists(self.autosave)):
             return None
-        try:
-            pid = int(self.lock.read_text().strip() or 0)
-        except (OSError, ValueError):
-            pid = 0
+        pid = self._lock_pid()
         if pid != os.getpid() and _pid_alive(pid):
             return None  # another studio is running and owns these files
         return self.autosave
 
-    def start(self) -> None:
+    def set_aside(self, path: Path) -> Path:
+        """Rename a damaged file (or folder) out of the way, keeping it for the user to look at;
+        returns the new name. OSError when it cannot be renamed."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for n in range(100):
+            target = path.with_name(f"{path.stem}-damaged-{stamp}{f'-{n}' if n else ''}{path.suffix}")
+            if not os.path.lexists(target):
+                os.rename(path, target)
+                return target
+        raise OSError(f"no free name to set {path.name} aside")
+
+    def start(self) -> Path | None:
+        """Mark this session as running. A lock that cannot be a file (a folder in its place) is
+        set aside first: its new name is returned. OSError when the folder cannot hold the lock."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        moved = None
+        if os.path.lexists(self.lock) and not self.lock.is_file():
+            moved = self.set_aside(self.lock)
         self.lock.write_text(str(os.getpid()))
+        return moved
 
     def save(self, project: Project, *, cache: MediaCache | None = None,
              keep: Callable[[], bool] | None = None) -> bool:
@@ -312,7 +604,7 @@ class SessionGuard:
         for p in (self.autosave, self.lock):
             try:
                 p.unlink()
-            except FileNotFoundError:
+            except OSError:  # gone already, or a folder that was never ours to remove
                 pass
 
 

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 FILE_NAME = "settings.json"
+SETTINGS_MAX_BYTES = 1 << 20  # a real settings file is under 1 kB; anything bigger is not one
 
 Kind = Literal["bool", "int", "float", "choice", "str"]
 
@@ -113,6 +114,10 @@ MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
 }
 
 
+def _no_constant(token: str) -> float:
+    raise ValueError(f"{token} is not a number JSON allows")
+
+
 def config_dir() -> Path:
     """``I2I_CONFIG_DIR``, else the platform's per-user config folder for i2i-studio."""
     env = os.environ.get("I2I_CONFIG_DIR")
@@ -150,23 +155,33 @@ class Settings:
     def load(cls, path: Path | None = None) -> "Settings":
         """Read the file; a missing file gives the defaults, a broken one the defaults plus problems."""
         out = cls.defaults(path)
-        if not out.path.exists():
-            return out
         try:
-            raw = json.loads(out.path.read_text(encoding="utf-8"))
+            if not out.path.exists():
+                return out
+            if not out.path.is_file():
+                raise ValueError("it is not a file")
+            size = out.path.stat().st_size
+            if size > SETTINGS_MAX_BYTES:
+                raise ValueError(f"it is {size} bytes, more than the {SETTINGS_MAX_BYTES >> 10} KiB a settings file may be")
+            raw = json.loads(out.path.read_text(encoding="utf-8"), parse_constant=_no_constant)
             if not isinstance(raw, dict):
                 raise ValueError("the top level is not an object")
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
-            out._problem(f"{out.path} could not be read ({exc}); using default settings")
+        except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
+            reason = "it nests too deeply" if isinstance(exc, RecursionError) else exc
+            out._problem(f"{out.path} could not be read ({reason}); using default settings")
             return out
         version = raw.pop("schema", 1)
-        if not isinstance(version, int) or version > SCHEMA_VERSION:
-            out._problem(f"{out.path} has schema {version!r}, newer than this program's "
-                         f"{SCHEMA_VERSION}; using defaults for anything unknown")
+        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSION:
+            out._problem(f"{out.path} has schema {repr(version)[:40]}, not one this program knows "
+                         f"(1 to {SCHEMA_VERSION}); reading what it can, defaults for the rest")
             version = SCHEMA_VERSION
-        while version < SCHEMA_VERSION:
-            raw = MIGRATIONS[version](raw)
-            version += 1
+        try:
+            while version < SCHEMA_VERSION:
+                raw = MIGRATIONS[version](raw)
+                version += 1
+        except (TypeError, ValueError, KeyError, OverflowError) as exc:
+            out._problem(f"{out.path} could not be migrated from schema {version} ({exc}); using default settings")
+            return out
         out.update(raw, source=str(out.path))
         return out
 
@@ -182,7 +197,7 @@ class Settings:
                 continue
             try:
                 self.values[key] = _BY_KEY[key].validate(value)
-            except ValueError as exc:
+            except (ValueError, OverflowError) as exc:
                 self._problem(f"{source}: {exc}; using the default {_BY_KEY[key].default!r}")
 
     def get(self, key: str) -> Any:
@@ -203,14 +218,20 @@ class Settings:
         return Settings(path=self.path, values=dict(self.values), problems=list(self.problems))
 
     def save(self) -> None:
-        """Atomic write: a crash never leaves half a settings file."""
+        """Atomic write: a crash never leaves half a settings file. OSError when the folder cannot
+        take it (the old file is then untouched)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = {"schema": SCHEMA_VERSION, **{k: self.values[k] for k in _BY_KEY}}
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".settings-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, self.path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(data, fh, indent=2)
+                fh.write("\n")
+            os.replace(tmp, self.path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
 
 
 def sections() -> list[tuple[str, list[Setting]]]:
