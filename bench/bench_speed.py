@@ -254,6 +254,7 @@ def measure(case: Case, rounds: int) -> dict[str, Any]:
     case.ours(0), case.eager(0)
     eager_s: list[float] = []
     ours_s: list[float] = []
+    case.compiler.calls.clear()
     quality = []
     load_before = loadavg()
     sgemm_before = sgemm_gflops(n=1024, repeats=3)
@@ -280,6 +281,7 @@ def measure(case: Case, rounds: int) -> dict[str, Any]:
         "compile_wait_s": compile_wait_s,
         "compiled_stages": {r.stage: round(r.seconds, 1) for r in records if r.ok}, "compile_failures": failed,
         "output_psnr_vs_eager_db": min(quality), "rounds": rounds,
+        "ours_stage_calls": dict(case.compiler.calls),
         "loadavg_before": load_before, "loadavg_after": loadavg(),
         "cpu": cpu_name(), "cpu_flags": [f for f in CPU_FLAGS_OF_INTEREST if f in cpu_flags()],
         "threads": torch.get_num_threads(), "device": "cpu", "precision": "float32",

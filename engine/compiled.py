@@ -25,7 +25,7 @@ import shutil
 import sys
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Hashable, Literal, Mapping
@@ -155,6 +155,7 @@ class StageCompiler:
         self.capacity = capacity
         self.nice = nice
         self.records: list[CompileRecord] = []
+        self.calls: Counter[str] = Counter()  # "Stage.method compiled|eager" -> calls (benchmarks)
         self._ready: OrderedDict[Hashable, tuple[nn.Module, Callable[..., Any]]] = OrderedDict()
         self._failed: set[Hashable] = set()
         self._queued: set[Hashable] = set()
@@ -182,6 +183,8 @@ class StageCompiler:
             if entry is not None:
                 self._ready.move_to_end(key)
             wanted = entry is None and key not in self._failed and key not in self._queued
+        stage = f"{type(module).__name__}.{method}"
+        self.calls[f"{stage} {'compiled' if entry is not None else 'eager'}"] += 1
         if entry is not None:
             return entry[1](*args)
         t0 = time.perf_counter()
