@@ -104,12 +104,19 @@ class LiveProbe:
         return False
 
     def latencies(self) -> list[float]:
-        out = []
-        for t, before in self.edits:
-            seen = [ts for ts, rid, _ in self.shown if rid > before and ts >= t]
-            if seen:
-                out.append(min(seen) - t)
-        return out
+        return edit_latencies(self.edits, [(ts, rid) for ts, rid, _ in self.shown])
+
+
+def edit_latencies(edits: list[tuple[float, int]], shown: list[tuple[float, int]]) -> list[float]:
+    """Per edit (time, newest request id before it): seconds until the first image shown from a
+    request submitted after it (a newer request id: the edit's own, or a later one that includes
+    it). Edits never followed by such an image are left out (the caller reports how many)."""
+    out = []
+    for t, before in edits:
+        seen = [ts for ts, rid in shown if rid > before and ts >= t]
+        if seen:
+            out.append(min(seen) - t)
+    return out
 
 
 def released_models(weights_dir: Path) -> dict[str, str]:
