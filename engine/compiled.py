@@ -19,6 +19,7 @@ weights are not picklable, so inductor's FX graph cache bypasses frozen graphs).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import queue
 import shutil
@@ -36,6 +37,8 @@ from torch import nn
 from .devices import user_cache_dir
 
 CompileMode = Literal["auto", "on", "off"]
+# After this many failed compilations (a broken toolchain, say) a compiler stops trying.
+MAX_FAILURES = 3
 COMPILE_MODES: tuple[str, ...] = ("auto", "on", "off")
 
 
@@ -45,6 +48,7 @@ def compile_mode_from_env() -> CompileMode:
     return value if value in COMPILE_MODES else "auto"  # type: ignore[return-value]
 
 
+@functools.lru_cache(maxsize=1)
 def cxx_compiler() -> str | None:
     """The C++ compiler inductor's CPU backend would use, or None."""
     env = os.environ.get("CXX")
@@ -58,15 +62,9 @@ def cxx_compiler() -> str | None:
 
 def compile_enabled(mode: CompileMode, device: torch.device) -> bool:
     """``auto`` compiles CPU jobs only (the CUDA path has never run here), and only where a C++
-    compiler exists; ``on`` compiles on any device."""
+    compiler exists; ``on`` compiles on any device. Cheap: it runs on every stage call, so dynamo
+    itself is imported (seconds) on the compile thread, never on the preview path."""
     if mode == "off":
-        return False
-    try:
-        import torch._dynamo
-
-        if not torch._dynamo.is_dynamo_supported():
-            return False
-    except Exception:  # noqa: BLE001 - no dynamo in this build: eager only
         return False
     if mode == "on":
         return True
@@ -182,7 +180,8 @@ class StageCompiler:
             entry = self._ready.get(key)
             if entry is not None:
                 self._ready.move_to_end(key)
-            wanted = entry is None and key not in self._failed and key not in self._queued
+            wanted = (entry is None and key not in self._failed and key not in self._queued
+                      and len(self._failed) < MAX_FAILURES)
         stage = f"{type(module).__name__}.{method}"
         self.calls[f"{stage} {'compiled' if entry is not None else 'eager'}"] += 1
         if entry is not None:
@@ -262,6 +261,10 @@ class StageCompiler:
         t0 = time.perf_counter()
         grad, inference, autocast = job.mode
         try:
+            import torch._dynamo
+
+            if not torch._dynamo.is_dynamo_supported():
+                raise RuntimeError("torch.compile is not supported on this Python / platform")
             options = {"freezing": True} if self.backend == "inductor" else None
             compiled = torch.compile(getattr(job.module, job.method), backend=self.backend, dynamic=False,
                                      options=options)
