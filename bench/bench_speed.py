@@ -24,6 +24,7 @@ the bfloat16 speed-up and PSNR are measured too and recorded for the ``auto`` pr
     i2i bench                      # = i2i bench speed: all cases
     i2i bench --quick              # afhq + ade20k, 3 rounds (about 5 minutes on 2 idle cores)
     i2i bench speed --case cocosnet_ade20k_edit --rounds 5 --threads 2
+    i2i bench speed --precision-only   # bfloat16 vs float32 here (recorded for ``auto`` where native)
 """
 from __future__ import annotations
 
@@ -347,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--case", action="append", default=[], help="only these cases (repeatable), e.g. stargan2_afhq_edit")
     ap.add_argument("--tag", default="", help="results file suffix: bench/results/speed_TAG.json")
+    ap.add_argument("--precision-only", action="store_true",
+                    help="only the bfloat16 vs float32 check (writes speed_precision.json)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     rounds = args.rounds or (3 if args.quick else 5)
@@ -355,6 +358,12 @@ def main(argv: list[str] | None = None) -> int:
           f"torch {torch.__version__}, load {loadavg()}; no GPU is used by this benchmark", flush=True)
     sgemm = sgemm_gflops()
     print(f"float32 sgemm 2048²: {sgemm:.0f} GFLOP/s", flush=True)
+    if args.precision_only:
+        path = write_results("speed_precision", {
+            "cpu": cpu_name(), "cpu_flags": [f for f in CPU_FLAGS_OF_INTEREST if f in cpu_flags()],
+            "threads": args.threads, "sgemm_gflops": sgemm, "loadavg": loadavg(), "precision": [bf16_check(rounds)]})
+        print(f"wrote {path}")
+        return 0
     from engine.weights import Manifest
 
     rows: list[dict[str, Any]] = []
