@@ -39,6 +39,8 @@ from .devices import user_cache_dir
 CompileMode = Literal["auto", "on", "off"]
 # After this many failed compilations (a broken toolchain, say) a compiler stops trying.
 MAX_FAILURES = 3
+# GIL switch interval while compiling (Python's default is 5 ms).
+COMPILE_SWITCH_INTERVAL_S = 0.0005
 COMPILE_MODES: tuple[str, ...] = ("auto", "on", "off")
 
 
@@ -243,6 +245,16 @@ class StageCompiler:
         with contextlib.suppress(AttributeError, OSError, PermissionError):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)  # Linux: per thread
         inductor_cache_dir()
+        # Tracing and code generation are pure Python and hold the GIL; an eager preview on the
+        # worker needs it for every op it dispatches. A short switch interval bounds that wait.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, COMPILE_SWITCH_INTERVAL_S))
+        try:
+            self._drain()
+        finally:
+            sys.setswitchinterval(interval)
+
+    def _drain(self) -> None:
         while True:
             with self._lock:
                 try:
