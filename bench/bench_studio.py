@@ -6,7 +6,15 @@ Per pointer move the mask canvas stamps a capsule between the previous and the c
 part of the widget. The table compares it with recolouring the whole map per move (what a naive
 canvas does) against the 16.7 ms frame budget of a 60 Hz pointer.
 
-    i2i bench studio [--size 512] [--moves 240]
+Live, as felt (issue 17): the real main window, offscreen, driven like a user — brush strokes on
+the exemplar workspace's label map, the StarGAN v2 interpolation slider dragged at 60 Hz — with
+edit → image-shown latency p50 / p95 per workspace (an edit counts as shown when the first result
+of a request submitted at or after it appears), the longest GUI-thread stall (a 5 ms heartbeat
+timer on the GUI thread), and for StarGAN v2 the share of slider results that ran only the decoder.
+First with the default models at their preview size, then (``--released``) with released-size
+random-weight models at 256² (StarGAN v2 afhq, CoCosNet ade20k).
+
+    i2i bench studio [--size 512] [--moves 240] [--live-only] [--released] [--edits 40]
 """
 from __future__ import annotations
 
@@ -41,23 +49,275 @@ def drag_path(size: int, moves: int) -> list[tuple[float, float]]:
             for t in np.linspace(0, 2 * math.pi, moves)]
 
 
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "assets" / "examples"
+
+
+def percentile(values: list[float], q: float) -> float:
+    v = sorted(values)
+    return v[min(len(v) - 1, max(0, math.ceil(q / 100 * len(v)) - 1))]
+
+
+class LiveProbe:
+    """Edit → image-shown latencies and GUI-thread stalls while a workspace is driven."""
+
+    def __init__(self, window, workspace) -> None:  # noqa: ANN001 - Qt objects
+        from PySide6.QtCore import QTimer
+
+        self.window, self.ws = window, workspace
+        self.edits: list[tuple[float, int]] = []  # (time of the edit, newest request id before it)
+        self.shown: list[tuple[float, int, dict]] = []
+        self.gaps: list[float] = []
+        self._last = time.perf_counter()
+        workspace.resultShown.connect(self._on_shown)
+        self.beat = QTimer()
+        self.beat.setInterval(5)
+        self.beat.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.gaps.append(now - self._last)
+        self._last = now
+
+    def _on_shown(self, result) -> None:  # noqa: ANN001
+        self.shown.append((time.perf_counter(), result.request_id, dict(result.timings)))
+
+    def edit(self, fn, pace_s: float) -> None:  # noqa: ANN001
+        from PySide6.QtWidgets import QApplication
+
+        self.edits.append((time.perf_counter(), self.window.bridge.latest_id))
+        fn()
+        deadline = time.perf_counter() + pace_s
+        while time.perf_counter() < deadline:
+            QApplication.processEvents()
+            time.sleep(0.001)
+
+    def settle(self, timeout_s: float) -> bool:
+        from PySide6.QtWidgets import QApplication
+
+        deadline = time.perf_counter() + timeout_s
+        while time.perf_counter() < deadline:
+            QApplication.processEvents()
+            if not self.window.bridge.busy and not self.ws.awaiting:
+                return True
+            time.sleep(0.002)
+        return False
+
+    def latencies(self) -> list[float]:
+        return edit_latencies(self.edits, [(ts, rid) for ts, rid, _ in self.shown])
+
+
+def edit_latencies(edits: list[tuple[float, int]], shown: list[tuple[float, int]]) -> list[float]:
+    """Per edit (time, newest request id before it): seconds until the first image shown from a
+    request submitted after it (a newer request id: the edit's own, or a later one that includes
+    it). Edits never followed by such an image are left out (the caller reports how many)."""
+    out = []
+    for t, before in edits:
+        seen = [ts for ts, rid in shown if rid > before and ts >= t]
+        if seen:
+            out.append(min(seen) - t)
+    return out
+
+
+def released_models(weights_dir: Path) -> dict[str, str]:
+    """Random-weight StarGAN v2 afhq and CoCosNet ade20k (released sizes) registered as defaults."""
+    import torch
+
+    from engine.nets import cocosnet as cc
+    from engine.nets import stargan2 as sg
+    from engine.train.common import he_init
+    from engine.weights import Manifest, register_file, save_state_dicts
+
+    manifest = Manifest(weights_dir)
+    torch.manual_seed(0)
+    sg_nets = sg.build(sg.CONFIGS["afhq"], with_discriminator=False)
+    for m in sg_nets.values():
+        he_init(m)
+    cc_nets = cc.build(cc.CONFIGS["ade20k"])
+    del cc_nets["netD"]
+    out = {}
+    for name, family, config_name, config, nets in (
+            ("afhq_random", "stargan2", "afhq", sg.CONFIGS["afhq"], sg_nets),
+            ("ade20k_random", "cocosnet", "ade20k", cc.CONFIGS["ade20k"], cc_nets)):
+        path = weights_dir / f"{name}.safetensors"
+        save_state_dicts({k: m.state_dict() for k, m in nets.items()}, path)
+        register_file(manifest, name=name, family=family, config_name=config_name, config=config, path=path,
+                      provenance={"kind": "trained-here", "command": "bench studio: random weights"},
+                      extra={"default": True})
+        out[family] = name
+    return out
+
+
+def live_latency(label: str, edits: int, *, settle_s: float, preview_size: int | None,
+                 compile_wait_s: float) -> list[dict]:
+    """Drive the real window: strokes on the exemplar map, the StarGAN v2 interpolation slider."""
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    from app.main import MainWindow
+    from engine.settings import Settings
+
+    def window() -> MainWindow:
+        # one window per workspace: the scheduler's debounce follows its rolling mean job time,
+        # which would otherwise carry over from the previous workspace's model
+        settings = Settings.defaults()
+        settings.set("threads", 2)
+        if preview_size is not None:
+            settings.set("preview_size", preview_size)
+        win = MainWindow(settings, restore="no", autosave=False)
+        win.resize(1400, 900)
+        win.show()
+        QApplication.processEvents()
+        return win
+
+    rows = []
+    win = window()
+    try:
+        # ---- exemplar workspace: brush strokes on the label map
+        ws = win.workspaces["exemplar"]
+        win.tabs.setCurrentWidget(ws)
+        ws.exemplar.load(EXAMPLES / "exemplars" / "scene_000019.png")
+        if ws.exemplar_map.image is None:
+            ws.exemplar_map.load(EXAMPLES / "maps" / "scene_000019.png")
+        canvas = ws.editor.canvas
+        probe = LiveProbe(win, ws)
+        ok = probe.settle(settle_s)
+        w, h = canvas.width(), canvas.height()
+
+        def stroke(k: int, moves: int) -> None:
+            pts = [QPoint(int(w * (0.2 + 0.6 * i / moves)), int(h * (0.3 + 0.4 * ((i + k * 7) % moves) / moves)))
+                   for i in range(moves + 1)]
+            canvas.current_label = 1 + k % 5
+            probe.edit(lambda: QTest.mousePress(canvas, Qt.MouseButton.LeftButton, pos=pts[0]), 1 / 60)
+            for p in pts[1:]:
+                probe.edit(lambda p=p: QTest.mouseMove(canvas, p), 1 / 60)
+            probe.edit(lambda: QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=pts[-1]), 1 / 60)
+            probe.settle(settle_s)
+
+        stroke(0, 4)  # warm-up: model load, exemplar features, and (where enabled) compilation
+        waited = _wait_compiled(win, compile_wait_s)
+        probe.edits.clear()
+        probe.gaps.clear()
+        probe.beat.start()
+        per_stroke = 10
+        for k in range(max(1, edits // per_stroke)):
+            stroke(k + 1, per_stroke)
+        probe.beat.stop()
+        rows.append(_live_row(label, "exemplar: brush strokes", probe, ok, waited, win))
+    finally:
+        win.close()
+    win = window()
+    try:
+        # ---- StarGAN v2: drag the interpolation slider
+        ws = win.workspaces["stargan"]
+        win.tabs.setCurrentWidget(ws)
+        ws.set_mode("interpolate")
+        ws.source.load(sorted((EXAMPLES / "faces").glob("*.png"))[0])
+        probe = LiveProbe(win, ws)
+        ok = probe.settle(settle_s)
+
+        def drag(values: list[int]) -> None:
+            ws.alpha.setSliderDown(True)
+            for v in values:
+                probe.edit(lambda v=v: ws.alpha.setValue(v), 1 / 60)
+            probe.edit(lambda: ws.alpha.setSliderDown(False), 1 / 60)
+            probe.settle(settle_s)
+
+        drag([40, 45, 50])  # warm-up at the preview size
+        waited = _wait_compiled(win, compile_wait_s)
+        probe.edits.clear()
+        probe.gaps.clear()
+        probe.shown.clear()
+        probe.beat.start()
+        drag([(5 + 3 * i) % 100 for i in range(edits)])
+        probe.beat.stop()
+        row = _live_row(label, "stargan: interpolation slider drag", probe, ok, waited, win)
+        slider = [t for _, _, t in probe.shown]
+        row["decoder_only_results"] = sum(1 for t in slider if "decode" in t and "encode" not in t and "masks" not in t)
+        row["results"] = len(slider)
+        rows.append(row)
+    finally:
+        win.close()
+    return rows
+
+
+def _wait_compiled(win, timeout_s: float) -> float:  # noqa: ANN001
+    """Let background compilation (I2I_COMPILE) finish before measuring the steady state."""
+    from PySide6.QtWidgets import QApplication
+
+    compiler = win.bridge.scheduler.models.compiler
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout_s and not compiler.wait(0):
+        QApplication.processEvents()
+        time.sleep(0.05)
+    return time.perf_counter() - t0
+
+
+def _live_row(label: str, what: str, probe: LiveProbe, settled: bool, compile_wait_s: float, win) -> dict:  # noqa: ANN001
+    lat = [v * 1000 for v in probe.latencies()]
+    compiler = win.bridge.scheduler.models.compiler
+    return {"case": f"{label}: {what}", "edits": len(probe.edits), "shown_edits": len(lat),
+            "p50_ms": percentile(lat, 50) if lat else None, "p95_ms": percentile(lat, 95) if lat else None,
+            "max_ms": max(lat) if lat else None,
+            "gui_stall_max_ms": max(probe.gaps[1:]) * 1000 if len(probe.gaps) > 1 else None,
+            "model": probe.ws.weights.model, "preview_size": win.settings.get("preview_size"),
+            "compile_mode": compiler.mode, "compiled_stages": [r.stage for r in compiler.records if r.ok],
+            "compile_wait_s": round(compile_wait_s, 1), "first_result_in_time": settled}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--moves", type=int, default=240)
     ap.add_argument("--brush", type=int, default=24)
+    ap.add_argument("--edits", type=int, default=40, help="edits per workspace in the live-latency part")
+    ap.add_argument("--live-only", action="store_true", help="only the live edit → image latency part")
+    ap.add_argument("--released", action="store_true",
+                    help="also released-size random-weight models at 256² (slow: seconds per image on a CPU)")
+    ap.add_argument("--compile-wait", type=float, default=600,
+                    help="seconds to let background compilation finish before measuring (I2I_COMPILE)")
     args = ap.parse_args(argv)
 
     import torch
     torch.set_num_threads(1)
     from PySide6.QtWidgets import QApplication
 
+    qapp = QApplication.instance() or QApplication([])
+    live: list[dict] = []
+    from engine.devices import CPU_FLAGS_OF_INTEREST, cpu_flags, cpu_name
+
+    live += live_latency("default models", args.edits, settle_s=120, preview_size=None,
+                         compile_wait_s=args.compile_wait)
+    if args.released:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            old = os.environ.get("I2I_WEIGHTS_DIR")
+            os.environ["I2I_WEIGHTS_DIR"] = tmp
+            try:
+                released_models(Path(tmp))
+                live += live_latency("released size 256², random weights", max(10, args.edits // 2), settle_s=600,
+                                     preview_size=256, compile_wait_s=args.compile_wait)
+            finally:
+                if old is None:
+                    os.environ.pop("I2I_WEIGHTS_DIR", None)
+                else:
+                    os.environ["I2I_WEIGHTS_DIR"] = old
+    print_table(live, ["case", "edits", "shown_edits", "p50_ms", "p95_ms", "max_ms", "gui_stall_max_ms",
+                       "preview_size", "compile_mode"])
+    meta = {"cpu": cpu_name(), "cpu_flags": [f for f in CPU_FLAGS_OF_INTEREST if f in cpu_flags()],
+            "loadavg": list(os.getloadavg()), "live": live}
+    if args.live_only:
+        out = write_results("studio_live", meta)
+        print(f"wrote {out}")
+        return 0
+
     from app.canvases.mask import MaskCanvas
     from app.document import LabelDocument, SketchDocument
     from app.mask_editor import palette_for
     from engine.io import load_palette
 
-    qapp = QApplication.instance() or QApplication([])
     rows: list[dict] = []
     path = drag_path(args.size, args.moves)
 
@@ -132,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"map {args.size}², brush {args.brush} px, {args.moves} pointer moves; 60 Hz budget {FRAME_MS:.1f} ms")
     print_table(rows, ["case", "median_ms", "p99_ms", "max_ms", "frames_missed", "moves"])
-    out = write_results("studio", {"size": args.size, "brush": args.brush, "frame_budget_ms": FRAME_MS, "rows": rows})
+    out = write_results("studio", {"size": args.size, "brush": args.brush, "frame_budget_ms": FRAME_MS, "rows": rows,
+                                   **meta})
     print(f"wrote {out}")
     return 0
 

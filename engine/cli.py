@@ -352,13 +352,14 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     bench_dir = Path(__file__).resolve().parent.parent / "bench"
     names = sorted(p.stem for p in bench_dir.glob("bench_*.py"))
-    if not args.name:
+    if args.list:
         print("benchmarks:", ", ".join(n.removeprefix("bench_") for n in names) or "none")
         return 0
-    target = bench_dir / f"bench_{args.name}.py"
+    name = args.name or "speed"  # the same-run eager-vs-ours comparison
+    target = bench_dir / f"bench_{name}.py"
     if not target.exists():
-        raise CliError(f"no benchmark {args.name!r}; available: {', '.join(n.removeprefix('bench_') for n in names)}")
-    sys.argv = [str(target), *args.rest]
+        raise CliError(f"no benchmark {name!r}; available: {', '.join(n.removeprefix('bench_') for n in names)}")
+    sys.argv = [str(target), *(["--quick"] if args.quick else []), *args.rest]
     runpy.run_path(str(target), run_name="__main__")
     return 0
 
@@ -372,7 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen = top.add_parser("generate", help="run a synthesis task and write images").add_subparsers(dest="task", required=True)
     train = top.add_parser("train", help="train a generator family").add_subparsers(dest="family", required=True)
     data = top.add_parser("data", help="build and inspect training data").add_subparsers(dest="data_cmd", required=True)
-    p = top.add_parser("bench", help="run a benchmark from bench/ (no name: list them)")
+    p = top.add_parser("bench", help="run a benchmark from bench/ (no name: ours vs plain eager, same run)")
+    p.add_argument("--list", action="store_true", help="list the benchmarks")
+    p.add_argument("--quick", action="store_true", help="the benchmark's quick mode")
     p.add_argument("name", nargs="?")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments passed to the benchmark")
     p.set_defaults(func=_cmd_bench)

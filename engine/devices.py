@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import os
-from typing import Callable, Iterator, TypeVar
+import platform
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import torch
 
@@ -36,6 +41,20 @@ def configure_threads(max_threads: int | None = None) -> int:
     return max_threads
 
 
+def user_cache_dir() -> Path:
+    """``I2I_CACHE_DIR``, else the platform's per-user cache folder for i2i-studio."""
+    env = os.environ.get("I2I_CACHE_DIR")
+    if env:
+        return Path(env)
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "i2i-studio"
+
+
 def available_devices() -> list[str]:
     """Devices usable here, best first."""
     out: list[str] = []
@@ -59,11 +78,91 @@ def pick_device(requested: DeviceName | str = "auto") -> torch.device:
     return torch.device(str(requested))
 
 
+# CPU features that decide the precision policy and are recorded beside every benchmark.
+CPU_FLAGS_OF_INTEREST: tuple[str, ...] = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+# bfloat16 must keep the output this close to float32 to be picked by ``auto``.
+BF16_MIN_PSNR_DB = 35.0
+
+
+def _cpuinfo() -> str:
+    path = Path("/proc/cpuinfo")
+    try:
+        return path.read_text() if path.exists() else ""
+    except OSError:
+        return ""
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (Linux ``/proc/cpuinfo``; elsewhere what torch's dispatcher
+    reports: ``avx2`` / ``avx512f``, which says nothing about native bfloat16)."""
+    for line in _cpuinfo().splitlines():
+        if line.startswith(("flags", "Features")):
+            return frozenset(line.split(":", 1)[1].split())
+    cap = torch.backends.cpu.get_cpu_capability().lower()
+    return frozenset({"avx2"} if cap == "avx2" else {"avx2", "avx512f"} if cap.startswith("avx512") else set())
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_name() -> str:
+    """The CPU model as the OS names it (e.g. "AMD EPYC", "Intel(R) Xeon(R) Platinum 8480+")."""
+    for line in _cpuinfo().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def native_bf16(flags: frozenset[str] | None = None) -> bool:
+    """True where the CPU computes bfloat16 natively (AVX-512-bf16 or AMX); on AVX2 alone a
+    bfloat16 convolution is emulated and runs many times slower than float32."""
+    flags = cpu_flags() if flags is None else flags
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def bf16_verdict_path() -> Path:
+    return user_cache_dir() / "precision.json"
+
+
+def bf16_verdict(flags: frozenset[str] | None = None) -> dict[str, Any] | None:
+    """What ``i2i bench speed`` measured for bfloat16 on this CPU and torch version (speed-up over
+    float32 and output PSNR), or None when it has not run here."""
+    try:
+        data = json.loads(bf16_verdict_path().read_text())
+    except (OSError, ValueError):
+        return None
+    flags = cpu_flags() if flags is None else flags
+    same = (data.get("cpu") == cpu_name() and data.get("torch") == torch.__version__
+            and set(data.get("cpu_flags", [])) == {f for f in CPU_FLAGS_OF_INTEREST if f in flags})
+    return data if same else None
+
+
+def write_bf16_verdict(speedup: float, psnr_db: float) -> Path:
+    """Record this machine's bfloat16 measurement for ``auto`` (called by the benchmark)."""
+    path = bf16_verdict_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = cpu_flags()
+    path.write_text(json.dumps({"cpu": cpu_name(), "torch": torch.__version__,
+                                "cpu_flags": [f for f in CPU_FLAGS_OF_INTEREST if f in flags],
+                                "bf16_speedup": speedup, "psnr_db": psnr_db}, indent=1))
+    return path
+
+
+def cpu_bf16_pays(flags: frozenset[str] | None = None, verdict: Mapping[str, Any] | None = None) -> bool:
+    """``auto`` uses bfloat16 on a CPU only when it is native there *and* the benchmark run on this
+    machine found it faster than float32 with output PSNR ≥ 35 dB. Never on an AVX2-only CPU."""
+    flags = cpu_flags() if flags is None else flags
+    if not native_bf16(flags):
+        return False
+    verdict = bf16_verdict(flags) if verdict is None else verdict
+    return bool(verdict) and float(verdict.get("bf16_speedup", 0)) > 1.0 \
+        and float(verdict.get("psnr_db", 0)) >= BF16_MIN_PSNR_DB
+
+
 def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
     """The autocast dtype for a job, or None for plain float32.
 
-    ``auto``: float32 on CPU (exact and predictable), bfloat16 on CUDA when supported, else fp16.
-    ``bfloat16`` on CPU is honoured (fast on AVX-512-bf16/AMX CPUs).
+    ``auto``: on CPU float32, or bfloat16 where :func:`cpu_bf16_pays`; bfloat16 on CUDA when
+    supported, else fp16. An explicit ``bfloat16`` on CPU is honoured (slow without native support).
     """
     if precision == "float32":
         return None
@@ -75,7 +174,7 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device.type == "mps":
         return torch.float16
-    return None
+    return torch.bfloat16 if cpu_bf16_pays() else None
 
 
 @contextlib.contextmanager

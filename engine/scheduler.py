@@ -18,6 +18,7 @@ from typing import Callable
 from .api.base import Cancelled, EngineError, Failure, Request, Result
 import torch
 
+from .compiled import compile_mode_from_env
 from .devices import configure_threads, pick_device, run_with_oom_fallback
 from .tasks import CancelToken, LRUCache, ModelStore, TaskContext, make_context, run_request
 
@@ -46,7 +47,7 @@ class PreviewScheduler:
                  slow_threshold_s: float = 0.25, cache_capacity: int = 32,
                  threads: int | None = None) -> None:
         self.callbacks = callbacks or SchedulerCallbacks()
-        self.models = models or ModelStore()
+        self.models = models or ModelStore(compile=compile_mode_from_env())
         self.cache = LRUCache(cache_capacity)
         self._run_fn = run_fn
         self.grace_s, self.max_wait_s, self.slow_threshold_s = grace_s, max_wait_s, slow_threshold_s

@@ -7,6 +7,9 @@ import threading
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Tiny test models gain nothing from two OpenMP threads, and on busy cores the threads stall.
 os.environ.setdefault("I2I_THREADS", "1")
+# No background inductor compilation behind the scheduler's tiny test models (tests/test_compiled.py
+# covers it explicitly).
+os.environ.setdefault("I2I_COMPILE", "off")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..api.base import Cancelled, InputError, ProgressCallback, Request, Result
+from ..compiled import CompileMode, StageCompiler
 from ..devices import pick_device
 from ..weights import Manifest, build_and_load
 
@@ -110,14 +111,18 @@ class LRUCache:
 
 @dataclass
 class ModelStore:
-    """Loads manifest entries lazily onto a device and keeps the last few (bounded)."""
+    """Loads manifest entries lazily onto a device and keeps the last few (bounded); ``compiler``
+    runs their per-preview stages, compiled once that pays (``compile``: see engine.compiled)."""
 
     manifest: Manifest | None = None
     capacity: int = 3
+    compile: CompileMode = "off"
     _cache: LRUCache = field(init=False)
+    compiler: StageCompiler = field(init=False)
 
     def __post_init__(self) -> None:
         self._cache = LRUCache(self.capacity)
+        self.compiler = StageCompiler(self.compile)
 
     def get(self, name: str, device: torch.device) -> dict[str, nn.Module]:
         manifest = self.manifest or Manifest()
@@ -133,6 +138,7 @@ class ModelStore:
 
     def clear(self) -> None:
         self._cache.clear()
+        self.compiler.clear()
 
 
 @dataclass
@@ -194,8 +200,11 @@ def to_uint8_image(x: torch.Tensor) -> np.ndarray:
 
 
 def run_request(request: Request, ctx: TaskContext) -> Result:
-    """Dispatch to the registered runner."""
-    return get_runner(request)(request, ctx)
+    """Dispatch to the registered runner; then let the stages it ran start compiling."""
+    try:
+        return get_runner(request)(request, ctx)
+    finally:
+        ctx.models.compiler.start()
 
 
 def make_context(request_id: int, request: Request, models: ModelStore, cache: LRUCache,

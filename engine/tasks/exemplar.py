@@ -138,21 +138,23 @@ def translate(ctx: TaskContext, model: str, *, input_labels: np.ndarray | None =
         if needs_ref_sem:  # the exemplar's own semantics are encoded only on a cache miss
             ref_sem = encode_for_config(kind, nc, labels=ex_labels, keypoints=ex_kp, photo=ex_photo, size=size,
                                         canvas_size=(ex_photo.shape[1], ex_photo.shape[0])).unsqueeze(0).to(device)
-        gen = torch.Generator(device=device).manual_seed(seed)
         with precision_context(device, precision):
-            return net_corr.exemplar_keys(ref_img, ref_sem, noise=gen).float()
+            if config.get("noise_for_mask"):
+                gen = torch.Generator(device=device).manual_seed(seed)
+                return net_corr.exemplar_keys(ref_img, ref_sem, noise=gen).float()
+            return ctx.models.compiler(net_corr, "exemplar_keys", ref_img, ref_sem).float()
 
     ctx.progress("exemplar features", 0.1)
     with ctx.timed("exemplar"):
         phi = ctx.cache.get_or_create(key, exemplar_keys)
     ctx.progress("correspondence", 0.4)
     with ctx.timed("correspondence"), precision_context(device, precision):
-        theta = net_corr.input_keys(sem)
+        theta = ctx.models.compiler(net_corr, "input_keys", sem)
         ctx.check()
         warp = net_corr.warp(theta, phi, ref_img)  # warp_mask only serves a training loss
     ctx.progress("translation", 0.6)
     with ctx.timed("translation"), precision_context(device, precision):
-        fake = net_g(sem, warp["warp_out"])
+        fake = ctx.models.compiler(net_g, "forward", sem, warp["warp_out"])
     ctx.progress("done", 1.0)
     return Translation(image=to_uint8_image(fake.float()), warped_exemplar=to_uint8_image(warp["warp_out"].float()),
                        size=size)

@@ -123,7 +123,7 @@ def _source_features(ctx: TaskContext, model: _Model, source: FrozenArray | None
                 masks = model.nets["fan"].get_heatmap(x)
             ctx.progress("face masks", 0.3)
         with ctx.timed("encode"):
-            h, cache = model.nets["generator"].encode_source(x, masks)
+            h, cache = ctx.models.compiler(model.nets["generator"], "encode_source", x, masks)
         return h, cache, masks
 
     return ctx.cache.get_or_create(_key(ctx, model, precision, "source", source.digest, size), make)
@@ -190,7 +190,7 @@ def _synthesise(ctx: TaskContext, model: _Model, request: Request, source: Froze
         s = style_fn()
         ctx.progress("generate", 0.6)
         with ctx.timed("decode"):
-            out = model.nets["generator"].decode_style(h, s, cache, masks)
+            out = ctx.models.compiler(model.nets["generator"], "decode_style", h, s, cache, masks)
     aux = {}
     if masks is not None:
         aux["face_mask"] = to_uint8_image(masks[0] * 2 - 1)

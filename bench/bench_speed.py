@@ -1,0 +1,404 @@
+"""Our inference path against plain eager, alternated in one process on the same inputs (issue 17).
+
+*Eager* is what the official code runs: the same modules as loaded from the same weights file,
+float32, NCHW, spectral norm recomputed by its hook on every call, every network run in full for
+every image (``torch.no_grad``), nothing cached or folded. *Ours* is the engine's task runner
+(``run_request``) as the studio calls it: inference mode, spectral norm folded and channels-last
+(CoCosNet), per-source / per-exemplar stages cached, the per-preview stages inductor-compiled
+(``engine.compiled``). Pre- and post-processing (resizing, one-hot encoding, uint8 conversion) are
+counted on our side only.
+
+Cases at 256², released-size configurations with random weights:
+
+* ``*_new_input``: every call brings a new source photo (StarGAN v2) / a new exemplar (CoCosNet), so
+  no cache helps — the speed-up is the compiled code alone;
+* ``*_edit``: what a live edit costs — StarGAN v2: a new style (seed / ψ slider) on the same source;
+  CoCosNet: a changed label map with the same exemplar.
+
+The two sides alternate call by call (``--rounds`` pairs) and medians are compared, so load
+drift on a shared machine hits both alike; the float32 sgemm rate, the load average, the CPU model
+and its flags are recorded beside them. Compile time is reported separately (the studio runs eager
+previews while it compiles in the background). On CPUs with native bfloat16 (avx512_bf16 / amx_bf16)
+the bfloat16 speed-up and PSNR are measured too and recorded for the ``auto`` precision policy.
+
+    i2i bench                      # = i2i bench speed: all cases
+    i2i bench --quick              # afhq + ade20k, 3 rounds (about 5 minutes on 2 idle cores)
+    i2i bench speed --case cocosnet_ade20k_edit --rounds 5 --threads 2
+    i2i bench speed --precision-only   # bfloat16 vs float32 here (recorded for ``auto`` where native)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import count_flops, print_table, psnr, sgemm_gflops, write_results  # noqa: E402
+from engine.devices import (CPU_FLAGS_OF_INTEREST, cpu_flags, cpu_name, native_bf16,  # noqa: E402
+                            write_bf16_verdict)
+
+SIZE = 256
+
+
+@dataclass
+class Case:
+    name: str
+    family: str
+    config: str
+    what: str
+    eager: Callable[[int], Any]  # i -> output tensor (the i-th input of the sequence)
+    ours: Callable[[int], np.ndarray]  # i -> uint8 image through the task runner
+    flops: int
+    compiler: Any
+    first_call: Callable[[], float]  # seconds of the first (eager, compile-triggering) call
+
+
+def loadavg() -> list[float]:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    from engine.tasks import to_uint8_image
+
+    return to_uint8_image(x)
+
+
+def image_psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return psnr(torch.from_numpy(a.astype(np.float32)) / 127.5 - 1, torch.from_numpy(b.astype(np.float32)) / 127.5 - 1)
+
+
+def register_random(manifest: Any, family: str, config_name: str, nets: dict[str, torch.nn.Module],
+                    config: dict[str, Any]) -> str:
+    from engine.weights import register_file, save_state_dicts
+
+    path = manifest.root / f"{config_name}_random.safetensors"
+    save_state_dicts({k: m.state_dict() for k, m in nets.items()}, path)
+    name = f"{config_name}_random"
+    register_file(manifest, name=name, family=family, config_name=config_name, config=config, path=path,
+                  provenance={"kind": "trained-here", "command": "bench speed: random weights"})
+    return name
+
+
+def store(manifest: Any) -> Any:
+    """One model store per model, as in the studio: both cases share its compiled stages."""
+    from engine.tasks import ModelStore
+
+    return ModelStore(manifest=manifest, compile="on")
+
+
+def run(req: Any, models: Any, cache: Any) -> np.ndarray:
+    from engine.tasks import make_context, run_request
+
+    return run_request(req, make_context(1, req, models, cache, device=torch.device("cpu"))).image
+
+
+# ---------------------------------------------------------------------------------- StarGAN v2
+def stargan_cases(manifest: Any, config_name: str, rng: np.random.Generator) -> list[Case]:
+    from engine.api.base import FrozenArray
+    from engine.api.stargan2 import StarGANLatentRequest
+    from engine.nets import stargan2 as sg
+    from engine.tasks import LRUCache
+    from engine.tasks.stargan import image_to_tensor, latent_code
+    from engine.train.common import he_init
+    from engine.weights import build_and_load
+
+    torch.manual_seed(0)
+    config = dict(sg.CONFIGS[config_name])
+    nets = sg.build(config, with_discriminator=False)
+    for k, m in nets.items():
+        if k != "fan":
+            he_init(m)  # the trained networks' initialisation keeps activations in a realistic range
+    name = register_random(manifest, "stargan2", config_name, nets, config)
+    eager_nets = build_and_load(manifest.get(name), manifest)  # the same file, loaded as-is
+    G, F, fan = eager_nets["generator"], eager_nets["mapping_network"], eager_nets.get("fan")
+    sources = [FrozenArray(rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)) for _ in range(64)]
+    x0 = image_to_tensor(sources[0].array, SIZE)
+    with torch.no_grad():
+        s0 = F.for_domain(latent_code(0, sg.network_args(config)["latent_dim"]), 1)
+        masks0 = fan.get_heatmap(x0) if fan is not None else None
+    flops = count_flops(lambda: G(x0, s0, masks0))
+    latent_dim = sg.network_args(config)["latent_dim"]
+
+    def eager(source: FrozenArray, seed: int) -> torch.Tensor:
+        # official test loop: resize, masks from FAN (w_hpf > 0), style from the mapping network, G in full
+        with torch.no_grad():
+            x = image_to_tensor(source.array, SIZE)
+            masks = fan.get_heatmap(x) if fan is not None else None
+            s = F(latent_code(seed, latent_dim), torch.tensor([1]))
+            return G(x, s, masks)
+
+    cases = []
+    models = store(manifest)
+    for what, source_of, seed_of in (("new_input", lambda i: sources[i % len(sources)], lambda i: 0),
+                                     ("edit", lambda i: sources[0], lambda i: 1000 + i)):
+        cache = LRUCache(64)
+
+        def ours(i: int, models: Any = models, cache: Any = cache, source_of: Any = source_of,
+                 seed_of: Any = seed_of) -> np.ndarray:
+            req = StarGANLatentRequest(model=name, source=source_of(i), seed=seed_of(i), target_domain=1,
+                                       precision="float32", device="cpu")
+            return run(req, models, cache)
+
+        def first(ours: Any = ours) -> float:
+            models.get(name, torch.device("cpu"))  # loading is not part of a preview
+            t0 = time.perf_counter()
+            ours(10_000)  # eager; the stages it ran compile after it, in the background
+            return time.perf_counter() - t0
+
+        cases.append(Case(f"stargan2_{config_name}_{what}", "stargan2", config_name,
+                          "new source photo per call" if what == "new_input" else "new style on a cached source",
+                          lambda i, source_of=source_of, seed_of=seed_of: eager(source_of(i), seed_of(i)),
+                          ours, flops, models.compiler, first))
+    return cases
+
+
+# ---------------------------------------------------------------------------------- CoCosNet
+def cocosnet_cases(manifest: Any, config_name: str, rng: np.random.Generator) -> list[Case]:
+    from engine.api.base import FrozenArray
+    from engine.api.cocosnet import ExemplarRequest
+    from engine.cocosnet_inputs import encode_for_config, encode_image
+    from engine.tasks import LRUCache
+    from engine.nets.cocosnet import CONFIGS, build
+    from engine.weights import build_and_load
+
+    torch.manual_seed(0)
+    config = dict(CONFIGS[config_name])
+    nc = int(config["semantic_nc"])
+    name = register_random(manifest, "cocosnet", config_name, build(config), config)
+    eager_nets = build_and_load(manifest.get(name), manifest)
+    net_corr, net_g = eager_nets["netCorr"], eager_nets["netG"]
+
+    def label_map(seed: int) -> np.ndarray:
+        g = np.random.default_rng(seed)
+        coarse = g.integers(0, nc, (SIZE // 16, SIZE // 16))
+        return np.kron(coarse, np.ones((16, 16), dtype=np.int64)).astype(np.int32)
+
+    base_map = label_map(1)
+
+    def edited_map(i: int) -> np.ndarray:
+        m = base_map.copy()  # a brush stroke: one rectangle repainted with another class
+        y, x = (i * 37) % (SIZE - 48), (i * 53) % (SIZE - 48)
+        m[y:y + 48, x:x + 48] = (i * 7) % nc
+        return m
+
+    photos = [rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8) for _ in range(8)]
+    ex_map = label_map(2)
+    exemplars = [(FrozenArray(p), FrozenArray(ex_map)) for p in photos]
+
+    def tensors(labels: np.ndarray, photo: np.ndarray) -> tuple[torch.Tensor, ...]:
+        sem = encode_for_config("labels", nc, labels=labels, size=SIZE).unsqueeze(0)
+        ref_sem = encode_for_config("labels", nc, labels=ex_map, size=SIZE).unsqueeze(0)
+        return encode_image(photo, SIZE).unsqueeze(0), sem, ref_sem
+
+    ref0, sem0, ref_sem0 = tensors(base_map, photos[0])
+    flops = count_flops(lambda: net_g(sem0, net_corr(ref0, sem0, ref_sem0)["warp_out"]))
+
+    def eager(labels: np.ndarray, photo: np.ndarray) -> torch.Tensor:
+        # official test: encode both inputs, netCorr in full (both adaptors, whole correlation), netG
+        with torch.no_grad():
+            ref, sem, ref_sem = tensors(labels, photo)
+            warp = net_corr(ref, sem, ref_sem)["warp_out"]
+            return net_g(sem, warp)
+
+    cases = []
+    models = store(manifest)
+    for what, map_of, ex_of in (("new_input", lambda i: base_map, lambda i: i % len(exemplars)),
+                                ("edit", edited_map, lambda i: 0)):
+        # a new exemplar per call must miss the exemplar cache: it holds fewer than the exemplars cycled
+        cache = LRUCache(4 if what == "new_input" else 64)
+
+        def ours(i: int, models: Any = models, cache: Any = cache, map_of: Any = map_of, ex_of: Any = ex_of) -> np.ndarray:
+            photo, exmap = exemplars[ex_of(i)]
+            req = ExemplarRequest(model=name, input_map=FrozenArray(map_of(i)), exemplar=photo, exemplar_map=exmap,
+                                  canvas_size=(SIZE, SIZE), precision="float32", device="cpu")
+            return run(req, models, cache)
+
+        def first(ours: Any = ours) -> float:
+            models.get(name, torch.device("cpu"))  # loading is not part of a preview
+            t0 = time.perf_counter()
+            ours(7)
+            return time.perf_counter() - t0
+
+        cases.append(Case(f"cocosnet_{config_name}_{what}", "cocosnet", config_name,
+                          "new exemplar per call" if what == "new_input" else "label-map edit, same exemplar",
+                          lambda i, map_of=map_of, ex_of=ex_of: eager(map_of(i), exemplars[ex_of(i)][0].array),
+                          ours, flops, models.compiler, first))
+    return cases
+
+
+# ---------------------------------------------------------------------------------- measuring
+def measure(case: Case, rounds: int) -> dict[str, Any]:
+    print(f"{case.name}: {case.what}", flush=True)
+    done_before = len(case.compiler.records)
+    first_s = case.first_call()
+    t0 = time.perf_counter()
+    case.compiler.wait()
+    compile_wait_s = time.perf_counter() - t0
+    records = case.compiler.records[done_before:]  # compiled for this case (the other case's are reused)
+    failed = [f"{r.stage}: {r.message}" for r in records if not r.ok]
+    print(f"  first call (eager, compiling behind it) {first_s * 1e3:.0f} ms; compile "
+          f"{sum(r.seconds for r in records):.1f} s ({', '.join(f'{r.stage} {r.seconds:.1f} s' for r in records) or 'none'})"
+          + (f"; FAILED: {failed}" if failed else ""), flush=True)
+    # warm both sides once (first compiled call, allocator)
+    case.ours(0), case.eager(0)
+    eager_s: list[float] = []
+    ours_s: list[float] = []
+    case.compiler.calls.clear()
+    quality = []
+    load_before = loadavg()
+    sgemm_before = sgemm_gflops(n=1024, repeats=3)
+    for r in range(rounds):
+        i = 1 + r
+        order = (("eager", case.eager), ("ours", case.ours)) if r % 2 == 0 else (("ours", case.ours), ("eager", case.eager))
+        outs: dict[str, Any] = {}
+        for side, fn in order:
+            t = time.perf_counter()
+            outs[side] = fn(i)
+            (eager_s if side == "eager" else ours_s).append(time.perf_counter() - t)
+        quality.append(image_psnr(outs["ours"], to_uint8(outs["eager"])))
+    sgemm_after = sgemm_gflops(n=1024, repeats=3)
+    eager_med, ours_med = statistics.median(eager_s), statistics.median(ours_s)
+    row = {
+        "case": case.name, "family": case.family, "config": case.config, "what": case.what, "size": SIZE,
+        "eager_ms": eager_med * 1e3, "ours_ms": ours_med * 1e3, "speedup_vs_eager": eager_med / ours_med,
+        "eager_ms_all": [round(v * 1e3, 1) for v in eager_s], "ours_ms_all": [round(v * 1e3, 1) for v in ours_s],
+        "gflop": case.flops / 1e9, "eager_gflops_s": case.flops / eager_med / 1e9,
+        "ours_gflops_s_eager_equivalent": case.flops / ours_med / 1e9,
+        "sgemm_gflops": (sgemm_before + sgemm_after) / 2, "sgemm_gflops_before_after": [sgemm_before, sgemm_after],
+        "eager_pct_of_sgemm": 100 * case.flops / eager_med / 1e9 / ((sgemm_before + sgemm_after) / 2),
+        "first_call_ms": first_s * 1e3, "compile_s": sum(r.seconds for r in records),
+        "compile_wait_s": compile_wait_s,
+        "compiled_stages": {r.stage: round(r.seconds, 1) for r in records if r.ok}, "compile_failures": failed,
+        "output_psnr_vs_eager_db": min(quality), "rounds": rounds,
+        "ours_stage_calls": dict(case.compiler.calls),
+        "loadavg_before": load_before, "loadavg_after": loadavg(),
+        "cpu": cpu_name(), "cpu_flags": [f for f in CPU_FLAGS_OF_INTEREST if f in cpu_flags()],
+        "threads": torch.get_num_threads(), "device": "cpu", "precision": "float32",
+    }
+    print(f"  eager {eager_med * 1e3:8.0f} ms   ours {ours_med * 1e3:8.0f} ms   ×{row['speedup_vs_eager']:.2f}   "
+          f"(output PSNR vs eager ≥ {row['output_psnr_vs_eager_db']:.1f} dB, load {load_before})", flush=True)
+    return row
+
+
+def bf16_check(rounds: int) -> dict[str, Any]:
+    """bfloat16 autocast vs float32 on the StarGAN v2 afhq generator, alternated; where bfloat16 is
+    not native only a single 3×3 convolution is timed (emulated bf16 is far too slow for more)."""
+    from engine.nets import stargan2 as sg
+
+    torch.manual_seed(0)
+    if not native_bf16():
+        conv = torch.nn.Conv2d(128, 128, 3, padding=1).eval()
+        x = torch.randn(1, 128, 64, 64)
+        fns = {"float32": lambda: conv(x)}
+
+        def bf16() -> torch.Tensor:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return conv(x)
+        fns["bfloat16"] = bf16
+        label = "one 3×3 conv 128→128 at 64² (bfloat16 not native here)"
+    else:
+        G = sg.build(sg.CONFIGS["afhq"], with_discriminator=False)["generator"].eval()
+        x, s = torch.rand(1, 3, SIZE, SIZE) * 2 - 1, torch.randn(1, 64)
+        fns = {"float32": lambda: G(x, s)}
+
+        def bf16() -> torch.Tensor:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return G(x, s)
+        fns["bfloat16"] = bf16
+        label = "StarGAN v2 afhq generator 256²"
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    outs = {}
+    with torch.inference_mode():
+        for k, fn in fns.items():
+            outs[k] = fn().float()
+        for _ in range(rounds):
+            for k, fn in fns.items():
+                t = time.perf_counter()
+                fn()
+                times[k].append(time.perf_counter() - t)
+    f32, b16 = statistics.median(times["float32"]), statistics.median(times["bfloat16"])
+    scale = outs["float32"].abs().max().clamp_min(1e-6)
+    quality = psnr(outs["float32"] / scale, outs["bfloat16"] / scale)
+    row = {"case": "bf16_vs_fp32", "what": label, "fp32_ms": f32 * 1e3, "bf16_ms": b16 * 1e3,
+           "bf16_speedup": f32 / b16, "psnr_db": quality, "native_bf16": native_bf16(),
+           "cpu": cpu_name(), "cpu_flags": [f for f in CPU_FLAGS_OF_INTEREST if f in cpu_flags()]}
+    if native_bf16():
+        row["verdict_file"] = str(write_bf16_verdict(f32 / b16, quality))
+    print(f"bfloat16 vs float32, {label}: {f32 * 1e3:.1f} ms vs {b16 * 1e3:.1f} ms (×{f32 / b16:.2f}), "
+          f"PSNR {quality:.1f} dB", flush=True)
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="afhq and ade20k only, 3 rounds, no bfloat16 check")
+    ap.add_argument("--rounds", type=int, default=None, help="alternated eager/ours pairs per case (default 5; quick 3)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--case", action="append", default=[], help="only these cases (repeatable), e.g. stargan2_afhq_edit")
+    ap.add_argument("--tag", default="", help="results file suffix: bench/results/speed_TAG.json")
+    ap.add_argument("--precision-only", action="store_true",
+                    help="only the bfloat16 vs float32 check (writes speed_precision.json)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rounds = args.rounds or (3 if args.quick else 5)
+    t_start = time.perf_counter()
+    print(f"CPU {cpu_name()}, flags {[f for f in CPU_FLAGS_OF_INTEREST if f in cpu_flags()]}, {args.threads} threads, "
+          f"torch {torch.__version__}, load {loadavg()}; no GPU is used by this benchmark", flush=True)
+    sgemm = sgemm_gflops()
+    print(f"float32 sgemm 2048²: {sgemm:.0f} GFLOP/s", flush=True)
+    if args.precision_only:
+        path = write_results("speed_precision", {
+            "cpu": cpu_name(), "cpu_flags": [f for f in CPU_FLAGS_OF_INTEREST if f in cpu_flags()],
+            "threads": args.threads, "sgemm_gflops": sgemm, "loadavg": loadavg(), "precision": [bf16_check(rounds)]})
+        print(f"wrote {path}")
+        return 0
+    from engine.weights import Manifest
+
+    rows: list[dict[str, Any]] = []
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = Manifest(Path(tmp))
+        builders: list[tuple[str, Callable[[], list[Case]]]] = [
+            ("stargan2_afhq", lambda: stargan_cases(manifest, "afhq", rng)),
+            ("cocosnet_ade20k", lambda: cocosnet_cases(manifest, "ade20k", rng))]
+        if not args.quick:
+            builders.insert(1, ("stargan2_celeba_hq", lambda: stargan_cases(manifest, "celeba_hq", rng)))
+        for prefix, make in builders:
+            if args.case and not any(c.startswith(prefix) for c in args.case):
+                continue
+            for case in make():
+                if args.case and case.name not in args.case:
+                    continue
+                rows.append(measure(case, rounds))
+                del case
+    extra: list[dict[str, Any]] = []
+    if not args.quick and not args.case:
+        extra.append(bf16_check(rounds))
+    print()
+    print_table(rows, ["case", "eager_ms", "ours_ms", "speedup_vs_eager", "eager_gflops_s", "sgemm_gflops",
+                       "compile_s", "first_call_ms", "output_psnr_vs_eager_db"])
+    total = time.perf_counter() - t_start
+    name = "speed" + (f"_{args.tag}" if args.tag else "") + ("_quick" if args.quick and not args.tag else "")
+    path = write_results(name, {
+        "cpu": cpu_name(), "cpu_flags": [f for f in CPU_FLAGS_OF_INTEREST if f in cpu_flags()],
+        "threads": args.threads, "rounds": rounds, "quick": args.quick, "sgemm_gflops": sgemm,
+        "gpu": "none used (CPU benchmark)", "loadavg_end": loadavg(), "seconds": total, "rows": rows,
+        "precision": extra})
+    print(f"wrote {path} in {total:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

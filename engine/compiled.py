@@ -1,0 +1,298 @@
+"""Inductor-compiled twins of inference stages, built beside the preview path, never in its way.
+
+A *stage* is a bound module method the tasks call per preview (StarGAN v2's ``encode_source`` /
+``decode_style``, CoCosNet's ``input_keys`` / ``exemplar_keys`` / ``netG``). :class:`StageCompiler`
+runs a stage eagerly until a compiled twin for the same input signature (shapes, strides, dtypes,
+grad / inference mode, autocast dtype) is ready, so the first preview is never slower than eager:
+compilation starts only after the request that needed it has its result (:meth:`StageCompiler.start`,
+called by the task runner). Compiling (``torch.compile`` with inductor freezing: oneDNN weight prepacking and conv + activation
+fusion, fused norm / modulation kernels) happens on one low-priority background thread, started
+only for stages whose eager run takes at least ``min_eager_s`` (small preview models are fast
+enough and gain little). A compiled twin whose output differs from the eager one is discarded.
+
+Inductor's kernel cache lives in the user cache folder (:func:`inductor_cache_dir`), so a later
+session skips the C++ compilation; the frozen graph itself is rebuilt each session (oneDNN-packed
+weights are not picklable, so inductor's FX graph cache bypasses frozen graphs).
+
+``I2I_COMPILE`` = ``auto`` (default: on for CPU jobs when a C++ compiler is present) | ``on`` | ``off``.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import queue
+import shutil
+import sys
+import threading
+import time
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Hashable, Literal, Mapping
+
+import torch
+from torch import nn
+
+from .devices import user_cache_dir
+
+CompileMode = Literal["auto", "on", "off"]
+# After this many failed compilations (a broken toolchain, say) a compiler stops trying.
+MAX_FAILURES = 3
+# GIL switch interval while compiling (Python's default is 5 ms).
+COMPILE_SWITCH_INTERVAL_S = 0.0005
+COMPILE_MODES: tuple[str, ...] = ("auto", "on", "off")
+
+
+def compile_mode_from_env() -> CompileMode:
+    """``I2I_COMPILE`` (auto | on | off); anything else means ``auto``."""
+    value = os.environ.get("I2I_COMPILE", "auto").strip().lower()
+    return value if value in COMPILE_MODES else "auto"  # type: ignore[return-value]
+
+
+@functools.lru_cache(maxsize=1)
+def cxx_compiler() -> str | None:
+    """The C++ compiler inductor's CPU backend would use, or None."""
+    env = os.environ.get("CXX")
+    if env and shutil.which(env):
+        return env
+    for name in (("cl",) if sys.platform == "win32" else ("g++", "c++", "clang++")):
+        if shutil.which(name):
+            return name
+    return None
+
+
+def compile_enabled(mode: CompileMode, device: torch.device) -> bool:
+    """``auto`` compiles CPU jobs only (the CUDA path has never run here), and only where a C++
+    compiler exists; ``on`` compiles on any device. Cheap: it runs on every stage call, so dynamo
+    itself is imported (seconds) on the compile thread, never on the preview path."""
+    if mode == "off":
+        return False
+    if mode == "on":
+        return True
+    return device.type == "cpu" and cxx_compiler() is not None
+
+
+def inductor_cache_dir() -> Path:
+    """Where inductor keeps compiled kernels across sessions (``TORCHINDUCTOR_CACHE_DIR`` wins)."""
+    env = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    path = Path(env) if env else user_cache_dir() / "inductor"
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(path)  # inductor reads it at compile time
+    return path
+
+
+def _signature(value: Any) -> Hashable:
+    """What a compiled graph is specialised on, for one argument."""
+    if isinstance(value, torch.Tensor):
+        return ("tensor", tuple(value.shape), tuple(value.stride()), value.dtype, str(value.device),
+                value.requires_grad)
+    if isinstance(value, Mapping):
+        return ("map", tuple((k, _signature(v)) for k, v in sorted(value.items())))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_signature(v) for v in value))
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"cannot compile a stage taking a {type(value).__name__}")
+
+
+def _mode_state(device_type: str) -> Hashable:
+    """Grad / inference mode and autocast dtype: compiled graphs are specialised on them too."""
+    autocast = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
+    return (torch.is_grad_enabled(), torch.is_inference_mode_enabled(), str(autocast))
+
+
+def _first_device_type(args: tuple[Any, ...]) -> str:
+    for leaf in torch.utils._pytree.tree_leaves(args):
+        if isinstance(leaf, torch.Tensor):
+            return leaf.device.type
+    return "cpu"
+
+
+def outputs_match(a: Any, b: Any, atol: float = 1e-2, rtol: float = 1e-2) -> bool:
+    """Same structure and values within tolerance (fused kernels reorder float sums)."""
+    la, lb = torch.utils._pytree.tree_leaves(a), torch.utils._pytree.tree_leaves(b)
+    if len(la) != len(lb):
+        return False
+    for x, y in zip(la, lb):
+        if isinstance(x, torch.Tensor) != isinstance(y, torch.Tensor):
+            return False
+        if isinstance(x, torch.Tensor):
+            if x.shape != y.shape or not torch.allclose(x.float(), y.float(), atol=atol, rtol=rtol):
+                return False
+    return True
+
+
+@dataclass(frozen=True)
+class CompileRecord:
+    """One finished compilation: which stage, how long it took, and whether it is in use."""
+
+    stage: str
+    seconds: float
+    ok: bool
+    message: str = ""
+
+
+@dataclass
+class _Job:
+    key: Hashable
+    module: nn.Module
+    method: str
+    args: tuple[Any, ...]
+    eager_out: Any
+    mode: tuple[bool, bool, str]
+    device_type: str
+
+
+class StageCompiler:
+    """Eager until compiled: see the module docstring. Thread-safe; one compile at a time."""
+
+    def __init__(self, mode: CompileMode = "off", *, min_eager_s: float = 0.1, capacity: int = 16,
+                 nice: int = 10, autostart: bool = False, backend: str = "inductor") -> None:
+        self.mode: CompileMode = mode
+        self.backend = backend  # tests use dynamo's "eager" backend: same scheduling, seconds not minutes
+        self.autostart = autostart  # False: compilation waits for start()
+        self.min_eager_s = min_eager_s
+        self.capacity = capacity
+        self.nice = nice
+        self.records: list[CompileRecord] = []
+        self.calls: Counter[str] = Counter()  # "Stage.method compiled|eager" -> calls (benchmarks)
+        self._ready: OrderedDict[Hashable, tuple[nn.Module, Callable[..., Any]]] = OrderedDict()
+        self._failed: set[Hashable] = set()
+        self._queued: set[Hashable] = set()
+        self._jobs: queue.Queue[_Job] = queue.Queue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._idle = threading.Condition(self._lock)
+
+    # ------------------------------------------------------------------ calling a stage
+    def __call__(self, module: nn.Module, method: str, *args: Any) -> Any:
+        """``getattr(module, method)(*args)``, through the compiled twin once it is ready."""
+        fn = getattr(module, method)
+        device_type = _first_device_type(args)
+        if not compile_enabled(self.mode, torch.device(device_type)):
+            return fn(*args)
+        # Compiled graphs are specialised on strides: one layout for every caller (e.g. a compiled
+        # encoder may return channels-last features where the eager one returned NCHW).
+        args = torch.utils._pytree.tree_map_only(torch.Tensor, lambda t: t.contiguous(), args)
+        try:
+            key = (id(module), method, _signature(args), _mode_state(device_type))
+        except TypeError:
+            return fn(*args)
+        with self._lock:
+            entry = self._ready.get(key)
+            if entry is not None:
+                self._ready.move_to_end(key)
+            wanted = (entry is None and key not in self._failed and key not in self._queued
+                      and len(self._failed) < MAX_FAILURES)
+        stage = f"{type(module).__name__}.{method}"
+        self.calls[f"{stage} {'compiled' if entry is not None else 'eager'}"] += 1
+        if entry is not None:
+            return entry[1](*args)
+        t0 = time.perf_counter()
+        out = fn(*args)
+        if wanted and time.perf_counter() - t0 >= self.min_eager_s:
+            self._submit(_Job(key, module, method, args, out, _mode_state(device_type), device_type))
+        return out
+
+    def is_compiled(self, module: nn.Module, method: str, *args: Any) -> bool:
+        """True when a call with these arguments (in the current grad / autocast mode) runs compiled."""
+        try:
+            key = (id(module), method, _signature(args), _mode_state(_first_device_type(args)))
+        except TypeError:
+            return False
+        with self._lock:
+            return key in self._ready
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every queued compilation has finished (benchmarks, tests)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._idle:
+            while self._queued:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def clear(self) -> None:
+        """Forget compiled twins (the models they froze are being dropped)."""
+        with self._lock:
+            self._ready.clear()
+            self._failed.clear()
+
+    # ------------------------------------------------------------------ background thread
+    def start(self) -> None:
+        """Start compiling what the last calls asked for. The task runner calls this after a
+        request's result is ready, so a preview never shares the CPU with its own compilation."""
+        with self._lock:
+            if self._jobs.empty() or (self._thread is not None and self._thread.is_alive()):
+                return
+            # A daemon thread: quitting the app does not wait for a half-done compilation.
+            self._thread = threading.Thread(target=self._work, name="i2i-compile", daemon=True)
+            self._thread.start()
+
+    def _submit(self, job: _Job) -> None:
+        with self._lock:
+            if job.key in self._queued:
+                return
+            self._queued.add(job.key)
+            self._jobs.put(job)
+            if self.autostart and (self._thread is None or not self._thread.is_alive()):
+                self._thread = threading.Thread(target=self._work, name="i2i-compile", daemon=True)
+                self._thread.start()
+
+    def _work(self) -> None:
+        with contextlib.suppress(AttributeError, OSError, PermissionError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)  # Linux: per thread
+        inductor_cache_dir()
+        # Tracing and code generation are pure Python and hold the GIL; an eager preview on the
+        # worker needs it for every op it dispatches. A short switch interval bounds that wait.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, COMPILE_SWITCH_INTERVAL_S))
+        try:
+            self._drain()
+        finally:
+            sys.setswitchinterval(interval)
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    self._thread = None
+                    return
+            record = self._compile(job)
+            with self._idle:
+                self.records.append(record)
+                self._queued.discard(job.key)
+                self._idle.notify_all()
+
+    def _compile(self, job: _Job) -> CompileRecord:
+        stage = f"{type(job.module).__name__}.{job.method}"
+        t0 = time.perf_counter()
+        grad, inference, autocast = job.mode
+        try:
+            import torch._dynamo
+
+            if not torch._dynamo.is_dynamo_supported():
+                raise RuntimeError("torch.compile is not supported on this Python / platform")
+            options = {"freezing": True} if self.backend == "inductor" else None
+            compiled = torch.compile(getattr(job.module, job.method), backend=self.backend, dynamic=False,
+                                     options=options)
+            with contextlib.ExitStack() as stack:
+                stack.enter_context(torch.inference_mode() if inference else torch.set_grad_enabled(grad))
+                if autocast != "None":
+                    stack.enter_context(torch.autocast(job.device_type, dtype=getattr(torch, autocast.split(".")[-1])))
+                out = compiled(*job.args)
+            if not outputs_match(out, job.eager_out):
+                raise RuntimeError("compiled output differs from eager; staying eager")
+        except Exception as exc:  # noqa: BLE001 - any compiler failure means: stay eager
+            with self._lock:
+                self._failed.add(job.key)
+            return CompileRecord(stage, time.perf_counter() - t0, False, f"{type(exc).__name__}: {exc}"[:500])
+        with self._lock:
+            self._ready[job.key] = (job.module, compiled)  # keeps the module alive as long as the twin
+            while len(self._ready) > self.capacity:
+                self._ready.popitem(last=False)
+        return CompileRecord(stage, time.perf_counter() - t0, True)

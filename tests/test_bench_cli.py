@@ -1,0 +1,40 @@
+"""``i2i bench``: the same-run comparison is the default, other benchmarks by name; the studio
+latency bookkeeping. (No test times anything: timings live in bench/results.)"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from engine.cli import main
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.bench_studio import edit_latencies, percentile  # noqa: E402
+
+
+def test_bench_list_names_the_speed_comparison(capsys):
+    assert main(["bench", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "speed" in out and "studio" in out
+
+
+def test_unknown_benchmark_is_one_plain_error(capsys):
+    assert main(["bench", "nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert "no benchmark 'nosuch'" in err and "speed" in err
+
+
+def test_an_edit_is_shown_by_the_first_newer_request():
+    edits = [(0.0, 0), (0.1, 1), (0.2, 1), (0.3, 3)]
+    shown = [(0.05, 0),   # older request: does not show any edit
+             (0.25, 1),   # shows the first edit (submitted as request 1)
+             (0.6, 3),    # shows the held edits 2 and 3 (merged into request 3)
+             (0.9, 4)]    # shows the last edit
+    assert edit_latencies(edits, shown) == [0.25, 0.6 - 0.1, 0.6 - 0.2, 0.9 - 0.3]
+    assert edit_latencies([(1.0, 9)], shown) == []  # never shown: left out
+
+
+def test_percentile_is_nearest_rank():
+    values = list(range(1, 101))
+    assert percentile(values, 50) == 50
+    assert percentile(values, 95) == 95
+    assert percentile([7.0], 95) == 7.0

@@ -1,0 +1,127 @@
+"""Eager until compiled (issue 17): StageCompiler runs a stage eagerly, compiles it only after
+start(), on its own thread, and then serves the compiled twin with the same output."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.compiled import StageCompiler, compile_enabled, compile_mode_from_env, cxx_compiler
+from engine.tasks import ModelStore
+
+
+class Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.norm = nn.InstanceNorm2d(8)
+
+    def forward(self, x: torch.Tensor, scale: float) -> torch.Tensor:
+        return F.leaky_relu(self.norm(self.conv(x)), 0.2) * scale
+
+    def pair(self, xs: tuple[torch.Tensor, torch.Tensor]) -> dict[int, torch.Tensor]:
+        return {0: self.conv(xs[0]), 1: self.conv(xs[1])}
+
+
+def compile_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "i2i-compile"]
+
+
+def test_off_is_plain_eager_and_starts_nothing():
+    block = Block().eval()
+    compiler = StageCompiler("off", min_eager_s=0.0)
+    x = torch.randn(1, 3, 16, 16)
+    with torch.inference_mode():
+        out = compiler(block, "forward", x, 2.0)
+        expected = block(x, 2.0)
+    compiler.start()
+    assert torch.equal(out, expected)
+    assert not compile_threads() and compiler.wait(0)
+    assert not compiler.is_compiled(block, "forward", x, 2.0)
+
+
+def test_modes():
+    cpu = torch.device("cpu")
+    assert not compile_enabled("off", cpu)
+    assert compile_enabled("auto", cpu) == (cxx_compiler() is not None)
+    assert not compile_enabled("auto", torch.device("cuda"))  # never run on a GPU here: opt-in only
+    assert ModelStore().compiler.mode == "off"  # the CLI and tests run plain eager
+
+
+def test_mode_from_env(monkeypatch):
+    monkeypatch.setenv("I2I_COMPILE", "ON")
+    assert compile_mode_from_env() == "on"
+    monkeypatch.setenv("I2I_COMPILE", "sometimes")
+    assert compile_mode_from_env() == "auto"
+
+
+def test_fast_stages_are_not_compiled():
+    block = Block().eval()
+    compiler = StageCompiler("on", min_eager_s=60.0)
+    with torch.inference_mode():
+        compiler(block, "forward", torch.randn(1, 3, 8, 8), 1.0)
+    compiler.start()
+    assert not compile_threads() and not compiler.records
+
+
+def test_unsupported_argument_stays_eager():
+    block = Block().eval()
+    compiler = StageCompiler("on", min_eager_s=0.0)
+    with pytest.raises(TypeError):
+        compiler(block, "forward", torch.randn(1, 3, 8, 8), object())  # reaches the module, which rejects it
+    compiler.start()
+    assert not compiler.records and not compile_threads()
+
+
+def test_eager_until_compiled_then_the_compiled_twin():
+    # dynamo with its "eager" backend: the real tracing, guards and threading, without minutes of
+    # inductor code generation (bench/bench_speed.py runs the inductor path and reports it)
+    torch.manual_seed(0)
+    block = Block().eval()
+    compiler = StageCompiler("on", min_eager_s=0.0, backend="eager")
+    x = torch.randn(1, 3, 16, 16)
+    xs = (torch.randn(1, 3, 8, 8), torch.randn(1, 3, 8, 8))
+    with torch.inference_mode():
+        eager = block(x, 0.5)
+        first = compiler(block, "forward", x, 0.5)
+        compiler(block, "pair", xs)
+        assert torch.equal(first, eager)  # the first call ran the module itself
+        assert not compile_threads()  # nothing compiles before start(): the request comes first
+        assert not compiler.is_compiled(block, "forward", x, 0.5)
+        compiler.start()
+        assert compiler.wait(timeout=120)
+        assert [r.ok for r in compiler.records] == [True, True], compiler.records
+        assert compiler.is_compiled(block, "forward", x, 0.5)
+        assert not compiler.is_compiled(block, "forward", x, 0.25)  # another constant: another graph
+        assert not compiler.is_compiled(block, "forward", torch.randn(1, 3, 32, 32), 0.5)
+        x_cl = x.contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(compiler(block, "forward", x_cl, 0.5), eager, atol=1e-4, rtol=1e-4)
+        pair = compiler(block, "pair", xs)
+        torch.testing.assert_close(pair[1], block.conv(xs[1]), atol=1e-4, rtol=1e-4)
+    with torch.no_grad():  # another grad mode is another specialisation
+        assert not compiler.is_compiled(block, "forward", x, 0.5)
+    compiler.clear()
+    assert not compiler.is_compiled(block, "forward", x, 0.5)
+
+
+def test_a_twin_that_disagrees_with_eager_is_discarded():
+    class Drifting(nn.Module):
+        """Returns something else once traced (as a miscompiled kernel would)."""
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + (1.0 if torch.compiler.is_compiling() else 0.0)
+
+    compiler = StageCompiler("on", min_eager_s=0.0, backend="eager")
+    x = torch.zeros(1, 3, 4, 4)
+    module = Drifting()
+    with torch.inference_mode():
+        compiler(module, "forward", x)
+    compiler.start()
+    assert compiler.wait(timeout=120)
+    assert compiler.records and not any(r.ok for r in compiler.records)
+    assert "differs from eager" in compiler.records[-1].message
+    with torch.inference_mode():
+        assert torch.equal(compiler(module, "forward", x), x)  # still eager
