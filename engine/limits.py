@@ -32,12 +32,13 @@ MAX_PREVIEW_SIZE = 2048
 MAX_CANVAS_SIDE = 4096  # pose canvas_width / canvas_height, scene canvas sides
 MAX_SCENE_OBJECTS = 256  # boxes in one scene layout
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit value
-MAX_MASK_GROW = 64  # pixels an edit mask may be grown (dilation radius)
+MAX_MASK_GROW = 16  # dilation radius of an edit mask at the scale it is computed (then resized)
 
 # ------------------------------------------------------------------------------ weights
 MAX_TENSOR_BYTES = 1024**3  # one tensor of a checkpoint (the largest official one is ~38 MB)
 MAX_CHECKPOINT_BYTES = 8 * 1024**3  # all tensors of one checkpoint together
 MAX_PICKLE_DEPTH = 100  # nesting of containers in a torch pickle (keys of nested tuples hang hashing)
+MAX_PICKLE_NODES = 5_000_000  # objects a torch pickle expands to, shared references counted per use
 MAX_PICKLE_BYTES = 256 * 1024**2  # the data.pkl record of a zip checkpoint / a legacy pickle stream
 MAX_MODEL_PARAM_BYTES = 2 * 1024**3  # float32 parameters a manifest config may ask to build
 MAX_NAME_LENGTH = 64  # manifest names (file stems in weights/)
