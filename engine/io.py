@@ -147,10 +147,21 @@ PALETTES = ("ade20k", "celebamask_hq", "coco_panoptic", "coco_stuff", "scenes")
 @lru_cache(maxsize=None)
 def load_palette(name: str) -> Palette:
     """A palette from ``assets/palettes/<name>.json`` ({"names": [...], "colors": [[r,g,b],...], ...})."""
-    path = ASSETS / "palettes" / f"{name}.json"
+    from .limits import printable
+
+    folder = ASSETS / "palettes"
+    if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum() or not name.isascii():
+        raise InputError(f"unknown palette {printable(name)!r}: a palette is named by its file in {folder} "
+                         f"(one of {', '.join(sorted(p.stem for p in folder.glob('*.json')))}), not by a path")
+    path = folder / f"{name}.json"
     if not path.exists():
         raise InputError(f"unknown palette {name!r}: {path} does not exist")
-    raw = json.loads(path.read_text())
+    raw = load_json(path, "palette JSON")
+    names, colors = (raw.get("names"), raw.get("colors")) if isinstance(raw, dict) else (None, None)
+    if (not isinstance(names, list) or not isinstance(colors, list)
+            or not all(isinstance(c, list) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
+                       for c in colors)):
+        raise InputError(f"{path}: expected {{'names': [...], 'colors': [[r, g, b], ...]}} with 0..255 colours")
     colors = np.asarray(raw["colors"], dtype=np.uint8).reshape(-1, 3)
     if len(colors) != len(raw["names"]):
         raise InputError(f"{path}: {len(raw['names'])} names but {len(colors)} colours")

@@ -40,6 +40,7 @@ MAX_CHECKPOINT_BYTES = 8 * 1024**3  # all tensors of one checkpoint together
 MAX_PICKLE_DEPTH = 100  # nesting of containers in a torch pickle (keys of nested tuples hang hashing)
 MAX_PICKLE_NODES = 5_000_000  # objects a torch pickle expands to, shared references counted per use
 MAX_PICKLE_BYTES = 256 * 1024**2  # the data.pkl record of a zip checkpoint / a legacy pickle stream
+MAX_INDEX_BYTES = 64 * 1024**2  # a TensorFlow checkpoint's .index table (read whole)
 MAX_MODEL_PARAM_BYTES = 2 * 1024**3  # float32 parameters a manifest config may ask to build
 MAX_NAME_LENGTH = 64  # manifest names (file stems in weights/)
 

@@ -214,7 +214,10 @@ def _load_bitmap(base: Path, rel: object, size: tuple[int, int], what: str) -> n
 
     if not isinstance(rel, str) or not rel:
         raise InputError(f"{what}: expected a PNG path relative to the JSON file")
-    grey = load_grey(base / rel)
+    try:
+        grey = load_grey(base / rel)
+    except InputError as exc:
+        raise InputError(f"{what}: {exc}") from None
     if (grey.shape[1], grey.shape[0]) != size:
         raise InputError(f"{what} ({rel}) is {grey.shape[1]}×{grey.shape[0]}, but the scene is {size[0]}×{size[1]}")
     return grey

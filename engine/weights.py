@@ -248,6 +248,8 @@ def read_torch_file(path: Path) -> Any:
     path = Path(path)
     if not path.exists():
         raise WeightsError(f"{path} does not exist")
+    if not path.is_file():
+        raise WeightsError(f"{path} is not a file")
     if path.stat().st_size == 0:
         raise WeightsError(f"{path} is empty")
     problem = _sniff_torch_file(path)
