@@ -530,10 +530,16 @@ def write_checkpoint(prefix: Path, tensors: Mapping[str, torch.Tensor | np.ndarr
 def list_variables(path: Path) -> dict[str, tuple[list[int], str]]:
     """{name: (shape, numpy dtype name)} without reading tensor data (``tf.train.list_variables``)."""
     prefix = resolve_prefix(path)
-    items = read_table(prefix.with_name(prefix.name + ".index"))
+    index_path = prefix.with_name(prefix.name + ".index")
+    if not index_path.exists():
+        raise WeightsError(f"TF checkpoint index {index_path} does not exist")
+    items = read_table(index_path)
     out: dict[str, tuple[list[int], str]] = {}
     for key, value in items[1:]:
-        e = decode_entry(value)
+        try:
+            e = decode_entry(value)
+        except WeightsError as exc:
+            raise WeightsError(f"{index_path}: {exc}") from None
         dt = "bfloat16" if e.dtype == DT_BFLOAT16 else str(TF_DTYPES.get(e.dtype, f"tf{e.dtype}"))
         out[key.decode("utf-8", errors="replace")] = (list(e.shape), dt)
     return out

@@ -11,6 +11,7 @@ A case is a JSON-able dict:
   ``{"array": [shape...], "dtype": "uint8"}`` becomes ``np.zeros``; ``{"frozen": {...}}`` a
   ``FrozenArray`` of one; ``{"request": "ClassName", "fields": {...}}`` an ``engine.api`` request,
   which the call ``engine.tasks:run_request`` runs in a fresh context.
+- Either kind may carry ``"env": {...}``, set for that case only (e.g. ``I2I_WEIGHTS_DIR``).
 
 For every case the worker also checks: peak RSS (``VmHWM``, reset before each case through
 ``/proc/self/clear_refs``) under :data:`MAX_RSS_MIB`, wall time under :data:`MAX_SECONDS`, no file

@@ -115,6 +115,8 @@ def _judge_call(case: dict, exc: BaseException | None) -> str:
 
 def run_case(case: dict, root: Path, allowed: list[Path], marker: Path, ignore: set[str]) -> dict:
     before = _files(root)
+    saved_env = {k: os.environ.get(k) for k in case.get("env", {})}
+    os.environ.update(case.get("env", {}))
     _reset_peak()
     err = io.StringIO()
     reason = ""
@@ -148,6 +150,11 @@ def run_case(case: dict, root: Path, allowed: list[Path], marker: Path, ignore: 
         reason = f"escaped {type(exc).__name__}: {str(exc)[:300]}"
     finally:
         signal.alarm(0)
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     seconds = time.perf_counter() - t0
     peak = _peak_mib()
     if not reason and peak > MAX_RSS_MIB:
