@@ -135,9 +135,9 @@ def parse_json(text: str, source: str, what: str = "JSON") -> Any:
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{source} is not valid {what}: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise InputError(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except (ValueError, RecursionError) as exc:
-        raise InputError(f"{source} is not valid {what}: {exc}") from None
+        raise InputError(f"{source} is not valid JSON: {exc}") from None
 
 
 def finite_number(value: Any, name: str) -> float:
