@@ -271,6 +271,20 @@ def run_over_folder(args: argparse.Namespace, mode: FolderMode, source: Path) ->
     return 1 if skipped else 0
 
 
+def _check_output_files(args: argparse.Namespace, mode: FolderMode) -> None:
+    """Before any work: each output option of a one-input run names an image file we can write."""
+    for name in mode.outputs:
+        value = getattr(args, name, None)
+        if not value:
+            continue
+        path = Path(value)
+        option = f"--{name.replace('_', '-')}"
+        if path.is_dir():
+            raise CliError(f"{option} {value} is a folder; give an image file name (e.g. {path / 'out.png'})")
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            raise CliError(f"{option} {value}: give a file name ending in one of {' '.join(IMAGE_SUFFIXES)}")
+
+
 def _message(exc: BaseException) -> str:
     """The user's message of an error: typed errors as they are; a stray KeyError or OS error says
     what it is about instead of a bare ``101`` or ``id``."""
@@ -457,6 +471,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         source = _folder_input(args, mode) if mode is not None else None
         if source is not None:
             return run_over_folder(args, mode, source)
+        if mode is not None:
+            _check_output_files(args, mode)
         return int(args.func(args) or 0)
     except (CliError, EngineError, KeyError, OSError, ValueError) as exc:
         if debug:

@@ -89,7 +89,10 @@ def save_image(path: Path | str, image: np.ndarray) -> None:
     image = np.asarray(image)
     if image.dtype != np.uint8:
         raise InputError(f"save_image wants uint8, got {image.dtype}")
-    Image.fromarray(image).save(path)
+    try:
+        Image.fromarray(image).save(path)
+    except ValueError as exc:  # "unknown file extension"
+        raise InputError(f"{path}: cannot write an image with the suffix {path.suffix!r} ({exc})") from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -595,8 +595,6 @@ def import_official(paths: list[Path], *, name: str, family_name: str, config_na
     for p in paths:
         if not p.exists():
             raise WeightsError(f"{p} does not exist")
-        if not p.is_file():
-            raise WeightsError(f"{p} is not a file")
     if family.convert is None:
         raise WeightsError(f"family {family_name!r} has no official checkpoint format to import")
     state = family.convert(paths, config)

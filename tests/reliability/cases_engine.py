@@ -442,6 +442,11 @@ def argument_cases(out: Path) -> list[dict]:
     cases.append(_cli("makeup-region-unknown", makeup + ["--regions", "nose,toes"], ["toes"]))
     cases.append(_cli("cocosnet-config-unknown", ["generate", "cocosnet", "--config", "nope", "--input", SCENE_MAP,
                                                   "--exemplar", SCENE_PHOTO2, "--out", o], ["nope"]))
+    for bad_out in (str(out / "noext"), str(out / "x.xyz"), str(out)):
+        cases.append(_cli(f"out-{Path(bad_out).name}", ["generate", "sketch", "--sketch", SKETCH, "--class", "bird",
+                                                         "--out", bad_out], ["--out"]))
+        cases.append(_cli(f"out-latent-{Path(bad_out).name}", ["generate", "stargan2-latent", "--source", FACE,
+                                                                "--domain", "male", "--out", bad_out], ["--out"]))
     cases.append(_cli("cli-unknown-command", ["frobnicate"], ["frobnicate"]))
     cases.append(_cli("cli-unknown-task", ["generate", "nothing"], ["nothing"]))
     cases.append(_cli("cli-missing-required", ["generate", "sketch", "--sketch", SKETCH], ["--class", "--out"]))
