@@ -230,7 +230,6 @@ def pick_model(config: str | None, model: str) -> str:
 
 def read_semantics(path: str, config_name: str, model: str) -> tuple[np.ndarray | None, np.ndarray | None, tuple[int, int] | None]:
     """(label map, keypoints, canvas size) from a PNG label/parsing map or an OpenPose JSON."""
-
     from ..io import load_label_map, load_openpose_canvas, load_openpose_json, load_palette
     from ..weights import Manifest
 
