@@ -41,6 +41,10 @@ from PIL import Image
 
 from engine.api import InputError, array_digest
 from engine.io import OPENPOSE_JOINTS
+# Limits on reading a project (a damaged or hostile file is refused before it can take more).
+from engine.limits import (PROJECT_INT_RANGE, PROJECT_JSON_MAX_BYTES, PROJECT_JSON_MAX_DEPTH, PROJECT_MAX_MEMBERS,
+                           PROJECT_MEMBER_MAX_BYTES, PROJECT_TEXT_MAX_CHARS, PROJECT_TOTAL_MAX_BYTES,
+                           json_depth_exceeds)
 
 FORMAT = "i2i-studio project"
 VERSION = 1
@@ -49,14 +53,6 @@ AUTOSAVE_NAME = "autosave" + SUFFIX
 LOCK_NAME = "session.lock"
 MEDIA_MIN_BYTES = 1 << 20  # arrays at least this big are stored once by content hash
 
-# Limits on reading a project (a damaged or hostile file is refused before it can take more).
-PROJECT_MEMBER_MAX_BYTES = 256 << 20  # decoded bytes of one member (an 8000×8000 RGB photo is 192 MB)
-PROJECT_TOTAL_MAX_BYTES = 1 << 30  # decoded bytes of all members together
-PROJECT_JSON_MAX_BYTES = 4 << 20  # project.json (a real one is a few kB)
-PROJECT_JSON_MAX_DEPTH = 16  # nesting of project.json (the studio writes 5 levels)
-PROJECT_MAX_MEMBERS = 4096  # zip entries (each costs a Python object before anything is read)
-PROJECT_TEXT_MAX_CHARS = 1000  # one string field of a workspace's state
-PROJECT_INT_RANGE = (-(2**31), 2**31 - 1)  # integer state fields go into Qt widgets (C int)
 
 
 @dataclass
@@ -312,18 +308,6 @@ def _read_member(zf: zipfile.ZipFile, member: str, limit: int) -> bytearray:
     return data
 
 
-def _json_depth(value: Any, limit: int) -> bool:
-    """Whether ``value`` (parsed JSON) nests deeper than ``limit`` (iterative: no recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            if depth > limit:
-                return True
-            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
-    return False
-
-
 def _no_constant(token: str) -> float:
     raise ValueError(f"{token} is not a number")
 
@@ -440,17 +424,18 @@ def load_project(path: Path | str) -> Project:
         if len(zf.infolist()) > PROJECT_MAX_MEMBERS:
             raise InputError(f"{name} has more than {PROJECT_MAX_MEMBERS} zip entries")
         try:
-            text = _read_member(zf, "project.json", PROJECT_JSON_MAX_BYTES)
-            meta = json.loads(text, parse_constant=_no_constant)
+            text = _read_member(zf, "project.json", PROJECT_JSON_MAX_BYTES).decode("utf-8-sig")
+            too_deep = json_depth_exceeds(text, PROJECT_JSON_MAX_DEPTH)  # scanned before parsing
+            meta = None if too_deep else json.loads(text, parse_constant=_no_constant)
         except KeyError:
             raise InputError(f"{name} is not an i2i-studio project (no project.json inside)") from None
         except (ValueError, RecursionError, zipfile.BadZipFile, zlib.error, EOFError, OSError,
                 NotImplementedError, RuntimeError) as exc:
             raise InputError(f"{name}: project.json is damaged ({exc or type(exc).__name__})") from None
+        if too_deep:
+            raise InputError(f"{name}: project.json nests deeper than {PROJECT_JSON_MAX_DEPTH} levels")
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise InputError(f"{name} is not an i2i-studio project (project.json does not say so)")
-        if _json_depth(meta, PROJECT_JSON_MAX_DEPTH):
-            raise InputError(f"{name}: project.json nests deeper than {PROJECT_JSON_MAX_DEPTH} levels")
         version = meta.get("version", 0)
         if isinstance(version, bool) or not isinstance(version, int):
             raise InputError(f"{name}: project.json has version {version!r}, not a whole number")

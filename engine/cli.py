@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .api.base import EngineError, Failure, InputError, Request, Result
+from .limits import MAX_PREVIEW_SIZE, MAX_SEED, MIN_PREVIEW_SIZE, printable
 from .progress import end_line, write_refreshed
 from .tasks import TASK_MODULES
 
@@ -47,6 +48,45 @@ class CliError(Exception):
     """A user error reported as one line, exit status 2."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Argument errors as one ``i2i: error:`` line naming the argument (exit status 2), not usage + error."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's hook
+        raise CliError(f"{self.prog.removeprefix('i2i ')}: {message}")
+
+
+def int_arg(lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse ``type`` for a whole number in [lo, hi] (limits from :mod:`engine.limits`)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value} is outside {lo}..{hi}")
+        return value
+
+    parse.__name__ = "whole number"
+    return parse
+
+
+def float_arg(lo: float, hi: float) -> Callable[[str], float]:
+    """An argparse ``type`` for a finite number in [lo, hi]."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not lo <= value <= hi:  # NaN fails both comparisons
+            raise argparse.ArgumentTypeError(f"{text} is outside {lo:g}..{hi:g}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -76,11 +116,12 @@ def add_common_generate_args(p: argparse.ArgumentParser, *, model_help: str = ""
         p.epilog = "examples (from the repository folder):\n" + "\n".join(f"  {e}" for e in examples)
         p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("--model", default="", help=model_help or "weights manifest entry (default: the family's default model)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=int_arg(0, MAX_SEED), default=0, help="random seed (default 0)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="compute device")
     p.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                    help="float32 on CPU by default; bfloat16 is faster on CPUs with AVX-512-bf16/AMX")
-    p.add_argument("--preview-size", type=int, default=None, help="run at this working resolution")
+    p.add_argument("--preview-size", type=int_arg(MIN_PREVIEW_SIZE, MAX_PREVIEW_SIZE), default=None,
+                   help=f"run at this working resolution ({MIN_PREVIEW_SIZE}..{MAX_PREVIEW_SIZE} px)")
 
 
 class TaskProgress:
@@ -230,8 +271,33 @@ def run_over_folder(args: argparse.Namespace, mode: FolderMode, source: Path) ->
     return 1 if skipped else 0
 
 
+def _check_output_files(args: argparse.Namespace, mode: FolderMode) -> None:
+    """Before any work: each output option of a one-input run names an image file we can write."""
+    for name in mode.outputs:
+        value = getattr(args, name, None)
+        if not value:
+            continue
+        path = Path(value)
+        option = f"--{name.replace('_', '-')}"
+        if path.is_dir():
+            raise CliError(f"{option} {value} is a folder; give an image file name (e.g. {path / 'out.png'})")
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            raise CliError(f"{option} {value}: give a file name ending in one of {' '.join(IMAGE_SUFFIXES)}")
+
+
 def _message(exc: BaseException) -> str:
-    return str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+    """The user's message of an error: typed errors as they are; a stray KeyError or OS error says
+    what it is about instead of a bare ``101`` or ``id``."""
+    if isinstance(exc, (CliError, EngineError)):
+        text = str(exc)
+    elif isinstance(exc, KeyError):
+        text = f"missing or unknown key {exc.args[0]!r}" if exc.args else "missing key"
+    elif isinstance(exc, OSError) and exc.filename is not None:
+        text = f"{exc.filename}: {exc.strerror or exc}"
+    else:
+        text = str(exc) or type(exc).__name__
+    # escape codes and other control characters in file names or file contents are shown, not run
+    return "\n".join(printable(line, 2000) for line in text.split("\n"))
 
 
 def default_model(family: str, override: str = "") -> str:
@@ -259,7 +325,8 @@ def _cmd_weights_list(args: argparse.Namespace) -> int:
     for e in m.entries.values():
         prov = e.provenance.get("kind", "?")
         detail = e.provenance.get("upstream") or e.provenance.get("command", "")
-        print(f"{e.name:<28} {e.family:<10} {e.config_name:<16} {e.bytes / 1e6:9.1f}M  {prov}: {detail}")
+        print(f"{printable(e.name):<28} {printable(e.family):<10} {printable(e.config_name):<16} "
+              f"{e.bytes / 1e6:9.1f}M  {printable(prov)}: {printable(detail, 200)}")
     return 0
 
 
@@ -271,7 +338,7 @@ def _cmd_weights_verify(args: argparse.Namespace) -> int:
     for e in m.entries.values():
         r = m.verify(e)
         bad += r.status != "verified"
-        print(f"{r.status:<11} {e.name:<28} {r.message}")
+        print(f"{r.status:<11} {printable(e.name):<28} {printable(r.message, 400)}")
     if not m.entries:
         print(f"no models registered in {m.path}")
     return 1 if bad else 0
@@ -281,7 +348,7 @@ def _cmd_weights_import(args: argparse.Namespace) -> int:
     from .weights import import_official
 
     entry = import_official([Path(p) for p in args.paths], name=args.name, family_name=args.family,
-                            config_name=args.config)
+                            config_name=args.config, replace=args.force)
     print(f"imported {entry.name}: {entry.family}/{entry.config_name}, {entry.bytes / 1e6:.1f} MB, sha256 {entry.sha256[:12]}…")
     return 0
 
@@ -311,6 +378,7 @@ def _add_weights(top: argparse._SubParsersAction) -> None:
     p.add_argument("--as", dest="name", required=True, help="manifest name for the model")
     p.add_argument("--family", required=True, help="stargan2 | cocosnet | panoptic | edgegan")
     p.add_argument("--config", required=True, help="released configuration, e.g. celeba_hq, ade20k, spade_coco, class14")
+    p.add_argument("--force", action="store_true", help="replace a model already registered under this name")
     p.set_defaults(func=_cmd_weights_import)
     p = ws.add_parser("keys", help="print the state dict our architecture expects (manifest JSON format)")
     p.add_argument("family")
@@ -366,7 +434,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------ main
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="i2i", description="i2i-studio engine command line")
+    parser = OneLineParser(prog="i2i", description="i2i-studio engine command line")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     top = parser.add_subparsers(dest="command", required=True)
     _add_weights(top)
@@ -406,8 +474,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         source = _folder_input(args, mode) if mode is not None else None
         if source is not None:
             return run_over_folder(args, mode, source)
+        if mode is not None:
+            _check_output_files(args, mode)
         return int(args.func(args) or 0)
-    except (CliError, EngineError, KeyError, FileNotFoundError, ValueError) as exc:
+    except (CliError, EngineError, KeyError, OSError, ValueError) as exc:
         if debug:
             raise
         end_line(sys.stderr)  # never glue the message to a progress line

@@ -344,14 +344,22 @@ def _check_keypoints(keypoints: np.ndarray) -> np.ndarray:
         kp = np.concatenate([kp, np.ones((18, 1))], 1)
     if kp.shape != (18, 3):
         raise InputError(f"pose must be 18 COCO keypoints (x, y[, confidence]), got shape {kp.shape}")
+    if not np.isfinite(kp).all():
+        raise InputError("pose keypoints must be finite numbers (found NaN or infinity)")
     return kp
 
 
 def render_pose(keypoints: np.ndarray, canvas_size: tuple[int, int]) -> tuple[np.ndarray, list[np.ndarray]]:
     """OpenPose-style rendering (RGB uint8) and the 17 filled limb masks (uint8 0/255) at the
     keypoints' own canvas size (W, H). Joints with confidence ≤ 0 are missing."""
+    from .limits import MAX_CANVAS_SIDE, check_int_range
+
     kp = _check_keypoints(keypoints)
-    w, h = canvas_size
+    w, h = (check_int_range(int(v) if isinstance(v, (np.integer,)) else v, f"pose canvas {name}", 1, MAX_CANVAS_SIDE)
+            for v, name in zip(canvas_size, ("width", "height")))
+    # far-away joints draw nothing visible; clipping keeps cv2's int32 coordinates and limb lengths bounded
+    kp[:, 0] = kp[:, 0].clip(-2 * w, 3 * w)
+    kp[:, 1] = kp[:, 1].clip(-2 * h, 3 * h)
     present = kp[:, 2] > 0
     canvas = np.zeros((h, w, 3), dtype=np.uint8)  # BGR, as cv2 draws it officially
     for i in range(18):

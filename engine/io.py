@@ -13,9 +13,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .api.base import InputError
+from .limits import check_image_size, finite_number, load_json
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-MAX_PIXELS = 64_000_000  # refuse decompression bombs well before they exhaust memory
 
 
 def _open(path: Path | str) -> Image.Image:
@@ -30,9 +30,7 @@ def _open(path: Path | str) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(path)
-            w, h = img.size
-            if w * h > MAX_PIXELS:
-                raise InputError(f"{path} is {w}×{h} pixels, more than the {MAX_PIXELS // 1_000_000} MP this program accepts")
+            check_image_size(*img.size, str(path))  # from the header, before decoding
             img.load()
     except InputError:
         raise
@@ -91,7 +89,10 @@ def save_image(path: Path | str, image: np.ndarray) -> None:
     image = np.asarray(image)
     if image.dtype != np.uint8:
         raise InputError(f"save_image wants uint8, got {image.dtype}")
-    Image.fromarray(image).save(path)
+    try:
+        Image.fromarray(image).save(path)
+    except ValueError as exc:  # "unknown file extension"
+        raise InputError(f"{path}: cannot write an image with the suffix {path.suffix!r} ({exc})") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,10 +150,21 @@ PALETTES = ("ade20k", "celebamask_hq", "coco_panoptic", "coco_stuff", "scenes")
 @lru_cache(maxsize=None)
 def load_palette(name: str) -> Palette:
     """A palette from ``assets/palettes/<name>.json`` ({"names": [...], "colors": [[r,g,b],...], ...})."""
-    path = ASSETS / "palettes" / f"{name}.json"
+    from .limits import printable
+
+    folder = ASSETS / "palettes"
+    if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum() or not name.isascii():
+        raise InputError(f"unknown palette {printable(name)!r}: a palette is named by its file in {folder} "
+                         f"(one of {', '.join(sorted(p.stem for p in folder.glob('*.json')))}), not by a path")
+    path = folder / f"{name}.json"
     if not path.exists():
         raise InputError(f"unknown palette {name!r}: {path} does not exist")
-    raw = json.loads(path.read_text())
+    raw = load_json(path, "palette JSON")
+    names, colors = (raw.get("names"), raw.get("colors")) if isinstance(raw, dict) else (None, None)
+    if (not isinstance(names, list) or not isinstance(colors, list)
+            or not all(isinstance(c, list) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
+                       for c in colors)):
+        raise InputError(f"{path}: expected {{'names': [...], 'colors': [[r, g, b], ...]}} with 0..255 colours")
     colors = np.asarray(raw["colors"], dtype=np.uint8).reshape(-1, 3)
     if len(colors) != len(raw["names"]):
         raise InputError(f"{path}: {len(raw['names'])} names but {len(colors)} colours")
@@ -237,20 +249,35 @@ def load_openpose_json(path: Path | str) -> np.ndarray:
     """OpenPose JSON (first person, ``pose_keypoints_2d``: 18×(x, y, c)) -> (18, 3) float32.
     Missing joints have confidence 0."""
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path} is not readable OpenPose JSON: {exc}") from exc
+    raw = load_json(path, "OpenPose JSON")
     people = raw.get("people") if isinstance(raw, dict) else None
-    if not people:
+    if not people or not isinstance(people, list):
         raise InputError(f"{path} holds no person (expected {{'people': [{{'pose_keypoints_2d': [...]}}]}})")
-    flat = people[0].get("pose_keypoints_2d", [])
+    person = people[0]
+    flat = person.get("pose_keypoints_2d", []) if isinstance(person, dict) else None
+    if not isinstance(flat, list):
+        raise InputError(f"{path}: people[0] must be an object with a 'pose_keypoints_2d' list")
     if len(flat) not in (54, 75):
         raise InputError(f"{path}: pose_keypoints_2d has {len(flat)} numbers; 54 (18 joints × 3) expected")
-    kp = np.asarray(flat, dtype=np.float32).reshape(-1, 3)
+    values = [finite_number(v, f"{path}: pose_keypoints_2d[{i}]") for i, v in enumerate(flat)]
+    kp = np.asarray(values, dtype=np.float64).reshape(-1, 3)
+    if np.abs(kp[:, :2]).max(initial=0.0) > 1e6:
+        raise InputError(f"{path}: a keypoint coordinate lies beyond ±1e6 pixels")
+    kp = kp.astype(np.float32)
     if len(kp) == 25:  # BODY_25 -> COCO 18 (drop mid-hip and feet)
         kp = kp[[0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18]]
     return kp
+
+
+def load_openpose_canvas(path: Path | str) -> tuple[int, int] | None:
+    """The ``canvas_width``/``canvas_height`` an OpenPose JSON names (None when absent), within limits."""
+    from .limits import MAX_CANVAS_SIDE, check_int_range
+
+    raw = load_json(path, "OpenPose JSON")
+    if not isinstance(raw, dict) or "canvas_width" not in raw or "canvas_height" not in raw:
+        return None
+    return (check_int_range(raw["canvas_width"], f"{path}: canvas_width", 1, MAX_CANVAS_SIDE),
+            check_int_range(raw["canvas_height"], f"{path}: canvas_height", 1, MAX_CANVAS_SIDE))
 
 
 def save_openpose_json(path: Path | str, keypoints: np.ndarray, size: tuple[int, int] | None = None) -> None:

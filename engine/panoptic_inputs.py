@@ -188,24 +188,36 @@ def import_coco_panoptic(png: Path | str, annotations: Path | str | Mapping[str,
     Unannotated pixels (segment id 0) are 255. Thing instance k of class c gets c·1000 + k
     (int32: COCO classes above 65 exceed 16 bits, so keep these maps in memory or re-encode).
     """
+    from .limits import load_json
+
     png = Path(png)
     if isinstance(annotations, Mapping):
         data: Mapping[str, Any] = annotations
     else:
-        try:
-            data = json.loads(Path(annotations).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"{annotations} is not a readable COCO panoptic JSON file: {exc}") from exc
+        data = load_json(annotations, "COCO panoptic JSON")
+    src = annotations if not isinstance(annotations, Mapping) else "the panoptic annotation"
+    if not isinstance(data, Mapping):
+        raise InputError(f"{src}: expected a JSON object with 'annotations' or 'segments_info'")
     ann: Mapping[str, Any] | None = None
     if "segments_info" in data:
         ann = data
     else:
-        for a in data.get("annotations", []):
-            if Path(a.get("file_name", "")).name == png.name:
+        anns = data.get("annotations", [])
+        if not isinstance(anns, list):
+            raise InputError(f"{src}: 'annotations' must be a list")
+        for a in anns:
+            if isinstance(a, Mapping) and isinstance(a.get("file_name"), str) and Path(a["file_name"]).name == png.name:
                 ann = a
                 break
         if ann is None:
-            raise InputError(f"{annotations} has no annotation with file_name {png.name!r}")
+            raise InputError(f"{src} has no annotation with file_name {png.name!r}")
+    segments = ann.get("segments_info")
+    if not isinstance(segments, list) or not all(
+            isinstance(i, Mapping) and _whole(i.get("id")) and _whole(i.get("category_id")) for i in segments):
+        raise InputError(f"{src}: 'segments_info' must be a list of objects with whole-number 'id' and 'category_id'")
+    cats = data.get("categories", [])
+    if not isinstance(cats, list) or not all(isinstance(c, Mapping) and _whole(c.get("id")) for c in cats):
+        raise InputError(f"{src}: 'categories' must be a list of objects with a whole-number 'id'")
     pal = load_palette("coco_panoptic")
     cat_index = {int(c): i for i, c in enumerate(_palette_category_ids())}
     thing_cats = {int(c["id"]) for c in data.get("categories", []) if c.get("isthing")}
@@ -221,7 +233,7 @@ def import_coco_panoptic(png: Path | str, annotations: Path | str | Mapping[str,
             cls = cat - 1 if 1 <= cat <= 182 else 255
         else:
             if cat not in cat_index:
-                raise InputError(f"COCO category id {cat} is not one of the 133 panoptic categories")
+                raise InputError(f"{src}: COCO category id {cat} is not one of the 133 panoptic categories")
             cls = cat_index[cat]
         where = seg == int(info["id"])
         labels[where] = cls
@@ -231,6 +243,10 @@ def import_coco_panoptic(png: Path | str, annotations: Path | str | Mapping[str,
         else:
             instances[where] = cls
     return labels, instances
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**32
 
 
 def _palette_category_ids() -> list[int]:

@@ -14,7 +14,6 @@ Edge extractors (for building (edge, photo) training pairs from any labelled ima
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -107,17 +106,27 @@ def prepare_sketch(sketch: np.ndarray, size: int, *, margin: float = 0.05,
 
     ``stroke_width`` > 0 dilates strokes so that after downscaling they stay about that many output
     pixels wide (thin pen strokes on a large canvas would otherwise fade to grey)."""
+    from .limits import check_image_size
+
+    check_image_size(sketch.shape[1], sketch.shape[0], "the sketch")
     mask = binarise(sketch, threshold)
     box = content_box(mask)
     if box is None:
         raise InputError("the sketch is empty: no strokes were found (draw dark strokes on a light background)")
     region = square_box(box, margin)
     side = region[2] - region[0]
+    if side > 16 * size:  # a huge canvas: shrink first, so padding and stroke dilation stay bounded
+        crop = crop_padded(np.where(mask, 0, 255).astype(np.uint8), region, 255)
+        shrunk = cv2.resize(crop, (16 * size, 16 * size), interpolation=cv2.INTER_AREA)
+        mask, side = shrunk < 128, 16 * size
+        region_small = (0, 0, side, side)
+    else:
+        region_small = region
     if stroke_width > 0:
         k = int(round(stroke_width * side / size))
         if k > 1:
             mask = cv2.dilate(mask.astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool)
-    crop = crop_padded(np.where(mask, 0, 255).astype(np.uint8), region, 255)
+    crop = crop_padded(np.where(mask, 0, 255).astype(np.uint8), region_small, 255)
     interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
     return PreparedSketch(cv2.resize(crop, (size, size), interpolation=interp), region)
 
@@ -205,7 +214,10 @@ def _load_bitmap(base: Path, rel: object, size: tuple[int, int], what: str) -> n
 
     if not isinstance(rel, str) or not rel:
         raise InputError(f"{what}: expected a PNG path relative to the JSON file")
-    grey = load_grey(base / rel)
+    try:
+        grey = load_grey(base / rel)
+    except InputError as exc:
+        raise InputError(f"{what}: {exc}") from None
     if (grey.shape[1], grey.shape[0]) != size:
         raise InputError(f"{what} ({rel}) is {grey.shape[1]}×{grey.shape[0]}, but the scene is {size[0]}×{size[1]}")
     return grey
@@ -214,18 +226,16 @@ def _load_bitmap(base: Path, rel: object, size: tuple[int, int], what: str) -> n
 def load_scene_sketch(path: Path | str) -> SceneSketch:
     """Read ``{"size": [W, H], "background": png, "objects": [{"class", "box", "sketch"}]}``;
     every problem is an InputError naming the file and the field."""
+    from .limits import MAX_CANVAS_SIDE, MAX_SCENE_OBJECTS, finite_number, load_json
+
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path} is not valid JSON: {exc}") from exc
+    raw = load_json(path, "scene sketch JSON")
     if not isinstance(raw, dict):
         raise InputError(f"{path}: expected a JSON object")
     size = raw.get("size")
-    if (not isinstance(size, list) or len(size) != 2 or not all(isinstance(v, int) and 8 <= v <= 8192 for v in size)):
-        raise InputError(f"{path}: 'size' must be [width, height] in pixels (8–8192)")
+    if (not isinstance(size, list) or len(size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 8 <= v <= MAX_CANVAS_SIDE for v in size)):
+        raise InputError(f"{path}: 'size' must be [width, height] in pixels (8–{MAX_CANVAS_SIDE})")
     w, h = size
     base = path.parent
     background = None
@@ -235,6 +245,8 @@ def load_scene_sketch(path: Path | str) -> SceneSketch:
     items = raw.get("objects", [])
     if not isinstance(items, list):
         raise InputError(f"{path}: 'objects' must be a list")
+    if len(items) > MAX_SCENE_OBJECTS:
+        raise InputError(f"{path}: {len(items)} objects; a scene may hold at most {MAX_SCENE_OBJECTS}")
     for i, obj in enumerate(items):
         where = f"{path}: objects[{i}]"
         if not isinstance(obj, dict):
@@ -243,9 +255,9 @@ def load_scene_sketch(path: Path | str) -> SceneSketch:
         if not isinstance(cls, str) or not cls:
             raise InputError(f"{where}: 'class' must be a class name")
         box = obj.get("box")
-        if (not isinstance(box, list) or len(box) != 4 or not all(isinstance(v, (int, float)) for v in box)):
+        if not isinstance(box, list) or len(box) != 4:
             raise InputError(f"{where}: 'box' must be [x0, y0, x1, y1]")
-        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        x0, y0, x1, y1 = (int(round(max(-1e6, min(1e6, finite_number(v, f"{where}: box"))))) for v in box)
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
         if x1 - x0 < 2 or y1 - y0 < 2:
             raise InputError(f"{where}: box {box} is empty or outside the {w}×{h} canvas")

@@ -19,6 +19,7 @@ then the restart offsets (uint32 each) and their count; it is followed by a 5-by
 """
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 
 from .api.base import WeightsError
+from .limits import MAX_CHECKPOINT_BYTES, MAX_INDEX_BYTES, MAX_TENSOR_BYTES
 
 TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48
@@ -182,13 +184,19 @@ def parse_proto(buf: bytes) -> dict[int, list]:
         if wire == 0:
             val, pos = decode_varint(buf, pos)
         elif wire == 1:
+            if pos + 8 > len(buf):
+                raise WeightsError("TF checkpoint index: a protobuf field ends early (truncated record)")
             val = struct.unpack_from("<Q", buf, pos)[0]
             pos += 8
         elif wire == 2:
             length, pos = decode_varint(buf, pos)
+            if pos + length > len(buf):
+                raise WeightsError("TF checkpoint index: a protobuf field ends early (truncated record)")
             val = bytes(buf[pos:pos + length])
             pos += length
         elif wire == 5:
+            if pos + 4 > len(buf):
+                raise WeightsError("TF checkpoint index: a protobuf field ends early (truncated record)")
             val = struct.unpack_from("<I", buf, pos)[0]
             pos += 4
         else:
@@ -300,8 +308,14 @@ def iter_block(block: bytes, where: str = "table") -> Iterator[tuple[bytes, byte
 def read_table(path: Path, verify: bool = True) -> list[tuple[bytes, bytes]]:
     """Every (key, value) of a LevelDB-format table file, in key order."""
     path = Path(path)
-    data = path.read_bytes()
     where = str(path)
+    try:
+        if path.stat().st_size > MAX_INDEX_BYTES:
+            raise WeightsError(f"{where} is {path.stat().st_size / 1e6:.0f} MB; a TF checkpoint index may be at "
+                               f"most {MAX_INDEX_BYTES // 1024**2} MiB")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise WeightsError(f"{where} cannot be read: {exc.strerror or exc}") from None
     if len(data) < FOOTER_SIZE:
         raise WeightsError(f"{where} is too short to be a TF checkpoint index ({len(data)} bytes)")
     magic = struct.unpack_from("<Q", data, len(data) - 8)[0]
@@ -416,11 +430,24 @@ def read_checkpoint(path: Path, include: Callable[[str], bool] | None = None,
     index_path = prefix.with_name(prefix.name + ".index")
     if not index_path.exists():
         raise WeightsError(f"TF checkpoint index {index_path} does not exist")
+    try:
+        return _read_checkpoint(prefix, index_path, include, verify)
+    except WeightsError as exc:
+        text = str(exc)
+        raise WeightsError(text if str(index_path) in text or str(prefix) in text
+                           else f"{index_path}: {text}") from None
+
+
+def _read_checkpoint(prefix: Path, index_path: Path, include: Callable[[str], bool] | None,
+                     verify: bool) -> dict[str, torch.Tensor]:
     items = read_table(index_path, verify)
     if not items or items[0][0] != b"":
         raise WeightsError(f"{index_path} has no bundle header (not a TF2-style V2 checkpoint?)")
     header = parse_proto(items[0][1])
     num_shards = header.get(1, [1])[0]
+    if not 1 <= num_shards <= 99999:
+        raise WeightsError(f"{index_path}: the header names {num_shards} data shards")
+    total = 0
     if header.get(2, [0])[0] != 0:
         raise WeightsError(f"{index_path}: big-endian checkpoints are not supported")
     shards: dict[int, np.memmap] = {}
@@ -434,11 +461,31 @@ def read_checkpoint(path: Path, include: Callable[[str], bool] | None = None,
             raise WeightsError(f"{name}: partitioned (sliced) variables are not supported")
         if entry.dtype not in TF_DTYPES and entry.dtype != DT_BFLOAT16:
             raise WeightsError(f"{name}: TF dtype {entry.dtype} is not supported")
+        itemsize = 2 if entry.dtype == DT_BFLOAT16 else TF_DTYPES[entry.dtype].itemsize
+        if any(d < 0 for d in entry.shape) or len(entry.shape) > 8:
+            raise WeightsError(f"{name}: shape {list(entry.shape)} is not a tensor shape")
+        nbytes = math.prod(entry.shape) * itemsize
+        if nbytes != entry.size:
+            raise WeightsError(f"{name}: shape {list(entry.shape)} needs {nbytes} bytes but the entry "
+                               f"holds {entry.size}")
+        if entry.size > MAX_TENSOR_BYTES:
+            raise WeightsError(f"{name}: tensor of {entry.size / 1e9:.1f} GB, more than the "
+                               f"{MAX_TENSOR_BYTES / 1024**3:.0f} GiB per-tensor limit")
+        total += entry.size
+        if total > MAX_CHECKPOINT_BYTES:
+            raise WeightsError(f"tensors add up to more than the {MAX_CHECKPOINT_BYTES / 1024**3:.0f} GiB "
+                               f"per-checkpoint limit")
+        if entry.shard_id >= num_shards:
+            raise WeightsError(f"{name}: shard {entry.shard_id} of {num_shards} does not exist")
         if entry.shard_id not in shards:
             shard = prefix.with_name(f"{prefix.name}.data-{entry.shard_id:05d}-of-{num_shards:05d}")
             if not shard.exists():
                 raise WeightsError(f"TF checkpoint data file {shard} does not exist")
+            if shard.stat().st_size == 0:
+                raise WeightsError(f"TF checkpoint data file {shard} is empty")
             shards[entry.shard_id] = np.memmap(shard, dtype=np.uint8, mode="r")
+        if entry.offset + entry.size > len(shards[entry.shard_id]):
+            raise WeightsError(f"{name}: data runs past the end of shard {entry.shard_id}")
         raw = shards[entry.shard_id][entry.offset:entry.offset + entry.size]
         if len(raw) != entry.size:
             raise WeightsError(f"{name}: data runs past the end of shard {entry.shard_id}")
@@ -483,10 +530,16 @@ def write_checkpoint(prefix: Path, tensors: Mapping[str, torch.Tensor | np.ndarr
 def list_variables(path: Path) -> dict[str, tuple[list[int], str]]:
     """{name: (shape, numpy dtype name)} without reading tensor data (``tf.train.list_variables``)."""
     prefix = resolve_prefix(path)
-    items = read_table(prefix.with_name(prefix.name + ".index"))
+    index_path = prefix.with_name(prefix.name + ".index")
+    if not index_path.exists():
+        raise WeightsError(f"TF checkpoint index {index_path} does not exist")
+    items = read_table(index_path)
     out: dict[str, tuple[list[int], str]] = {}
     for key, value in items[1:]:
-        e = decode_entry(value)
+        try:
+            e = decode_entry(value)
+        except WeightsError as exc:
+            raise WeightsError(f"{index_path}: {exc}") from None
         dt = "bfloat16" if e.dtype == DT_BFLOAT16 else str(TF_DTYPES.get(e.dtype, f"tf{e.dtype}"))
         out[key.decode("utf-8", errors="replace")] = (list(e.shape), dt)
     return out

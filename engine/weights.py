@@ -10,8 +10,12 @@ import hashlib
 import json
 import os
 import pickle
+import pickletools
+import re
+import struct
 import tempfile
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping
@@ -21,8 +25,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file as _st_load, save_file as _st_save
 from torch import nn
 
-from .api.base import WeightsError
+from .api.base import InputError, WeightsError
 from .families import StateDicts, get_family, resolve_config
+from .limits import (MAX_CHECKPOINT_BYTES, MAX_MODEL_PARAM_BYTES, MAX_NAME_LENGTH, MAX_PICKLE_BYTES,
+                     MAX_PICKLE_DEPTH, MAX_PICKLE_NODES, MAX_TENSOR_BYTES, load_json, printable)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MANIFEST_NAME = "manifest.json"
@@ -53,6 +59,48 @@ class WeightsEntry:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+_ENTRY_TYPES: dict[str, type | tuple[type, ...]] = {
+    "name": str, "family": str, "config_name": str, "config": dict, "file": str, "bytes": int,
+    "sha256": str, "provenance": dict, "description": str, "extra": dict,
+}
+
+
+def _entry_from_json(item: Any, where: str) -> WeightsEntry:
+    """One manifest entry, its fields' types checked (a string or list entry is named, not a traceback)."""
+    if not isinstance(item, dict):
+        raise WeightsError(f"{where} must be an object, got {type(item).__name__}")
+    label = printable(item.get("name", "?"))
+    unknown = sorted(set(item) - set(_ENTRY_TYPES))
+    if unknown:
+        raise WeightsError(f"{where} ({label}) has unknown fields: {', '.join(printable(k) for k in unknown)}")
+    for key, kind in _ENTRY_TYPES.items():
+        if key not in item:
+            if key in ("description", "extra"):
+                continue
+            raise WeightsError(f"{where} ({label}) lacks the field {key!r}")
+        if not isinstance(item[key], kind) or isinstance(item[key], bool):
+            raise WeightsError(f"{where} ({label}): {key!r} must be {getattr(kind, '__name__', kind)}, "
+                               f"got {type(item[key]).__name__}")
+    try:
+        check_model_name(item["name"])
+    except WeightsError as exc:
+        raise WeightsError(f"{where}: {exc}") from None
+    return WeightsEntry(**item)
+
+
+def check_model_name(name: str) -> str:
+    """A manifest name that is also a safe file stem in the weights folder (no folders, no ``..``)."""
+    if not isinstance(name, str) or not name:
+        raise WeightsError("model name is empty; give one with --as NAME (letters, digits, . _ -)")
+    if len(name) > MAX_NAME_LENGTH or not _NAME_RE.fullmatch(name) or ".." in name:
+        raise WeightsError(f"model name {printable(name)!r} is not allowed: use up to {MAX_NAME_LENGTH} letters, "
+                           f"digits, '.', '_' or '-', starting with a letter or digit (no folders)")
+    return name
+
+
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
 Status = Literal["verified", "missing", "mismatch", "unreadable"]
 
 
@@ -72,14 +120,14 @@ class Manifest:
         self.entries: dict[str, WeightsEntry] = {}
         if self.path.exists():
             try:
-                raw = json.loads(self.path.read_text())
-            except (OSError, json.JSONDecodeError) as exc:
-                raise WeightsError(f"{self.path} is not valid JSON: {exc}") from exc
-            for item in raw.get("models", []):
-                try:
-                    entry = WeightsEntry(**item)
-                except TypeError as exc:
-                    raise WeightsError(f"{self.path}: entry {item.get('name', '?')!r} is malformed: {exc}") from exc
+                raw = load_json(self.path, "weights manifest")
+            except InputError as exc:
+                raise WeightsError(str(exc)) from None
+            models = raw.get("models", []) if isinstance(raw, dict) else None
+            if not isinstance(models, list):
+                raise WeightsError(f"{self.path}: expected an object with a 'models' list")
+            for i, item in enumerate(models):
+                entry = _entry_from_json(item, f"{self.path}: models[{i}]")
                 self.entries[entry.name] = entry
 
     def get(self, name: str) -> WeightsEntry:
@@ -129,6 +177,10 @@ class Manifest:
             return VerifyReport(entry.name, "mismatch",
                                 f"{path}: expected {entry.bytes} bytes sha256 {entry.sha256[:12]}…, "
                                 f"found {size} bytes sha256 {digest[:12]}…")
+        try:
+            check_parameter_bytes(entry)
+        except WeightsError as exc:
+            return VerifyReport(entry.name, "mismatch", str(exc))
         try:
             read_safetensors(path)
         except WeightsError as exc:
@@ -196,11 +248,14 @@ def read_torch_file(path: Path) -> Any:
     path = Path(path)
     if not path.exists():
         raise WeightsError(f"{path} does not exist")
+    if not path.is_file():
+        raise WeightsError(f"{path} is not a file")
     if path.stat().st_size == 0:
         raise WeightsError(f"{path} is empty")
     problem = _sniff_torch_file(path)
     if problem:
         raise WeightsError(problem)
+    check_torch_file_bounds(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -212,7 +267,8 @@ def read_torch_file(path: Path) -> Any:
     except EOFError as exc:
         raise WeightsError(f"{path} is truncated: the file ends in the middle of the checkpoint; "
                            f"download or copy it again") from exc
-    except (RuntimeError, ValueError, OSError, KeyError, zipfile.BadZipFile) as exc:
+    except (RuntimeError, ValueError, OSError, KeyError, zipfile.BadZipFile, SafetensorError,
+            struct.error, OverflowError, MemoryError, RecursionError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "EOF" in detail or "failed finding central directory" in detail:
             raise WeightsError(f"{path} is truncated: the file ends in the middle of the checkpoint; "
@@ -220,11 +276,149 @@ def read_torch_file(path: Path) -> Any:
         raise WeightsError(f"{path} is not a readable PyTorch checkpoint ({detail})") from exc
 
 
+def _pickle_records(path: Path) -> list[tuple[str, bytes]]:
+    """The pickle streams of a torch file, each named, within :data:`MAX_PICKLE_BYTES`; the tensor
+    storages of a zip checkpoint are checked against the tensor-byte limits on the way."""
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                infos = zf.infolist()
+                total = 0
+                for info in infos:
+                    if "/data/" in info.filename:
+                        if info.file_size > MAX_TENSOR_BYTES:
+                            raise WeightsError(f"{path}: tensor storage {printable(info.filename)} holds "
+                                               f"{info.file_size / 1e9:.1f} GB, more than the "
+                                               f"{MAX_TENSOR_BYTES / 1024**3:.0f} GiB per-tensor limit")
+                        total += info.file_size
+                if total > MAX_CHECKPOINT_BYTES:
+                    raise WeightsError(f"{path} holds {total / 1e9:.1f} GB of tensors, more than the "
+                                       f"{MAX_CHECKPOINT_BYTES / 1024**3:.0f} GiB limit")
+                records = []
+                for info in infos:
+                    if info.filename.endswith(".pkl"):
+                        if info.file_size > MAX_PICKLE_BYTES:
+                            raise WeightsError(f"{path}: {printable(info.filename)} is "
+                                               f"{info.file_size / 1e6:.0f} MB of pickle, more than the "
+                                               f"{MAX_PICKLE_BYTES // 1024**2} MiB limit")
+                        records.append((info.filename, zf.read(info)))
+                return records
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError, RuntimeError) as exc:
+            raise WeightsError(f"{path} is not a readable PyTorch checkpoint ({exc})") from None
+    return []  # legacy format: scanned from the file (see check_torch_file_bounds)
+
+
+def check_torch_file_bounds(path: Path) -> None:
+    """Refuse, before ``torch.load`` runs, a checkpoint whose pickle nests containers deeper than
+    :data:`MAX_PICKLE_DEPTH` or would expand (shared references counted each time they are used) to
+    more than :data:`MAX_PICKLE_NODES` objects: keys of deeply nested, shared tuples take
+    exponential time to hash inside the unpickler. The opcodes are scanned, nothing is built."""
+    import io as _io
+
+    records = _pickle_records(path)
+    if records:
+        for name, data in records:
+            _scan_pickle(_io.BytesIO(data), f"{path} ({printable(name)})")
+        return
+    with open(path, "rb") as fh:  # legacy format: magic, protocol, sys info, the object, storage keys
+        for _ in range(5):
+            if not _scan_pickle(fh, str(path)) or fh.tell() > MAX_PICKLE_BYTES:
+                break
+
+
+def _scan_pickle(stream: Any, where: str) -> bool:
+    """Track (depth, expanded size) of every stack item of one pickle read from ``stream``;
+    False when it is not a well-formed pickle (torch.load then names the problem)."""
+    stack: list[tuple[int, int]] = []
+    marks: list[int] = []
+    memo: dict[int, tuple[int, int]] = {}
+    try:
+        for op, arg, pos in pickletools.genops(stream):
+            name = op.name
+            if name == "MARK":
+                marks.append(len(stack))
+            elif name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+                if stack:
+                    memo[len(memo) if name == "MEMOIZE" else int(arg)] = stack[-1]
+            elif name in ("GET", "BINGET", "LONG_BINGET"):
+                stack.append(memo.get(int(arg), (0, 1)))
+            elif name == "DUP":
+                stack.append(stack[-1] if stack else (0, 1))
+            elif name in ("POP",):
+                if stack:
+                    stack.pop()
+            elif name == "POP_MARK":
+                if marks:
+                    del stack[marks.pop():]
+            elif name == "STOP":
+                break
+            elif name in ("PROTO", "FRAME"):
+                pass
+            else:
+                before = op.stack_before
+                if pickletools.markobject in before:
+                    cut = marks.pop() if marks else 0
+                    popped = stack[cut:]
+                    del stack[cut:]
+                    n_plain = before.index(pickletools.markobject)
+                else:
+                    popped = []
+                    n_plain = len(before)
+                if n_plain:
+                    popped += stack[-n_plain:]
+                    del stack[-n_plain:]
+                depth = 1 + max((d for d, _ in popped), default=0) if popped else 0
+                size = 1 + sum(n for _, n in popped)
+                if depth > MAX_PICKLE_DEPTH:
+                    raise WeightsError(f"{where} was refused: its pickle nests containers more than "
+                                       f"{MAX_PICKLE_DEPTH} deep")
+                if size > MAX_PICKLE_NODES:
+                    raise WeightsError(f"{where} was refused: its pickle expands to more than "
+                                       f"{MAX_PICKLE_NODES:,} objects (shared nested containers)")
+                stack.extend([(depth, size)] * len(op.stack_after))
+    except WeightsError:
+        raise
+    except Exception:  # noqa: BLE001 - a malformed stream is torch.load's to report, in its words
+        return False
+    return True
+
+
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
+        check_safetensors_header(path)
         return _st_load(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError, RuntimeError, OverflowError) as exc:
         raise WeightsError(f"{path} is not a readable safetensors file: {exc}") from exc
+
+
+def check_safetensors_header(path: Path) -> None:
+    """Refuse a safetensors file whose header declares a tensor above :data:`MAX_TENSOR_BYTES` (or
+    all together above :data:`MAX_CHECKPOINT_BYTES`), from the header alone."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise WeightsError(f"{path} is not a readable safetensors file: shorter than its 8-byte header length")
+        n = struct.unpack("<Q", head)[0]
+        if n > 100 * 1024**2:
+            raise WeightsError(f"{path} is not a readable safetensors file: header length {n} is implausible")
+        try:
+            header = json.loads(fh.read(n))
+        except (ValueError, RecursionError):
+            return  # malformed: safetensors itself names the problem
+    if not isinstance(header, dict):
+        return
+    total = 0
+    for key, info in header.items():
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(v, int) for v in offsets):
+            size = offsets[1] - offsets[0]
+            if size > MAX_TENSOR_BYTES:
+                raise WeightsError(f"{path}: tensor {printable(key)} is {size / 1e9:.1f} GB, more than the "
+                                   f"{MAX_TENSOR_BYTES / 1024**3:.0f} GiB per-tensor limit")
+            total += max(size, 0)
+    if total > MAX_CHECKPOINT_BYTES:
+        raise WeightsError(f"{path} holds {total / 1e9:.1f} GB of tensors, more than the "
+                           f"{MAX_CHECKPOINT_BYTES / 1024**3:.0f} GiB limit")
 
 
 def read_any(path: Path) -> Any:
@@ -314,7 +508,8 @@ def build_and_load(entry: WeightsEntry, manifest: Manifest, *, check_hash: bool 
         report = manifest.verify(entry)
         if report.status != "verified":
             raise WeightsError(f"weights for {entry.name!r}: {report.status}: {report.message}")
-    modules = family.build(entry.config)
+    check_parameter_bytes(entry)
+    modules = _build(family, entry.config, f"model {entry.name!r}")
     state = split_subnets(read_safetensors(path))
     load_strict(modules, state, source=str(path),
                 optional={sub: family.optional_keys(sub) for sub in modules},
@@ -322,6 +517,49 @@ def build_and_load(entry: WeightsEntry, manifest: Manifest, *, check_hash: bool 
     for m in modules.values():
         m.eval()
     return modules
+
+
+def _build(family, config: Mapping[str, Any], what: str, device: str | None = None) -> dict[str, nn.Module]:
+    """``family.build(config)``; a config the constructors reject is a WeightsError naming ``what``."""
+    try:
+        if device is None:
+            return family.build(config)
+        with torch.device(device):
+            return family.build(config)
+    except (TypeError, ValueError, KeyError, RuntimeError, ZeroDivisionError, OverflowError, AttributeError,
+            IndexError, AssertionError) as exc:
+        raise WeightsError(f"{what}: its config cannot build a {family.name} network "
+                           f"({type(exc).__name__}: {printable(exc, 160)})") from None
+
+
+def _config_numbers(value: Any) -> list[int]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [n for v in value for n in _config_numbers(v)]
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _config_numbers(v)]
+    return []
+
+
+def check_parameter_bytes(entry: WeightsEntry) -> int | None:
+    """Refuse a config that would build more than :data:`MAX_MODEL_PARAM_BYTES` of float32
+    parameters, before any real build. A config whose whole numbers are all within the range of the
+    released configurations (each ≤ 1024, summing to ≤ 2048; the largest released one sums to 995)
+    passes at once (None); any other is counted on the meta device, where nothing is allocated
+    (seconds, so only then)."""
+    numbers = _config_numbers(entry.config)
+    if all(0 <= n <= 1024 for n in numbers) and sum(numbers) <= 2048:
+        return None
+    family = get_family(entry.family)
+    modules = _build(family, entry.config, f"model {printable(entry.name)!r}", device="meta")
+    n = sum(t.numel() for m in modules.values() for t in [*m.parameters(), *m.buffers()])
+    if n * 4 > MAX_MODEL_PARAM_BYTES:
+        raise WeightsError(f"model {printable(entry.name)!r}: its config asks for {n * 4 / 1e9:.1f} GB of parameters, "
+                           f"more than the {MAX_MODEL_PARAM_BYTES / 1024**3:.0f} GiB limit")
+    return n * 4
 
 
 def register_file(manifest: Manifest, *, name: str, family: str, config_name: str,
@@ -342,10 +580,15 @@ def register_file(manifest: Manifest, *, name: str, family: str, config_name: st
 
 
 def import_official(paths: list[Path], *, name: str, family_name: str, config_name: str,
-                    manifest: Manifest | None = None) -> WeightsEntry:
+                    manifest: Manifest | None = None, replace: bool = False) -> WeightsEntry:
     """Convert official checkpoint file(s) into our format, check them strictly against the
-    architecture, copy into the weights folder and record them in the manifest."""
+    architecture, copy into the weights folder and record them in the manifest. A name already
+    registered (or a file already there) is refused unless ``replace``."""
+    check_model_name(name)
     manifest = manifest or Manifest()
+    if not replace and (name in manifest.entries or (manifest.root / f"{name}.safetensors").exists()):
+        raise WeightsError(f"a model named {name!r} already exists in {manifest.root}; choose another --as "
+                           f"name or pass --force to replace it")
     family = get_family(family_name)
     config = resolve_config(family, config_name)
     paths = [Path(p) for p in paths]

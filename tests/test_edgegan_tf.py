@@ -174,3 +174,23 @@ def test_import_official_registers_and_loads(tmp_path: Path, weights_dir: Path) 
     assert entry.provenance["kind"] == "official"
     nets = build_and_load(entry, m)
     assert torch.equal(nets["encoder"].state_dict()["stem.weight"], sd["encoder"]["stem.weight"])
+
+
+def test_import_refuses_an_existing_name_unless_forced(tmp_path: Path, weights_dir: Path, capsys) -> None:
+    from engine.cli import main
+
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    _official_like_bundle(ckpt, CONFIGS["tiny"], seed=3)
+    argv = ["weights", "import", str(ckpt), "--as", "eg", "--family", "edgegan", "--config", "tiny"]
+    assert main(argv) == 0
+    first = (weights_dir / "eg.safetensors").read_bytes()
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert "'eg' already exists" in capsys.readouterr().err
+    _official_like_bundle(ckpt, CONFIGS["tiny"], seed=4)
+    assert (weights_dir / "eg.safetensors").read_bytes() == first  # the refused import left it alone
+    assert main([*argv, "--force"]) == 0
+    assert (weights_dir / "eg.safetensors").read_bytes() != first
+    assert main(["weights", "import", str(ckpt), "--as", "../eg2", "--family", "edgegan", "--config", "tiny"]) == 2
+    assert not (tmp_path / "eg2.safetensors").exists()

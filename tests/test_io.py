@@ -81,7 +81,9 @@ def test_empty_corrupt_missing_and_folder(tmp_path):
 
 
 def test_decompression_bomb_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(io, "MAX_PIXELS", 1000)
+    from engine import limits
+
+    monkeypatch.setattr(limits, "MAX_IMAGE_PIXELS", 1000)
     p = _save(tmp_path, "big.png", Image.new("L", (100, 100)))
     with pytest.raises(InputError, match="MP|bomb"):
         io.load_image(p)

@@ -199,8 +199,30 @@ def to_uint8_image(x: torch.Tensor) -> np.ndarray:
     return x.permute(1, 2, 0).contiguous().numpy()
 
 
+def check_request(request: Request) -> None:
+    """Refuse, before any work, a request whose common fields or arrays exceed :mod:`engine.limits`:
+    preview size and seed ranges, finite numbers, image arrays within the pixel limits."""
+    import dataclasses
+    import math
+
+    from ..api.base import FrozenArray
+    from ..limits import MAX_PREVIEW_SIZE, MAX_SEED, MIN_PREVIEW_SIZE, check_image_size, check_int_range
+
+    if request.preview_size is not None:
+        check_int_range(request.preview_size, "preview size", MIN_PREVIEW_SIZE, MAX_PREVIEW_SIZE)
+    check_int_range(request.seed, "seed", 0, MAX_SEED)
+    for f in dataclasses.fields(request):
+        value = getattr(request, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InputError(f"{f.name.replace('_', ' ')} must be a finite number, got {value}")
+        if isinstance(value, FrozenArray) and len(value.shape) >= 2:
+            check_image_size(value.shape[1], value.shape[0], f"the {f.name.replace('_', ' ')} array")
+
+
 def run_request(request: Request, ctx: TaskContext) -> Result:
-    """Dispatch to the registered runner; then let the stages it ran start compiling."""
+    """Dispatch to the registered runner (after :func:`check_request`); then let the stages it ran
+    start compiling."""
+    check_request(request)
     try:
         return get_runner(request)(request, ctx)
     finally:

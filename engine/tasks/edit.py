@@ -14,6 +14,7 @@ import numpy as np
 from ..api.base import FrozenArray, InputError, Result
 from ..api.cocosnet import EditRequest
 from ..cocosnet_inputs import resize_nearest
+from ..limits import MAX_MASK_GROW
 from . import TaskContext, runner
 from .exemplar import _array, _check_photo, pick_model, resize_rgb, resolve_model, translate, write_outputs
 
@@ -24,10 +25,20 @@ def changed_mask(original: np.ndarray, edited: np.ndarray, shape_hw: tuple[int, 
     core = resize_nearest(changed, (shape_hw[1], shape_hw[0])).astype(np.float32)
     if grow <= 0:
         return core
+    # The seam is grown and feathered at most MAX_MASK_GROW px wide, on a copy scaled down so that
+    # holds: dilation and blur cost pixels × grow², which at full size grows as n⁴.
+    scale = min(1.0, MAX_MASK_GROW / grow)
+    small = core
+    if scale < 1.0:
+        size = (max(1, round(core.shape[1] * scale)), max(1, round(core.shape[0] * scale)))
+        small = cv2.resize(core, size, interpolation=cv2.INTER_AREA)
+        grow = MAX_MASK_GROW
     # grow first so the synthesised region covers the seam, then feather it
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-    grown = cv2.dilate(core, kernel)
+    grown = cv2.dilate(small, kernel)
     soft = cv2.GaussianBlur(grown, (0, 0), sigmaX=grow / 2)
+    if scale < 1.0:
+        soft = cv2.resize(soft, (core.shape[1], core.shape[0]), interpolation=cv2.INTER_LINEAR)
     return np.clip(np.maximum(soft, core), 0.0, 1.0)
 
 

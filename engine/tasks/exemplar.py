@@ -232,9 +232,7 @@ def pick_model(config: str | None, model: str) -> str:
 
 def read_semantics(path: str, config_name: str, model: str) -> tuple[np.ndarray | None, np.ndarray | None, tuple[int, int] | None]:
     """(label map, keypoints, canvas size) from a PNG label/parsing map or an OpenPose JSON."""
-    import json
-
-    from ..io import load_label_map, load_openpose_json, load_palette
+    from ..io import load_label_map, load_openpose_canvas, load_openpose_json, load_palette
     from ..weights import Manifest
 
     kind = Manifest().get(model).config.get("input_kind", "labels")
@@ -246,12 +244,7 @@ def read_semantics(path: str, config_name: str, model: str) -> tuple[np.ndarray 
         photo = load_image(path)
         return None, pose_from_photo(photo), (photo.shape[1], photo.shape[0])
     if path.lower().endswith(".json"):
-        kp = load_openpose_json(path)
-        raw = json.loads(Path(path).read_text())
-        canvas = None
-        if isinstance(raw, dict) and "canvas_width" in raw and "canvas_height" in raw:
-            canvas = (int(raw["canvas_width"]), int(raw["canvas_height"]))
-        return None, kp, canvas
+        return None, load_openpose_json(path), load_openpose_canvas(path)
     palette_name = {"labels": "ade20k" if "ade20k" in config_name else "scenes"}.get(kind, "celebamask_hq")
     try:
         palette = load_palette(palette_name)

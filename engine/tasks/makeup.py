@@ -120,7 +120,7 @@ def _cmd_makeup(args: argparse.Namespace) -> int:
 
 
 def register_cli(groups: Any) -> None:
-    from ..cli import FolderMode, add_common_generate_args
+    from ..cli import FolderMode, add_common_generate_args, float_arg
 
     p = groups.generate.add_parser("makeup", help="CoCosNet makeup transfer onto a portrait (region-only blend)")
     p.add_argument("--config", default="celebahqedge", help="celebahqedge (default) | celebahq")
@@ -132,7 +132,7 @@ def register_cli(groups: Any) -> None:
     p.add_argument("--exemplar", required=True, help="a face wearing the makeup")
     p.add_argument("--exemplar-map", default=None, help="the exemplar's face parsing map (default: from landmarks)")
     p.add_argument("--regions", default="lips,eyes,skin", help="comma list of lips, eyes, skin, brows (empty: whole image)")
-    p.add_argument("--strength", type=float, default=1.0, help="blend strength 0..1")
+    p.add_argument("--strength", type=float_arg(0.0, 1.0), default=1.0, help="blend strength 0..1")
     p.add_argument("--out", required=True, help="output image")
     p.add_argument("--save-warp", default=None, help="also write the warped exemplar here")
     ex = "assets/examples"

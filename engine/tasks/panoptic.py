@@ -142,7 +142,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                               precision=args.precision, labels=FrozenArray(labels),
                               instances=FrozenArray(instances) if instances is not None else None,
                               style_image=style)
-    result = run_task(request)
+    try:
+        result = run_task(request)
+    except InputError as exc:  # the maps' problem (e.g. a class the model lacks): name the files
+        raise InputError(f"{args.coco_json or args.labels}: {exc}") from None
     save_image(args.out, result.image)
     if args.save_edges:
         save_image(args.save_edges, result.aux["instance_edges"])

@@ -244,14 +244,20 @@ def _domain_index(value: str, names: Sequence[str]) -> int:
 def _parse_style(spec: str, names: Sequence[str], default_seed: int) -> Style:
     """``latent:DOMAIN[:SEED[:PSI]]`` or ``ref:PATH:DOMAIN``."""
     from ..io import load_image
+    from ..limits import MAX_SEED, check_int_range, finite_number
 
     kind, _, rest = spec.partition(":")
     if kind == "latent":
         parts = rest.split(":")
         if not parts[0]:
             raise InputError(f"style {spec!r}: expected latent:DOMAIN[:SEED[:PSI]]")
-        seed = int(parts[1]) if len(parts) > 1 and parts[1] else default_seed
-        psi = float(parts[2]) if len(parts) > 2 else 1.0
+        try:
+            seed = int(parts[1]) if len(parts) > 1 and parts[1] else default_seed
+            psi = float(parts[2]) if len(parts) > 2 else 1.0
+        except ValueError:
+            raise InputError(f"style {spec!r}: SEED must be a whole number and PSI a number") from None
+        check_int_range(seed, f"style {spec!r}: seed", 0, MAX_SEED)
+        finite_number(psi, f"style {spec!r}: psi")
         return LatentStyle(domain=_domain_index(parts[0], names), seed=seed, psi=psi)
     if kind == "ref":
         path, sep, domain = rest.rpartition(":")
@@ -418,7 +424,8 @@ EXAMPLE_FACES = "assets/examples/faces"
 
 
 def register_cli(groups) -> None:
-    from ..cli import FolderMode, add_common_generate_args
+    from ..cli import FolderMode, add_common_generate_args, float_arg, int_arg
+    from ..limits import MAX_OUTPUTS, MAX_STEPS
 
     F = EXAMPLE_FACES
     folder = FolderMode(input="source")
@@ -426,8 +433,9 @@ def register_cli(groups) -> None:
     p.add_argument("--source", "--input", dest="source", nargs="+", required=True,
                    help="source image(s), any size, or one folder of them (then --out is a folder)")
     p.add_argument("--domain", required=True, help="target domain (name or index, e.g. male or 1)")
-    p.add_argument("--psi", type=float, default=1.0, help="truncation: lerp(average style, style, psi) (default 1)")
-    p.add_argument("--num", type=int, default=1, help="outputs per source, seeds SEED, SEED+1, … (default 1)")
+    p.add_argument("--psi", type=float_arg(-10.0, 10.0), default=1.0, help="truncation: lerp(average style, style, psi) (default 1)")
+    p.add_argument("--num", type=int_arg(1, MAX_OUTPUTS), default=1,
+                   help=f"outputs per source, seeds SEED, SEED+1, … (default 1, at most {MAX_OUTPUTS})")
     p.add_argument("--out", required=True, help="output PNG (several outputs get _<source>_<seed> suffixes)")
     p.add_argument("--grid", action="store_true", help="write one grid: sources × seeds")
     add_common_generate_args(p, folder=folder, examples=(
@@ -452,8 +460,9 @@ def register_cli(groups) -> None:
                    help="source image(s), or one folder of them (then --out is a folder)")
     p.add_argument("--style-a", required=True, help="latent:DOMAIN[:SEED[:PSI]] or ref:PATH:DOMAIN")
     p.add_argument("--style-b", required=True, help="latent:DOMAIN[:SEED[:PSI]] or ref:PATH:DOMAIN")
-    p.add_argument("--alpha", type=float, default=0.5, help="0 = style A, 1 = style B (default 0.5)")
-    p.add_argument("--steps", type=int, default=None, help="instead of --alpha: N evenly spaced alphas from 0 to 1")
+    p.add_argument("--alpha", type=float_arg(-10.0, 10.0), default=0.5, help="0 = style A, 1 = style B (default 0.5)")
+    p.add_argument("--steps", type=int_arg(2, MAX_STEPS), default=None,
+                   help=f"instead of --alpha: N evenly spaced alphas from 0 to 1 (2..{MAX_STEPS})")
     p.add_argument("--out", required=True, help="output PNG")
     p.add_argument("--grid", action="store_true", help="write one grid: sources × alphas")
     add_common_generate_args(p, folder=folder, examples=(

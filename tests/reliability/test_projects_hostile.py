@@ -34,16 +34,6 @@ BATCH = 50  # load_project cases per child process (its peak RSS is measured per
 COUNTER = Counter()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def figure(request):
-    yield COUNTER
-    # written past pytest's output capture, so that it shows in a plain (-q) run too
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    with capture.global_and_fixture_disabled():
-        reporter.write_line(f"\n{COUNTER.figure()}")
-
-
 def tree(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*")}
 
