@@ -282,8 +282,10 @@ def measure(es: EvalSet, outputs: list[np.ndarray], *, backbone: Any = "auto", s
 
 def evaluate(model: str, data: Path, *, split: str = "test", n: int | None = None, seed: int = 0,
              device: str = "cpu", backbone: Any = "auto", segmenter: str | None = None,
-             reference: str = "auto") -> dict[str, Any]:
-    """Load the split, produce outputs, measure; returns the JSON-ready report."""
+             reference: str = "auto", centroid_split: str = "train") -> dict[str, Any]:
+    """Load the split, produce outputs, measure; returns the JSON-ready report. EdgeGAN models on a
+    sketches dataset also get the object measures of :mod:`engine.metrics.objects` (its classifier's
+    centroids from ``centroid_split``, which must be data the model was not trained on)."""
     data = Path(data)
     family = ""
     if not Path(model).is_dir():
@@ -298,6 +300,11 @@ def evaluate(model: str, data: Path, *, split: str = "test", n: int | None = Non
     outputs, source = model_outputs(model, es, seed=seed, device=device)
     notes: list[str] = []
     result = measure(es, outputs, backbone=backbone, segmenter=segmenter, notes=notes)
+    if es.layout == SKETCH_LAYOUT and family == "edgegan":
+        from .objects import sketch_object_report
+
+        result["objects"] = sketch_object_report(model, es, outputs, data=data, seed=seed, device=device,
+                                                 centroid_split=centroid_split)
     label = Path(model).name if Path(model).is_dir() else model
     return {"model": model, "model_label": label, "data": str(data), "split": split, "layout": es.layout,
             "n": len(es.cases), "reference": reference if es.layout == SCENE_LAYOUT else None,
@@ -312,6 +319,13 @@ def format_table(report: dict[str, Any]) -> str:
         rows.append((k, ", ".join(f"{a}={b}" for a, b in v.items())))
     for k, v in report["metrics"].items():
         rows.append((k, "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"))
+    width = max(len(k) for k, _ in rows)
+    objects = report.get("objects")
+    if objects:
+        cols = ("model", "floor (untrained)", "ceiling (real photos)")
+        measures = [(k, objects[k]) for k in ("class_accuracy", "iou_own", "iou_other", "iou_margin") if k in objects]
+        rows.append(("objects", " | ".join(cols)))
+        rows += [(k, " | ".join(f"{v.get(c, float('nan')):.3f}" for c in cols)) for k, v in measures]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
     lines += [f"note: {n}" for n in report["notes"]]
