@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -24,13 +23,6 @@ sys.path.insert(0, str(ROOT))
 from engine.io import save_image  # noqa: E402
 
 CELL = 96
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def cell(image: np.ndarray, text: str = "") -> np.ndarray:
@@ -60,6 +52,8 @@ def main() -> int:
     ap.add_argument("--json", default=str(ROOT / "bench/results/quality_edgegan.json"))
     ap.add_argument("--sheets", default=str(ROOT / "docs/quality"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--baseline", default="", help="also measure this (previous) model in the same run")
+    ap.add_argument("--baseline-classes", default="", help="JSON {class: the baseline's class for it}")
     args = ap.parse_args()
 
     import torch
@@ -67,21 +61,29 @@ def main() -> int:
     from engine.api.base import FrozenArray
     from engine.api.edgegan import SketchObjectRequest
     from engine.metrics import hand_sketches
-    from engine.metrics.evaluate import evaluate, format_table, load_eval_set
+    from engine.metrics.evaluate import format_table, load_eval_set, measure, model_outputs
     from engine.metrics.features import load_features
     from engine.metrics.objects import (centroid_classifier, image_features, object_mask, scene_report,
-                                        sketch_shape, untrained_outputs)
+                                        silhouette_iou, sketch_object_report, sketch_shape, untrained_outputs)
     from engine.tasks import CancelToken, LRUCache, ModelStore, make_context, run_request
+    from engine.train.edgegan import cpu_name
     from engine.weights import Manifest
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     data = Path(args.data)
-    report = evaluate(args.model, data, split=args.split, seed=args.seed, centroid_split="train")
-    print(format_table(report))
+    # what `i2i eval MODEL --data DATA` runs, with the classifier kept for the scenes and sketches below
     feats = load_features(prefer=("mobilenet_v2",))
-    clf, _ = centroid_classifier(feats, data, "train", 40, args.seed)
+    clf, n_ref = centroid_classifier(feats, data, "train", 40, args.seed)
     es = load_eval_set(data, args.split, seed=args.seed)
+    outputs, generation = model_outputs(args.model, es, seed=args.seed, device="cpu")
+    notes: list[str] = []
+    report = {"model": args.model, "data": str(data), "split": args.split, "layout": es.layout, "n": len(es.cases),
+              "generation": generation, **measure(es, outputs, backbone=feats, notes=notes), "notes": notes}
+    report["objects"] = sketch_object_report(args.model, es, outputs, data=data, seed=args.seed, features=feats,
+                                             classifier=clf)
+    report["objects"]["classifier"]["n"] = n_ref
+    print(format_table(report))
     entry = Manifest().get(args.model)
     size = int(entry.config.get("image_size", 64))
 
@@ -89,6 +91,24 @@ def main() -> int:
 
     def run(request):
         return run_request(request, make_context(0, request, store, cache, CancelToken()))
+
+    # --- the previous default, in the same run (its classes were emoji groups: each case asks for the
+    # group or scenes class that holds its object)
+    if args.baseline:
+        mapping = json.loads(Path(args.baseline_classes).read_text()) if args.baseline_classes else {}
+        base_out = []
+        for k, c in enumerate(es.cases):
+            req = SketchObjectRequest(model=args.baseline, seed=args.seed + k, sketch=FrozenArray(c.inputs["sketch"]),
+                                      class_name=mapping.get(c.inputs["class_name"], c.inputs["class_name"]))
+            base_out.append(run(req).image)
+        classes = [c.inputs["class_name"] for c in es.cases]
+        shapes = [sketch_shape(c.inputs["sketch"], size) for c in es.cases]
+        report["objects"]["class_accuracy"][f"before ({args.baseline})"] = clf.accuracy(
+            image_features(feats, base_out), classes)
+        for k, v in silhouette_iou(base_out, shapes, classes).items():
+            report["objects"][f"iou_{k}"][f"before ({args.baseline})"] = v
+        report["objects"]["before_class_map"] = mapping
+        print("before:", {k: v for k, v in report["objects"].items() if k.startswith(("class_acc", "iou"))})
 
     # --- scenes
     scenes, scene_images = scene_report(args.model, es.cases, classifier=clf, features=feats, seed=args.seed)
@@ -136,7 +156,7 @@ def main() -> int:
     from engine.metrics.cli import _clean
 
     out = {"model": args.model, "model_sha256": entry.sha256, "data": str(data), "split": args.split,
-           "cpu": cpu_name(), "objects": report.get("objects"),
+           "cpu": cpu_name(), "threads": args.threads, "objects": report.get("objects"),
            "fd_pd": report["metrics"], "scenes": scenes, "hand_drawn": hand,
            "bars": {"class_accuracy": ">= 0.5", "iou_own": ">= 0.6", "iou_margin": ">= 0.15"},
            "seconds": round(time.perf_counter() - t0, 1)}

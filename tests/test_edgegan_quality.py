@@ -185,3 +185,14 @@ def test_paired_training_learns_resumes_and_exports_the_ema(tmp_path: Path, weig
     assert torch.equal(stored["encoder"]["stem.weight"], ckpt["encoder_ema"]["stem.weight"])
     assert not torch.equal(stored["encoder"]["stem.weight"], ckpt["encoder"]["stem.weight"])
     assert Manifest().get("eg_paired").config["classes"] == ["cat", "sun"]
+    half = export(out, "eg_half", "test", float16_min_psnr=40.0)
+    entry = Manifest().get("eg_half")
+    assert entry.extra["dtype"] == "float16" and entry.extra["float16_psnr_db"] >= 40.0
+    assert all(t.dtype == torch.float16 for t in read_safetensors(half).values() if t.is_floating_point())
+    assert half.stat().st_size < 0.6 * path.stat().st_size
+    from engine.weights import build_and_load
+
+    nets = build_and_load(entry, Manifest())
+    assert nets["encoder"].stem.weight.dtype == torch.float32  # loaded into the float32 networks
+    never = export(out, "eg_never_half", "test", float16_min_psnr=1000.0)  # a bar it cannot meet: float32
+    assert Manifest().get("eg_never_half").extra["dtype"] == "float32" and never.stat().st_size == path.stat().st_size

@@ -158,7 +158,8 @@ def model_outputs(model: str, es: EvalSet, *, seed: int, device: str) -> tuple[l
                 raise InputError(f"{folder} has no output for sample {c.id} (expected {p})")
             outs.append(load_image(p))
         return outs, {"source": "folder", "folder": str(folder)}
-    from ..cli import run_task
+    from ..devices import configure_threads
+    from ..tasks import CancelToken, LRUCache, ModelStore, make_context, run_request
     from ..weights import Manifest
 
     entry = Manifest().get(model)
@@ -167,10 +168,12 @@ def model_outputs(model: str, es: EvalSet, *, seed: int, device: str) -> tuple[l
         from ..nets.stargan2 import domain_names
 
         domains = list(domain_names(entry.config))
+    configure_threads()
+    store = ModelStore()  # the model is loaded once for all cases
     outs, t0 = [], time.perf_counter()
     for k, c in enumerate(es.cases):
         req = _request_for(entry.family, es.layout, entry.name, c, seed=seed + k, device=device, domains=domains)
-        outs.append(run_task(req).image)
+        outs.append(run_request(req, make_context(k, req, store, LRUCache(1), CancelToken())).image)
     return outs, {"source": "model", "family": entry.family, "config": entry.config_name,
                   "seconds_per_image": (time.perf_counter() - t0) / max(len(es.cases), 1)}
 

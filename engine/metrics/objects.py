@@ -165,7 +165,7 @@ def centroid_classifier(features: Any, data: Any, split: str, per_class: int, se
 
 def sketch_object_report(model: str, es: Any, outputs: Sequence[np.ndarray], *, data: Any, seed: int = 0,
                          device: str = "cpu", centroid_split: str = "train", per_class: int = 40,
-                         features: Any = None) -> dict[str, Any]:
+                         features: Any = None, classifier: NearestCentroid | None = None) -> dict[str, Any]:
     """Class accuracy and silhouette IoU of ``outputs`` beside the floor (untrained network of the
     model's config) and the ceiling (the cases' real photos); see the module docstring."""
     from ..weights import Manifest
@@ -182,7 +182,10 @@ def sketch_object_report(model: str, es: Any, outputs: Sequence[np.ndarray], *, 
     report: dict[str, Any] = {"n": len(cases), "classes": sorted(set(classes))}
     feats = features if features is not None else load_features(prefer=("mobilenet_v2",))
     if feats is not None:
-        clf, n_ref = centroid_classifier(feats, data, centroid_split, per_class, seed)
+        if classifier is None:
+            clf, n_ref = centroid_classifier(feats, data, centroid_split, per_class, seed)
+        else:
+            clf, n_ref = classifier, None
         report["classifier"] = {"kind": "nearest centroid (cosine) on MobileNetV2 pool features",
                                 "fitted_on": f"{centroid_split} split real photos", "n": n_ref,
                                 "chance": 1.0 / len(clf.classes)}

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import shlex
 import sys
@@ -303,24 +304,36 @@ class PairArray:
 
 PAIRED_SUBNETS = ("encoder", "edge_generator", "image_generator")
 EDGE_L1, IMAGE_L1, KL_WEIGHT = 1.0, 2.0, 1e-3
+PERCEPTUAL_LAYERS = ("block3", "block6", "block13")
 
 
 class PairedTrainer:
     """EdgeGAN's networks trained on the (edge map, photo) pairs themselves, so that the output follows
     *this* sketch: E reads the edge map, z = μ + ε·σ (one scalar ε, as at inference), G1 reconstructs
     the edge map and G2 the photo (L1, images weighted 2×), a small KL term keeps z near N(0, I).
+    Optionally (``perceptual_weight``) the LPIPS-style distance of G2's image to the photo on
+    intermediate MobileNetV2 layers (:data:`PERCEPTUAL_LAYERS`) sharpens what L1 blurs.
     The paper's other parts stay as training signals: the joint discriminator D on [edge | image]
     (hinge loss, weight ``adv_weight``; 0 = off) and the classifier C, trained on the real photos,
     whose cross-entropy on G2's output (``ac_weight``) pushes each image towards its class.
     EMA copies of E, G1, G2 (β = ``ema_beta``) are what export ships. Adam (β1 0.5)."""
 
     def __init__(self, nets: Mapping[str, nn.Module], config: Mapping[str, Any], lr: float = 5e-4,
-                 adv_weight: float = 0.0, ac_weight: float = 0.1, ema_beta: float = 0.998) -> None:
+                 adv_weight: float = 0.0, ac_weight: float = 0.1, ema_beta: float = 0.998,
+                 perceptual_weight: float = 0.0) -> None:
         from .common import make_ema
 
         self.nets, self.config = nets, config
         self.size = int(config["image_size"])
         self.adv_weight, self.ac_weight, self.ema_beta = adv_weight, ac_weight, ema_beta
+        self.perceptual_weight, self.features = perceptual_weight, None
+        if perceptual_weight > 0:
+            from ..metrics.features import load_features
+
+            # intermediate MobileNetV2 layers only (the evaluation's classifier reads the deepest, pooled)
+            self.features = load_features(prefer=("mobilenet_v2",), layers={"mobilenet_v2": PERCEPTUAL_LAYERS})
+            if self.features is None:
+                raise InputError("--perceptual-weight needs MobileNetV2 in weights/ (i2i data fetch-backbone)")
         for k in ("edge_generator", "image_generator"):
             nets[k].norm_per_sample = True  # train the network batch-1 inference runs
         params = [p for k in PAIRED_SUBNETS for p in nets[k].parameters()]
@@ -358,6 +371,12 @@ class PairedTrainer:
         rec_img = IMAGE_L1 * (img_f - photo).abs().mean()
         kl = KL_WEIGHT * 0.5 * (mu.square() + (2 * log_sigma).exp() - 1 - 2 * log_sigma).mean()
         loss = rec_edge + rec_img + kl
+        if self.features is not None:
+            from ..metrics.distribution import perceptual_distance
+
+            perc = perceptual_distance(self.features, img_f, photo).mean()
+            loss = loss + self.perceptual_weight * perc
+            logs["perceptual"] = perc.item()
         if self.adv_weight > 0:
             adv = hinge_g_loss(n["joint_discriminator"](torch.cat([edge_f, img_f], 3)))
             loss = loss + self.adv_weight * adv
@@ -510,6 +529,7 @@ def train(data: Path | None, out: Path, *, stage: str = "objects", config_name: 
 def train_paired(data: Path, out: Path, *, config_name: str = "small", overrides: Mapping[str, Any] | None = None,
                  steps: int = 1000, batch_size: int = 16, lr: float = 5e-4, minutes: float | None = None,
                  resume: bool = False, seed: int = 0, adv_weight: float = 0.0, ac_weight: float = 0.1,
+                 perceptual_weight: float = 0.0,
                  save_minutes: float = 3.0, sample_every: int = 500, background_from: str = "",
                  log: bool = True, command: str = "") -> dict[str, Any]:
     """``--stage paired``: :class:`PairedTrainer` on the whole split held in memory (:class:`PairArray`),
@@ -534,7 +554,8 @@ def train_paired(data: Path, out: Path, *, config_name: str = "small", overrides
     if config is None:
         config = make_config(config_name, dataset.classes, overrides or {})
     nets = build(config)
-    trainer = PairedTrainer(nets, config, lr, adv_weight=adv_weight, ac_weight=ac_weight)
+    trainer = PairedTrainer(nets, config, lr, adv_weight=adv_weight, ac_weight=ac_weight,
+                            perceptual_weight=perceptual_weight)
     everything = {**nets, **{f"{k}_ema": m for k, m in trainer.ema.items()}}
     for k, m in everything.items():  # channels-last pays for the convolutional nets, not the generators
         if "generator" not in k:
@@ -558,12 +579,22 @@ def train_paired(data: Path, out: Path, *, config_name: str = "small", overrides
         commands.append(command)
     extra = {k: meta[k] for k in ("background_from",) if k in meta}
     extra["data"] = {"folder": str(data), "pairs": len(pairs), "load_seconds": round(time.perf_counter() - t_load, 1)}
+    for prov in (Path(data) / "provenance.json", Path(data).parent / "provenance.json"):
+        if prov.exists():  # the recipe, its version and the seed the data was built with
+            p = json.loads(prov.read_text())
+            extra["data"].update({k: p[k] for k in ("recipe", "version", "seed", "n", "size") if k in p})
+            break
     wall = float(meta.get("wall_seconds", 0.0))
+    runs = list(meta.get("runs", []))
+    this_run = {"command": command, "start_step": start, "threads": torch.get_num_threads(), "cpu": cpu_name(),
+                "torch": torch.__version__}
 
     def save(step: int) -> None:
         save_checkpoint(out, everything, {f"paired:{k}": o for k, o in trainer.optims.items()}, step,
                         {"config": dict(config), "steps": {**steps_done, "paired": step}, "commands": commands,
                          "wall_seconds": wall + time.perf_counter() - t0, **extra,
+                         "runs": runs + [{**this_run, "steps": step - start,
+                                          "wall_seconds": round(time.perf_counter() - t0, 1)}],
                          "losses": {k: round(v, 4) for k, v in logs.items()}})
 
     bar = ProgressBar(steps, desc="edgegan paired") if log else None
@@ -591,6 +622,17 @@ def train_paired(data: Path, out: Path, *, config_name: str = "small", overrides
             "seconds": time.perf_counter() - t0}
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what the platform module says."""
+    import platform
+
+    info = Path("/proc/cpuinfo")
+    for line in info.read_text().splitlines() if info.exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def _save(out: Path, nets: Mapping[str, nn.Module], trainer: Any, config: Mapping[str, Any],
           steps: Mapping[str, int], commands: Sequence[str] = ()) -> None:
     if not is_main():
@@ -602,7 +644,45 @@ def _save(out: Path, nets: Mapping[str, nn.Module], trainer: Any, config: Mappin
                     {"config": dict(config), "steps": dict(steps), "commands": list(commands)})
 
 
-def export(out: Path, name: str, command: str = "", default: bool = False) -> Path:
+@torch.no_grad()
+def float16_psnr(state: Mapping[str, Mapping[str, torch.Tensor]], config: Mapping[str, Any]) -> float:
+    """The lowest PSNR (dB) between what the inference networks draw with their weights rounded to
+    float16 and with the float32 originals: the six hand-drawn sketches through E, G1 and G2 (each
+    class), and the background network on those sketches pasted as foreground."""
+    from ..metrics.hand_sketches import SKETCHES, render
+    from ..nets.edgegan import class_names
+    from ..sketch_inputs import prepare_sketch, to_tensor
+    from ..tasks.scene import background_inputs
+
+    subs = [k for k in INFERENCE_SUBNETS if k in state]
+    full, half = build(config, only=tuple(subs)), build(config, only=tuple(subs))
+    for k in subs:
+        full[k].load_state_dict(state[k])
+        half[k].load_state_dict({n: t.half().float() if t.is_floating_point() else t for n, t in state[k].items()})
+        full[k].eval(), half[k].eval()
+    size = int(config["image_size"])
+    sketches = [render(n) for n in SKETCHES]
+    x = torch.stack([to_tensor(prepare_sketch(s, size).image) for s in sketches])
+    labels = torch.arange(len(sketches)) % len(class_names(config))
+
+    def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+        mse = ((a - b) / 2).square().mean().item()  # images in [-1, 1] -> [0, 1]
+        return 100.0 if mse == 0 else 10 * math.log10(1.0 / mse)
+
+    worst = 100.0
+    for nets in (full, half):
+        nets["z"] = nets["encoder"](x, noise="none")[0]
+    for g in ("edge_generator", "image_generator"):
+        worst = min(worst, psnr(full[g](full["z"], labels), half[g](half["z"], labels)))
+    if "background_generator" in subs:
+        bg = int(config.get("bg_size", 128))
+        xb = torch.cat([background_inputs(s, np.repeat(s[..., None], 3, 2), s < 128, (bg, bg)) for s in sketches])
+        worst = min(worst, psnr(full["background_generator"](xb), half["background_generator"](xb)))
+    return worst
+
+
+def export(out: Path, name: str, command: str = "", default: bool = False,
+           float16_min_psnr: float | None = None) -> Path:
     """Write the inference networks of checkpoint ``out`` to ``weights/<name>.safetensors`` and register;
     the provenance command is ``command`` or else the training commands recorded in the checkpoint."""
     from ..weights import Manifest, read_safetensors, read_torch_file, register_file, save_state_dicts, split_subnets
@@ -620,12 +700,23 @@ def export(out: Path, name: str, command: str = "", default: bool = False) -> Pa
     config["background"] = "background_generator" in keep
     manifest = Manifest()
     path = manifest.root / f"{name}.safetensors"
-    save_state_dicts({s: state[s] for s in keep}, path, metadata={"family": "edgegan", "steps": json.dumps(steps)})
+    shipped = {s: state[s] for s in keep}
+    dtype = "float32"
+    if float16_min_psnr is not None:
+        measured = float16_psnr(shipped, config)
+        if measured >= float16_min_psnr:
+            shipped = {s: {n: t.half() if t.is_floating_point() else t for n, t in sd.items()} for s, sd in shipped.items()}
+            dtype = "float16"
+        meta["float16_psnr_db"] = round(measured, 2)
+    meta["dtype"] = dtype
+    save_state_dicts(shipped, path, metadata={"family": "edgegan", "steps": json.dumps(steps)})
     manifest = Manifest()  # re-read: others may have registered meanwhile
     register_file(manifest, name=name, family="edgegan", config_name="custom", config=config, path=path,
                   provenance={"kind": "trained-here", "command": command},
                   description=f"EdgeGAN trained here ({', '.join(f'{k} {v} steps' for k, v in steps.items())})",
-                  extra={"default": True} if default else {})
+                  extra={**({"default": True} if default else {}),
+                         **{k: meta[k] for k in ("data", "wall_seconds", "runs", "background_from", "dtype",
+                                                 "float16_psnr_db") if k in meta}})
     return path
 
 
@@ -648,6 +739,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         summary = train_paired(data, Path(args.out), config_name=args.config, overrides=overrides, steps=args.steps,
                                batch_size=args.batch_size, lr=args.lr, minutes=args.minutes, resume=args.resume,
                                seed=args.seed, adv_weight=args.adv_weight, ac_weight=args.ac_weight,
+                               perceptual_weight=args.perceptual_weight,
                                save_minutes=args.save_minutes, sample_every=args.sample_every,
                                background_from=args.background_from, command=command)
         print(f"paired: {summary['steps']} steps, {summary['seconds']:.0f}s, "
@@ -662,7 +754,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"{stage}: {summary['steps']} steps, {summary['seconds']:.0f}s ({summary['cpu_seconds']:.0f}s CPU), "
               + " ".join(f"{k}={v:.3g}" for k, v in summary["losses"].items()))
     if args.export:
-        path = export(Path(args.out), args.export, default=args.default)
+        path = export(Path(args.out), args.export, default=args.default, float16_min_psnr=args.float16_min_psnr)
         print(f"exported {path}")
     return 0
 
@@ -678,6 +770,8 @@ def register_cli(groups) -> None:
                         "background: the scene network")
     p.add_argument("--adv-weight", type=float, default=0.0, help="paired: weight of the joint discriminator term")
     p.add_argument("--ac-weight", type=float, default=0.1, help="paired: weight of the classifier term")
+    p.add_argument("--perceptual-weight", type=float, default=0.0,
+                   help="paired: weight of the MobileNetV2 perceptual distance of the image to the photo")
     p.add_argument("--save-minutes", type=float, default=3.0, help="paired: checkpoint every this many minutes")
     p.add_argument("--background-from", default="", help="paired: copy the background network of this model")
     p.add_argument("--config", default="small", help=f"base configuration ({', '.join(CONFIGS)})")
@@ -700,6 +794,8 @@ def register_cli(groups) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--export", default="", help="after training, register weights/<NAME>.safetensors")
     p.add_argument("--default", action="store_true", help="mark the exported model as the family default")
+    p.add_argument("--float16-min-psnr", type=float, default=None,
+                   help="export float16 weights when their outputs stay within this PSNR (dB) of float32's")
     p.set_defaults(func=_cmd_train)
 
 
