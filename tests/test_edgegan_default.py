@@ -102,3 +102,24 @@ def test_a_file_from_before_the_batch_norm_still_loads(tmp_path, monkeypatch) ->
                            path=tmp_path / "old.safetensors", provenance={"kind": "trained-here"})
     with pytest.raises(WeightsError, match="missing key 'fc.bias'"):
         build_and_load(broken, local)
+
+
+def test_default_draws_the_hand_drawn_sketches_in_their_shape() -> None:
+    """The six hand-drawn sketches (docs/quality/edgegan_hand.png): each output's object mask matches its own
+    sketch's filled shape far better than the other sketches' shapes (measured: own 0.79 on average)."""
+    from engine.metrics import hand_sketches
+    from engine.metrics.objects import iou, object_mask, sketch_shape
+
+    manifest, entry = _default_entry()
+    store, cache = ModelStore(manifest), LRUCache(8)
+    size = entry.config["image_size"]
+    names = list(hand_sketches.SKETCHES)
+    shapes = [sketch_shape(hand_sketches.render(n), size) for n in names]
+    own, other = [], []
+    for i, name in enumerate(names):
+        req = SketchObjectRequest(model=entry.name, sketch=FrozenArray(hand_sketches.render(name)),
+                                  class_name=hand_sketches.SKETCHES[name][0])
+        mask = object_mask(run_request(req, make_context(i, req, store, cache)).image)
+        own.append(iou(mask, shapes[i]))
+        other += [iou(mask, shapes[j]) for j in range(len(names)) if j != i]
+    assert np.mean(own) >= 0.6 and np.mean(own) - np.mean(other) >= 0.15, (own, np.mean(other))
