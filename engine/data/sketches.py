@@ -22,7 +22,6 @@ A per-sample record ``.index/<id>.json`` at the dataset root marks completion fo
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import tempfile
@@ -36,7 +35,7 @@ from ..api.base import InputError
 from ..io import instance_edges
 from .common import Json, Png, Sample, child_rngs, source_records, warn_fallback
 from .fetch import source_dir
-from .material import STAMPS_SUBDIR, load_cutout, procedural_blob
+from .material import STAMPS_SUBDIR, load_cutout
 from .scenes import PALETTE as SCENES_PALETTE, ScenesRecipe
 
 # Concrete object classes a person can sketch: SketchyCOCO's 14 where the sources have them (neither

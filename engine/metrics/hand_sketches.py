@@ -8,6 +8,7 @@ jitter, see :func:`wobble`). :func:`render` rasterises them as the canvas does (
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -77,7 +78,7 @@ def _sun() -> list[Stroke]:
     return [_arc(128, 128, 50, 48, 0, 365, 36), *rays]
 
 
-SKETCHES: dict[str, tuple[str, callable]] = {
+SKETCHES: dict[str, tuple[str, Callable[[], list[Stroke]]]] = {  # name: (object class, strokes)
     "cat face": ("cat", _cat_face),
     "house": ("house", _house),
     "tree": ("tree", _tree),
