@@ -170,26 +170,22 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 paint_scene_map(doc)
         elif key == "sketch":
+            from engine.metrics import hand_sketches
+
             for name in ("cat", "mammal", "animals-nature"):
                 if ws.class_combo.findText(name) >= 0:
                     ws.class_combo.setCurrentText(name)
                     break
             doc = ws.doc
-            cx, cy, r = 128, 140, 70
-            doc.begin_stroke(cx + r, cy, 4)
-            for t in np.linspace(0, 2 * math.pi, 40):
-                doc.stroke_to(cx + r * math.cos(t), cy + 0.8 * r * math.sin(t))
-            doc.end_stroke()
-            for side in (-1, 1):  # ears
-                doc.begin_stroke(cx + side * 30, cy - 50, 4)
-                doc.stroke_to(cx + side * 50, cy - 100)
-                doc.stroke_to(cx + side * 62, cy - 45)
-                doc.end_stroke()
-            for side in (-1, 1):  # eyes
-                doc.begin_stroke(cx + side * 25, cy - 10, 6)
-                doc.stroke_to(cx + side * 25 + 1, cy - 10)
+            sx, sy = doc.size[0] / hand_sketches.CANVAS[0], doc.size[1] / hand_sketches.CANVAS[1]
+            for stroke in hand_sketches.strokes("cat face"):  # the same freehand strokes as docs/quality
+                doc.begin_stroke(stroke[0][0] * sx, stroke[0][1] * sy, hand_sketches.PEN)
+                for x, y in stroke[1:]:
+                    doc.stroke_to(x * sx, y * sy)
                 doc.end_stroke()
         elif key == "scene":
+            from engine.metrics import hand_sketches
+
             doc = ws.doc
             W, H = doc.size
             doc.begin_stroke(0, H * 0.55, 3, group=BACKGROUND)
@@ -200,14 +196,19 @@ def main(argv: list[str] | None = None) -> int:
             for t in np.linspace(0, 2 * math.pi, 20):
                 doc.stroke_to(W * 0.18 + 25 * math.cos(t), H * 0.15 + 10 * math.sin(t))
             doc.end_stroke()
-            if ws.class_combo.count():
-                preferred = [c for c in ("cow", "horse", "sheep", "dog", "cat", "mammal") if ws.class_combo.findText(c) >= 0]
-                k = ws.add_object(preferred[0] if preferred else ws.class_combo.itemText(0))
-                cx, cy = W * 0.62, H * 0.72
-                doc.begin_stroke(cx + 40, cy, 3, group=k)
-                for t in np.linspace(0, 2 * math.pi, 30):
-                    doc.stroke_to(cx + 40 * math.cos(t), cy + 28 * math.sin(t))
-                doc.end_stroke()
+            # freehand objects (docs/quality's hand-drawn sketches) scaled into place: (name, class, x, y, side)
+            placed = (("tree", "tree", 0.04, 0.36, 0.36), ("house", "house", 0.42, 0.42, 0.34),
+                      ("sun", "sun", 0.72, 0.02, 0.24))
+            for name, cls, x0, y0, side in placed:
+                if ws.class_combo.findText(cls) < 0:
+                    continue
+                k = ws.add_object(cls)
+                scale = side * min(W, H) / hand_sketches.CANVAS[0]
+                for stroke in hand_sketches.strokes(name):
+                    doc.begin_stroke(W * x0 + stroke[0][0] * scale, H * y0 + stroke[0][1] * scale, 3, group=k)
+                    for x, y in stroke[1:]:
+                        doc.stroke_to(W * x0 + x * scale, H * y0 + y * scale)
+                    doc.end_stroke()
 
     failures = 0
     for i, (key, ws) in enumerate(win.workspaces.items()):

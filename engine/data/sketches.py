@@ -1,13 +1,19 @@
 """The ``sketches`` recipe: EdgeGAN training pairs and scene sketches.
 
-Three kinds of sample, chosen by index (of every 20: 10 line-art, 8 photo, 2 scene; see ``kind_of``):
-- **line-art pairs**: an OpenMoji emoji rendered twice by resvg — its black line-art SVG (the edge
-  map) and its colour SVG (the photo) — class = the emoji's OpenMoji group (``animals-nature``,
-  ``food-drink``...; skin-tone variants, flags and symbols skipped).
-- **photo pairs**: a Tux Paint photo cut-out over white, edges = XDoG or Canny edges inside its alpha
-  mask plus the mask outline; class = the scenes thing class of its stamp folder (``mammal``...).
+Three kinds of sample, chosen by index (of every 20: 14 line-art, 4 photo, 2 scene; see ``kind_of``).
+Pair classes are concrete objects a person can sketch (:data:`OBJECT_CLASSES`: SketchyCOCO's classes
+where the sources have them, then tree, house, fish, bird, flower, sun); a class is drawn first, then
+one of its sources, so every class is equally frequent.
+- **line-art pairs**: an OpenMoji emoji of the class rendered twice by resvg — its black line-art SVG
+  (the edge map) and its colour SVG (the photo).
+- **photo pairs**: a Tux Paint photo cut-out of the class over white, edges = XDoG or Canny edges
+  inside its alpha mask plus the mask outline.
+- Both pair kinds are augmented identically on both halves (:func:`augment_pair`: mirror, rotation,
+  per-axis scale, shear, stroke width; a quarter keep only the outline, as quick sketches do) and
+  cropped to the square the sketch task crops a sketch to (:func:`prepared_pair`).
 - **scene sketches**: a ``scenes`` layout and photo; background strokes = boundaries between stuff
-  regions, one full-canvas stroke bitmap per pasted thing, written in the scene-JSON format that
+  regions (plus the strokes of things that are none of our classes), one full-canvas stroke bitmap per
+  pasted bird / tree / flower / house, written in the scene-JSON format that
   ``i2i generate scene --sketch`` reads (boxes are [x0, y0, x1, y1], x1/y1 exclusive).
 
 Pairs are ``<split>/<class>/<id>.png`` = [edge map | photo], S×2S RGB (the official EdgeGAN format).
@@ -16,7 +22,6 @@ A per-sample record ``.index/<id>.json`` at the dataset root marks completion fo
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import tempfile
@@ -30,11 +35,49 @@ from ..api.base import InputError
 from ..io import instance_edges
 from .common import Json, Png, Sample, child_rngs, source_records, warn_fallback
 from .fetch import source_dir
-from .material import load_cutout, procedural_blob
-from .scenes import PALETTE as SCENES_PALETTE, THING_KINDS, ScenesRecipe, _stamps as _scene_stamps
+from .material import STAMPS_SUBDIR, load_cutout
+from .scenes import PALETTE as SCENES_PALETTE, ScenesRecipe
 
-OPENMOJI_GROUPS = ("animals-nature", "food-drink", "objects", "travel-places", "smileys-emotion", "activities",
-                   "people-body")
+# Concrete object classes a person can sketch: SketchyCOCO's 14 where the sources have them (neither
+# OpenMoji nor Tux Paint has a fire hydrant), then common objects. Each class draws from its OpenMoji
+# emoji (hexcode: line-art + colour SVG) and from Tux Paint photo stamps (paths under the stamps folder).
+OBJECT_CLASSES: dict[str, dict[str, tuple[str, ...]]] = {
+    "airplane": {"emoji": ("2708", "1F6E9", "1F6EB", "1F6EC"), "stamps": ("vehicles/flight/planes/747",)},
+    "bicycle": {"emoji": ("1F6B2",), "stamps": ()},
+    "car": {"emoji": ("1F697", "1F695", "1F699", "1F693", "1F3CE"),
+            "stamps": ("vehicles/auto/beetle", "vehicles/auto/sportscar2", "vehicles/auto/sedan",
+                       "vehicles/emergency/sedan_police", "vehicles/race/indycar")},
+    "motorcycle": {"emoji": ("1F3CD", "1F6F5"), "stamps": ()},
+    "traffic light": {"emoji": ("1F6A6", "1F6A5"), "stamps": ()},
+    "horse": {"emoji": ("1F40E", "1F434"), "stamps": ("animals/mammals/equines/horse",)},
+    "cow": {"emoji": ("1F404", "1F42E"), "stamps": ("animals/mammals/bovines/cow", "animals/mammals/bovines/cow_white",
+                                                   "animals/mammals/bovines/bull")},
+    "sheep": {"emoji": ("1F411", "1F40F"), "stamps": ("animals/mammals/bovines/sheep",
+                                                     "animals/mammals/bovines/sheep_lamb", "animals/mammals/bovines/ram")},
+    "dog": {"emoji": ("1F415", "1F436", "1F429"), "stamps": ("animals/mammals/dogs/dog",)},
+    "cat": {"emoji": ("1F408", "1F431"), "stamps": ()},
+    "zebra": {"emoji": ("1F993",), "stamps": ("animals/mammals/equines/zebra",)},
+    "giraffe": {"emoji": ("1F992",), "stamps": ("animals/mammals/giraffe",)},
+    "elephant": {"emoji": ("1F418",), "stamps": ("animals/mammals/elephant",)},
+    "tree": {"emoji": ("1F333", "1F332", "1F334", "1F384"),
+             "stamps": ("plants/trees/tree336", "plants/trees/holm_oak", "plants/trees/liberia-palm", "plants/trees/birch")},
+    "house": {"emoji": ("1F3E0", "1F3E1", "1F3DA"), "stamps": ()},
+    "fish": {"emoji": ("1F41F", "1F420", "1F421"),
+             "stamps": ("animals/fish/stripedfish", "animals/fish/coraltrout", "animals/fish/moonwrasse",
+                        "animals/fish/butterflyfish", "animals/fish/clownfish", "animals/fish/bluegroper")},
+    "bird": {"emoji": ("1F426", "1F54A", "1F99C", "1F985"),
+             "stamps": ("animals/birds/blackbird", "animals/birds/crow", "animals/birds/pigeon", "animals/birds/magpie",
+                        "animals/birds/rainbow-lorikeet", "animals/birds/lark", "animals/birds/cuckoo")},
+    "flower": {"emoji": ("1F337", "1F338", "1F339", "1F33A", "1F33B", "1F33C"),
+               "stamps": ("plants/flowers/rose", "plants/flowers/daffodil", "plants/flowers/marigold",
+                          "plants/flowers/red-gazania", "plants/flowers/anemone_red", "plants/flowers/yellow-flower")},
+    "sun": {"emoji": ("2600", "1F31E"), "stamps": ()},
+}
+CLASS_NAMES: tuple[str, ...] = tuple(OBJECT_CLASSES)
+# scene things whose scenes class is one of ours; the others' strokes join the background strokes
+SCENE_CLASS_TO_OBJECT = {"bird": "bird", "tree": "tree", "flower": "flower", "house": "house"}
+PAIR_SIDE = 192  # pairs are augmented at this side, then cropped to the edge map's square and resized
+
 
 
 # --------------------------------------------------------------------------------------------
@@ -105,27 +148,84 @@ def render_svg(svg: Path, size: int) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def openmoji_catalogue() -> tuple[tuple[str, str], ...]:
-    """((hexcode, group), ...) of the emoji used, sorted; empty when OpenMoji is not fetched."""
+    """((hexcode, class), ...) of the emoji of :data:`OBJECT_CLASSES` that the fetched OpenMoji has
+    (line-art and colour SVG); empty when OpenMoji or resvg is not fetched."""
     root = source_dir("openmoji")
     if root is None or _resvg() is None:
         return ()
-    meta = json.loads((root / "package/data/openmoji.json").read_text())
     items = []
-    for e in meta:
-        if e.get("group") in OPENMOJI_GROUPS and not e.get("skintone"):
-            hexcode = e["hexcode"]
+    for cls, entry in OBJECT_CLASSES.items():
+        for hexcode in entry["emoji"]:
             if (root / "package/black/svg" / f"{hexcode}.svg").exists() and (root / "package/color/svg" / f"{hexcode}.svg").exists():
-                items.append((hexcode, e["group"]))
-    return tuple(sorted(items))
+                items.append((hexcode, cls))
+    return tuple(items)
 
 
 @lru_cache(maxsize=None)
 def _photo_stamps() -> tuple[tuple[Path, str], ...]:
-    items = {}
-    for k, kind in enumerate(THING_KINDS):
-        for p in _scene_stamps(k):
-            items[p] = SCENES_PALETTE.names[kind.cls]  # a stamp listed by two kinds counts once
-    return tuple(sorted(items.items()))
+    """((stamp path, class), ...) of the Tux Paint photo stamps of :data:`OBJECT_CLASSES` that exist."""
+    root = source_dir("tuxpaint-stamps")
+    if root is None:
+        return ()
+    items = []
+    for cls, entry in OBJECT_CLASSES.items():
+        for stem in entry["stamps"]:
+            path = root / STAMPS_SUBDIR / f"{stem}.png"
+            if path.exists():
+                items.append((path, cls))
+    return tuple(items)
+
+
+@lru_cache(maxsize=64)
+def _emoji_pair(hexcode: str, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """(line-art, colour) renders of one emoji, side×side RGB (rendered once per process)."""
+    root = source_dir("openmoji") / "package"
+    return render_svg(root / "black/svg" / f"{hexcode}.svg", side), render_svg(root / "color/svg" / f"{hexcode}.svg", side)
+
+
+def augment_pair(strokes: np.ndarray, photo: np.ndarray, rng: np.random.Generator,
+                 outline_only: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The same random mirror, rotation (±12°), anisotropic scale (0.75–1.15 per axis) and shear on the
+    stroke mask (bool) and the photo (over white); then the strokes thinned or thickened, or (when
+    ``outline_only``) replaced by the outline of the object's silhouette, as a quick sketch would be."""
+    side = photo.shape[0]
+    if rng.random() < 0.5:
+        strokes, photo = strokes[:, ::-1], photo[:, ::-1]
+    angle = np.deg2rad(rng.uniform(-12, 12))
+    sx, sy = rng.uniform(0.75, 1.15, 2)
+    shear = rng.uniform(-0.12, 0.12)
+    lin = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) @ np.array([[sx, shear], [0, sy]])
+    c = np.array([side / 2, side / 2])
+    m = np.concatenate([lin, (c - lin @ c)[:, None]], 1).astype(np.float32)
+    photo = cv2.warpAffine(np.ascontiguousarray(photo), m, (side, side), flags=cv2.INTER_LINEAR,
+                           borderValue=(255, 255, 255))
+    strokes = cv2.warpAffine(np.ascontiguousarray(strokes).astype(np.uint8) * 255, m, (side, side),
+                             flags=cv2.INTER_LINEAR, borderValue=0) >= 128
+    if outline_only:  # the outline of the drawn object's silhouette (its non-white pixels, holes filled)
+        drawn = (photo < 245).any(-1).astype(np.uint8)
+        contours, _ = cv2.findContours(drawn, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        outline = np.zeros_like(drawn)
+        cv2.drawContours(outline, contours, -1, 1, thickness=5)
+        strokes = outline > 0 if outline.any() else strokes
+    k = int(rng.integers(-1, 4))  # −1 thins, 0 keeps, 1–3 thicken (at PAIR_SIDE: −⅓ … +1 px at 64 px)
+    if k < 0:
+        thin = cv2.erode(strokes.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        strokes = thin if thin.sum() > 0.5 * strokes.sum() else strokes
+    elif k > 0:
+        strokes = cv2.dilate(strokes.astype(np.uint8), np.ones((k + 1, k + 1), np.uint8)) > 0
+    return strokes, photo
+
+
+def prepared_pair(strokes: np.ndarray, photo: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(edge map, photo) cropped to the square the sketch task crops a sketch to
+    (:func:`engine.sketch_inputs.prepare_sketch`) and resized to size×size: training pairs then look
+    exactly like what the encoder sees at inference."""
+    from ..sketch_inputs import crop_padded, prepare_sketch
+
+    prepared = prepare_sketch(ink(strokes), size)
+    crop = crop_padded(photo, prepared.region, 255)
+    photo_small = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    return np.repeat(prepared.image[..., None], 3, axis=2), photo_small
 
 
 def _procedural_pair(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -149,7 +249,7 @@ def _procedural_pair(rng: np.random.Generator, size: int) -> tuple[np.ndarray, n
 
 class SketchesRecipe:
     name = "sketches"
-    version = 4  # follows the scenes recipe's version (scene sketches are drawn over its layouts)
+    version = 5  # bumped whenever a seed's output changes (scene sketches also follow the scenes recipe)
 
     def __init__(self) -> None:
         self.moji = openmoji_catalogue()
@@ -163,9 +263,9 @@ class SketchesRecipe:
     @staticmethod
     def kind_of(index: int) -> str:
         # shifted by one every 20 samples so the val/test positions (index % 20 = 18, 19) meet every
-        # kind; each block of 20 still holds 10 line-art, 8 photo and 2 scene samples
+        # kind; each block of 20 still holds 14 line-art, 4 photo and 2 scene samples
         r = (index % 10 + index // 20) % 10
-        return "lineart" if r < 5 else "photo" if r < 9 else "scene"
+        return "lineart" if r < 7 else "photo" if r < 9 else "scene"
 
     def outputs(self, sample_id: str) -> list[str]:
         return [f"../.index/{sample_id}.json"]
@@ -176,9 +276,12 @@ class SketchesRecipe:
                          "photos": "tuxpaint-stamps" if self.stamps else "procedural",
                          "scene_textures": "gimp-data" if self.scenes.has_patterns else "procedural"},
             "sources": source_records(["openmoji", "resvg-cli", "tuxpaint-stamps", "gimp-data", "gimp-data-extras"]),
-            "classes": {"lineart": list(OPENMOJI_GROUPS) if self.moji else ["shape"],
-                        "photos": sorted({c for _, c in self.stamps}) if self.stamps else ["shape"]},
-            "kinds_by_index": "r = (index % 10 + index // 20) % 10: 0-4 line-art pair, 5-8 photo pair, 9 scene",
+            "classes": {"lineart": {c: [h for h, k in self.moji if k == c] for c in CLASS_NAMES} if self.moji else ["shape"],
+                        "photos": {c: [str(p.relative_to(p.parents[len(p.parents) - 1])) for p, k in self.stamps
+                                       if k == c] for c in CLASS_NAMES} if self.stamps else ["shape"]},
+            "augmentation": "mirror, rotation ±12°, per-axis scale 0.75-1.15, shear ±0.12, stroke width -1..+3 px "
+                            "at 192 px, a quarter outline-only; pairs cropped as the sketch task crops sketches",
+            "kinds_by_index": "r = (index % 10 + index // 20) % 10: 0-6 line-art pair, 7-8 photo pair, 9 scene",
             "files": {"<class>/<id>.png": "[edge map | photo], S x 2S RGB",
                       "scene/<id>.json": "scene-sketch JSON (size, background, objects with class/box/sketch)",
                       "scene/<id>_image.png": "the target scene photo"},
@@ -197,24 +300,32 @@ class SketchesRecipe:
         return Sample(files)
 
     def _pair(self, kind: str, rng: np.random.Generator, size: int) -> tuple[str, np.ndarray, np.ndarray]:
+        outline_only = bool(rng.random() < 0.25)
         if kind == "lineart" and self.moji:
-            hexcode, group = self.moji[int(rng.integers(len(self.moji)))]
-            root = source_dir("openmoji") / "package"
-            edge = render_svg(root / "black/svg" / f"{hexcode}.svg", size)
-            photo = render_svg(root / "color/svg" / f"{hexcode}.svg", size)
-            return group, edge, photo
+            # class first, then one of its emoji: every class equally often
+            classes = sorted({c for _, c in self.moji}, key=CLASS_NAMES.index)
+            cls = classes[int(rng.integers(len(classes)))]
+            choices = [h for h, c in self.moji if c == cls]
+            line, colour = _emoji_pair(choices[int(rng.integers(len(choices)))], PAIR_SIDE)
+            strokes, photo = augment_pair(line.min(-1) < 128, colour, rng, outline_only)
+            edge, photo = prepared_pair(strokes, photo, size)
+            return cls, edge, photo
         if kind == "photo" and self.stamps:
+            classes = sorted({c for _, c in self.stamps}, key=CLASS_NAMES.index)
+            cls = classes[int(rng.integers(len(classes)))]
+            choices = [p for p, c in self.stamps if c == cls]
+            rgba = None
             for _ in range(6):
-                path, cls = self.stamps[int(rng.integers(len(self.stamps)))]
-                rgba = load_cutout(path)
+                rgba = load_cutout(choices[int(rng.integers(len(choices)))])
                 if rgba is not None:
                     break
-            else:
-                rgba, cls = procedural_blob(rng, size, 1.2, rng.integers(30, 220, 3).astype(np.uint8)), "shape"
-            rgba = _fit_rgba(rgba, size, margin=rng.uniform(0.04, 0.12))
-            alpha = rgba[..., 3:4].astype(np.float32) / 255.0
-            photo = (rgba[..., :3] * alpha + 255 * (1 - alpha)).round().astype(np.uint8)
-            return cls, ink(object_strokes(rgba, rng)), photo
+            if rgba is not None:
+                rgba = _fit_rgba(rgba, PAIR_SIDE, margin=0.08)
+                alpha = rgba[..., 3:4].astype(np.float32) / 255.0
+                photo = (rgba[..., :3] * alpha + 255 * (1 - alpha)).round().astype(np.uint8)
+                strokes, photo = augment_pair(object_strokes(rgba, rng), photo, rng, outline_only)
+                edge, photo = prepared_pair(strokes, photo, size)
+                return cls, edge, photo
         edge, photo = _procedural_pair(rng, size)
         return "shape", edge, photo
 
@@ -225,8 +336,7 @@ class SketchesRecipe:
         # thin the two-sided boundary to one side so background strokes are 1 px
         stuff_edges &= np.pad(layout.stuff[1:] != layout.stuff[:-1], ((0, 1), (0, 0))) | \
             np.pad(layout.stuff[:, 1:] != layout.stuff[:, :-1], ((0, 0), (0, 1)))
-        files: dict = {f"scene/{sid}_image.png": Png(photo),
-                       f"scene/{sid}_background.png": Png(ink(stuff_edges))}
+        files: dict = {f"scene/{sid}_image.png": Png(photo)}
         objects = []
         for k, th in enumerate(layout.things):
             mask = layout.instance == th.instance
@@ -238,12 +348,17 @@ class SketchesRecipe:
             y1, x1 = min(th.y0 + h, size), min(th.x0 + w, size)
             canvas[y0:y1, x0:x1] = th.rgba[y0 - th.y0:y1 - th.y0, x0 - th.x0:x1 - th.x0]
             strokes = object_strokes(canvas, rng, mask=mask)
+            cls = SCENE_CLASS_TO_OBJECT.get(SCENES_PALETTE.names[th.cls])
+            if cls is None:  # a thing with no object class of ours ("mammal", "vehicle"): background strokes
+                stuff_edges |= strokes
+                continue
             ys, xs = np.nonzero(mask)
             name = f"{sid}_obj{k}.png"
             files[f"scene/{name}"] = Png(ink(strokes))
-            objects.append({"class": SCENES_PALETTE.names[th.cls],
+            objects.append({"class": cls,
                             "box": [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1],
                             "sketch": name})
+        files[f"scene/{sid}_background.png"] = Png(ink(stuff_edges))
         files[f"scene/{sid}.json"] = Json({"size": [size, size], "background": f"{sid}_background.png",
                                            "image": f"{sid}_image.png", "objects": objects})
         return files

@@ -87,7 +87,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     for split in splits:
         report = evaluate(args.model, data, split=split, n=args.n, seed=args.seed,
                           device=args.device, backbone=args.backbone, segmenter=args.segmenter or None,
-                          reference=args.reference)
+                          reference=args.reference, centroid_split=args.centroid_split)
         print(format_table(report))
         out = Path(args.json) if args.json else Path("out") / "eval" / f"{report['model_label']}-{data.name}-{split}.json"
         if args.json and len(splits) > 1:
@@ -154,6 +154,9 @@ def register_cli(groups: Any) -> None:
     p.add_argument("--reference", default="auto", choices=["auto", "image", "exemplar"],
                    help="scenes ground truth for PSNR/SSIM/PD: the photo, or the exemplar rendering "
                         "(auto: exemplar for CoCosNet, image otherwise)")
+    p.add_argument("--centroid-split", default="train", choices=["train", "val", "test"],
+                   help="EdgeGAN on sketches: split whose real photos fit the nearest-centroid classifier "
+                        "(use a dataset built with a seed the model was not trained on)")
     p.add_argument("--json", default="", help="where to write the JSON report (default out/eval/…)")
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=_cmd_eval)

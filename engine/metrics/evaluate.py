@@ -196,7 +196,8 @@ def model_outputs(model: str, es: EvalSet, *, seed: int, device: str) -> tuple[l
                              f"{len(missing)} of {len(es.cases)} missing): `i2i eval` reads "
                              f"{OUTPUT_NAMING[es.layout]}{found}")
         return [load_image(folder / f"{c.id}.png") for c in es.cases], {"source": "folder", "folder": str(folder)}
-    from ..cli import run_task
+    from ..devices import configure_threads
+    from ..tasks import CancelToken, LRUCache, ModelStore, make_context, run_request
     from ..weights import Manifest
 
     entry = Manifest().get(model)
@@ -205,10 +206,12 @@ def model_outputs(model: str, es: EvalSet, *, seed: int, device: str) -> tuple[l
         from ..nets.stargan2 import domain_names
 
         domains = list(domain_names(entry.config))
+    configure_threads()
+    store = ModelStore()  # the model is loaded once for all cases
     outs, t0 = [], time.perf_counter()
     for k, c in enumerate(es.cases):
         req = _request_for(entry.family, es.layout, entry.name, c, seed=seed + k, device=device, domains=domains)
-        outs.append(run_task(req).image)
+        outs.append(run_request(req, make_context(k, req, store, LRUCache(1), CancelToken())).image)
     return outs, {"source": "model", "family": entry.family, "config": entry.config_name,
                   "seconds_per_image": (time.perf_counter() - t0) / max(len(es.cases), 1)}
 
@@ -320,8 +323,10 @@ def measure(es: EvalSet, outputs: list[np.ndarray], *, backbone: Any = "auto", s
 
 def evaluate(model: str, data: Path, *, split: str = "test", n: int | None = None, seed: int = 0,
              device: str = "cpu", backbone: Any = "auto", segmenter: str | None = None,
-             reference: str = "auto") -> dict[str, Any]:
-    """Load the split, produce outputs, measure; returns the JSON-ready report."""
+             reference: str = "auto", centroid_split: str = "train") -> dict[str, Any]:
+    """Load the split, produce outputs, measure; returns the JSON-ready report. EdgeGAN models on a
+    sketches dataset also get the object measures of :mod:`engine.metrics.objects` (its classifier's
+    centroids from ``centroid_split``, which must be data the model was not trained on)."""
     data = Path(data)
     family = ""
     if not Path(model).is_dir():
@@ -336,6 +341,11 @@ def evaluate(model: str, data: Path, *, split: str = "test", n: int | None = Non
     outputs, source = model_outputs(model, es, seed=seed, device=device)
     notes: list[str] = []
     result = measure(es, outputs, backbone=backbone, segmenter=segmenter, notes=notes)
+    if es.layout == SKETCH_LAYOUT and family == "edgegan":
+        from .objects import sketch_object_report
+
+        result["objects"] = sketch_object_report(model, es, outputs, data=data, seed=seed, device=device,
+                                                 centroid_split=centroid_split)
     label = Path(model).name if Path(model).is_dir() else model
     return {"model": model, "model_label": label, "data": str(data), "split": split, "layout": es.layout,
             "n": len(es.cases), "reference": reference if es.layout == SCENE_LAYOUT else None,
@@ -350,6 +360,13 @@ def format_table(report: dict[str, Any]) -> str:
         rows.append((k, ", ".join(f"{a}={b}" for a, b in v.items())))
     for k, v in report["metrics"].items():
         rows.append((k, "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"))
+    width = max(len(k) for k, _ in rows)
+    objects = report.get("objects")
+    if objects:
+        cols = ("model", "floor (untrained)", "ceiling (real photos)")
+        measures = [(k, objects[k]) for k in ("class_accuracy", "iou_own", "iou_other", "iou_margin") if k in objects]
+        rows.append(("objects", " | ".join(cols)))
+        rows += [(k, " | ".join(f"{v.get(c, float('nan')):.3f}" for c in cols)) for k, v in measures]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
     lines += [f"note: {n}" for n in report["notes"]]

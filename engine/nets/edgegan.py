@@ -226,6 +226,9 @@ class EdgeGANGenerator(nn.Module):
         self.s16 = s
         self.fc = nn.Linear(z_dim + num_classes, 8 * gf_dim * s * s)
         self.fc_norm = nn.BatchNorm2d(8 * gf_dim, eps=1e-5, affine=True, track_running_stats=False)
+        # True: each sample normalised by its own statistics (with the same γ/β), which is what the
+        # batch norm computes at batch 1 (inference); a trainer sets it so training sees the same net
+        self.norm_per_sample = False
         chans = [8 * gf_dim, 4 * gf_dim, 2 * gf_dim, gf_dim, out_channels]
         self.deconvs = nn.ModuleList(TFDeconv(a, b) for a, b in zip(chans[:-1], chans[1:]))
 
@@ -234,7 +237,11 @@ class EdgeGANGenerator(nn.Module):
         if labels is not None:
             z = torch.cat([z, F.one_hot(labels.long(), self.num_classes).to(z.dtype)], 1)
         h = self.fc(z).view(z.shape[0], self.s16, self.s16, 8 * self.gf_dim).permute(0, 3, 1, 2)
-        h = F.relu(self.fc_norm(h))
+        if self.norm_per_sample:
+            h = F.instance_norm(h, weight=self.fc_norm.weight, bias=self.fc_norm.bias, eps=self.fc_norm.eps)
+        else:
+            h = self.fc_norm(h)
+        h = F.relu(h)
         for i, deconv in enumerate(self.deconvs):
             h = deconv(h)
             if i < len(self.deconvs) - 1:

@@ -1,7 +1,8 @@
 """EdgeGAN object task: a freehand sketch + a class -> the generated edge map and object image.
 
-Procedure of the official ``edgegan/test.py``: the sketch (here any size: binarised, cropped to its
-strokes, padded to a centred square, resized to the model's size) goes through the encoder E to
+Procedure of the official ``edgegan/test.py``: the sketch (here any size: binarised, thin pen strokes
+thickened to the training edge maps' width, cropped to its strokes, padded to a centred square,
+resized to the model's size) goes through the encoder E to
 z = μ + ε·σ (one scalar ε per call, seeded), the class one-hot is appended, G1 draws the edge map and
 G2 the image. The result image is G2's; aux holds the prepared input and G1's edge map.
 """
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -20,7 +22,7 @@ from ..api.base import FrozenArray, InputError, Result
 from ..api.edgegan import SketchObjectRequest
 from ..devices import precision_context
 from ..nets.edgegan import class_names
-from ..sketch_inputs import PreparedSketch, prepare_sketch, to_grey, to_tensor
+from ..sketch_inputs import PreparedSketch, binarise, content_box, prepare_sketch, to_grey, to_tensor
 from . import TaskContext, runner, to_uint8_image
 
 FAMILY = "edgegan"
@@ -77,6 +79,34 @@ def class_index(model: EdgeGANModel, class_name: str) -> int:
     raise InputError(f"model {model.name!r} has no class {class_name!r}; its classes: {', '.join(model.classes)}")
 
 
+PEN_WIDTH = 1.5  # stroke width (px at the model's size) below which a sketch's strokes are thickened
+
+
+def pen_width(mask: np.ndarray) -> float:
+    """Mean stroke width (px) of a stroke mask: area / half the contour length (a line of width w and
+    length L has area w·L and perimeter ≈ 2L)."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    perimeter = sum(cv2.arcLength(c, True) for c in contours)
+    return float(2.0 * mask.sum() / perimeter) if perimeter > 0 else 0.0
+
+
+def thicken_to_model(sketch: np.ndarray, size: int) -> np.ndarray:
+    """Thicken thin pen strokes so that at the model's size they are about :data:`PEN_WIDTH` px wide,
+    as the training edge maps are; a 3-px pen on a 256-px canvas would otherwise fade to a faint
+    sub-pixel line. Sketches whose strokes are already that wide are returned as they are."""
+    mask = binarise(sketch)
+    box = content_box(mask)
+    if box is None:
+        return sketch
+    side = max(box[2] - box[0], box[3] - box[1])
+    missing = PEN_WIDTH * side / size - pen_width(mask)  # in input pixels
+    if missing < 1.0:
+        return sketch
+    k = int(round(missing)) + 1
+    thick = cv2.dilate(mask.astype(np.uint8), np.ones((k, k), np.uint8)) > 0
+    return np.where(thick, 0, 255).astype(np.uint8)
+
+
 @dataclass(frozen=True)
 class ObjectOutput:
     prepared: PreparedSketch
@@ -89,7 +119,7 @@ def generate_object(model: EdgeGANModel, ctx: TaskContext, sketch: np.ndarray, l
     """E -> z -> (G1 edge, G2 image) for one sketch; network stages are cancellation points."""
     size = int(model.config.get("image_size", 64))
     with ctx.timed("prepare"):
-        prepared = prepare_sketch(sketch, size)
+        prepared = prepare_sketch(thicken_to_model(sketch, size), size)
         x = to_tensor(prepared.image).unsqueeze(0).to(ctx.device)
     gen = torch.Generator().manual_seed(int(seed))
     labels = torch.tensor([label], device=ctx.device)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import shlex
 import sys
@@ -279,6 +280,128 @@ class ObjectTrainer:
         return rows
 
 
+class PairArray:
+    """Every pair of an :class:`EdgePairDataset` decoded once into memory: ``pixels`` uint8
+    N×S×2S×3 ([edge | photo]) and ``labels``; :meth:`batch` draws a random batch in [-1, 1] (both halves
+    mirrored together half of the time), channels-last."""
+
+    def __init__(self, dataset: EdgePairDataset) -> None:
+        self.size = dataset.size
+        self.pixels = torch.from_numpy(np.stack([np.concatenate(dataset.pair(i), 1) for i in range(len(dataset))]))
+        self.labels = torch.tensor([c for _, c in dataset.items])
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batch(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.randint(len(self), (n,), generator=generator)
+        x = self.pixels[idx].permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+        flip = torch.rand(n, generator=generator) < 0.5
+        s = self.size
+        x[flip] = torch.cat([x[flip, :, :, :s].flip(3), x[flip, :, :, s:].flip(3)], 3)
+        return x.contiguous(memory_format=torch.channels_last), self.labels[idx]
+
+
+PAIRED_SUBNETS = ("encoder", "edge_generator", "image_generator")
+EDGE_L1, IMAGE_L1, KL_WEIGHT = 1.0, 2.0, 1e-3
+PERCEPTUAL_LAYERS = ("block3", "block6", "block13")
+
+
+class PairedTrainer:
+    """EdgeGAN's networks trained on the (edge map, photo) pairs themselves, so that the output follows
+    *this* sketch: E reads the edge map, z = μ + ε·σ (one scalar ε, as at inference), G1 reconstructs
+    the edge map and G2 the photo (L1, images weighted 2×), a small KL term keeps z near N(0, I).
+    Optionally (``perceptual_weight``) the LPIPS-style distance of G2's image to the photo on
+    intermediate MobileNetV2 layers (:data:`PERCEPTUAL_LAYERS`) sharpens what L1 blurs.
+    The paper's other parts stay as training signals: the joint discriminator D on [edge | image]
+    (hinge loss, weight ``adv_weight``; 0 = off) and the classifier C, trained on the real photos,
+    whose cross-entropy on G2's output (``ac_weight``) pushes each image towards its class.
+    EMA copies of E, G1, G2 (β = ``ema_beta``) are what export ships. Adam (β1 0.5)."""
+
+    def __init__(self, nets: Mapping[str, nn.Module], config: Mapping[str, Any], lr: float = 5e-4,
+                 adv_weight: float = 0.0, ac_weight: float = 0.1, ema_beta: float = 0.998,
+                 perceptual_weight: float = 0.0) -> None:
+        from .common import make_ema
+
+        self.nets, self.config = nets, config
+        self.size = int(config["image_size"])
+        self.adv_weight, self.ac_weight, self.ema_beta = adv_weight, ac_weight, ema_beta
+        self.perceptual_weight, self.features = perceptual_weight, None
+        if perceptual_weight > 0:
+            from ..metrics.features import load_features
+
+            # intermediate MobileNetV2 layers only (the evaluation's classifier reads the deepest, pooled)
+            self.features = load_features(prefer=("mobilenet_v2",), layers={"mobilenet_v2": PERCEPTUAL_LAYERS})
+            if self.features is None:
+                raise InputError("--perceptual-weight needs MobileNetV2 in weights/ (i2i data fetch-backbone)")
+        for k in ("edge_generator", "image_generator"):
+            nets[k].norm_per_sample = True  # train the network batch-1 inference runs
+        params = [p for k in PAIRED_SUBNETS for p in nets[k].parameters()]
+        self.optims = {"autoencoder": torch.optim.Adam(params, lr, betas=(0.5, 0.999)),
+                       "classifier": torch.optim.Adam(nets["classifier"].parameters(), lr, betas=(0.5, 0.999)),
+                       "joint_discriminator": torch.optim.Adam(nets["joint_discriminator"].parameters(), lr,
+                                                               betas=(0.5, 0.999))}
+        self.ema = {k: make_ema(nets[k]) for k in PAIRED_SUBNETS}
+
+    def step(self, real: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+        from .common import ema_update
+
+        n, s = self.nets, self.size
+        for m in n.values():
+            m.train()
+        edge, photo = real[..., :s], real[..., s:]
+        logs: dict[str, float] = {}
+        if self.ac_weight > 0:
+            c_loss = F.cross_entropy(n["classifier"](photo), labels)
+            self.optims["classifier"].zero_grad(set_to_none=True)
+            c_loss.backward()
+            self.optims["classifier"].step()
+            logs["c_real"] = c_loss.item()
+        z, mu, log_sigma = n["encoder"](edge, noise="scalar")
+        edge_f, img_f = n["edge_generator"](z, labels), n["image_generator"](z, labels)
+        if self.adv_weight > 0:
+            fake = torch.cat([edge_f, img_f], 3)
+            d = n["joint_discriminator"]
+            d_loss = hinge_d_loss(d(real), d(fake.detach()))
+            self.optims["joint_discriminator"].zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.optims["joint_discriminator"].step()
+            logs["d_joint"] = d_loss.item()
+        rec_edge = EDGE_L1 * (edge_f - edge).abs().mean()
+        rec_img = IMAGE_L1 * (img_f - photo).abs().mean()
+        kl = KL_WEIGHT * 0.5 * (mu.square() + (2 * log_sigma).exp() - 1 - 2 * log_sigma).mean()
+        loss = rec_edge + rec_img + kl
+        if self.features is not None:
+            from ..metrics.distribution import perceptual_distance
+
+            perc = perceptual_distance(self.features, img_f, photo).mean()
+            loss = loss + self.perceptual_weight * perc
+            logs["perceptual"] = perc.item()
+        if self.adv_weight > 0:
+            adv = hinge_g_loss(n["joint_discriminator"](torch.cat([edge_f, img_f], 3)))
+            loss = loss + self.adv_weight * adv
+            logs["g_adv"] = adv.item()
+        if self.ac_weight > 0:
+            ac = F.cross_entropy(n["classifier"](img_f), labels)
+            loss = loss + self.ac_weight * ac
+            logs["g_ac"] = ac.item()
+        self.optims["autoencoder"].zero_grad(set_to_none=True)
+        loss.backward()
+        self.optims["autoencoder"].step()
+        for k in PAIRED_SUBNETS:
+            ema_update(self.ema[k], n[k], self.ema_beta)
+        logs.update(l1_edge=rec_edge.item(), l1_img=rec_img.item(), kl=kl.item())
+        return logs
+
+    @torch.no_grad()
+    def samples(self, real: torch.Tensor, labels: torch.Tensor) -> list[torch.Tensor]:
+        """Rows: real edges, EMA G1(E(edge)), EMA G2(E(edge)), real photos."""
+        s = self.size
+        e = self.ema
+        z, _, _ = e["encoder"](real[..., :s], noise="none")
+        return [real[..., :s], e["edge_generator"](z, labels), e["image_generator"](z, labels), real[..., s:]]
+
+
 class BackgroundTrainer:
     def __init__(self, nets: Mapping[str, nn.Module], lr: float = 2e-4) -> None:
         self.g, self.d = nets["background_generator"], nets["background_discriminator"]
@@ -403,6 +526,113 @@ def train(data: Path | None, out: Path, *, stage: str = "objects", config_name: 
             "cpu_seconds": time.process_time() - cpu0}
 
 
+def train_paired(data: Path, out: Path, *, config_name: str = "small", overrides: Mapping[str, Any] | None = None,
+                 steps: int = 1000, batch_size: int = 16, lr: float = 5e-4, minutes: float | None = None,
+                 resume: bool = False, seed: int = 0, adv_weight: float = 0.0, ac_weight: float = 0.1,
+                 perceptual_weight: float = 0.0,
+                 save_minutes: float = 3.0, sample_every: int = 500, background_from: str = "",
+                 log: bool = True, command: str = "") -> dict[str, Any]:
+    """``--stage paired``: :class:`PairedTrainer` on the whole split held in memory (:class:`PairArray`),
+    checkpointing every ``save_minutes``; ``background_from`` copies the background network of a
+    registered EdgeGAN model into a fresh run (the objects' classes may differ, that network has none)."""
+    from ..progress import ProgressBar
+    from .common import load_checkpoint
+
+    out = Path(out)
+    seed_everything(seed)
+    torch.backends.mkldnn.enabled = True
+    meta: dict[str, Any] = {}
+    if resume and (out / "state.pt").exists():
+        from ..weights import read_torch_file
+
+        meta = json.loads(read_torch_file(out / "state.pt").get("meta_json", "{}"))
+    config = meta.get("config")
+    size = int(config["image_size"]) if config else int((overrides or {}).get("image_size") or CONFIGS[config_name]["image_size"])
+    t_load = time.perf_counter()
+    dataset = EdgePairDataset(data, size, config["classes"] if config else None)
+    pairs = PairArray(dataset)
+    if config is None:
+        config = make_config(config_name, dataset.classes, overrides or {})
+    nets = build(config)
+    trainer = PairedTrainer(nets, config, lr, adv_weight=adv_weight, ac_weight=ac_weight,
+                            perceptual_weight=perceptual_weight)
+    everything = {**nets, **{f"{k}_ema": m for k, m in trainer.ema.items()}}
+    for k, m in everything.items():  # channels-last pays for the convolutional nets, not the generators
+        if "generator" not in k:
+            m.to(memory_format=torch.channels_last)
+    steps_done = dict(meta.get("steps", {}))
+    if resume and (out / "nets.safetensors").exists():
+        load_checkpoint(out, everything, {f"paired:{k}": o for k, o in trainer.optims.items()})
+    elif background_from:
+        from ..weights import Manifest, load_strict, read_safetensors, split_subnets
+
+        entry = Manifest().get(background_from)
+        state = split_subnets(read_safetensors(Manifest().root / entry.file))
+        load_strict({"background_generator": nets["background_generator"]},
+                    {"background_generator": state["background_generator"]}, source=entry.file)
+        meta["background_from"] = {"model": entry.name, "sha256": entry.sha256, "description": entry.description}
+    start = int(steps_done.get("paired", 0))
+    gen = torch.Generator().manual_seed(seed + start)
+    fixed = pairs.batch(min(16, len(pairs)), torch.Generator().manual_seed(seed))
+    commands = list(meta.get("commands", []))
+    if command and (not commands or commands[-1] != command):
+        commands.append(command)
+    extra = {k: meta[k] for k in ("background_from",) if k in meta}
+    extra["data"] = {"folder": str(data), "pairs": len(pairs), "load_seconds": round(time.perf_counter() - t_load, 1)}
+    for prov in (Path(data) / "provenance.json", Path(data).parent / "provenance.json"):
+        if prov.exists():  # the recipe, its version and the seed the data was built with
+            p = json.loads(prov.read_text())
+            extra["data"].update({k: p[k] for k in ("recipe", "version", "seed", "n", "size") if k in p})
+            break
+    wall = float(meta.get("wall_seconds", 0.0))
+    runs = list(meta.get("runs", []))
+    this_run = {"command": command, "start_step": start, "threads": torch.get_num_threads(), "cpu": cpu_name(),
+                "torch": torch.__version__}
+
+    def save(step: int) -> None:
+        save_checkpoint(out, everything, {f"paired:{k}": o for k, o in trainer.optims.items()}, step,
+                        {"config": dict(config), "steps": {**steps_done, "paired": step}, "commands": commands,
+                         "wall_seconds": wall + time.perf_counter() - t0, **extra,
+                         "runs": runs + [{**this_run, "steps": step - start,
+                                          "wall_seconds": round(time.perf_counter() - t0, 1)}],
+                         "losses": {k: round(v, 4) for k, v in logs.items()}})
+
+    bar = ProgressBar(steps, desc="edgegan paired") if log else None
+    t0 = last_save = time.perf_counter()
+    logs: dict[str, float] = {}
+    done = 0
+    for done in range(1, steps + 1):
+        a, b = pairs.batch(batch_size, gen)
+        logs = trainer.step(a, b)
+        if bar is not None:
+            bar.update(1, **logs)
+        step = start + done
+        if sample_every and step % sample_every == 0:
+            save_grid(out / "samples" / f"paired_{step:06d}.png", trainer.samples(*fixed))
+        if time.perf_counter() - last_save > save_minutes * 60:
+            save(step)
+            last_save = time.perf_counter()
+        if minutes is not None and time.perf_counter() - t0 > minutes * 60:
+            break
+    if bar is not None:
+        bar.close()
+    save(start + done)
+    save_grid(out / "samples" / "paired_last.png", trainer.samples(*fixed))
+    return {"config": config, "steps": {**steps_done, "paired": start + done}, "losses": logs,
+            "seconds": time.perf_counter() - t0}
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what the platform module says."""
+    import platform
+
+    info = Path("/proc/cpuinfo")
+    for line in info.read_text().splitlines() if info.exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def _save(out: Path, nets: Mapping[str, nn.Module], trainer: Any, config: Mapping[str, Any],
           steps: Mapping[str, int], commands: Sequence[str] = ()) -> None:
     if not is_main():
@@ -414,7 +644,45 @@ def _save(out: Path, nets: Mapping[str, nn.Module], trainer: Any, config: Mappin
                     {"config": dict(config), "steps": dict(steps), "commands": list(commands)})
 
 
-def export(out: Path, name: str, command: str = "", default: bool = False) -> Path:
+@torch.no_grad()
+def float16_psnr(state: Mapping[str, Mapping[str, torch.Tensor]], config: Mapping[str, Any]) -> float:
+    """The lowest PSNR (dB) between what the inference networks draw with their weights rounded to
+    float16 and with the float32 originals: the six hand-drawn sketches through E, G1 and G2 (each
+    class), and the background network on those sketches pasted as foreground."""
+    from ..metrics.hand_sketches import SKETCHES, render
+    from ..nets.edgegan import class_names
+    from ..sketch_inputs import prepare_sketch, to_tensor
+    from ..tasks.scene import background_inputs
+
+    subs = [k for k in INFERENCE_SUBNETS if k in state]
+    full, half = build(config, only=tuple(subs)), build(config, only=tuple(subs))
+    for k in subs:
+        full[k].load_state_dict(state[k])
+        half[k].load_state_dict({n: t.half().float() if t.is_floating_point() else t for n, t in state[k].items()})
+        full[k].eval(), half[k].eval()
+    size = int(config["image_size"])
+    sketches = [render(n) for n in SKETCHES]
+    x = torch.stack([to_tensor(prepare_sketch(s, size).image) for s in sketches])
+    labels = torch.arange(len(sketches)) % len(class_names(config))
+
+    def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+        mse = ((a - b) / 2).square().mean().item()  # images in [-1, 1] -> [0, 1]
+        return 100.0 if mse == 0 else 10 * math.log10(1.0 / mse)
+
+    worst = 100.0
+    for nets in (full, half):
+        nets["z"] = nets["encoder"](x, noise="none")[0]
+    for g in ("edge_generator", "image_generator"):
+        worst = min(worst, psnr(full[g](full["z"], labels), half[g](half["z"], labels)))
+    if "background_generator" in subs:
+        bg = int(config.get("bg_size", 128))
+        xb = torch.cat([background_inputs(s, np.repeat(s[..., None], 3, 2), s < 128, (bg, bg)) for s in sketches])
+        worst = min(worst, psnr(full["background_generator"](xb), half["background_generator"](xb)))
+    return worst
+
+
+def export(out: Path, name: str, command: str = "", default: bool = False,
+           float16_min_psnr: float | None = None) -> Path:
     """Write the inference networks of checkpoint ``out`` to ``weights/<name>.safetensors`` and register;
     the provenance command is ``command`` or else the training commands recorded in the checkpoint."""
     from ..weights import Manifest, read_safetensors, read_torch_file, register_file, save_state_dicts, split_subnets
@@ -424,16 +692,31 @@ def export(out: Path, name: str, command: str = "", default: bool = False) -> Pa
     config = dict(meta["config"])
     steps = meta.get("steps", {})
     command = command or " && ".join(meta.get("commands", [])) or "i2i train edgegan"
-    keep = [s for s in INFERENCE_SUBNETS if s in state and (s != "background_generator" or steps.get("background"))]
+    for sub in INFERENCE_SUBNETS:  # a paired run ships the EMA copies of E, G1, G2
+        if f"{sub}_ema" in state:
+            state[sub] = state[f"{sub}_ema"]
+    has_background = bool(steps.get("background") or meta.get("background_from"))
+    keep = [s for s in INFERENCE_SUBNETS if s in state and (s != "background_generator" or has_background)]
     config["background"] = "background_generator" in keep
     manifest = Manifest()
     path = manifest.root / f"{name}.safetensors"
-    save_state_dicts({s: state[s] for s in keep}, path, metadata={"family": "edgegan", "steps": json.dumps(steps)})
+    shipped = {s: state[s] for s in keep}
+    dtype = "float32"
+    if float16_min_psnr is not None:
+        measured = float16_psnr(shipped, config)
+        if measured >= float16_min_psnr:
+            shipped = {s: {n: t.half() if t.is_floating_point() else t for n, t in sd.items()} for s, sd in shipped.items()}
+            dtype = "float16"
+        meta["float16_psnr_db"] = round(measured, 2)
+    meta["dtype"] = dtype
+    save_state_dicts(shipped, path, metadata={"family": "edgegan", "steps": json.dumps(steps)})
     manifest = Manifest()  # re-read: others may have registered meanwhile
     register_file(manifest, name=name, family="edgegan", config_name="custom", config=config, path=path,
                   provenance={"kind": "trained-here", "command": command},
                   description=f"EdgeGAN trained here ({', '.join(f'{k} {v} steps' for k, v in steps.items())})",
-                  extra={"default": True} if default else {})
+                  extra={**({"default": True} if default else {}),
+                         **{k: meta[k] for k in ("data", "wall_seconds", "runs", "background_from", "dtype",
+                                                 "float16_psnr_db") if k in meta}})
     return path
 
 
@@ -449,6 +732,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
         bg = bg / args.split
     stages = ["objects", "background"] if args.stage == "all" else [args.stage]
     command = "i2i " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if args.stage == "paired":
+        if data is None:
+            raise InputError("--data is required for the paired stage")
+        stages = []
+        summary = train_paired(data, Path(args.out), config_name=args.config, overrides=overrides, steps=args.steps,
+                               batch_size=args.batch_size, lr=args.lr, minutes=args.minutes, resume=args.resume,
+                               seed=args.seed, adv_weight=args.adv_weight, ac_weight=args.ac_weight,
+                               perceptual_weight=args.perceptual_weight,
+                               save_minutes=args.save_minutes, sample_every=args.sample_every,
+                               background_from=args.background_from, command=command)
+        print(f"paired: {summary['steps']} steps, {summary['seconds']:.0f}s, "
+              + " ".join(f"{k}={v:.3g}" for k, v in summary["losses"].items()))
     for i, stage in enumerate(stages):
         summary = train(data, Path(args.out), stage=stage, config_name=args.config, overrides=overrides,
                         steps=args.steps, batch_size=args.batch_size, lr=args.lr, minutes=args.minutes,
@@ -459,7 +754,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"{stage}: {summary['steps']} steps, {summary['seconds']:.0f}s ({summary['cpu_seconds']:.0f}s CPU), "
               + " ".join(f"{k}={v:.3g}" for k, v in summary["losses"].items()))
     if args.export:
-        path = export(Path(args.out), args.export, default=args.default)
+        path = export(Path(args.out), args.export, default=args.default, float16_min_psnr=args.float16_min_psnr)
         print(f"exported {path}")
     return 0
 
@@ -469,7 +764,16 @@ def register_cli(groups) -> None:
     p.add_argument("--data", default="", help="class folders of [edge | photo] pairs or photos (e.g. data/sketches)")
     p.add_argument("--background-data", default="", help="scene data for --stage background (default: --data)")
     p.add_argument("--split", default="train", help="sub-folder of --data to use when present (default train)")
-    p.add_argument("--stage", default="objects", choices=["objects", "background", "all"])
+    p.add_argument("--stage", default="objects", choices=["objects", "background", "all", "paired"],
+                   help="objects: the official adversarial training; paired: E+G1+G2 as an autoencoder of the "
+                        "(edge, photo) pairs with joint-D and classifier terms (what the default ships); "
+                        "background: the scene network")
+    p.add_argument("--adv-weight", type=float, default=0.0, help="paired: weight of the joint discriminator term")
+    p.add_argument("--ac-weight", type=float, default=0.1, help="paired: weight of the classifier term")
+    p.add_argument("--perceptual-weight", type=float, default=0.0,
+                   help="paired: weight of the MobileNetV2 perceptual distance of the image to the photo")
+    p.add_argument("--save-minutes", type=float, default=3.0, help="paired: checkpoint every this many minutes")
+    p.add_argument("--background-from", default="", help="paired: copy the background network of this model")
     p.add_argument("--config", default="small", help=f"base configuration ({', '.join(CONFIGS)})")
     p.add_argument("--image-size", type=int, default=None, help="object size (64 or 128)")
     p.add_argument("--z-dim", type=int, default=None)
@@ -490,8 +794,11 @@ def register_cli(groups) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--export", default="", help="after training, register weights/<NAME>.safetensors")
     p.add_argument("--default", action="store_true", help="mark the exported model as the family default")
+    p.add_argument("--float16-min-psnr", type=float, default=None,
+                   help="export float16 weights when their outputs stay within this PSNR (dB) of float32's")
     p.set_defaults(func=_cmd_train)
 
 
-__all__ = ["EdgePairDataset", "BackgroundDataset", "ObjectTrainer", "BackgroundTrainer", "train", "export",
+__all__ = ["EdgePairDataset", "BackgroundDataset", "PairArray", "ObjectTrainer", "PairedTrainer", "BackgroundTrainer",
+           "train", "train_paired", "export",
            "register_cli"]
