@@ -206,6 +206,7 @@ def live_latency(label: str, edits: int, *, settle_s: float, preview_size: int |
         probe.beat.stop()
         rows.append(_live_row(label, "exemplar: brush strokes", probe, ok, waited, win))
     finally:
+        win.shutdown()  # a scripted session: no "save changes?"
         win.close()
     win = window()
     try:
@@ -238,6 +239,7 @@ def live_latency(label: str, edits: int, *, settle_s: float, preview_size: int |
         row["results"] = len(slider)
         rows.append(row)
     finally:
+        win.shutdown()  # a scripted session: no "save changes?"
         win.close()
     return rows
 
