@@ -39,12 +39,10 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image
 
-from engine.api import InputError, array_digest
+from engine.api import (PROJECT_INT_RANGE, PROJECT_JSON_MAX_BYTES, PROJECT_JSON_MAX_DEPTH, PROJECT_MAX_MEMBERS,
+                        PROJECT_MEMBER_MAX_BYTES, PROJECT_TEXT_MAX_CHARS, PROJECT_TOTAL_MAX_BYTES, InputError,
+                        array_digest, json_depth_exceeds)
 from engine.io import OPENPOSE_JOINTS
-# Limits on reading a project (a damaged or hostile file is refused before it can take more).
-from engine.limits import (PROJECT_INT_RANGE, PROJECT_JSON_MAX_BYTES, PROJECT_JSON_MAX_DEPTH, PROJECT_MAX_MEMBERS,
-                           PROJECT_MEMBER_MAX_BYTES, PROJECT_TEXT_MAX_CHARS, PROJECT_TOTAL_MAX_BYTES,
-                           json_depth_exceeds)
 
 FORMAT = "i2i-studio project"
 VERSION = 1
