@@ -1,4 +1,4 @@
-"""Settings dialog (built from the declarative table in ``engine.settings``) and the shortcuts help."""
+"""Settings dialog (built from the declarative table in ``app.settings``) and the shortcuts help."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,7 +7,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QGroupBox, QLabel, QLineEdit, QSpinBox, QTableWidget, QTableWidgetItem,
                                QVBoxLayout, QWidget, QHeaderView)
 
-from engine.settings import Setting, Settings, sections
+from app.settings import Setting, Settings, sections
 
 SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("Ctrl+N", "New project"),

@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from engine.api import Failure, Request, Result, preview_size_for
 from engine.scheduler import PreviewScheduler, SchedulerCallbacks
-from engine.settings import Settings
+from app.settings import Settings
 from engine.tasks import TaskContext
 
 Quality = Literal["preview", "full"]

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QLabel, QMa
 from engine.api import Failure, InputError, Request, Result
 from engine.devices import available_devices, pick_device
 from engine.io import save_image
-from engine.settings import Settings, config_dir
+from app.settings import Settings, config_dir
 from engine.tasks import TaskContext
 
 from . import display_check

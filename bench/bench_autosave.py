@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from app.main import MainWindow
-    from engine.settings import Settings
+    from app.settings import Settings
 
     qapp = QApplication.instance() or QApplication([])
     settings = Settings.defaults()

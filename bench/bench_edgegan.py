@@ -102,7 +102,7 @@ def bench_tasks(runs: int, rows: list[dict[str, Any]], quick: bool) -> None:
 
 
 def bench_tf_reader(rows: list[dict[str, Any]]) -> None:
-    from engine.tf_checkpoint import read_checkpoint, write_checkpoint
+    from engine.weights.tf_checkpoint import read_checkpoint, write_checkpoint
 
     cfg = CONFIGS["class14"]
     nets = build(cfg, only=("encoder", "edge_generator", "image_generator", "joint_discriminator",

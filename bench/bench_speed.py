@@ -106,8 +106,8 @@ def run(req: Any, models: Any, cache: Any) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------- StarGAN v2
 def stargan_cases(manifest: Any, config_name: str, rng: np.random.Generator) -> list[Case]:
-    from engine.api.base import FrozenArray
-    from engine.api.stargan2 import StarGANLatentRequest
+    from engine.requests.base import FrozenArray
+    from engine.requests.stargan2 import StarGANLatentRequest
     from engine.nets import stargan2 as sg
     from engine.tasks import LRUCache
     from engine.tasks.stargan import image_to_tensor, latent_code
@@ -166,9 +166,9 @@ def stargan_cases(manifest: Any, config_name: str, rng: np.random.Generator) -> 
 
 # ---------------------------------------------------------------------------------- CoCosNet
 def cocosnet_cases(manifest: Any, config_name: str, rng: np.random.Generator) -> list[Case]:
-    from engine.api.base import FrozenArray
-    from engine.api.cocosnet import ExemplarRequest
-    from engine.cocosnet_inputs import encode_for_config, encode_image
+    from engine.requests.base import FrozenArray
+    from engine.requests.cocosnet import ExemplarRequest
+    from engine.inputs.cocosnet import encode_for_config, encode_image
     from engine.tasks import LRUCache
     from engine.nets.cocosnet import CONFIGS, build
     from engine.weights import build_and_load

@@ -216,8 +216,8 @@ def bench_preview(reps: int) -> list[dict[str, Any]]:
     """The default model at its preview size through the task runner (registered default, else random)."""
     import tempfile
 
-    from engine.api.base import FrozenArray
-    from engine.api.stargan2 import StarGANLatentRequest
+    from engine.requests.base import FrozenArray
+    from engine.requests.stargan2 import StarGANLatentRequest
     from engine.tasks import LRUCache, ModelStore, make_context, run_request
     from engine.weights import Manifest, register_file, save_state_dicts
 

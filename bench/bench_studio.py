@@ -156,7 +156,7 @@ def live_latency(label: str, edits: int, *, settle_s: float, preview_size: int |
     from PySide6.QtWidgets import QApplication
 
     from app.main import MainWindow
-    from engine.settings import Settings
+    from app.settings import Settings
 
     def window() -> MainWindow:
         # one window per workspace: the scheduler's debounce follows its rolling mean job time,
@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from app.engine_bridge import EngineBridge
     from engine.api import Request
-    from engine.settings import Settings
+    from app.settings import Settings
     from PySide6.QtCore import QEventLoop, QTimer
 
     bridge = EngineBridge(Settings.defaults(), run_fn=lambda r, c: c.result(np.zeros((8, 8, 3), np.uint8)))

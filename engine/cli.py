@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .api.base import EngineError, Failure, InputError, Request, Result
+from .requests.base import EngineError, Failure, InputError, Request, Result
 from .limits import MAX_PREVIEW_SIZE, MAX_SEED, MIN_PREVIEW_SIZE, printable
 from .progress import end_line, write_refreshed
 from .tasks import TASK_MODULES

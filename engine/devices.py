@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import torch
 
-from .api.base import DeviceName
+from .requests.base import DeviceName
 
 T = TypeVar("T")
 

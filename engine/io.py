@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .api.base import InputError
+from .requests.base import InputError
 from .limits import check_image_size, finite_number, load_json
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"

@@ -14,6 +14,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .requests.base import InputError
+
 # ------------------------------------------------------------------------------ images
 MAX_IMAGE_PIXELS = 40_000_000  # per decoded image (a 7000×5700 photo); checked from the header
 MAX_IMAGE_SIDE = 12_000  # longer side; a 1×80000 strip padded to a square would need 6.4 G pixels
@@ -168,7 +170,3 @@ def printable(text: Any, limit: int = 80) -> str:
     s = _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), s)
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
-
-# Last, so that engine.api (which re-exports the project limits for app/) can import this module
-# whichever of the two is imported first.
-from .api.base import InputError  # noqa: E402 - see above

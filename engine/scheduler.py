@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
-from .api.base import Cancelled, EngineError, Failure, Request, Result
+from .requests.base import Cancelled, EngineError, Failure, Request, Result
 import torch
 
 from .compiled import compile_mode_from_env

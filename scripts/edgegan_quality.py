@@ -58,8 +58,8 @@ def main() -> int:
 
     import torch
 
-    from engine.api.base import FrozenArray
-    from engine.api.edgegan import SketchObjectRequest
+    from engine.requests.base import FrozenArray
+    from engine.requests.edgegan import SketchObjectRequest
     from engine.metrics import hand_sketches
     from engine.metrics.evaluate import format_table, load_eval_set, measure, model_outputs
     from engine.metrics.features import load_features

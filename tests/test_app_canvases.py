@@ -259,7 +259,7 @@ def test_palette_change_keeps_one_listener_and_clamps_labels(qtbot):
 
 
 def test_scene_sketch_exports_the_shared_json_format(tmp_path):
-    from engine.sketch_inputs import load_scene_sketch
+    from engine.inputs.sketch import load_scene_sketch
 
     from app.workspaces.sketch import export_scene_json
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.settings import Settings
+from app.settings import Settings
 
 from app.main import MainWindow
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.settings import Settings
+from app.settings import Settings
 
 from app.main import MainWindow
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QAbstractButton, QApplication, QComboBox, QGroupBox, QLabel, QLineEdit, QWidget
 
-from engine.settings import Settings
+from app.settings import Settings
 
 from app.main import MainWindow
 

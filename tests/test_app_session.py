@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from engine.settings import Settings
+from app.settings import Settings
 
 from app.main import MainWindow
 from app.project import SessionGuard, load_project

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from engine.api import InputError, Request
-from engine.settings import Settings
+from app.settings import Settings
 from engine.tasks import TaskContext
 
 pytest.importorskip("pytestqt")

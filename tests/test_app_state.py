@@ -9,7 +9,7 @@ import torch
 from PySide6.QtCore import Qt
 
 from engine.api import InputError, Request
-from engine.settings import Settings
+from app.settings import Settings
 from engine.tasks import TaskContext
 
 from app.main import MainWindow

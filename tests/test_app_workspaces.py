@@ -15,7 +15,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
 from engine.api import Request, StarGANInterpolateRequest
-from engine.settings import Settings
+from app.settings import Settings
 from engine.tasks import TaskContext
 
 from app.dialogs import SHORTCUTS, HelpDialog, SettingsDialog

@@ -163,7 +163,7 @@ def test_face_tools_fetched_by_data_fetch_are_found(tmp_path, monkeypatch):
     reaches the face detector (which finds no face in a blank image) instead of "not installed"."""
     import sys
 
-    from engine.cocosnet_inputs import face_landmarks_from_photo
+    from engine.inputs.cocosnet import face_landmarks_from_photo
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("I2I_DATA_CACHE", str(cache))

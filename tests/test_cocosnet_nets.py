@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.api.base import WeightsError
+from engine.requests.base import WeightsError
 from engine.families import get_family, state_dict_keys
 from engine.nets.cocosnet import CONFIGS, build, softmax_attend
 from engine.weights import Manifest, build_and_load, import_official

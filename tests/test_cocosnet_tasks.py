@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from engine.api.base import FrozenArray, InputError
-from engine.api.cocosnet import EditRequest, ExemplarRequest, MakeupRequest
+from engine.requests.base import FrozenArray, InputError
+from engine.requests.cocosnet import EditRequest, ExemplarRequest, MakeupRequest
 from engine.cli import main
-from engine.cocosnet_inputs import celebamask_names, encode_image, encode_labels
+from engine.inputs.cocosnet import celebamask_names, encode_image, encode_labels
 from engine.io import load_image, save_image, save_label_map, save_openpose_json
 from engine.nets.cocosnet import CONFIGS, build
 from engine.tasks import LRUCache, ModelStore, make_context, run_request, to_uint8_image

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.api.base import InputError
+from engine.requests.base import InputError
 from engine.families import get_family
 from engine.train import cocosnet as T
 

@@ -94,7 +94,7 @@ def test_scenes_offline_build_checks_labels_and_is_deterministic(tmp_path, offli
 
 
 def test_build_resumes_and_refuses_mixed_settings(tmp_path, offline):
-    from engine.api.base import InputError
+    from engine.requests.base import InputError
     recipe = _recipe("scenes")
     out = tmp_path / "s"
     build_dataset(recipe, out, n=2, size=32, seed=0, progress=False)
@@ -122,7 +122,7 @@ def test_scenes_fetched_material(tmp_path):
 
 def test_gimp_pattern_reader(tmp_path):
     import struct
-    from engine.api.base import InputError
+    from engine.requests.base import InputError
     from engine.data.material import read_pat
     pix = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
     name = b"test\x00"
@@ -368,7 +368,7 @@ def test_cli_build_and_contact(tmp_path, offline, capsys):
 # fetch bookkeeping (no network: the package clients are replaced)
 # --------------------------------------------------------------------------------------------
 def test_fetch_records_versions_licences_and_reports_failures(tmp_path, monkeypatch):
-    from engine.api.base import InputError
+    from engine.requests.base import InputError
     monkeypatch.setenv("I2I_DATA_CACHE", str(tmp_path / "cache"))
 
     def fake_npm(src, dest, work):

@@ -126,7 +126,7 @@ def test_augment_and_prepare_keep_edge_and_photo_aligned() -> None:
 
 
 def test_thin_pen_strokes_are_thickened_to_the_training_width() -> None:
-    from engine.sketch_inputs import binarise, prepare_sketch
+    from engine.inputs.sketch import binarise, prepare_sketch
     from engine.tasks.sketch import pen_width, thicken_to_model
 
     thin = np.full((512, 512), 255, np.uint8)

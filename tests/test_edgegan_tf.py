@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from engine.api.base import WeightsError
+from engine.requests.base import WeightsError
 from engine.nets.edgegan import CONFIGS, TF_SCOPES, build, convert, state_dicts_to_tf
-from engine.tf_checkpoint import (crc32c, decode_varint, encode_varint, list_variables, masked_crc32c,
+from engine.weights.tf_checkpoint import (crc32c, decode_varint, encode_varint, list_variables, masked_crc32c,
                                   read_checkpoint, read_table, resolve_prefix, unmask_crc32c, write_checkpoint,
                                   write_table)
 from engine.weights import Manifest, build_and_load, import_official, load_strict
@@ -22,7 +22,7 @@ torch.set_num_threads(1)
 def test_crc32c_known_value_and_chunked_path() -> None:
     assert crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
     data = os.urandom(300_001)
-    from engine.tf_checkpoint import _crc32c_small
+    from engine.weights.tf_checkpoint import _crc32c_small
 
     assert crc32c(data) == _crc32c_small(data)
 
@@ -72,7 +72,7 @@ def test_checkpoint_round_trip_dtypes_and_scalars(tmp_path: Path) -> None:
 
 def test_index_entries_are_tf_bundle_protos(tmp_path: Path) -> None:
     """Decode the header and one entry field by field (what TensorFlow's BundleReader reads)."""
-    from engine.tf_checkpoint import decode_entry, parse_proto
+    from engine.weights.tf_checkpoint import decode_entry, parse_proto
 
     write_checkpoint(tmp_path / "m", {"x": torch.ones(2, 3)})
     items = read_table(tmp_path / "m.index")

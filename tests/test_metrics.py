@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.api.base import InputError, WeightsError
+from engine.requests.base import InputError, WeightsError
 from engine.metrics.distribution import (FeatureStats, frechet_distance, frechet_distance_images,
                                          images_to_tensor, perceptual_distance)
 from engine.metrics.features import (BACKBONES, backbone_path, build_features, load_features,

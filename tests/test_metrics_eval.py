@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.api.base import InputError, WeightsError
+from engine.requests.base import InputError, WeightsError
 from engine.cli import main
 from engine.metrics.evaluate import evaluate, format_table, load_eval_set
 from engine.metrics.features import (MOBILENET_MEMBER, backbone_path, build_features, fetch_mobilenet_v2)
@@ -134,8 +134,8 @@ def _png(path: Path, arr: np.ndarray) -> None:
 
 
 def test_faces_and_sketches_layouts_and_requests(tmp_path) -> None:
-    from engine.api.edgegan import SketchObjectRequest
-    from engine.api.stargan2 import StarGANLatentRequest
+    from engine.requests.edgegan import SketchObjectRequest
+    from engine.requests.stargan2 import StarGANLatentRequest
     from engine.metrics.evaluate import _request_for
 
     rng = np.random.default_rng(0)
@@ -173,8 +173,8 @@ def test_faces_and_sketches_layouts_and_requests(tmp_path) -> None:
 
 
 def test_scenes_requests(scenes) -> None:
-    from engine.api.cocosnet import ExemplarRequest
-    from engine.api.panoptic import PanopticRequest
+    from engine.requests.cocosnet import ExemplarRequest
+    from engine.requests.panoptic import PanopticRequest
     from engine.metrics.evaluate import _request_for
 
     es = load_eval_set(scenes, "train", n=1, reference="exemplar")

@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.api.base import FrozenArray, InputError, WeightsError
+from engine.requests.base import FrozenArray, InputError, WeightsError
 from engine.nets import panoptic as P
-from engine.panoptic_inputs import (conditioning, import_coco_panoptic, make_instance_map, panoptic_ids,
+from engine.inputs.panoptic import (conditioning, import_coco_panoptic, make_instance_map, panoptic_ids,
                                     remap_labels, resize_nearest, save_coco_png)
 
 torch.set_num_threads(1)
@@ -445,7 +445,7 @@ def test_cli_generate_panoptic(tmp_path, weights_dir, monkeypatch):
 
 
 def test_task_vae_seed_and_style(weights_dir):
-    from engine.api.panoptic import PanopticRequest
+    from engine.requests.panoptic import PanopticRequest
     from engine.tasks import CancelToken, LRUCache, ModelStore, make_context, run_request
 
     _register_tiny(weights_dir, "panoptic_tiny_vae", "pan_vae")
@@ -471,8 +471,8 @@ def test_task_vae_seed_and_style(weights_dir):
 
 
 def test_task_preview_size_and_cancel(weights_dir):
-    from engine.api.base import Cancelled
-    from engine.api.panoptic import PanopticRequest
+    from engine.requests.base import Cancelled
+    from engine.requests.panoptic import PanopticRequest
     from engine.tasks import CancelToken, LRUCache, ModelStore, make_context, run_request
 
     _register_tiny(weights_dir, "spade_tiny", "spade_t")

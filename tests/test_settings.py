@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from engine.settings import FILE_NAME, SCHEMA_VERSION, SETTINGS, Settings, config_dir, sections, setting
+from app.settings import FILE_NAME, SCHEMA_VERSION, SETTINGS, Settings, config_dir, sections, setting
 
 
 def test_config_dir_follows_the_environment(tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.api.base import WeightsError
+from engine.requests.base import WeightsError
 from engine.nets import stargan2 as sg
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "manifests"

@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.api.base import FrozenArray, InputError
-from engine.api.stargan2 import (LatentStyle, ReferenceStyle, StarGANInterpolateRequest, StarGANLatentRequest,
+from engine.requests.base import FrozenArray, InputError
+from engine.requests.stargan2 import (LatentStyle, ReferenceStyle, StarGANInterpolateRequest, StarGANLatentRequest,
                                  StarGANReferenceRequest)
 from engine.nets import stargan2 as sg
 from engine.tasks import CancelToken, LRUCache, ModelStore, make_context, run_request

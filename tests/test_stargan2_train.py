@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.api.base import InputError
+from engine.requests.base import InputError
 from engine.train.stargan2 import StarGAN2Trainer, TrainOptions, ds_weight, find_domains
 
 def _make_data(root: Path, n: int = 4) -> Path:

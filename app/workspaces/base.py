@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFrame, QHBoxLayout, QLabel
                                QSizePolicy, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
 from engine.api import Failure, InputError, Request, Result
-from engine.settings import Settings
+from app.settings import Settings
 
 from ..engine_bridge import EngineBridge, Quality
 from ..undo import UndoStack

@@ -5,7 +5,7 @@ import argparse
 import importlib
 from pathlib import Path
 
-from ..api.base import InputError
+from ..requests.base import InputError
 from .common import build_dataset
 
 # recipe name -> (module, class name, default size)

@@ -20,7 +20,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 from PIL import Image
 
-from ..api.base import InputError
+from ..requests.base import InputError
 from ..progress import ProgressBar
 from .fetch import fetched_records
 

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..api.base import InputError
+from ..requests.base import InputError
 from ..io import OPENPOSE_LIMBS, load_image, load_instance_map, load_label_map, load_openpose_json, load_palette
 
 

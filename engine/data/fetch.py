@@ -18,7 +18,7 @@ import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..api.base import InputError
+from ..requests.base import InputError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

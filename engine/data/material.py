@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..api.base import InputError
+from ..requests.base import InputError
 from .fetch import source_dir
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..api.base import InputError
+from ..requests.base import InputError
 from ..io import instance_edges
 from .common import Json, Png, Sample, child_rngs, source_records, warn_fallback
 from .fetch import source_dir
@@ -218,9 +218,9 @@ def augment_pair(strokes: np.ndarray, photo: np.ndarray, rng: np.random.Generato
 
 def prepared_pair(strokes: np.ndarray, photo: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """(edge map, photo) cropped to the square the sketch task crops a sketch to
-    (:func:`engine.sketch_inputs.prepare_sketch`) and resized to size×size: training pairs then look
+    (:func:`engine.inputs.sketch.prepare_sketch`) and resized to size×size: training pairs then look
     exactly like what the encoder sees at inference."""
-    from ..sketch_inputs import crop_padded, prepare_sketch
+    from ..inputs.sketch import crop_padded, prepare_sketch
 
     prepared = prepare_sketch(ink(strokes), size)
     crop = crop_padded(photo, prepared.region, 255)

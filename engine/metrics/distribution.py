@@ -12,7 +12,7 @@ from typing import Iterable
 import numpy as np
 import torch
 
-from ..api.base import InputError
+from ..requests.base import InputError
 from .features import Features
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..api.base import InputError, frozen
+from ..requests.base import InputError, frozen
 from ..io import load_image, load_instance_map, load_label_map
 
 SCENE_LAYOUT, FACE_LAYOUT, SKETCH_LAYOUT = "scenes", "faces", "sketches"
@@ -153,13 +153,13 @@ def _request_for(family: str, layout: str, entry_name: str, case: Case, *, seed:
     """The family's request for one case; InputError when the pair (family, layout) has no adapter."""
     common = {"model": entry_name, "seed": seed, "device": device}
     if family == "panoptic" and layout == SCENE_LAYOUT:
-        from ..api.panoptic import PanopticRequest
+        from ..requests.panoptic import PanopticRequest
 
         inst = case.inputs["instances"]
         return PanopticRequest(labels=frozen(case.inputs["labels"]),
                                instances=frozen(inst) if inst is not None else None, **common)
     if family == "cocosnet" and layout == SCENE_LAYOUT:
-        from ..api.cocosnet import ExemplarRequest
+        from ..requests.cocosnet import ExemplarRequest
 
         if case.inputs["exemplar"] is None:
             raise InputError(f"sample {case.id} has no exemplar rendering")
@@ -167,14 +167,14 @@ def _request_for(family: str, layout: str, entry_name: str, case: Case, *, seed:
         return ExemplarRequest(input_map=frozen(case.inputs["labels"]), exemplar=frozen(case.inputs["exemplar"]),
                                exemplar_map=frozen(case.inputs["labels"]), **common)
     if family == "stargan2" and layout == FACE_LAYOUT:
-        from ..api.stargan2 import StarGANLatentRequest
+        from ..requests.stargan2 import StarGANLatentRequest
 
         if case.target_group not in domains:
             raise InputError(f"model {entry_name!r} has domains {domains}, no {case.target_group!r}")
         return StarGANLatentRequest(source=frozen(case.inputs["source"]),
                                     target_domain=domains.index(case.target_group), **common)
     if family == "edgegan" and layout == SKETCH_LAYOUT:
-        from ..api.edgegan import SketchObjectRequest
+        from ..requests.edgegan import SketchObjectRequest
 
         return SketchObjectRequest(sketch=frozen(case.inputs["sketch"]), class_name=case.inputs["class_name"],
                                    **common)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..api.base import InputError, WeightsError
+from ..requests.base import InputError, WeightsError
 from ..weights import read_torch_file, sha256_file, weights_dir
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..api.base import InputError
+from ..requests.base import InputError
 
 
 def _as_float_batch(img: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -40,7 +40,7 @@ def object_mask(image: np.ndarray) -> np.ndarray:
 def sketch_shape(sketch: np.ndarray, size: int) -> np.ndarray:
     """size×size bool: the region a sketch's strokes enclose, in the frame the sketch task prepares
     it to (cropped to its strokes, padded square, resized)."""
-    from ..sketch_inputs import binarise, fill_strokes, prepare_sketch
+    from ..inputs.sketch import binarise, fill_strokes, prepare_sketch
 
     prepared = prepare_sketch(sketch, size)
     return fill_strokes(binarise(prepared.image, threshold=128))
@@ -126,7 +126,7 @@ def untrained_outputs(config: dict, cases: Sequence[Any], *, seed: int, device: 
     """The floor: an untrained network of the same configuration (seeded init) run by the sketch task."""
     import torch
 
-    from ..api.edgegan import SketchObjectRequest
+    from ..requests.edgegan import SketchObjectRequest
     from ..nets.edgegan import build, class_names
     from ..tasks import CancelToken, LRUCache, ModelStore, make_context, to_uint8_image
     from ..tasks.sketch import EdgeGANModel, class_index, generate_object
@@ -212,8 +212,8 @@ def scene_layouts(cases: Sequence[Any]) -> list[tuple[Any, list[tuple[int, Any, 
     """Test cases grouped three to a 256² scene: (SceneRequest, [(case index, class, box, bitmap)]).
     Each object's sketch (its edge map scaled into its slot) becomes a full-canvas stroke bitmap;
     the background strokes are a hill line."""
-    from ..api.base import FrozenArray
-    from ..api.edgegan import SceneObject, SceneRequest
+    from ..requests.base import FrozenArray
+    from ..requests.edgegan import SceneObject, SceneRequest
 
     hills = np.full((SCENE_SIZE, SCENE_SIZE), 255, np.uint8)
     xs = np.arange(SCENE_SIZE)
@@ -245,7 +245,7 @@ def scene_report(model: str, cases: Sequence[Any], *, classifier: NearestCentroi
     Returns (report, scene images)."""
     from dataclasses import replace
 
-    from ..sketch_inputs import crop_padded, prepare_sketch
+    from ..inputs.sketch import crop_padded, prepare_sketch
     from ..tasks import CancelToken, LRUCache, ModelStore, make_context, run_request
 
     store, cache = ModelStore(), LRUCache(64)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..api.base import InputError
+from ..requests.base import InputError
 
 
 class ConfusionMatrix:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..api.base import InputError, WeightsError
+from ..requests.base import InputError, WeightsError
 from ..families import Family, register
 from ..weights import Manifest, WeightsEntry, build_and_load
 from .segmentation import ConfusionMatrix

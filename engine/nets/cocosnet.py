@@ -31,7 +31,7 @@ warp_cycle=False, return_corr=False, noise=None) -> dict``
 Configs: ``ade20k``, ``ade20k_nomask`` (the ``--noise_for_mask`` model, ``90_net_*`` files),
 ``celebahq``, ``celebahqedge``, ``deepfashion`` at released size; ``tiny_*`` (tests) and
 ``small_*`` (default models trained here) with the same topology at lower width.
-``input_kind`` in a config says which encoder of :mod:`engine.cocosnet_inputs` builds the
+``input_kind`` in a config says which encoder of :mod:`engine.inputs.cocosnet` builds the
 input semantics: ``labels`` (one-hot), ``celebahq_parsing``, ``celebahq_edges``, ``pose``.
 """
 from __future__ import annotations
@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..api.base import WeightsError
+from ..requests.base import WeightsError
 from ..families import Family, PreviewGrid, StateDicts, register
 from .layers import SPADEResnetBlock, maybe_spectral
 

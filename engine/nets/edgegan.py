@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..api.base import WeightsError
+from ..requests.base import WeightsError
 from ..families import Family, PreviewGrid, StateDicts, register
 from .layers import maybe_spectral
 
@@ -665,7 +665,7 @@ def convert(paths: list[Path], config: Mapping[str, Any]) -> StateDicts:
     """A TF1 Saver checkpoint (its ``.index`` and/or ``.data-*`` file, the prefix, or its folder with a
     ``checkpoint`` file) -> our state dicts, strictly: see :func:`tf_to_state_dicts` and
     :data:`TF_SKIPPED`."""
-    from ..tf_checkpoint import read_checkpoint, resolve_prefix
+    from ..weights.tf_checkpoint import read_checkpoint, resolve_prefix
 
     prefixes = {resolve_prefix(Path(p)) for p in paths}
     if len(prefixes) != 1:

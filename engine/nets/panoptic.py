@@ -23,7 +23,7 @@ Design decisions where the paper is silent (PANOPTIC.md "NOT FOUND"):
 - The mask is recomputed from the id map at every resolution (never propagated) and cached
   per forward pass (one :class:`PanopticMap` per batch).
 - The id pyramid is nearest (top-left) subsampling of the full-resolution map: ids are never
-  interpolated. Ids are compacted per sample (:func:`engine.panoptic_inputs.panoptic_ids`) so
+  interpolated. Ids are compacted per sample (:func:`engine.inputs.panoptic.panoptic_ids`) so
   float32 comparisons are exact.
 - Upsampling search order, by distance between pixel centres: parent, the vertical then the
   horizontal neighbour towards the child's quadrant, the diagonal one, then the rest.
@@ -119,7 +119,7 @@ class PanopticMap:
         if ids.shape[0] != semantic.shape[0] or ids.shape[-2:] != semantic.shape[-2:]:
             raise ValueError(f"panoptic ids {tuple(ids.shape)} do not match the semantic map {tuple(semantic.shape)}")
         if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= _MAX_EXACT_ID):
-            raise ValueError("panoptic ids must lie in [0, 2^24); compact them with engine.panoptic_inputs.panoptic_ids")
+            raise ValueError("panoptic ids must lie in [0, 2^24); compact them with engine.inputs.panoptic.panoptic_ids")
         self.semantic = semantic
         self.ids = ids.long()
         self.pad_mode: PadMode = pad_mode
@@ -650,7 +650,7 @@ def build(config: Mapping[str, Any]) -> dict[str, nn.Module]:
 
 def convert(paths: list[Path], config: Mapping[str, Any]) -> StateDicts:
     """SPADE ``latest_net_G.pth`` (plain state dict) [+ ``latest_net_E.pth`` for VAE models]."""
-    from ..api.base import WeightsError
+    from ..requests.base import WeightsError
     from ..weights import read_torch_file
 
     out: StateDicts = {}

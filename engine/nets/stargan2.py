@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..api.base import WeightsError
+from ..requests.base import WeightsError
 from ..families import Family, PreviewGrid, StateDicts, register
 
 SQRT2 = math.sqrt(2.0)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..api.base import Cancelled, InputError, ProgressCallback, Request, Result
+from ..requests.base import Cancelled, InputError, ProgressCallback, Request, Result
 from ..compiled import CompileMode, StageCompiler
 from ..devices import pick_device
 from ..weights import Manifest, build_and_load
@@ -205,7 +205,7 @@ def check_request(request: Request) -> None:
     import dataclasses
     import math
 
-    from ..api.base import FrozenArray
+    from ..requests.base import FrozenArray
     from ..limits import MAX_PREVIEW_SIZE, MAX_SEED, MIN_PREVIEW_SIZE, check_image_size, check_int_range
 
     if request.preview_size is not None:

@@ -11,9 +11,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..api.base import FrozenArray, InputError, Result
-from ..api.cocosnet import EditRequest
-from ..cocosnet_inputs import resize_nearest
+from ..requests.base import FrozenArray, InputError, Result
+from ..requests.cocosnet import EditRequest
+from ..inputs.cocosnet import resize_nearest
 from ..limits import MAX_MASK_GROW
 from . import TaskContext, runner
 from .exemplar import _array, _check_photo, pick_model, resize_rgb, resolve_model, translate, write_outputs

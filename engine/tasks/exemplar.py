@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..api.base import FrozenArray, InputError, Request, Result, WeightsError
-from ..api.cocosnet import ExemplarRequest
-from ..cocosnet_inputs import encode_for_config, encode_image
+from ..requests.base import FrozenArray, InputError, Request, Result, WeightsError
+from ..requests.cocosnet import ExemplarRequest
+from ..inputs.cocosnet import encode_for_config, encode_image
 from ..devices import precision_context
 from ..nets.cocosnet import prepare_for_inference, preview_grid
 from . import TaskContext, runner, to_uint8_image
@@ -238,7 +238,7 @@ def read_semantics(path: str, config_name: str, model: str) -> tuple[np.ndarray 
     kind = Manifest().get(model).config.get("input_kind", "labels")
     if kind == "pose" and not path.lower().endswith(".json"):
         # a person photo: keypoints from MediaPipe (optional extra)
-        from ..cocosnet_inputs import pose_from_photo
+        from ..inputs.cocosnet import pose_from_photo
         from ..io import load_image
 
         photo = load_image(path)

@@ -12,9 +12,9 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from ..api.base import FrozenArray, InputError, Result
-from ..api.cocosnet import MakeupRegion, MakeupRequest
-from ..cocosnet_inputs import (
+from ..requests.base import FrozenArray, InputError, Result
+from ..requests.cocosnet import MakeupRegion, MakeupRequest
+from ..inputs.cocosnet import (
     celebamask_names, face_landmarks_from_photo, parsing_from_landmarks68, resize_nearest,
 )
 from . import TaskContext, runner

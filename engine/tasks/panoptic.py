@@ -14,11 +14,11 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from ..api.base import FrozenArray, InputError, Result
-from ..api.panoptic import PanopticRequest
+from ..requests.base import FrozenArray, InputError, Result
+from ..requests.panoptic import PanopticRequest
 from ..devices import precision_context
 from ..io import load_image, load_palette, save_image
-from ..panoptic_inputs import check_pair, conditioning, edges_image, import_coco_panoptic, load_panoptic, panoptic_ids, resize_nearest
+from ..inputs.panoptic import check_pair, conditioning, edges_image, import_coco_panoptic, load_panoptic, panoptic_ids, resize_nearest
 from . import TaskContext, runner, to_uint8_image
 
 FAMILY = "panoptic"

@@ -2,7 +2,7 @@
 
 1. Foreground: each object's strokes (cut to its box) go through EdgeGAN with its class; the
    generated square image is scaled onto the square its strokes were padded to, and pasted inside the
-   object's mask (the region its strokes enclose, see :func:`engine.sketch_inputs.fill_strokes`).
+   object's mask (the region its strokes enclose, see :func:`engine.inputs.sketch.fill_strokes`).
 2. Background: an image-to-image network (pix2pix U-Net, :class:`engine.nets.edgegan.BackgroundUNet`)
    reads {background strokes, pasted foreground, foreground mask} at its working resolution and paints
    the whole scene; the EdgeGAN objects are then pasted back on top (``paste_objects``).
@@ -19,11 +19,11 @@ import cv2
 import numpy as np
 import torch
 
-from ..api.base import FrozenArray, InputError, Result
-from ..api.edgegan import SceneObject, SceneRequest
+from ..requests.base import FrozenArray, InputError, Result
+from ..requests.edgegan import SceneObject, SceneRequest
 from ..devices import precision_context
 from ..nets.edgegan import background_depth, preview_grid
-from ..sketch_inputs import binarise, fill_strokes, load_scene_sketch, to_grey
+from ..inputs.sketch import binarise, fill_strokes, load_scene_sketch, to_grey
 from . import TaskContext, runner, to_uint8_image
 from .sketch import FAMILY, class_index, default_model_name, generate_object, load_model
 
@@ -153,7 +153,7 @@ def run_scene(request: SceneRequest, ctx: TaskContext) -> Result:
 
 # ------------------------------------------------------------------------------ CLI
 def request_from_json(path: Path | str, **kwargs) -> SceneRequest:
-    """A :class:`SceneRequest` from a scene-sketch JSON (see :func:`engine.sketch_inputs.load_scene_sketch`)."""
+    """A :class:`SceneRequest` from a scene-sketch JSON (see :func:`engine.inputs.sketch.load_scene_sketch`)."""
     scene = load_scene_sketch(path)
     objects = tuple(SceneObject(sketch=FrozenArray(bitmap), class_name=cls, box=box)
                     for cls, box, bitmap in scene.objects)

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..api.base import FrozenArray, InputError, Result
-from ..api.edgegan import SketchObjectRequest
+from ..requests.base import FrozenArray, InputError, Result
+from ..requests.edgegan import SketchObjectRequest
 from ..devices import precision_context
 from ..nets.edgegan import class_names
-from ..sketch_inputs import PreparedSketch, binarise, content_box, prepare_sketch, to_grey, to_tensor
+from ..inputs.sketch import PreparedSketch, binarise, content_box, prepare_sketch, to_grey, to_tensor
 from . import TaskContext, runner, to_uint8_image
 
 FAMILY = "edgegan"

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..api.base import FrozenArray, InputError, Request, Result
-from ..api.stargan2 import (LatentStyle, ReferenceStyle, StarGANInterpolateRequest, StarGANLatentRequest,
+from ..requests.base import FrozenArray, InputError, Request, Result
+from ..requests.stargan2 import (LatentStyle, ReferenceStyle, StarGANInterpolateRequest, StarGANLatentRequest,
                             StarGANReferenceRequest, Style)
 from ..devices import autocast_dtype, precision_context
 from ..nets.stargan2 import domain_names, network_args, preview_grid

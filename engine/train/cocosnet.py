@@ -40,7 +40,7 @@ from PIL import Image
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from ..api.base import InputError
+from ..requests.base import InputError
 from . import losses as L
 
 Layout = Literal["scenes", "faces", "poses"]
@@ -154,9 +154,9 @@ def onehot_label_encoder(num_channels: int) -> SemanticsEncoder:
 
 def config_encoder(input_kind: str, semantic_nc: int) -> SemanticsEncoder:
     """A sample's semantics encoded exactly as inference encodes them
-    (:func:`engine.cocosnet_inputs.encode_for_config`): ``labels`` / ``celebahq_parsing`` /
+    (:func:`engine.inputs.cocosnet.encode_for_config`): ``labels`` / ``celebahq_parsing`` /
     ``celebahq_edges`` read a label PNG, ``pose`` an OpenPose JSON (keypoints in photo pixels)."""
-    from ..cocosnet_inputs import encode_for_config
+    from ..inputs.cocosnet import encode_for_config
     from ..io import load_label_map, load_openpose_json
 
     def encode(rec: _Record, path: Path, image: np.ndarray, size: int) -> np.ndarray:

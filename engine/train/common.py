@@ -22,7 +22,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from ..api.base import InputError
+from ..requests.base import InputError
 from ..weights import read_safetensors, read_torch_file, save_state_dicts, split_subnets
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}

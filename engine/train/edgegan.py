@@ -4,7 +4,7 @@ Objects (``--stage objects``), as the official ``edgegan/models/edgegan.py``:
 - data: pairs [edge | photo] with a class. Either the SketchyCOCO layout (``<class>/<id>.png`` with
   the edge map in the left half and the photo in the right) or any labelled image folder
   (``<class>/*.png`` photos) whose edge maps are made by a documented extractor (Canny or XDoG,
-  :mod:`engine.sketch_inputs`);
+  :mod:`engine.inputs.sketch`);
 - z ~ U(−1, 1)^z_dim, the batch's classes as one-hot condition;
 - per step, in the official order: D_joint, D_image, D_edge (WGAN-GP, λ = 10; D_image / D_edge see
   their input resized to ``dis_size`` by TF 1's legacy bicubic), classifier C (focal cross-entropy γ = 2 on real
@@ -40,9 +40,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..api.base import InputError
+from ..requests.base import InputError
 from ..nets.edgegan import CONFIGS, build, tf_legacy_resize_bicubic
-from ..sketch_inputs import EdgeMethod, binarise, edge_map, fill_strokes, load_scene_sketch
+from ..inputs.sketch import EdgeMethod, binarise, edge_map, fill_strokes, load_scene_sketch
 from .common import (infinite_loader, is_main, list_images, load_checkpoint, save_checkpoint, save_grid,
                      seed_everything)
 from .losses import focal_loss, gradient_penalty, hinge_d_loss, hinge_g_loss
@@ -651,7 +651,7 @@ def float16_psnr(state: Mapping[str, Mapping[str, torch.Tensor]], config: Mappin
     class), and the background network on those sketches pasted as foreground."""
     from ..metrics.hand_sketches import SKETCHES, render
     from ..nets.edgegan import class_names
-    from ..sketch_inputs import prepare_sketch, to_tensor
+    from ..inputs.sketch import prepare_sketch, to_tensor
     from ..tasks.scene import background_inputs
 
     subs = [k for k in INFERENCE_SUBNETS if k in state]

@@ -29,10 +29,10 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..api.base import InputError
+from ..requests.base import InputError
 from ..io import instance_edges, load_image, load_instance_map, load_label_map, load_palette
 from ..nets.panoptic import CONFIGS, build, build_discriminator, reparameterize
-from ..panoptic_inputs import conditioning, panoptic_ids
+from ..inputs.panoptic import conditioning, panoptic_ids
 from . import losses as L
 from .common import (DistInfo, cleanup_distributed, infinite_loader, is_main, linear_decay, load_checkpoint,
                      save_checkpoint, save_grid, seed_everything, setup_distributed, unwrap, wrap_ddp)

@@ -30,7 +30,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset, WeightedRandomSampler
 
-from ..api.base import InputError
+from ..requests.base import InputError
 from ..io import load_image
 from ..nets.stargan2 import CONFIGS, FAN, build, network_args
 from ..progress import ProgressBar

@@ -280,7 +280,7 @@ def hostile_checkpoints(d: Path, marker: Path) -> dict[str, Path]:
 
 def hostile_tf(d: Path) -> dict[str, Path]:
     """TF checkpoint prefixes (``X`` with ``X.index`` / ``X.data-00000-of-00001``)."""
-    from engine.tf_checkpoint import BundleEntry, encode_entry, encode_header, write_checkpoint, write_table
+    from engine.weights.tf_checkpoint import BundleEntry, encode_entry, encode_header, write_checkpoint, write_table
 
     d.mkdir(parents=True, exist_ok=True)
     good = write_checkpoint(d / "_good", {"a": np.arange(12, dtype=np.float32).reshape(3, 4),
@@ -388,14 +388,14 @@ def json_cases(pose: dict[str, Path], scene: dict[str, Path], pan: dict[str, Pat
                                _expect_for(path)))
     for key, path in scene.items():
         cases.append(_cli(f"cli-scene-{key}", ["generate", "scene", "--sketch", path, "--out", o], _expect_for(path)))
-        cases.append(_call(f"api-scene-{key}", "engine.sketch_inputs:load_scene_sketch", [str(path)], _expect_for(path)))
+        cases.append(_call(f"api-scene-{key}", "engine.inputs.sketch:load_scene_sketch", [str(path)], _expect_for(path)))
     coco_png = out.parent / "in" / "coco.png"
     Image.new("RGB", (32, 32), (1, 0, 0)).save(coco_png)
     for key, path in pan.items():
         cases.append(_cli(f"cli-panoptic-coco-{key}", ["generate", "panoptic", "--coco-png", coco_png,
                                                        "--coco-json", path, "--out", o], _expect_for(path)))
         if key != "segment_unknown_cat":  # category 101 is a valid COCO-Stuff class for the reader
-            cases.append(_call(f"api-coco-{key}", "engine.panoptic_inputs:import_coco_panoptic",
+            cases.append(_call(f"api-coco-{key}", "engine.inputs.panoptic:import_coco_panoptic",
                                [str(coco_png), str(path)], _expect_for(path)))
     return cases
 
@@ -508,9 +508,9 @@ def tf_cases(prefixes: dict[str, Path]) -> list[dict]:
     cases = []
     for key, p in prefixes.items():
         expect = [str(p), p.name]
-        cases.append(_call(f"api-tf-read-{key}", "engine.tf_checkpoint:read_checkpoint", [str(p)], expect))
+        cases.append(_call(f"api-tf-read-{key}", "engine.weights.tf_checkpoint:read_checkpoint", [str(p)], expect))
         if key.startswith(("index_", "entry_", "missing")):  # listing reads the index only
-            cases.append(_call(f"api-tf-list-{key}", "engine.tf_checkpoint:list_variables", [str(p)], expect))
+            cases.append(_call(f"api-tf-list-{key}", "engine.weights.tf_checkpoint:list_variables", [str(p)], expect))
         cases.append(_cli(f"import-edgegan-tf-{key}", ["weights", "import", p, "--as", "tf_x", "--family", "edgegan",
                                                       "--config", "class14"], expect))
     return cases

@@ -11,7 +11,7 @@ from .base import FrozenArray, Request
 class PanopticRequest(Request):
     """``labels``: H×W semantic class map; ``instances``: H×W instance-id map of the same size.
 
-    Instance ids follow ``engine/panoptic_inputs.py``: a stuff pixel has id 0 or its class index,
+    Instance ids follow ``engine/inputs/panoptic.py``: a stuff pixel has id 0 or its class index,
     thing instance k of class c has c·1000 + k (any other id ≠ 0 and ≠ class also names an
     instance). Without ``instances`` every class is one segment (semantic-only conditioning).
 

@@ -25,12 +25,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file as _st_load, save_file as _st_save
 from torch import nn
 
-from .api.base import InputError, WeightsError
-from .families import StateDicts, get_family, resolve_config
-from .limits import (MAX_CHECKPOINT_BYTES, MAX_MODEL_PARAM_BYTES, MAX_NAME_LENGTH, MAX_PICKLE_BYTES,
+from ..requests.base import InputError, WeightsError
+from ..families import StateDicts, get_family, resolve_config
+from ..limits import (MAX_CHECKPOINT_BYTES, MAX_MODEL_PARAM_BYTES, MAX_NAME_LENGTH, MAX_PICKLE_BYTES,
                      MAX_PICKLE_DEPTH, MAX_PICKLE_NODES, MAX_TENSOR_BYTES, load_json, printable)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 MANIFEST_NAME = "manifest.json"
 
 

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .api.base import InputError, MissingDependencyError
-from .io import OPENPOSE_LIMBS, instance_edges
+from ..requests.base import InputError, MissingDependencyError
+from ..io import OPENPOSE_LIMBS, instance_edges
 
 # --------------------------------------------------------------------------------------------
 # Class orders
@@ -61,7 +61,7 @@ POSE_STICK_WIDTH = 4
 def celebamask_names() -> tuple[str, ...]:
     """Class names of our CelebAMask-HQ parsing maps (the palette asset when present)."""
     try:
-        from .io import load_palette
+        from ..io import load_palette
 
         return tuple(load_palette("celebamask_hq").names)
     except (InputError, OSError, KeyError, ValueError):
@@ -352,7 +352,7 @@ def _check_keypoints(keypoints: np.ndarray) -> np.ndarray:
 def render_pose(keypoints: np.ndarray, canvas_size: tuple[int, int]) -> tuple[np.ndarray, list[np.ndarray]]:
     """OpenPose-style rendering (RGB uint8) and the 17 filled limb masks (uint8 0/255) at the
     keypoints' own canvas size (W, H). Joints with confidence ≤ 0 are missing."""
-    from .limits import MAX_CANVAS_SIDE, check_int_range
+    from ..limits import MAX_CANVAS_SIDE, check_int_range
 
     kp = _check_keypoints(keypoints)
     w, h = (check_int_range(int(v) if isinstance(v, (np.integer,)) else v, f"pose canvas {name}", 1, MAX_CANVAS_SIDE)
@@ -413,7 +413,7 @@ def face_landmarks_from_photo(photo: np.ndarray) -> np.ndarray:
     """68 face landmarks (x, y) of the largest face, with dlib's shape predictor. Needs the optional
     ``dlib-bin`` package and the predictor file from Debian ``libdlib-data`` (or ``I2I_DLIB_PREDICTOR``),
     installed, or fetched into the data cache by ``i2i data fetch dlib-bin dlib-data``."""
-    from .data.fetch import add_fetched_to_path, source_dir
+    from ..data.fetch import add_fetched_to_path, source_dir
 
     try:
         import dlib  # type: ignore[import-not-found]

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import torch
 
-from .api.base import InputError
+from ..requests.base import InputError
 
 EdgeMethod = Literal["canny", "xdog"]
 
@@ -106,7 +106,7 @@ def prepare_sketch(sketch: np.ndarray, size: int, *, margin: float = 0.05,
 
     ``stroke_width`` > 0 dilates strokes so that after downscaling they stay about that many output
     pixels wide (thin pen strokes on a large canvas would otherwise fade to grey)."""
-    from .limits import check_image_size
+    from ..limits import check_image_size
 
     check_image_size(sketch.shape[1], sketch.shape[0], "the sketch")
     mask = binarise(sketch, threshold)
@@ -210,7 +210,7 @@ class SceneSketch:
 
 
 def _load_bitmap(base: Path, rel: object, size: tuple[int, int], what: str) -> np.ndarray:
-    from .io import load_grey
+    from ..io import load_grey
 
     if not isinstance(rel, str) or not rel:
         raise InputError(f"{what}: expected a PNG path relative to the JSON file")
@@ -226,7 +226,7 @@ def _load_bitmap(base: Path, rel: object, size: tuple[int, int], what: str) -> n
 def load_scene_sketch(path: Path | str) -> SceneSketch:
     """Read ``{"size": [W, H], "background": png, "objects": [{"class", "box", "sketch"}]}``;
     every problem is an InputError naming the file and the field."""
-    from .limits import MAX_CANVAS_SIDE, MAX_SCENE_OBJECTS, finite_number, load_json
+    from ..limits import MAX_CANVAS_SIDE, MAX_SCENE_OBJECTS, finite_number, load_json
 
     path = Path(path)
     raw = load_json(path, "scene sketch JSON")

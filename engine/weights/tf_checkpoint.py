@@ -28,8 +28,8 @@ from typing import Callable, Iterator, Mapping
 import numpy as np
 import torch
 
-from .api.base import WeightsError
-from .limits import MAX_CHECKPOINT_BYTES, MAX_INDEX_BYTES, MAX_TENSOR_BYTES
+from ..requests.base import WeightsError
+from ..limits import MAX_CHECKPOINT_BYTES, MAX_INDEX_BYTES, MAX_TENSOR_BYTES
 
 TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48

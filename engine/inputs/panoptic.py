@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .api.base import InputError
-from .io import instance_edges, load_image, load_palette
+from ..requests.base import InputError
+from ..io import instance_edges, load_image, load_palette
 
 LabelRemap = Literal["none", "coco", "ade20k"]
 THING_MULTIPLIER = 1000
@@ -159,7 +159,7 @@ def load_panoptic(labels_path: Path | str, instances_path: Path | str | None = N
                   palette: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Read a label map (indexed/grey PNG, or RGB decoded with ``palette``) and an optional
     16-bit instance map; checks they match."""
-    from .io import load_instance_map, load_label_map
+    from ..io import load_instance_map, load_label_map
 
     pal = load_palette(palette) if palette else None
     labels = load_label_map(labels_path, pal)
@@ -188,7 +188,7 @@ def import_coco_panoptic(png: Path | str, annotations: Path | str | Mapping[str,
     Unannotated pixels (segment id 0) are 255. Thing instance k of class c gets c·1000 + k
     (int32: COCO classes above 65 exceed 16 bits, so keep these maps in memory or re-encode).
     """
-    from .limits import load_json
+    from ..limits import load_json
 
     png = Path(png)
     if isinstance(annotations, Mapping):
@@ -250,7 +250,7 @@ def _whole(value: Any) -> bool:
 
 
 def _palette_category_ids() -> list[int]:
-    from .io import ASSETS
+    from ..io import ASSETS
 
     data = json.loads((ASSETS / "palettes" / "coco_panoptic.json").read_text())
     return [int(c) for c in data["category_ids"]]

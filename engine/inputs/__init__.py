@@ -1,0 +1,1 @@
+"""Input encoders: user inputs (colour maps, instance maps, sketches, keypoints) to network tensors."""
