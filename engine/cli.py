@@ -302,15 +302,9 @@ def _message(exc: BaseException) -> str:
 
 def default_model(family: str, override: str = "") -> str:
     """``--model`` if given, else the first manifest entry of the family."""
-    if override:
-        return override
-    from .weights import Manifest
+    from .weights import current_manifest, default_model as resolve
 
-    entry = Manifest().default(family)
-    if entry is None:
-        raise CliError(f"no {family} weights are registered; import official ones with "
-                       f"`i2i weights import PATH --as NAME --family {family} --config C` or train with `i2i train {family}`")
-    return entry.name
+    return resolve(current_manifest(), family, override)
 
 
 # ------------------------------------------------------------------------------ weights

@@ -7,9 +7,10 @@ Each ``engine/nets/<family>.py`` registers its :class:`Family` (see ``FAMILY_MOD
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -116,3 +117,59 @@ def state_dict_keys(modules: Mapping[str, nn.Module]) -> dict[str, dict[str, lis
         out[sub] = {k: [list(v.shape), str(v.dtype).removeprefix("torch.")]
                     for k, v in module.state_dict().items()}
     return out
+
+
+# CoCosNet input kinds whose maps are CelebAMask-HQ face parsings (the engine encodes edges itself).
+FACE_INPUT_KINDS = ("celebahq_parsing", "celebahq_edges")
+
+
+def palette_for(name: str | None, classes: int | None = None):
+    """A named palette cut (or padded with generated colours) to ``classes`` entries; a generated
+    one when ``name`` is None or unknown."""
+    import colorsys
+
+    import numpy as np
+
+    from .io import Palette, load_palette
+    from .requests.base import InputError
+
+    base: Palette | None = None
+    if name:
+        try:
+            base = load_palette(name)
+        except InputError:
+            base = None
+    n = classes if classes is not None else (len(base) if base is not None else 8)
+    if base is not None and len(base) == n:
+        return base
+    names = list(base.names[:n]) if base is not None else []
+    colors = [tuple(int(v) for v in c) for c in base.colors[:n]] if base is not None else []
+    for i in range(len(names), n):
+        r, g, b = colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.65, 0.95)
+        names.append(f"class {i}")
+        colors.append((int(r * 255), int(g * 255), int(b * 255)))
+    things = frozenset(t for t in (base.things if base is not None else ()) if t < n)
+    return Palette(name=f"{name or 'generated'}[{n}]", names=tuple(names), colors=np.asarray(colors, np.uint8),
+                   ignore_index=None, things=things)
+
+
+def model_palette(family: str, entry: Any | None):
+    """The one palette rule: the class palette a model's input map is painted in (the GUI paints
+    with it, the CLI decodes colour maps with it). ``entry`` is a weights entry (None: the family's
+    stock palette); None for families whose inputs are not label maps."""
+    if family == "panoptic":
+        if entry is None:
+            return palette_for("scenes")
+        return palette_for(entry.config.get("palette"), int(entry.config.get("label_nc", 16)))
+    if family != "cocosnet":
+        return None
+    if entry is None:
+        return palette_for("ade20k", 151)
+    kind, nc = str(entry.config.get("input_kind", "labels")), int(entry.config.get("semantic_nc", 151))
+    name = entry.extra.get("palette") or entry.config.get("palette")
+    if kind in FACE_INPUT_KINDS:
+        return palette_for(name or "celebamask_hq", 19)
+    if not name:
+        # trained-here models carry no palette name: 16 classes are the scenes palette's
+        name = "ade20k" if nc >= 150 else ("scenes" if nc == len(palette_for("scenes")) else "ade20k")
+    return palette_for(name, nc)

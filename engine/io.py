@@ -287,3 +287,22 @@ def save_openpose_json(path: Path | str, keypoints: np.ndarray, size: tuple[int,
         data["canvas_width"], data["canvas_height"] = int(size[0]), int(size[1])
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(data, indent=1))
+
+
+from collections.abc import Sequence  # noqa: E402 - kept beside image_grid until the merge (helper B adds the same)
+
+
+def image_grid(images: Sequence[np.ndarray], columns: int = 4, pad: int = 4) -> np.ndarray:
+    """Images (resized to the first one's size) tiled on a white background."""
+    import cv2
+
+    h, w = images[0].shape[:2]
+    tiles = [im if im.shape[:2] == (h, w) else cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in images]
+    cols = min(columns, len(tiles))
+    rows = (len(tiles) + cols - 1) // cols
+    out = np.full((rows * h + (rows + 1) * pad, cols * w + (cols + 1) * pad, 3), 255, np.uint8)
+    for i, t in enumerate(tiles):
+        r, c = divmod(i, cols)
+        y, x = pad + r * (h + pad), pad + c * (w + pad)
+        out[y:y + h, x:x + w] = t[..., :3]
+    return out

@@ -1,26 +1,34 @@
-"""Qt-free latest-wins scheduler: one worker thread, one pending slot, cooperative cancellation.
+"""Qt-free live preview: one policy object and a latest-wins scheduler with one worker thread.
 
-``submit`` never queues: it replaces the pending request and cancels the running one; when the
-worker finishes a job it pulls the newest pending request. Only the result of the newest request
-is delivered; anything older is dropped. Callbacks run on the worker thread — a GUI marshals them
-to its own thread (``app/engine_bridge.py``).
+:class:`LivePolicy` holds every rule of live previews once: when to wait for more edits (grace
+only when generation is slow, bounded by a max wait), whether a new request cancels the running
+one, and the working size of a preview (reduced while dragging, fitted to the model; full on
+release). :class:`PreviewScheduler` applies it: ``submit`` never queues, it replaces the pending
+request; when the worker finishes a job it pulls the newest pending one. Only results no newer
+request superseded are delivered. Callbacks run on the worker thread — a GUI marshals them to its
+own thread (``app/engine_bridge.py``) and asks :meth:`PreviewScheduler.is_current` there.
 """
 from __future__ import annotations
 
+import concurrent.futures
+import dataclasses
+import math
 import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
 
-from .requests.base import Cancelled, EngineError, Failure, Request, Result
 import torch
 
 from .compiled import compile_mode_from_env
 from .devices import configure_threads, pick_device, run_with_oom_fallback
+from .families import get_family
+from .requests.base import Cancelled, EngineError, Failure, Quality, Request, Result
 from .tasks import CancelToken, LRUCache, ModelStore, TaskContext, make_context, run_request
+from .weights import Manifest, current_manifest
 
 RunFn = Callable[[Request, TaskContext], Result]
 
@@ -34,62 +42,159 @@ class SchedulerCallbacks:
     on_idle: Callable[[], None] | None = None
 
 
-class PreviewScheduler:
-    """Runs requests on one worker thread, newest wins.
 
-    Adaptive debounce: when the rolling mean job time exceeds ``slow_threshold_s``, the worker
-    waits ``grace_s`` for further edits before starting, but never more than ``max_wait_s`` after
-    the oldest unserved submit, so a continuous stroke still refreshes.
+def preview_size_for(request: Request, wanted: int, manifest: Manifest | None = None) -> int | None:
+    """``wanted`` (pixels of the longer side) fitted to the preview grid of the model that runs
+    ``request``: never below the model's minimum, aligned to its stride, at most its native size.
+    None when that model only runs at its native size. ``wanted`` itself when the model is not
+    known (running the request then reports that)."""
+    if not request.family:
+        return int(wanted)
+    try:
+        manifest = manifest if manifest is not None else current_manifest()
+        model = request.preview_model
+        entry = manifest.entries.get(model) if model else manifest.default(request.family)
+        if entry is None:
+            return int(wanted)
+        grid = get_family(entry.family).preview_grid(entry.config)
+    except (EngineError, KeyError, ValueError):
+        return int(wanted)
+    return None if grid is None else grid.fit(int(wanted))
+
+
+@dataclass
+class LivePolicy:
+    """Every rule of live previews, once (napari's slicer / krita's LiveScheduler).
+
+    * Adaptive debounce: when the rolling mean job time exceeds ``slow_threshold_s``, a job starts
+      ``grace_s`` after the newest edit, but never later than ``max_wait_s`` after the oldest
+      unserved one, so a continuous stroke still refreshes. Fast models start at once.
+    * Latest wins: a new request cancels the running job, except that a preview arriving while a
+      preview runs lets it finish (a continuous drag then refreshes at the model's own pace
+      instead of never finishing a frame); the newest pending request replaces older ones.
+    * Sizes: a preview (drag) runs at ``preview_size``, shrunk when previews take longer than
+      ``preview_target_s`` (time grows with pixel count, so by the square root) and fitted to the
+      model; a full request (release) runs at the model's full size.
+
+    ``clock`` is injectable so the timing rules are tested without sleeping.
     """
 
+    grace_s: float = 0.12
+    max_wait_s: float = 0.5
+    slow_threshold_s: float = 0.25
+    preview_size: int = 128
+    preview_target_s: float = 0.15
+    clock: Callable[[], float] = time.monotonic
+    _durations: deque[float] = field(default_factory=lambda: deque(maxlen=8), repr=False)
+    _preview_durations: deque[float] = field(default_factory=lambda: deque(maxlen=6), repr=False)
+
+    def record(self, seconds: float, quality: Quality = "full") -> None:
+        """A finished job's generation time."""
+        self._durations.append(seconds)
+        if quality == "preview":
+            self._preview_durations.append(seconds)
+
+    @property
+    def mean_duration(self) -> float:
+        return sum(self._durations) / len(self._durations) if self._durations else 0.0
+
+    @property
+    def slow(self) -> bool:
+        return self.mean_duration > self.slow_threshold_s
+
+    def start_delay(self, first_submit: float, last_submit: float) -> float:
+        """Seconds still to wait before starting the pending job (0: start now); ``first_submit``
+        and ``last_submit`` are the clock times of the oldest unserved and the newest edit."""
+        if not self.slow:
+            return 0.0
+        start_at = min(last_submit + self.grace_s, first_submit + self.max_wait_s)
+        return max(0.0, start_at - self.clock())
+
+    @staticmethod
+    def cancels_running(new: Quality, running: Quality) -> bool:
+        """Whether submitting a ``new`` request stops the job that runs at ``running`` quality."""
+        return not (new == "preview" and running == "preview")
+
+    def wanted_preview_size(self) -> int:
+        """The drag-time working size before fitting it to a model."""
+        size = int(self.preview_size)
+        if self._preview_durations:
+            mean = sum(self._preview_durations) / len(self._preview_durations)
+            if mean > self.preview_target_s:
+                size = max(1, int(size * math.sqrt(self.preview_target_s / mean)))
+        return size
+
+    def sized(self, request: Request, quality: Quality, manifest: Manifest | None = None) -> Request:
+        """``request`` at the working size of ``quality``: a preview gets the reduced size its model
+        accepts (None where the model runs only at its native size); a full request is unchanged."""
+        if quality != "preview":
+            return request
+        return dataclasses.replace(request, preview_size=preview_size_for(request, self.wanted_preview_size(),
+                                                                          manifest))
+
+
+class PreviewScheduler:
+    """Runs requests on one worker thread, newest wins, as :class:`LivePolicy` says."""
+
     def __init__(self, callbacks: SchedulerCallbacks | None = None, *, models: ModelStore | None = None,
-                 run_fn: RunFn = run_request, grace_s: float = 0.12, max_wait_s: float = 0.5,
-                 slow_threshold_s: float = 0.25, cache_capacity: int = 32,
+                 run_fn: RunFn = run_request, policy: LivePolicy | None = None, grace_s: float = 0.12,
+                 max_wait_s: float = 0.5, slow_threshold_s: float = 0.25, cache_capacity: int = 32,
                  threads: int | None = None) -> None:
         self.callbacks = callbacks or SchedulerCallbacks()
         self.models = models or ModelStore(compile=compile_mode_from_env())
         self.cache = LRUCache(cache_capacity)
+        self.policy = policy or LivePolicy(grace_s=grace_s, max_wait_s=max_wait_s,
+                                           slow_threshold_s=slow_threshold_s)
         self._run_fn = run_fn
-        self.grace_s, self.max_wait_s, self.slow_threshold_s = grace_s, max_wait_s, slow_threshold_s
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="i2i-engine",
                                             initializer=configure_threads, initargs=(threads,))
         self._cond = threading.Condition()
         self._next_id = 0
-        self._latest_id = 0
-        self._pending: tuple[int, Request] | None = None
-        self._pending_since: float | None = None
-        self._running_token: CancelToken | None = None
+        self._floor_id = 0  # results of older requests were superseded: never delivered
+        self._pending: tuple[int, Request, Quality] | None = None
+        self._first_submit = self._last_submit = 0.0
+        self._running: tuple[int, Quality, CancelToken] | None = None
         self._drain: Future | None = None
         self._closed = False
-        self._durations: deque[float] = deque(maxlen=8)
         self.delivered = 0
         self.dropped = 0
 
     # ---------------------------------------------------------------- public
     @property
     def mean_duration(self) -> float:
-        return sum(self._durations) / len(self._durations) if self._durations else 0.0
+        return self.policy.mean_duration
 
     @property
     def busy(self) -> bool:
         with self._cond:
-            return self._pending is not None or self._running_token is not None
+            return self._pending is not None or self._running is not None
 
-    def submit(self, request: Request) -> int:
-        """Schedule ``request``; returns its id. Older pending/running requests are superseded."""
+    def is_current(self, rid: int) -> bool:
+        """Whether a result of request ``rid`` may still be shown: no newer request superseded it.
+        A GUI asks again when a queued result reaches its thread."""
+        with self._cond:
+            return rid >= self._floor_id and not self._closed
+
+    def submit(self, request: Request, quality: Quality = "full") -> int:
+        """Schedule ``request``; returns its id. It replaces the pending request and, unless the
+        policy lets a running preview finish, cancels the running one."""
         with self._cond:
             if self._closed:
                 raise RuntimeError("scheduler is closed")
             self._next_id += 1
             rid = self._next_id
-            self._latest_id = rid
+            now = self.policy.clock()
             if self._pending is not None:
                 self.dropped += 1
             else:
-                self._pending_since = time.monotonic()
-            self._pending = (rid, request)
-            if self._running_token is not None:
-                self._running_token.cancel()
+                self._first_submit = now
+            self._last_submit = now
+            self._pending = (rid, request, quality)
+            running = self._running
+            if running is None or self.policy.cancels_running(quality, running[1]):
+                self._floor_id = rid
+                if running is not None:
+                    running[2].cancel()
             self._cond.notify_all()
             if self._drain is None or self._drain.done():
                 self._drain = self._executor.submit(self._drain_loop)
@@ -99,12 +204,12 @@ class PreviewScheduler:
         """Drop the pending request and cancel the running one (the user pressed Cancel)."""
         with self._cond:
             self._next_id += 1
-            self._latest_id = self._next_id  # nothing older may be delivered
+            self._floor_id = self._next_id  # nothing older may be delivered
             if self._pending is not None:
                 self.dropped += 1
             self._pending = None
-            if self._running_token is not None:
-                self._running_token.cancel()
+            if self._running is not None:
+                self._running[2].cancel()
             self._cond.notify_all()
 
     def close(self, timeout: float = 10.0) -> bool:
@@ -112,12 +217,13 @@ class PreviewScheduler:
         self.cancel()
         with self._cond:
             self._closed = True
+            self._cond.notify_all()
             drain = self._drain
         ok = True
         if drain is not None:
             try:
                 drain.result(timeout=timeout)
-            except TimeoutError:
+            except concurrent.futures.TimeoutError:  # not the builtin TimeoutError before Python 3.11
                 ok = False
             except Exception:  # noqa: BLE001 - the loop reports its own errors
                 pass
@@ -130,7 +236,7 @@ class PreviewScheduler:
         """Block until no job is pending or running (CLI and tests)."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._pending is not None or self._running_token is not None:
+            while self._pending is not None or self._running is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -138,29 +244,21 @@ class PreviewScheduler:
         return True
 
     # ---------------------------------------------------------------- worker
-    def _take_pending(self) -> tuple[int, Request] | None:
+    def _take_pending(self) -> tuple[int, Request, Quality] | None:
         with self._cond:
+            # Slow model: give the user a moment to finish the edit, bounded by the max wait.
+            while self._pending is not None and not self._closed:
+                delay = self.policy.start_delay(self._first_submit, self._last_submit)
+                if delay <= 0:
+                    break
+                self._cond.wait(delay)
             if self._pending is None:
                 # This drain is ending; forget it so a submit arriving before the future is done
                 # (e.g. during on_idle) starts a new drain instead of leaving its request pending.
                 self._drain = None
                 return None
-            if self.mean_duration > self.slow_threshold_s and self._pending_since is not None:
-                # Slow model: give the user a moment to finish the edit, bounded by max_wait_s.
-                hard_deadline = self._pending_since + self.max_wait_s
-                while not self._closed:
-                    seen = self._pending
-                    left = min(self.grace_s, hard_deadline - time.monotonic())
-                    if left <= 0:
-                        break
-                    self._cond.wait(left)
-                    if self._pending is seen:  # no newer edit during the grace period
-                        break
-                if self._pending is None:
-                    self._drain = None  # as above
-                    return None
-            item, self._pending, self._pending_since = self._pending, None, None
-            self._running_token = CancelToken()
+            item, self._pending = self._pending, None
+            self._running = (item[0], item[2], CancelToken())
             return item
 
     def _drain_loop(self) -> None:
@@ -170,30 +268,27 @@ class PreviewScheduler:
                 if self.callbacks.on_idle is not None:
                     self.callbacks.on_idle()
                 return
-            rid, request = item
-            self._run_one(rid, request)
+            rid, request, quality = item
+            self._run_one(rid, request, quality)
 
-    def _is_latest(self, rid: int) -> bool:
-        with self._cond:
-            return rid == self._latest_id
-
-    def _run_one(self, rid: int, request: Request) -> None:
+    def _run_one(self, rid: int, request: Request, quality: Quality) -> None:
         try:
-            outcome = self._compute(rid, request)
+            outcome = self._compute(rid, request, quality)
             self._deliver(rid, outcome)
         finally:
             # Cleared only after delivery, so wait_idle() returning means callbacks have run.
             with self._cond:
-                self._running_token = None
+                self._running = None
                 self._cond.notify_all()
 
-    def _compute(self, rid: int, request: Request) -> Result | Failure | None:
-        token = self._running_token
-        assert token is not None
+    def _compute(self, rid: int, request: Request, quality: Quality) -> Result | Failure | None:
+        running = self._running
+        assert running is not None
+        token = running[2]
         cb = self.callbacks
 
         def progress(stage: str, fraction: float) -> None:
-            if cb.on_progress is not None and self._is_latest(rid):
+            if cb.on_progress is not None and self.is_current(rid):
                 cb.on_progress(rid, stage, fraction)
 
         t0 = time.perf_counter()
@@ -208,7 +303,7 @@ class PreviewScheduler:
                 return self._run_fn(request, ctx)
 
             outcome = run_with_oom_fallback(job, pick_device(request.device), notes.append)
-            self._durations.append(time.perf_counter() - t0)
+            self.policy.record(time.perf_counter() - t0, quality)
             return outcome
         except Cancelled:
             return None
@@ -219,7 +314,7 @@ class PreviewScheduler:
 
     def _deliver(self, rid: int, outcome: Result | Failure | None) -> None:
         cb = self.callbacks
-        if outcome is None or not self._is_latest(rid):
+        if outcome is None or not self.is_current(rid):
             with self._cond:
                 self.dropped += 1
             return

@@ -58,6 +58,12 @@ POSE_COLORS_BGR: tuple[tuple[int, int, int], ...] = (
 POSE_STICK_WIDTH = 4
 
 
+def needs_exemplar_semantics(config: Mapping[str, object]) -> bool:
+    """The maskmix rule: a model with ``maskmix`` (and no noise in place of the mask) also needs the
+    exemplar's own semantics (map or pose)."""
+    return bool(config.get("maskmix")) and not config.get("noise_for_mask")
+
+
 def celebamask_names() -> tuple[str, ...]:
     """Class names of our CelebAMask-HQ parsing maps (the palette asset when present)."""
     try:

@@ -20,7 +20,7 @@ from torch import nn
 from ..requests.base import Cancelled, InputError, ProgressCallback, Request, Result
 from ..compiled import CompileMode, StageCompiler
 from ..devices import pick_device
-from ..weights import Manifest, build_and_load
+from ..weights import Manifest, build_and_load, current_manifest, default_model
 
 # Modules that register runners on import (one per user task).
 TASK_MODULES: tuple[str, ...] = (
@@ -124,8 +124,17 @@ class ModelStore:
         self._cache = LRUCache(self.capacity)
         self.compiler = StageCompiler(self.compile)
 
+    def catalog(self) -> Manifest:
+        """The manifest models come from: the one given, else the weights folder's (read again
+        only when the file changes)."""
+        return self.manifest if self.manifest is not None else current_manifest()
+
+    def default_model(self, family: str, name: str = "", *, need_background: bool = False) -> str:
+        """``name``, else the family's default entry in this store's manifest (the one rule)."""
+        return default_model(self.catalog(), family, name, need_background=need_background)
+
     def get(self, name: str, device: torch.device) -> dict[str, nn.Module]:
-        manifest = self.manifest or Manifest()
+        manifest = self.catalog()
 
         def load() -> dict[str, nn.Module]:
             modules = build_and_load(manifest.get(name), manifest)
@@ -134,7 +143,7 @@ class ModelStore:
         return self._cache.get_or_create((str(manifest.root), name, str(device)), load)
 
     def entry(self, name: str):
-        return (self.manifest or Manifest()).get(name)
+        return self.catalog().get(name)
 
     def clear(self) -> None:
         self._cache.clear()

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..requests.base import FrozenArray, InputError, Request, Result, WeightsError
+from ..requests.base import FrozenArray, InputError, Request, Result
 from ..requests.cocosnet import ExemplarRequest
-from ..inputs.cocosnet import encode_for_config, encode_image
+from ..inputs.cocosnet import encode_for_config, encode_image, needs_exemplar_semantics
 from ..devices import precision_context
 from ..nets.cocosnet import prepare_for_inference, preview_grid
 from . import TaskContext, runner, to_uint8_image
@@ -37,17 +37,9 @@ class Translation:
 
 def resolve_model(name: str) -> str:
     """The request's model, or the default CoCosNet entry of the manifest."""
-    if name:
-        return name
-    from ..weights import Manifest
+    from ..weights import current_manifest, default_model
 
-    entries = Manifest().by_family(FAMILY)
-    if not entries:
-        raise WeightsError("no CoCosNet weights are registered; import official ones with "
-                           "`i2i weights import latest_net_G.pth latest_net_Corr.pth --as NAME --family cocosnet "
-                           "--config ade20k` or train one with `i2i train cocosnet`")
-    default = [e for e in entries if e.extra.get("default")]
-    return (default or entries)[0].name
+    return default_model(current_manifest(), FAMILY, name)
 
 
 def working_size(config: Mapping[str, Any], preview_size: int | None) -> int:
@@ -123,7 +115,7 @@ def translate(ctx: TaskContext, model: str, *, input_labels: np.ndarray | None =
         sem = encode_for_config(kind, nc, labels=input_labels, keypoints=input_keypoints, photo=input_photo,
                                 size=size, canvas_size=canvas_size).unsqueeze(0).to(device)
         ref_img = encode_image(ex_photo, size).unsqueeze(0).to(device)
-        needs_ref_sem = bool(config.get("maskmix")) and not config.get("noise_for_mask")
+        needs_ref_sem = needs_exemplar_semantics(config)
         ex_labels, ex_kp = _array(exemplar_labels), _array(exemplar_keypoints)
         if needs_ref_sem and ex_labels is None and ex_kp is None:
             what = "pose keypoints" if kind == "pose" else "semantic map"
@@ -232,10 +224,12 @@ def pick_model(config: str | None, model: str) -> str:
 
 def read_semantics(path: str, config_name: str, model: str) -> tuple[np.ndarray | None, np.ndarray | None, tuple[int, int] | None]:
     """(label map, keypoints, canvas size) from a PNG label/parsing map or an OpenPose JSON."""
-    from ..io import load_label_map, load_openpose_canvas, load_openpose_json, load_palette
-    from ..weights import Manifest
+    from ..families import model_palette
+    from ..io import load_label_map, load_openpose_canvas, load_openpose_json
+    from ..weights import current_manifest
 
-    kind = Manifest().get(model).config.get("input_kind", "labels")
+    entry = current_manifest().get(model)
+    kind = entry.config.get("input_kind", "labels")
     if kind == "pose" and not path.lower().endswith(".json"):
         # a person photo: keypoints from MediaPipe (optional extra)
         from ..inputs.cocosnet import pose_from_photo
@@ -245,12 +239,7 @@ def read_semantics(path: str, config_name: str, model: str) -> tuple[np.ndarray 
         return None, pose_from_photo(photo), (photo.shape[1], photo.shape[0])
     if path.lower().endswith(".json"):
         return None, load_openpose_json(path), load_openpose_canvas(path)
-    palette_name = {"labels": "ade20k" if "ade20k" in config_name else "scenes"}.get(kind, "celebamask_hq")
-    try:
-        palette = load_palette(palette_name)
-    except InputError:
-        palette = None
-    return load_label_map(path, palette), None, None
+    return load_label_map(path, model_palette(FAMILY, entry)), None, None
 
 
 def _cmd_cocosnet(args: argparse.Namespace) -> int:

@@ -25,15 +25,9 @@ FAMILY = "panoptic"
 
 
 def _default_model_name() -> str:
-    from ..weights import Manifest
+    from ..weights import current_manifest, default_model
 
-    entries = Manifest().by_family(FAMILY)
-    if not entries:
-        raise InputError("no panoptic weights are registered; import SPADE's with "
-                         "`i2i weights import latest_net_G.pth --as spade_coco --family panoptic --config spade_coco` "
-                         "or train one with `i2i train panoptic`")
-    default = [e for e in entries if e.extra.get("default")]
-    return (default or entries)[0].name
+    return default_model(current_manifest(), FAMILY)
 
 
 def working_size(config: Mapping[str, Any], preview_size: int | None) -> tuple[int, int]:

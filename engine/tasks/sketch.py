@@ -45,16 +45,7 @@ def _manifest(ctx: TaskContext):
 def default_model_name(ctx: TaskContext, need_background: bool = False) -> str:
     """The EdgeGAN entry marked default (or the first), preferring ones with a background network
     when ``need_background``."""
-    entries = _manifest(ctx).by_family(FAMILY)
-    if need_background:
-        entries = [e for e in entries if e.config.get("background")]
-    if not entries:
-        what = "with a background network " if need_background else ""
-        raise InputError(f"no EdgeGAN weights {what}are registered; train them with `i2i train edgegan` "
-                         f"or import the official checkpoint with `i2i weights import EdgeGAN-Model-N.index "
-                         f"--as edgegan_class14 --family edgegan --config class14`")
-    default = [e for e in entries if e.extra.get("default")]
-    return (default or entries)[0].name
+    return ctx.models.default_model(FAMILY, need_background=need_background)
 
 
 def load_model(ctx: TaskContext, name: str) -> EdgeGANModel:

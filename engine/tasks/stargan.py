@@ -42,15 +42,9 @@ class _Model:
 
 
 def _default_model_name() -> str:
-    from ..weights import Manifest
+    from ..weights import current_manifest, default_model
 
-    entries = Manifest().by_family(FAMILY)
-    if not entries:
-        raise InputError("no StarGAN v2 weights are registered; import official ones with "
-                         "`i2i weights import 100000_nets_ema.ckpt --as NAME --family stargan2 --config celeba_hq` "
-                         "or train one with `i2i train stargan2`")
-    default = [e for e in entries if e.extra.get("default")]
-    return (default or entries)[0].name
+    return default_model(current_manifest(), FAMILY)
 
 
 def _load(request: Request, ctx: TaskContext) -> _Model:

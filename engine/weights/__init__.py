@@ -16,19 +16,30 @@ import struct
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping
+from typing import Any, Literal
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file as _st_load, save_file as _st_save
+from safetensors.torch import load_file as _st_load
+from safetensors.torch import save_file as _st_save
 from torch import nn
 
-from ..requests.base import InputError, WeightsError
 from ..families import StateDicts, get_family, resolve_config
-from ..limits import (MAX_CHECKPOINT_BYTES, MAX_MODEL_PARAM_BYTES, MAX_NAME_LENGTH, MAX_PICKLE_BYTES,
-                     MAX_PICKLE_DEPTH, MAX_PICKLE_NODES, MAX_TENSOR_BYTES, load_json, printable)
+from ..limits import (
+    MAX_CHECKPOINT_BYTES,
+    MAX_MODEL_PARAM_BYTES,
+    MAX_NAME_LENGTH,
+    MAX_PICKLE_BYTES,
+    MAX_PICKLE_DEPTH,
+    MAX_PICKLE_NODES,
+    MAX_TENSOR_BYTES,
+    load_json,
+    printable,
+)
+from ..requests.base import InputError, WeightsError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MANIFEST_NAME = "manifest.json"
@@ -162,6 +173,60 @@ class Manifest:
 
     def file_path(self, entry: WeightsEntry) -> Path:
         return self.root / entry.file
+
+
+# How to get a model of each family, for the "none registered" message.
+_HOW_TO_GET = {
+    "cocosnet": "import official ones with `i2i weights import latest_net_G.pth latest_net_Corr.pth --as NAME "
+                "--family cocosnet --config ade20k` or train one with `i2i train cocosnet`",
+    "stargan2": "import official ones with `i2i weights import 100000_nets_ema.ckpt --as NAME --family stargan2 "
+                "--config celeba_hq` or train one with `i2i train stargan2`",
+    "panoptic": "import SPADE's with `i2i weights import latest_net_G.pth --as spade_coco --family panoptic "
+                "--config spade_coco` or train one with `i2i train panoptic`",
+    "edgegan": "train them with `i2i train edgegan` or import the official checkpoint with `i2i weights import "
+               "EdgeGAN-Model-N.index --as edgegan_class14 --family edgegan --config class14`",
+}
+
+
+def default_model(manifest: Manifest, family: str, name: str = "", *, need_background: bool = False) -> str:
+    """The one default-model rule: ``name`` when given, else the family's entry flagged default in
+    ``manifest``, else its first one (with ``need_background``, only EdgeGAN entries that have a
+    background network). No such entry is a :class:`WeightsError` saying how to get one."""
+    if name:
+        return name
+    entries = manifest.by_family(family)
+    if need_background:
+        entries = [e for e in entries if e.config.get("background")]
+    if not entries:
+        what = "with a background network " if need_background else ""
+        how = _HOW_TO_GET.get(family, f"import one with `i2i weights import PATH --as NAME --family {family} "
+                                      "--config C`")
+        raise WeightsError(f"no {family} weights {what}are registered in {manifest.path}; {how}")
+    flagged = [e for e in entries if e.extra.get("default")]
+    return (flagged or entries)[0].name
+
+
+_current: tuple[tuple[str, int, int], Manifest] | None = None
+
+
+def current_manifest(root: Path | None = None) -> Manifest:
+    """The manifest of ``root`` (default :func:`weights_dir`), read once and read again only when
+    the file's modification time or size changes (the GUI asks on every preview). Treat it as
+    read-only: to change the registry, load a fresh :class:`Manifest`, edit and save it."""
+    global _current
+    folder = Path(root) if root is not None else weights_dir()
+    path = folder / MANIFEST_NAME
+    try:
+        st = path.stat()
+        stamp = (str(path), st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = (str(path), -1, -1)
+    cached = _current
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    manifest = Manifest(folder)
+    _current = (stamp, manifest)
+    return manifest
 
     def verify(self, entry: WeightsEntry) -> VerifyReport:
         """verified / missing / mismatch (size or sha256) / unreadable."""
@@ -333,7 +398,7 @@ def _scan_pickle(stream: Any, where: str) -> bool:
     marks: list[int] = []
     memo: dict[int, tuple[int, int]] = {}
     try:
-        for op, arg, pos in pickletools.genops(stream):
+        for op, arg, _pos in pickletools.genops(stream):
             name = op.name
             if name == "MARK":
                 marks.append(len(stack))
