@@ -12,13 +12,12 @@ from typing import Iterable, Literal
 import cv2
 import numpy as np
 
-from engine.io import OPENPOSE_JOINTS, OPENPOSE_LIMBS, Palette
+from engine.api import OPENPOSE_JOINTS, OPENPOSE_LIMBS, THING_MULTIPLIER, Palette
 
 from .undo import CallbackEdit, UndoStack
 
 Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
 MaskTool = Literal["brush", "eraser", "fill", "picker"]
-INSTANCE_STRIDE = 1000  # panoptic id of thing instance k of class c is c * 1000 + k
 
 
 def union(a: Rect | None, b: Rect | None) -> Rect | None:
@@ -99,14 +98,14 @@ class LabelDocument:
         """The panoptic id painted for ``label``: c*1000+k for thing classes, c for stuff."""
         if label == 0 or not self.is_thing(label):
             return label
-        return label * INSTANCE_STRIDE + max(1, instance)
+        return label * THING_MULTIPLIER + max(1, instance)
 
     def new_instance(self, label: int) -> int:
         """The next unused instance number k of thing class ``label``."""
         if self.instances is None:
             return 1
-        ids = self.instances[(self.instances // INSTANCE_STRIDE) == label]
-        ks = ids % INSTANCE_STRIDE
+        ids = self.instances[(self.instances // THING_MULTIPLIER) == label]
+        ks = ids % THING_MULTIPLIER
         return int(ks.max()) + 1 if ks.size else 1
 
     def pick(self, x: int, y: int) -> tuple[int, int]:
@@ -114,7 +113,7 @@ class LabelDocument:
         x, y = self._clip(x, y)
         label = int(self.labels[y, x])
         inst = 0 if self.instances is None else int(self.instances[y, x])
-        return label, (inst % INSTANCE_STRIDE if inst >= INSTANCE_STRIDE else 0)
+        return label, (inst % THING_MULTIPLIER if inst >= THING_MULTIPLIER else 0)
 
     def _clip(self, x: float, y: float) -> tuple[int, int]:
         h, w = self.labels.shape

@@ -1,31 +1,17 @@
 """The one place the GUI talks to the engine.
 
-:class:`EngineBridge` owns the Qt-free :class:`~engine.scheduler.PreviewScheduler` and re-emits its
-worker-thread callbacks as Qt signals on the GUI thread (private signals with queued connections:
-napari's ``ensure_main_thread`` pattern). It also picks the working resolution of previews: a
-reduced size while the user drags (shrunk further when previews are slow, and fitted by the engine
-to what the model accepts), the full size on release. No model code ever runs on the GUI thread.
+:class:`EngineBridge` owns the engine's :class:`~engine.api.Session` (scheduler, live policy, model
+store) and only marshals: it re-emits the session's worker-thread callbacks as Qt signals on the GUI
+thread (private signals with queued connections: napari's ``ensure_main_thread`` pattern), tagged
+with the workspace that submitted. Which request runs, at what size, and which result may still be
+shown are the engine's :class:`~engine.api.LivePolicy` rules. No model code runs on the GUI thread.
 """
 from __future__ import annotations
 
-import dataclasses
-import math
-import time
-from collections import deque
-from typing import Callable, Literal
-
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
-from engine.api import Failure, Request, Result, preview_size_for
-from engine.scheduler import PreviewScheduler, SchedulerCallbacks
 from app.settings import Settings
-from engine.tasks import TaskContext
-
-Quality = Literal["preview", "full"]
-RunFn = Callable[[Request, TaskContext], Result]
-
-# A preview should come back within this many seconds; slower ones shrink the next preview.
-PREVIEW_TARGET_S = 0.15
+from engine.api import Failure, Quality, Request, Result, RunFn, SchedulerCallbacks, Session
 
 
 class EngineBridge(QObject):
@@ -59,22 +45,24 @@ class EngineBridge(QObject):
                                        on_progress=self._workerProgress.emit,
                                        on_started=self._workerStarted.emit,
                                        on_idle=self._workerIdle.emit)
-        kwargs = {} if run_fn is None else {"run_fn": run_fn}
-        threads = int(settings.get("threads")) or None
-        self.scheduler = PreviewScheduler(callbacks, grace_s=settings.get("grace_ms") / 1000,
-                                          max_wait_s=settings.get("max_wait_ms") / 1000,
-                                          threads=threads, **kwargs)
-        self._owners: dict[int, tuple[str, Quality, float]] = {}
-        self._held: tuple[str, Request] | None = None
-        self._inflight: Quality | None = None
-        self.held = 0  # previews held back while another preview ran (statistics)
+        self.session = Session(callbacks, run_fn=run_fn, threads=int(settings.get("threads")) or None)
+        self.apply_settings(settings)
+        self._submitted: dict[int, tuple[str, Quality]] = {}  # request id -> (owner, quality)
         self._latest_id = 0
         self._busy = False
         self._closed = False
-        self._preview_times: deque[float] = deque(maxlen=6)
         self.last_device = ""
         self.last_quality: Quality = "full"
         self.delivered = 0
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Device, precision and the live policy's timings and preview size from the preferences."""
+        self.session.device = settings.get("device")
+        self.session.precision = settings.get("precision")
+        policy = self.session.policy
+        policy.grace_s = settings.get("grace_ms") / 1000
+        policy.max_wait_s = settings.get("max_wait_ms") / 1000
+        policy.preview_size = int(settings.get("preview_size"))
 
     # ------------------------------------------------------------------ public API
     @property
@@ -89,77 +77,34 @@ class EngineBridge(QObject):
     def latest_id(self) -> int:
         return self._latest_id
 
-    def preview_size(self, request: Request | None = None) -> int | None:
-        """Working resolution while dragging: the setting, shrunk when previews run slower than
-        :data:`PREVIEW_TARGET_S` (time grows with pixel count, so scale by the square root). With a
-        request, the engine fits that size to the request's model (its minimum and stride; None
-        when the model only runs at its native size)."""
-        base = int(self.settings.get("preview_size"))
-        size = base
-        if self._preview_times:
-            mean = sum(self._preview_times) / len(self._preview_times)
-            if mean > PREVIEW_TARGET_S:
-                size = max(1, int(base * math.sqrt(PREVIEW_TARGET_S / mean)))
-        return size if request is None else preview_size_for(request, size)
-
     def submit(self, owner: str, request: Request, quality: Quality = "full") -> int:
-        """Schedule ``request`` for ``owner``; it supersedes everything submitted before.
-
-        A preview that arrives while another preview is still computing is held (the newest one
-        replaces the held one) and submitted when that job ends, instead of cancelling it: a
-        continuous drag then refreshes at the model's own pace rather than never finishing a
-        frame. Full-quality requests always cancel what is running. Returns the request id, or 0
-        for a held preview.
-        """
+        """Schedule ``request`` for ``owner`` (the engine's live policy decides what it supersedes)."""
         if self._closed:
             raise RuntimeError("the engine bridge is closed")
-        changes: dict[str, object] = {"device": self.settings.get("device"),
-                                      "precision": self.settings.get("precision")}
-        if quality == "preview":
-            changes["preview_size"] = self.preview_size(request)
-        request = dataclasses.replace(request, **changes)
-        if quality == "preview" and self._inflight == "preview" and self.scheduler.busy:
-            self._held = (owner, request)
-            self.held += 1
-            self._set_busy(True)
-            return 0
-        self._held = None
-        return self._submit_now(owner, request, quality)
-
-    def _submit_now(self, owner: str, request: Request, quality: Quality) -> int:
-        rid = self.scheduler.submit(request)
+        self.apply_settings(self.settings)  # preferences as they are now (the dialog may have changed them)
+        rid = self.session.submit(request, quality)
         self._latest_id = rid
-        self._inflight = quality
-        # Only the newest id can ever be delivered; forget the rest.
-        self._owners = {rid: (owner, quality, time.perf_counter())}
+        # forget requests the engine will never deliver
+        self._submitted = {k: v for k, v in self._submitted.items() if self.session.is_current(k)}
+        self._submitted[rid] = (owner, quality)
         self._set_busy(True)
         return rid
-
-    def _release_held(self) -> None:
-        """The running preview ended: start the newest held one."""
-        if self._held is not None and not self._closed:
-            owner, request = self._held
-            self._held = None
-            self._submit_now(owner, request, "preview")
 
     def cancel(self) -> None:
         """Drop the pending request and stop the running one at its next checkpoint."""
         if self._closed:
             return
-        self._held = None
-        self.scheduler.cancel()
-        self._latest_id = -1
-        self._owners.clear()
-        self._set_busy(self.scheduler.busy)
+        self.session.cancel()
+        self._submitted.clear()
+        self._set_busy(self.session.busy)
 
     def close(self, timeout: float = 5.0) -> bool:
         """Cancel, then wait for the worker with a timeout; True when it stopped in time."""
         if self._closed:
             return True
         self._closed = True
-        self._held = None
-        ok = self.scheduler.close(timeout=timeout)
-        self._owners.clear()
+        ok = self.session.close(timeout=timeout)
+        self._submitted.clear()
         self._set_busy(False)
         return ok
 
@@ -169,25 +114,21 @@ class EngineBridge(QObject):
             self._busy = busy
             self.busyChanged.emit(busy)
 
-    def _owner_of(self, rid: int) -> tuple[str, Quality, float] | None:
-        # A queued result can arrive after a newer submit: never show it.
-        if self._closed or rid != self._latest_id:
+    def _owner_of(self, rid: int) -> tuple[str, Quality] | None:
+        # the engine's rule, asked again now that the queued callback reached the GUI thread
+        if self._closed or not self.session.is_current(rid):
             return None
-        return self._owners.get(rid)
+        return self._submitted.get(rid)
 
     @Slot(object)
     def _on_result(self, result: Result) -> None:
         info = self._owner_of(result.request_id)
         if info is None:
             return
-        owner, quality, t0 = info
-        if quality == "preview":
-            self._preview_times.append(time.perf_counter() - t0)
         self.last_device = result.device
-        self.last_quality = quality
+        self.last_quality = info[1]
         self.delivered += 1
-        self.resultReady.emit(owner, result)
-        self._release_held()
+        self.resultReady.emit(info[0], result)
 
     @Slot(object)
     def _on_failure(self, failure: Failure) -> None:
@@ -195,7 +136,6 @@ class EngineBridge(QObject):
         if info is not None:
             self.last_quality = info[1]  # lets a workspace tell a failed preview from a failed render
             self.failed.emit(info[0], failure)
-            self._release_held()
 
     @Slot(int, str, float)
     def _on_progress(self, rid: int, stage: str, fraction: float) -> None:
@@ -212,5 +152,4 @@ class EngineBridge(QObject):
     @Slot()
     def _on_idle(self) -> None:
         if not self._closed:
-            self._release_held()  # e.g. the running preview was dropped without a result
-            self._set_busy(self.scheduler.busy or self._held is not None)
+            self._set_busy(self.session.busy)

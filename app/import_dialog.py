@@ -9,8 +9,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
                                QLabel, QLineEdit, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget)
 
-from engine.api import EngineError
-from engine.families import get_family
+from engine.api import EngineError, Session
 
 from .weights_panel import FAMILY_HINTS
 
@@ -67,7 +66,7 @@ class ImportDialog(QDialog):
     def _family_changed(self, family: str) -> None:
         self.config.clear()
         try:
-            names = list(get_family(family).configs)
+            names = Session.family_configs(family)
             # released configurations first; test/default-sized ones (never official) last
             configs = sorted(names, key=lambda c: (c.startswith(("tiny", "small", "default")), names.index(c)))
         except Exception as exc:  # noqa: BLE001 - a family that does not import is reported
@@ -102,10 +101,8 @@ class ImportDialog(QDialog):
         self._thread.start()
 
     def _work(self, paths: list[Path], name: str, family: str, config: str) -> None:
-        from engine.weights import import_official
-
         try:
-            entry = import_official(paths, name=name, family_name=family, config_name=config)
+            entry = Session.import_weights(paths, name=name, family=family, config=config)
             self._done.emit(entry, f"Imported {entry.name}: {entry.family}/{entry.config_name}, "
                                    f"{entry.bytes / 1e6:.1f} MB, sha256 {entry.sha256[:12]}…")
         except (EngineError, KeyError, OSError, ValueError) as exc:

@@ -6,35 +6,49 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
-from typing import Callable, Literal, Sequence
+from typing import Literal
 
-import numpy as np
 from PySide6.QtCore import QByteArray, QObject, QSettings, QSize, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QLabel, QMainWindow, QMessageBox,
-                               QProgressBar, QPushButton, QTabWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QTabWidget,
+)
 
-from engine.api import Failure, InputError, Request, Result
-from engine.devices import available_devices, pick_device
-from engine.io import save_image
 from app.settings import Settings, config_dir
-from engine.tasks import TaskContext
+from engine.api import Failure, InputError, Result, RunFn, Session, image_grid, save_image
 
 from . import display_check
 from .dialogs import HelpDialog, SettingsDialog
 from .engine_bridge import EngineBridge
 from .import_dialog import ImportDialog
+from .project import (
+    SUFFIX,
+    Autosaver,
+    MediaCache,
+    Project,
+    SessionGuard,
+    WorkspaceData,
+    load_project,
+    projects_equal,
+    save_project,
+)
 from .theme import apply_theme
-from .project import (SUFFIX, Autosaver, MediaCache, Project, SessionGuard, WorkspaceData, load_project,
-                      projects_equal, save_project)
 from .workspaces import WORKSPACES
 from .workspaces.base import Workspace
 
 RestorePolicy = Literal["ask", "yes", "no"]
-RunFn = Callable[[Request, TaskContext], Result]
 log = logging.getLogger("i2i-studio")
 
 
@@ -57,22 +71,6 @@ class ExceptionReporter(QObject):
     def uninstall(self) -> None:
         if sys.excepthook == self.hook:
             sys.excepthook = self._previous
-
-
-def grid_image(images: Sequence[np.ndarray], columns: int = 4, pad: int = 4) -> np.ndarray:
-    """Images (resized to the first one's size) tiled on a white background."""
-    import cv2
-
-    h, w = images[0].shape[:2]
-    tiles = [im if im.shape[:2] == (h, w) else cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in images]
-    cols = min(columns, len(tiles))
-    rows = (len(tiles) + cols - 1) // cols
-    out = np.full((rows * h + (rows + 1) * pad, cols * w + (cols + 1) * pad, 3), 255, np.uint8)
-    for i, t in enumerate(tiles):
-        r, c = divmod(i, cols)
-        y, x = pad + r * (h + pad), pad + c * (w + pad)
-        out[y:y + h, x:x + w] = t[..., :3]
-    return out
 
 
 class MainWindow(QMainWindow):
@@ -174,9 +172,9 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.cancel_button)
         bar.addPermanentWidget(QLabel("Device:"))
         self.device_combo = QComboBox()
-        self.device_combo.addItems(["auto", *available_devices()])
+        self.device_combo.addItems(["auto", *Session.devices()])
         self.device_combo.setCurrentText(self.settings.get("device")
-                                         if self.settings.get("device") in ["auto", *available_devices()] else "auto")
+                                         if self.settings.get("device") in ["auto", *Session.devices()] else "auto")
         self.device_combo.currentTextChanged.connect(self._device_changed)
         bar.addPermanentWidget(self.device_combo)
         self.device_label = QLabel()
@@ -265,13 +263,14 @@ class MainWindow(QMainWindow):
         self.redo_action.setEnabled(stack is not None)
 
     def _update_device_label(self) -> None:
-        used = self.bridge.last_device or str(pick_device(self.settings.get("device")))
+        used = self.bridge.last_device or self.bridge.session.device_label()
         self.device_label.setText(f"<b>{used}</b>")
         self.device_label.setToolTip(f"Models run on {used} (setting: {self.settings.get('device')})")
 
     def _device_changed(self, name: str) -> None:
         self.settings.set("device", name)
         self._save_settings()
+        self.bridge.apply_settings(self.settings)
         self.bridge.last_device = ""
         self._update_device_label()
 
@@ -347,9 +346,7 @@ class MainWindow(QMainWindow):
         self.settings.values.update(new.values)
         self.settings.problems = []
         self._save_settings()
-        sched = self.bridge.scheduler
-        sched.grace_s = self.settings.get("grace_ms") / 1000
-        sched.max_wait_s = self.settings.get("max_wait_ms") / 1000
+        self.bridge.apply_settings(self.settings)
         self.device_combo.setCurrentText(self.settings.get("device"))
         for ws in self.workspaces.values():
             stack = ws.undo_stack()
@@ -393,7 +390,7 @@ class MainWindow(QMainWindow):
             path, _ = QFileDialog.getSaveFileName(self, "Export grid", f"{self.current.key}_grid.png", "PNG (*.png)")
             if not path:
                 return None
-        save_image(path, grid_image(images))
+        save_image(path, image_grid(images))
         self.show_message(f"Exported a grid of {len(images)} outputs to {path}")
         return Path(path)
 

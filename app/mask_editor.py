@@ -2,7 +2,6 @@
 controls (panoptic), load/save of label and instance PNGs."""
 from __future__ import annotations
 
-import colorsys
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +9,7 @@ from PySide6.QtWidgets import (QButtonGroup, QFileDialog, QGridLayout, QHBoxLayo
                                QSpinBox, QToolButton, QVBoxLayout, QWidget)
 from PySide6.QtCore import Qt
 
-from engine.api import InputError
-from engine.io import (Palette, load_instance_map, load_label_map, load_palette, save_instance_map,
-                       save_label_map)
+from engine.api import InputError, Palette, load_instance_map, load_label_map, save_instance_map, save_label_map
 
 from .canvases.mask import MaskCanvas
 from .document import LabelDocument
@@ -23,29 +20,6 @@ MAP_FILTER = "Label maps (*.png);;All files (*)"
 ACTIVE_TOOL_STYLE = ("QToolButton { padding: 3px 8px; }"
                      "QToolButton:checked { background: palette(highlight); color: palette(highlighted-text);"
                      " border: 1px solid palette(highlight); border-radius: 3px; }")
-
-
-def palette_for(name: str | None, classes: int | None = None) -> Palette:
-    """A named palette cut (or padded with generated colours) to ``classes`` entries; a generated
-    one when ``name`` is None or unknown."""
-    base: Palette | None = None
-    if name:
-        try:
-            base = load_palette(name)
-        except InputError:
-            base = None
-    n = classes if classes is not None else (len(base) if base is not None else 8)
-    if base is not None and len(base) == n:
-        return base
-    names = list(base.names[:n]) if base is not None else []
-    colors = [tuple(int(v) for v in c) for c in base.colors[:n]] if base is not None else []
-    for i in range(len(names), n):
-        r, g, b = colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.65, 0.95)
-        names.append(f"class {i}")
-        colors.append((int(r * 255), int(g * 255), int(b * 255)))
-    things = frozenset(t for t in (base.things if base is not None else ()) if t < n)
-    return Palette(name=f"{name or 'generated'}[{n}]", names=tuple(names), colors=np.asarray(colors, np.uint8),
-                   ignore_index=None, things=things)
 
 
 class MaskEditor(QWidget):

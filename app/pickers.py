@@ -11,8 +11,7 @@ from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QIcon, QPixmap
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QLineEdit, QListWidget,
                                QListWidgetItem, QMenu, QPushButton, QToolButton, QVBoxLayout, QWidget)
 
-from engine.api import FrozenArray, InputError
-from engine.io import ASSETS, Palette, load_image
+from engine.api import ASSETS, FrozenArray, InputError, Palette, load_image
 
 from .qt_util import thumbnail
 

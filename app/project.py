@@ -39,10 +39,9 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image
 
-from engine.api import (PROJECT_INT_RANGE, PROJECT_JSON_MAX_BYTES, PROJECT_JSON_MAX_DEPTH, PROJECT_MAX_MEMBERS,
-                        PROJECT_MEMBER_MAX_BYTES, PROJECT_TEXT_MAX_CHARS, PROJECT_TOTAL_MAX_BYTES, InputError,
-                        array_digest, json_depth_exceeds)
-from engine.io import OPENPOSE_JOINTS
+from engine.api import (OPENPOSE_JOINTS, PROJECT_INT_RANGE, PROJECT_JSON_MAX_BYTES, PROJECT_JSON_MAX_DEPTH,
+                        PROJECT_MAX_MEMBERS, PROJECT_MEMBER_MAX_BYTES, PROJECT_TEXT_MAX_CHARS, PROJECT_TOTAL_MAX_BYTES, InputError,
+                        array_digest, json_depth_exceeds, reject_json_constant)
 
 FORMAT = "i2i-studio project"
 VERSION = 1
@@ -306,10 +305,6 @@ def _read_member(zf: zipfile.ZipFile, member: str, limit: int) -> bytearray:
     return data
 
 
-def _no_constant(token: str) -> float:
-    raise ValueError(f"{token} is not a number")
-
-
 # What each array of a workspace may be: (allowed ndim, allowed trailing channels, dtype kinds)
 _IMAGE = ((3,), (3, 4), "u")  # photos: 8-bit RGB(A)
 _MAP = ((2,), (), "iu")  # label / instance maps
@@ -424,7 +419,7 @@ def load_project(path: Path | str) -> Project:
         try:
             text = _read_member(zf, "project.json", PROJECT_JSON_MAX_BYTES).decode("utf-8-sig")
             too_deep = json_depth_exceeds(text, PROJECT_JSON_MAX_DEPTH)  # scanned before parsing
-            meta = None if too_deep else json.loads(text, parse_constant=_no_constant)
+            meta = None if too_deep else json.loads(text, parse_constant=reject_json_constant)
         except KeyError:
             raise InputError(f"{name} is not an i2i-studio project (no project.json inside)") from None
         except (ValueError, RecursionError, zipfile.BadZipFile, zlib.error, EOFError, OSError,

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal
 
+from engine.api import reject_json_constant
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
@@ -114,10 +116,6 @@ MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
 }
 
 
-def _no_constant(token: str) -> float:
-    raise ValueError(f"{token} is not a number JSON allows")
-
-
 def config_dir() -> Path:
     """``I2I_CONFIG_DIR``, else the platform's per-user config folder for i2i-studio."""
     env = os.environ.get("I2I_CONFIG_DIR")
@@ -163,7 +161,7 @@ class Settings:
             size = out.path.stat().st_size
             if size > SETTINGS_MAX_BYTES:
                 raise ValueError(f"it is {size} bytes, more than the {SETTINGS_MAX_BYTES >> 10} KiB a settings file may be")
-            raw = json.loads(out.path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+            raw = json.loads(out.path.read_text(encoding="utf-8"), parse_constant=reject_json_constant)
             if not isinstance(raw, dict):
                 raise ValueError("the top level is not an object")
         except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:

@@ -1,13 +1,12 @@
 """Model chooser with weights status: which file is missing and the exact command to import it."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from engine.api import WeightsError
-from engine.weights import Manifest, WeightsEntry
+from engine.api import Session, WeightsEntry, WeightsError
 
 # family -> (official file name(s) to import, example config, display name, how to train one)
 FAMILY_HINTS: dict[str, tuple[str, str, str]] = {
@@ -28,13 +27,7 @@ def import_command(family: str, config: str = "") -> str:
 
 def family_status(family: str) -> str:
     """'' when the family's code imports, else the reason it does not."""
-    from engine.families import get_family
-
-    try:
-        get_family(family)
-    except Exception as exc:  # noqa: BLE001 - any import failure is reported to the user
-        return f"{type(exc).__name__}: {exc}"
-    return ""
+    return Session.family_problem(family)
 
 
 class WeightsPanel(QWidget):
@@ -46,10 +39,11 @@ class WeightsPanel(QWidget):
     modelChanged = Signal(str)
     importRequested = Signal(str)  # family
 
-    def __init__(self, family: str, *, accept: Callable[[WeightsEntry], str] | None = None,
+    def __init__(self, family: str, session: Session, *, accept: Callable[[WeightsEntry], str] | None = None,
                  config: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.family = family
+        self.session = session
         self.example_config = config  # the released config to suggest importing for this task
         self.accept = accept or (lambda e: "")
         self.entries: dict[str, WeightsEntry] = {}
@@ -94,7 +88,7 @@ class WeightsPanel(QWidget):
         self.entries = {}
         problem = family_status(self.family)
         try:
-            manifest = Manifest()
+            manifest = self.session.manifest()
             candidates = manifest.by_family(self.family)
         except WeightsError as exc:
             manifest, candidates = None, []
@@ -126,7 +120,7 @@ class WeightsPanel(QWidget):
         self._update_status(manifest)
         self.modelChanged.emit(self.model)
 
-    def _update_status(self, manifest: Manifest | None) -> None:
+    def _update_status(self, manifest: Any | None) -> None:
         entry = self.entry
         if self.missing:
             text, colour = self.missing, "#e06c6c"
@@ -152,7 +146,7 @@ class WeightsPanel(QWidget):
     def _changed(self) -> None:
         self.missing = ""
         try:
-            manifest = Manifest()
+            manifest = self.session.manifest()
         except WeightsError:
             manifest = None
         self._update_status(manifest)

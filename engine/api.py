@@ -17,11 +17,31 @@ from .devices import available_devices, pick_device
 from .families import FACE_INPUT_KINDS, get_family, model_palette, palette_for
 from .inputs.cocosnet import POSE_COLORS_BGR, needs_exemplar_semantics, render_pose
 from .inputs.panoptic import THING_MULTIPLIER
-from .io import (ASSETS, OPENPOSE_JOINTS, OPENPOSE_LIMBS, Palette, image_grid, load_image, load_instance_map,
-                 load_label_map, load_openpose_json, save_image, save_instance_map, save_label_map,
-                 save_openpose_json)
-from .limits import (PROJECT_INT_RANGE, PROJECT_JSON_MAX_BYTES, PROJECT_JSON_MAX_DEPTH, PROJECT_MAX_MEMBERS,
-                     PROJECT_MEMBER_MAX_BYTES, PROJECT_TEXT_MAX_CHARS, PROJECT_TOTAL_MAX_BYTES, json_depth_exceeds)
+from .io import (
+    ASSETS,
+    OPENPOSE_JOINTS,
+    OPENPOSE_LIMBS,
+    Palette,
+    image_grid,
+    load_image,
+    load_instance_map,
+    load_label_map,
+    load_openpose_json,
+    save_image,
+    save_instance_map,
+    save_label_map,
+    save_openpose_json,
+)
+from .limits import (
+    PROJECT_INT_RANGE,
+    PROJECT_JSON_MAX_BYTES,
+    PROJECT_JSON_MAX_DEPTH,
+    PROJECT_MAX_MEMBERS,
+    PROJECT_MEMBER_MAX_BYTES,
+    PROJECT_TEXT_MAX_CHARS,
+    PROJECT_TOTAL_MAX_BYTES,
+    json_depth_exceeds,
+)
 from .limits import _reject_constant as reject_json_constant
 from .nets.edgegan import class_names
 from .nets.stargan2 import domain_names
@@ -170,7 +190,7 @@ __all__ = [
     # the session
     "Session", "LivePolicy", "SchedulerCallbacks", "RunFn", "WeightsEntry", "preview_size_for",
     # rules the studio shows
-    "Palette", "palette_for", "FACE_INPUT_KINDS", "MAKEUP_REGIONS", "needs_exemplar_map", "domain_names",
+    "Palette", "palette_for", "model_palette", "FACE_INPUT_KINDS", "MAKEUP_REGIONS", "needs_exemplar_map", "domain_names",
     "class_names", "THING_MULTIPLIER", "OPENPOSE_JOINTS", "OPENPOSE_LIMBS", "POSE_COLORS_BGR", "render_pose",
     # files and images
     "ASSETS", "load_image", "save_image", "load_label_map", "save_label_map", "load_instance_map",

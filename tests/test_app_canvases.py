@@ -10,7 +10,8 @@ from engine.io import load_palette, load_openpose_json, save_openpose_json
 
 from app.canvases import MaskCanvas, PoseCanvas, SketchCanvas
 from app.document import BACKGROUND, LabelDocument, PoseDocument, SketchDocument, default_pose
-from app.mask_editor import MaskEditor, palette_for
+from app.mask_editor import MaskEditor
+from engine.api import palette_for
 from app.qt_util import rgb_from_qimage
 
 

@@ -9,14 +9,13 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QWidget
 
+from engine.api import POSE_COLORS_BGR
+
 from ..document import JOINT_NAMES, POSE_LIMBS, PoseDocument
 from .base import DocCanvas
 
-# OpenPose's limb colours (RGB), one per limb in POSE_LIMBS order
-LIMB_COLOURS = [QColor(r, g, b) for r, g, b in (
-    (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0), (0, 255, 0),
-    (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255), (0, 0, 255), (85, 0, 255),
-    (170, 0, 255), (255, 0, 255), (255, 0, 170))]
+# OpenPose's colour table (the engine's), read as RGB the way OpenPose shows it; one per limb
+LIMB_COLOURS = [QColor(r, g, b) for r, g, b in POSE_COLORS_BGR[:len(POSE_LIMBS)]]
 JOINT_RADIUS = 5.0
 
 

@@ -75,7 +75,7 @@ class Workspace(QWidget):
 
         # --- top bar: model + status, seed, vary, live, generate
         top = QHBoxLayout()
-        self.weights = WeightsPanel(self.family, accept=self.accept_entry, config=self.import_config)
+        self.weights = WeightsPanel(self.family, bridge.session, accept=self.accept_entry, config=self.import_config)
         self.weights.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.weights.modelChanged.connect(self._model_changed)
         top.addWidget(self.weights, 3)

@@ -6,25 +6,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPushButton,
                                QSlider, QStackedWidget, QVBoxLayout, QWidget)
 
-from engine.api import EditRequest, ExemplarRequest, FrozenArray, InputError, MakeupRequest, Request
-from engine.io import load_label_map, load_openpose_json, save_openpose_json
+from engine.api import (FACE_INPUT_KINDS, MAKEUP_REGIONS, EditRequest, ExemplarRequest, FrozenArray, InputError,
+                        MakeupRequest, Request, load_label_map, load_openpose_json, model_palette, needs_exemplar_map,
+                        palette_for, save_openpose_json)
+from engine.api import render_pose as engine_render_pose
 
-from ..canvases.pose import LIMB_COLOURS, PoseCanvas
-from ..document import JOINT_NAMES, POSE_LIMBS, PoseDocument
-from ..mask_editor import MaskEditor, palette_for
+from ..canvases.pose import PoseCanvas
+from ..document import JOINT_NAMES, PoseDocument
+from ..mask_editor import MaskEditor
 from ..pickers import ImagePicker
 from ..undo import UndoStack
 from ..views import ImageView
 from .base import Workspace
 
-LABEL_KINDS = ("labels", "celebahq_parsing", "celebahq_edges")
-FACE_KINDS = ("celebahq_parsing", "celebahq_edges")
+FACE_KINDS = FACE_INPUT_KINDS
+LABEL_KINDS = ("labels", *FACE_KINDS)
 POSE_SIZE = (176, 256)  # DeepFashion's 256-high portrait canvas
 
 
@@ -33,16 +34,8 @@ def entry_kind(entry: Any) -> str:
 
 
 def entry_palette(entry: Any):
-    """The class palette a CoCosNet model's input map uses."""
-    if entry is None:
-        return palette_for("ade20k", 151)
-    kind, nc = entry_kind(entry), int(entry.config.get("semantic_nc", 151))
-    name = entry.extra.get("palette") or entry.config.get("palette")
-    if kind in FACE_KINDS:
-        return palette_for(name or "celebamask_hq", 19)  # maps are CelebAMask-HQ parsing; the engine encodes them
-    if not name:
-        name = "ade20k" if nc >= 150 else ("scenes" if nc == len(palette_for("scenes")) else "ade20k")
-    return palette_for(name, nc)
+    """The class palette a CoCosNet model's input map uses (the engine's rule, shared with the CLI)."""
+    return model_palette("cocosnet", entry)
 
 
 def companion_map(photo: Path | None, pose: bool) -> Path | None:
@@ -80,19 +73,15 @@ COCOSNET_SEED_UNUSED = ("CoCosNet has no random style: the look comes from the e
 
 
 def render_pose(kp: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
-    """A pose drawn as OpenPose-coloured bones on black (picker thumbnails)."""
+    """A pose as the model sees it, drawn by the engine (picker thumbnails); the canvas is the
+    joints' extent plus a margin unless ``size`` is given."""
     kp = np.asarray(kp, np.float32)
     present = kp[:, 2] > 0
     if size is None:
         w = int(kp[present, 0].max() + 10) if present.any() else 64
         h = int(kp[present, 1].max() + 10) if present.any() else 64
         size = (max(w, 32), max(h, 32))
-    img = np.zeros((size[1], size[0], 3), np.uint8)
-    for (a, b), c in zip(POSE_LIMBS, LIMB_COLOURS):
-        if present[a] and present[b]:
-            cv2.line(img, (int(kp[a, 0]), int(kp[a, 1])), (int(kp[b, 0]), int(kp[b, 1])),
-                     (c.red(), c.green(), c.blue()), max(2, size[1] // 64), cv2.LINE_AA)
-    return img
+    return engine_render_pose(kp, size)[0]
 
 
 class ExemplarWorkspace(Workspace):
@@ -251,8 +240,7 @@ class ExemplarWorkspace(Workspace):
             raise InputError("Drop an exemplar photo on the Exemplar slot (or choose an example).")
         common = dict(model=self.weights.model, seed=self.seed.value(), exemplar=self.exemplar.frozen)
         ex_map = self.exemplar_map.image
-        config = self.weights.entry.config if self.weights.entry is not None else {}
-        if ex_map is None and config.get("maskmix") and not config.get("noise_for_mask"):
+        if ex_map is None and needs_exemplar_map(self.weights.entry):
             raise InputError("This model also needs the exemplar's own map: load it in the slot under the exemplar.")
         if self.kind == "pose":
             return ExemplarRequest(keypoints=FrozenArray(self.pose_doc.keypoints),
@@ -415,9 +403,6 @@ class EditWorkspace(Workspace):
         self.editor.doc.history.clear()
         self.live.setChecked(bool(state.get("live", live)))
         self.schedule("full")
-
-
-MAKEUP_REGIONS = ("lips", "eyes", "skin", "brows")
 
 
 class MakeupWorkspace(Workspace):

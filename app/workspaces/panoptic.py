@@ -5,9 +5,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.api import FrozenArray, InputError, PanopticRequest, Request
+from engine.api import FrozenArray, InputError, PanopticRequest, Request, model_palette
 
-from ..mask_editor import MaskEditor, palette_for
+from ..mask_editor import MaskEditor
 from ..pickers import ImagePicker
 from ..undo import UndoStack
 from ..views import ImageView
@@ -15,9 +15,7 @@ from .base import Workspace
 
 
 def panoptic_palette(entry: Any):
-    if entry is None:
-        return palette_for("scenes")
-    return palette_for(entry.config.get("palette"), int(entry.config.get("label_nc", 16)))
+    return model_palette("panoptic", entry)
 
 
 class PanopticWorkspace(Workspace):

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QListW
                                QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget)
 from PySide6.QtCore import Qt
 
-from engine.api import FrozenArray, InputError, Request, SceneObject, SceneRequest, SketchObjectRequest
+from engine.api import FrozenArray, InputError, Request, SceneObject, SceneRequest, SketchObjectRequest, class_names
 
 from ..canvases.sketch import OBJECT_COLOURS, SketchCanvas
 from ..document import BACKGROUND, SketchDocument, Stroke
@@ -23,13 +23,13 @@ OBJECT_SIZE = (256, 256)
 
 
 def entry_classes(entry: Any) -> list[str]:
-    return list(entry.config.get("classes") or []) if entry is not None else []
+    return class_names(entry.config) if entry is not None else []
 
 
 def export_scene_json(doc: SketchDocument, path: Path) -> Path:
     """Write the scene sketch in the shared JSON format (``i2i generate scene --sketch`` reads it):
     the JSON plus a background bitmap and one full-canvas bitmap per object beside it."""
-    from engine.io import save_image
+    from engine.api import save_image
 
     path = Path(path)
     stem = path.with_suffix("")

@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox,
                                QHBoxLayout, QLabel, QRadioButton, QSlider, QSpinBox, QVBoxLayout)
 
-from engine.api import (InputError, LatentStyle, ReferenceStyle, Request, StarGANInterpolateRequest,
+from engine.api import (domain_names, InputError, LatentStyle, ReferenceStyle, Request, StarGANInterpolateRequest,
                         StarGANLatentRequest, StarGANReferenceRequest)
 
 from ..pickers import ImagePicker
@@ -19,10 +19,6 @@ MODES = ("latent", "reference", "interpolate")
 SLIDER_STEPS = 100
 
 
-def domain_names(config: dict[str, Any]) -> list[str]:
-    n = int(config.get("num_domains", 2))
-    names = list(config.get("domains") or [])
-    return names if len(names) == n else [f"domain {i}" for i in range(n)]
 
 
 class StarGANWorkspace(Workspace):
