@@ -141,8 +141,8 @@ def test_live_preview_while_painting_then_full_on_release(qtbot, weights_dir):
     ws.exemplar_map.set_image(np.full((64, 64), 3, np.int32))
     wait_result(qtbot, ws, lambda: ws.exemplar.set_image(photo(64, 64)))
     submitted = []
-    original = win.bridge.scheduler.submit
-    win.bridge.scheduler.submit = lambda req: (submitted.append(req), original(req))[1]
+    original = win.bridge.session.scheduler.submit
+    win.bridge.session.scheduler.submit = lambda req, quality="full": (submitted.append(req), original(req, quality))[1]
     canvas = ws.editor.canvas
     canvas.resize(256, 256)
     win.show()
@@ -222,11 +222,12 @@ def test_live_preview_drag_at_default_settings_on_a_slow_machine(qtbot, weights_
     win.bridge.failed.connect(lambda owner, f: failures.append(f.message))
     qtbot.waitUntil(lambda: ws.result is not None or bool(failures), timeout=30000)
     assert not failures, failures[0]
-    win.bridge._preview_times.extend([1.5] * 6)  # what a laptop CPU measured on the previous drag
-    assert win.bridge.preview_size() < 64  # the wanted size alone is below CoCosNet's minimum
+    for _ in range(6):
+        win.bridge.session.policy.record(1.5, "preview")  # what a laptop CPU measured on the previous drag
+    assert win.bridge.session.policy.wanted_preview_size() < 64  # the wanted size alone is below CoCosNet's minimum
     submitted = []
-    original = win.bridge.scheduler.submit
-    win.bridge.scheduler.submit = lambda req: (submitted.append(req), original(req))[1]
+    original = win.bridge.session.scheduler.submit
+    win.bridge.session.scheduler.submit = lambda req, quality="full": (submitted.append(req), original(req, quality))[1]
     previews_shown: list[int] = []
     ws.resultShown.connect(lambda r: previews_shown.append(r.request_id)
                            if win.bridge.last_quality == "preview" else None)

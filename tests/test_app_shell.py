@@ -54,7 +54,7 @@ def test_main_window_opens_and_closes_without_dangling_threads(qtbot):
     assert engine.entered.wait(5)
     engine.gate.set()
     win.close()
-    assert win.bridge.scheduler._executor._shutdown
+    assert win.bridge.session.scheduler._executor._shutdown
     assert not [t for t in threading.enumerate() if t.name.startswith("i2i-") and t.is_alive()]
 
 
@@ -101,8 +101,8 @@ def test_bridge_holds_previews_while_a_preview_runs(qtbot):
     try:
         assert bridge.submit("ws", Request(seed=1), "preview") > 0
         assert engine.entered.wait(5)
-        assert bridge.submit("ws", Request(seed=2), "preview") == 0  # held
-        assert bridge.submit("ws", Request(seed=3), "preview") == 0  # replaces the held one
+        bridge.submit("ws", Request(seed=2), "preview")  # waits for the running preview
+        bridge.submit("ws", Request(seed=3), "preview")  # replaces the waiting one
         engine.gate.set()
         qtbot.waitUntil(lambda: shown == [1, 3] and not bridge.busy, timeout=5000)
         assert engine.ran == [1, 3]
@@ -130,19 +130,21 @@ def test_preview_size_shrinks_when_previews_are_slow(qtbot):
     settings.set("preview_size", 128)
     bridge = EngineBridge(settings, run_fn=lambda r, c: make_result(r, c, 0))
     try:
-        assert bridge.preview_size() == 128
-        bridge._preview_times.extend([0.6, 0.6])
-        assert 32 <= bridge.preview_size() < 128
-        bridge._preview_times.clear()
-        bridge._preview_times.extend([0.01])
-        assert bridge.preview_size() == 128
+        policy = bridge.session.policy
+        assert policy.wanted_preview_size() == 128
+        policy.record(0.6, "preview")
+        policy.record(0.6, "preview")
+        assert 32 <= policy.wanted_preview_size() < 128
+        for _ in range(6):
+            policy.record(0.01, "preview")
+        assert policy.wanted_preview_size() == 128
         seen: list[int | None] = []
 
         def record(request: Request, ctx: TaskContext):
             seen.append(request.preview_size)
             return make_result(request, ctx, 0)
 
-        bridge.scheduler._run_fn = record
+        bridge.session.scheduler._run_fn = record
         with qtbot.waitSignal(bridge.resultReady, timeout=5000):
             bridge.submit("w", Request(), "preview")
         with qtbot.waitSignal(bridge.resultReady, timeout=5000):

@@ -118,7 +118,7 @@ def test_output_marked_stale_after_cancel_failure_and_live_off(qtbot, weights_di
     def failing(request: Request, ctx: TaskContext):
         raise InputError("the map has no instances")
 
-    win.bridge.scheduler._run_fn = failing
+    win.bridge.session.scheduler._run_fn = failing
     with qtbot.waitSignal(win.bridge.failed, timeout=5000):
         stroke(ws)
     assert ws.output.stale and "failed" in ws.output.toolTip()

@@ -119,7 +119,7 @@ def test_interpolation_slider_latest_wins(qtbot, weights_dir):
     assert 0.2 not in alphas  # superseded before it ever ran
     assert 50 not in shown  # the cancelled full render never reached the view
     assert shown[-1] == 30 and shown == sorted(shown)  # nothing older shown after something newer
-    assert interp[-1].preview_size == win.bridge.preview_size(interp[-1])  # previews while the slider is held
+    assert interp[-1].preview_size == win.bridge.session.policy.sized(interp[-1], "preview").preview_size  # previews while the slider is held
     with qtbot.waitSignal(ws.resultShown, timeout=5000):
         ws.alpha.setSliderDown(False)
         ws.alpha.sliderReleased.emit()
@@ -201,7 +201,7 @@ def test_export_output_and_grid(qtbot, weights_dir, tmp_path):
     assert win.export_output(tmp_path / "none.png") is None
     ws.source.set_image(np.zeros((32, 32, 3), np.uint8))
     ws.workspace_engine = None
-    win.bridge.scheduler._run_fn.gate.set()
+    win.bridge.session.scheduler._run_fn.gate.set()
     qtbot.waitUntil(lambda: ws.result is not None, timeout=5000)
     for seed in (5, 6):
         with qtbot.waitSignal(ws.resultShown, timeout=5000):

@@ -175,6 +175,32 @@ class Manifest:
         return self.root / entry.file
 
 
+    def verify(self, entry: WeightsEntry) -> VerifyReport:
+        """verified / missing / mismatch (size or sha256) / unreadable."""
+        path = self.file_path(entry)
+        if not path.exists():
+            return VerifyReport(entry.name, "missing", f"{path} does not exist")
+        try:
+            size = path.stat().st_size
+            digest = sha256_file(path)
+        except OSError as exc:
+            return VerifyReport(entry.name, "unreadable", f"{path}: {exc}")
+        if size != entry.bytes or digest != entry.sha256:
+            return VerifyReport(entry.name, "mismatch",
+                                f"{path}: expected {entry.bytes} bytes sha256 {entry.sha256[:12]}…, "
+                                f"found {size} bytes sha256 {digest[:12]}…")
+        try:
+            check_parameter_bytes(entry)
+        except WeightsError as exc:
+            return VerifyReport(entry.name, "mismatch", str(exc))
+        try:
+            read_safetensors(path)
+        except WeightsError as exc:
+            return VerifyReport(entry.name, "unreadable", str(exc))
+        return VerifyReport(entry.name, "verified", f"{size} bytes, sha256 ok")
+
+
+
 # How to get a model of each family, for the "none registered" message.
 _HOW_TO_GET = {
     "cocosnet": "import official ones with `i2i weights import latest_net_G.pth latest_net_Corr.pth --as NAME "
@@ -227,30 +253,6 @@ def current_manifest(root: Path | None = None) -> Manifest:
     manifest = Manifest(folder)
     _current = (stamp, manifest)
     return manifest
-
-    def verify(self, entry: WeightsEntry) -> VerifyReport:
-        """verified / missing / mismatch (size or sha256) / unreadable."""
-        path = self.file_path(entry)
-        if not path.exists():
-            return VerifyReport(entry.name, "missing", f"{path} does not exist")
-        try:
-            size = path.stat().st_size
-            digest = sha256_file(path)
-        except OSError as exc:
-            return VerifyReport(entry.name, "unreadable", f"{path}: {exc}")
-        if size != entry.bytes or digest != entry.sha256:
-            return VerifyReport(entry.name, "mismatch",
-                                f"{path}: expected {entry.bytes} bytes sha256 {entry.sha256[:12]}…, "
-                                f"found {size} bytes sha256 {digest[:12]}…")
-        try:
-            check_parameter_bytes(entry)
-        except WeightsError as exc:
-            return VerifyReport(entry.name, "mismatch", str(exc))
-        try:
-            read_safetensors(path)
-        except WeightsError as exc:
-            return VerifyReport(entry.name, "unreadable", str(exc))
-        return VerifyReport(entry.name, "verified", f"{size} bytes, sha256 ok")
 
 
 def sha256_file(path: Path) -> str:
