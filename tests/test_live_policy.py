@@ -1,0 +1,202 @@
+"""The one live-preview policy (engine.scheduler.LivePolicy) and the scheduler that applies it,
+tested deterministically: a fake clock for the timing rules, a fake run function that blocks on
+events for latest-wins and cancel (no sleeps, no timing asserts)."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from engine.api import ExemplarRequest, LivePolicy, Request, SchedulerCallbacks
+from engine.families import get_family
+from engine.scheduler import PreviewScheduler
+from engine.weights import Manifest, WeightsEntry
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
+@dataclass(frozen=True)
+class Job(Request):
+    value: int = 0
+
+
+class BlockingRun:
+    """Runs record their values; ``block`` values wait for ``gate`` after signalling ``entered``."""
+
+    def __init__(self, block: tuple[int, ...] = ()) -> None:
+        self.block = block
+        self.ran: list[int] = []
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def __call__(self, request: Job, ctx):
+        self.ran.append(request.value)
+        if request.value in self.block:
+            self.entered.set()
+            assert self.gate.wait(10)
+        ctx.check()  # a superseded job stops here
+        return ctx.result(np.full((2, 2, 3), request.value, np.uint8))
+
+
+class Delivered:
+    def __init__(self) -> None:
+        self.values: list[int] = []
+
+    def callbacks(self) -> SchedulerCallbacks:
+        return SchedulerCallbacks(on_result=lambda r: self.values.append(int(r.image[0, 0, 0])))
+
+
+def slow_policy(clock: FakeClock) -> LivePolicy:
+    policy = LivePolicy(grace_s=0.12, max_wait_s=0.5, slow_threshold_s=0.25, clock=clock)
+    for _ in range(3):
+        policy.record(1.0)  # the model takes a second per job
+    return policy
+
+
+# ------------------------------------------------------------------------------ the policy alone
+def test_grace_applies_only_when_generation_is_slow():
+    clock = FakeClock()
+    fast = LivePolicy(clock=clock)
+    fast.record(0.05)
+    assert not fast.slow and fast.start_delay(0.0, 0.0) == 0.0
+    slow = slow_policy(clock)
+    assert slow.slow
+    assert slow.start_delay(0.0, 0.0) == pytest.approx(0.12)  # wait for the rest of the edit
+    clock.advance(0.12)
+    assert slow.start_delay(0.0, 0.0) == 0.0
+
+
+def test_max_wait_bounds_the_delay_under_continuous_edits():
+    clock = FakeClock()
+    policy = slow_policy(clock)
+    first = clock()
+    delays = []
+    for _ in range(10):  # an edit every 0.1 s: each alone would restart the grace period
+        clock.advance(0.1)
+        delays.append(policy.start_delay(first, clock()))
+    assert delays[0] == pytest.approx(0.12)
+    assert delays[3] == pytest.approx(0.1)  # at 0.4 s: 0.1 s left of the 0.5 s max wait
+    assert all(d == 0.0 for d in delays[4:])  # from 0.5 s on the job starts despite new edits
+
+
+def test_only_a_preview_over_a_running_preview_lets_it_finish():
+    assert not LivePolicy.cancels_running("preview", "preview")
+    assert LivePolicy.cancels_running("full", "preview")
+    assert LivePolicy.cancels_running("preview", "full")
+    assert LivePolicy.cancels_running("full", "full")
+
+
+def test_drag_gets_the_reduced_fitted_size_and_release_the_full_size(weights_dir):
+    config = dict(get_family("cocosnet").configs["small_ade20k"])  # native 128, grid from 64 in steps of 32
+    m = Manifest()
+    m.add(WeightsEntry(name="coco", family="cocosnet", config_name="small_ade20k", config=config,
+                       file="coco.safetensors", bytes=0, sha256="", provenance={"kind": "trained-here"},
+                       extra={"default": True}))
+    m.save()
+    policy = LivePolicy(preview_size=128, preview_target_s=0.15)
+    request = ExemplarRequest(seed=3)
+    assert policy.sized(request, "preview").preview_size == 128
+    assert policy.sized(request, "full") == request  # release: full quality, nothing changed
+    for _ in range(6):
+        policy.record(0.6, "preview")  # 4× too slow: half the side, a quarter of the pixels
+    assert policy.wanted_preview_size() == 64
+    assert policy.sized(request, "preview").preview_size == 64
+    policy.record(0.6, "full")  # full renders do not shrink previews
+    assert policy.wanted_preview_size() == 64
+    assert policy.sized(request, "full").preview_size is None
+
+
+# ------------------------------------------------------------------------------ applied by the scheduler
+def test_middle_of_three_submits_is_dropped_and_only_the_newest_is_delivered():
+    run, seen = BlockingRun(block=(1,)), Delivered()
+    s = PreviewScheduler(seen.callbacks(), run_fn=run)
+    try:
+        s.submit(Job(value=1))
+        assert run.entered.wait(10)
+        s.submit(Job(value=2))
+        s.submit(Job(value=3))  # replaces 2 while it is pending; cancels 1
+        run.gate.set()
+        assert s.wait_idle(10)
+    finally:
+        assert s.close()
+    assert run.ran == [1, 3]
+    assert seen.values == [3]
+    assert s.dropped == 2  # 2 never ran, 1 was cancelled
+
+
+def test_previews_during_a_running_preview_wait_and_the_newest_runs_next():
+    run, seen = BlockingRun(block=(1,)), Delivered()
+    s = PreviewScheduler(seen.callbacks(), run_fn=run)
+    try:
+        s.submit(Job(value=1), "preview")
+        assert run.entered.wait(10)
+        s.submit(Job(value=2), "preview")
+        s.submit(Job(value=3), "preview")
+        run.gate.set()
+        assert s.wait_idle(10)
+    finally:
+        assert s.close()
+    assert run.ran == [1, 3]
+    assert seen.values == [1, 3]  # the running frame still shows: a drag keeps refreshing
+
+
+def test_cancel_stops_the_running_job_and_drops_the_pending_one():
+    run, seen = BlockingRun(block=(1,)), Delivered()
+    s = PreviewScheduler(seen.callbacks(), run_fn=run)
+    try:
+        first = s.submit(Job(value=1))
+        assert run.entered.wait(10)
+        s.submit(Job(value=2), "preview")  # pending (and, over a full job, it cancels that one too)
+        s.cancel()
+        assert not s.is_current(first)
+        run.gate.set()
+        assert s.wait_idle(10)
+    finally:
+        assert s.close()
+    assert run.ran == [1]
+    assert seen.values == []
+
+
+def test_slow_model_collapses_a_burst_into_its_newest_request():
+    clock = FakeClock()
+    run, seen = BlockingRun(), Delivered()
+    s = PreviewScheduler(seen.callbacks(), run_fn=run, policy=slow_policy(clock))
+    try:
+        for value in (1, 2, 3):  # the fake clock stands still: the grace period never ends by itself
+            s.submit(Job(value=value), "preview")
+        assert run.ran == []
+        clock.advance(0.5)  # the max wait has passed
+        assert s.wait_idle(10)
+    finally:
+        assert s.close()
+    assert run.ran == [3]
+    assert seen.values == [3]
+
+
+def test_close_returns_after_its_timeout_while_a_job_blocks():
+    run = BlockingRun(block=(1,))
+    s = PreviewScheduler(run_fn=run)
+    s.submit(Job(value=1))
+    assert run.entered.wait(10)
+    t0 = time.monotonic()
+    try:
+        assert s.close(timeout=0.2) is False  # the job ignores cancellation until its gate opens
+        assert time.monotonic() - t0 < 5.0  # it did not wait for the job
+    finally:
+        run.gate.set()
+        s._executor.shutdown(wait=True)
