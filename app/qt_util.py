@@ -1,25 +1,29 @@
-"""numpy <-> Qt image conversion (GUI thread only) and small widget helpers."""
+"""numpy <-> Qt image conversion (GUI thread only) and small widget helpers.
+
+The one place pixels cross between numpy and Qt, through ``qimage2ndarray``; every conversion
+copies, so neither side's buffer can change under the other."""
 from __future__ import annotations
+
+import os
 
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 
+os.environ.setdefault("QT_DRIVER", "PySide6")  # qimage2ndarray: use the binding the studio uses
+import qimage2ndarray  # noqa: E402 - after the driver is chosen
+
 
 def qimage_from_rgb(image: np.ndarray) -> QImage:
-    """H×W×3 (or H×W) uint8 -> a QImage that owns a copy of the pixels."""
-    arr = np.ascontiguousarray(image)
+    """H×W×3 (or H×W grey, or H×W×4 RGBA) uint8 -> a QImage that owns a copy of the pixels."""
+    arr = np.asarray(image)
     if arr.dtype != np.uint8:
         raise ValueError(f"expected uint8 pixels, got {arr.dtype}")
-    if arr.ndim == 2:
-        h, w = arr.shape
-        return QImage(arr.data, w, h, arr.strides[0], QImage.Format.Format_Grayscale8).copy()
-    h, w, c = arr.shape
-    if c == 4:
-        return QImage(arr.data, w, h, arr.strides[0], QImage.Format.Format_RGBA8888).copy()
-    if c != 3:
-        raise ValueError(f"expected 1, 3 or 4 channels, got {c}")
-    return QImage(arr.data, w, h, arr.strides[0], QImage.Format.Format_RGB888).copy()
+    if arr.ndim == 3 and arr.shape[2] not in (3, 4):
+        raise ValueError(f"expected 1, 3 or 4 channels, got {arr.shape[2]}")
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"expected an H×W or H×W×C image, got shape {arr.shape}")
+    return qimage2ndarray.array2qimage(arr)  # allocates a new QImage and copies into it
 
 
 def pixmap_from_rgb(image: np.ndarray) -> QPixmap:
@@ -28,10 +32,15 @@ def pixmap_from_rgb(image: np.ndarray) -> QPixmap:
 
 def rgb_from_qimage(img: QImage) -> np.ndarray:
     """A QImage -> H×W×3 uint8 copy (for rendering tests and screenshots)."""
-    img = img.convertToFormat(QImage.Format.Format_RGB888)
-    w, h = img.width(), img.height()
-    buf = np.frombuffer(img.constBits(), np.uint8, count=img.bytesPerLine() * h)
-    return buf.reshape(h, img.bytesPerLine())[:, : w * 3].reshape(h, w, 3).copy()
+    return qimage2ndarray.rgb_view(img.convertToFormat(QImage.Format.Format_RGB32)).copy()
+
+
+def rgb_image(width: int, height: int) -> tuple[QImage, np.ndarray]:
+    """A black QImage and a writable H×W×3 numpy view of its pixels, for a canvas that recolours
+    parts of its display buffer in place (the view lives as long as the image)."""
+    image = QImage(width, height, QImage.Format.Format_RGB32)
+    image.fill(0)
+    return image, qimage2ndarray.rgb_view(image)
 
 
 def thumbnail(image: np.ndarray, size: int) -> QPixmap:

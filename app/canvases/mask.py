@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QWidget
 
 from ..document import LabelDocument, MaskTool, Rect
+from ..qt_util import rgb_image
 from .base import DocCanvas
 
 OUTLINE = np.array([20, 20, 20], np.uint8)
@@ -73,8 +74,7 @@ class MaskCanvas(DocCanvas):
 
     def _rebuild(self) -> None:
         h, w = self.doc.labels.shape
-        self._rgb = np.zeros((h, w, 3), np.uint8)
-        self._image = QImage(self._rgb.data, w, h, w * 3, QImage.Format.Format_RGB888)
+        self._image, self._rgb = rgb_image(w, h)
         self._recolour((0, 0, w, h))
         self.update()
 

@@ -8,6 +8,7 @@ from PySide6.QtGui import QColor, QFont, QImage, QKeyEvent, QMouseEvent, QPainte
 from PySide6.QtWidgets import QWidget
 
 from ..document import BACKGROUND, Rect, SketchDocument
+from ..qt_util import qimage_from_rgb
 from .base import DocCanvas
 
 # distinct hues for scene objects (strokes of object k are tinted with OBJECT_COLOURS[k % n])
@@ -29,7 +30,6 @@ class SketchCanvas(DocCanvas):
         self.erase = False
         self.current_group = BACKGROUND
         self._cache: QImage | None = None
-        self._cache_bitmap: np.ndarray | None = None
         doc.on_change(self._changed)
         self.setCursor(Qt.CursorShape.CrossCursor)
 
@@ -103,8 +103,7 @@ class SketchCanvas(DocCanvas):
                     rgb[m] = (c.red(), c.green(), c.blue())
             else:
                 rgb = np.repeat(self.doc.render()[..., None], 3, axis=2)
-            self._cache_bitmap = np.ascontiguousarray(rgb)
-            self._cache = QImage(self._cache_bitmap.data, w, h, w * 3, QImage.Format.Format_RGB888)
+            self._cache = qimage_from_rgb(rgb)
         return self._cache
 
     def paintEvent(self, ev: QPaintEvent) -> None:
