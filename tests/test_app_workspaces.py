@@ -403,3 +403,19 @@ def test_switching_to_a_superseded_workspace_renders_it(qtbot, weights_dir):
         win.tabs.setCurrentWidget(sg)
     assert not sg.awaiting
     win.close()
+
+
+def test_live_paused_restores_live_when_the_restore_raises(qtbot, weights_dir):
+    win = MainWindow(Settings.defaults(), restore="no", autosave=False)
+    qtbot.addWidget(win)
+    ws = win.workspaces["stargan"]
+    ws.live.setChecked(True)
+    with pytest.raises(ValueError, match="bad field"):
+        with ws.live_paused({"live": False}):
+            assert not ws.live.isChecked()
+            raise ValueError("bad field")
+    assert ws.live.isChecked()  # as it was: the failed restore changed nothing
+    with ws.live_paused({"live": False}):
+        pass
+    assert not ws.live.isChecked()  # a completed restore sets what the state says
+    win.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Callable
 
 import numpy as np
@@ -12,10 +14,10 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea,
                                QSizePolicy, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
-from engine.api import Failure, InputError, Request, Result
+from engine.api import Failure, InputError, Quality, Request, Result
 from app.settings import Settings
 
-from ..engine_bridge import EngineBridge, Quality
+from ..engine_bridge import EngineBridge
 from ..undo import UndoStack
 from ..views import ImageView
 from ..weights_panel import WeightsPanel
@@ -69,6 +71,7 @@ class Workspace(QWidget):
         self.shown_request_ids: list[int] = []
         self.history: deque[Result] = deque(maxlen=8)  # recent full-size outputs (export grid)
         self._interacting = False
+        self._live_paused = False
         self.awaiting = False  # submitted, no result yet (possibly superseded by another workspace)
         root = QVBoxLayout(self)
         root.setContentsMargins(6, 6, 6, 6)
@@ -170,11 +173,28 @@ class Workspace(QWidget):
         self.seed.blockSignals(True)
         self.seed.setValue(int(state.get("seed", 0)))
         self.seed.blockSignals(False)
-        self.live.setChecked(bool(state.get("live", True)))
+        if not self._live_paused:  # live_paused() sets it when the whole restore is done
+            self.live.setChecked(bool(state.get("live", True)))
         model = state.get("model", "")
         idx = self.weights.combo.findData(model)
         if idx >= 0:
             self.weights.combo.setCurrentIndex(idx)
+
+    @contextmanager
+    def live_paused(self, state: dict[str, Any]) -> Iterator[None]:
+        """Restore many fields with Live off, then set Live as ``state`` says and render once. When
+        the restore raises, Live is put back as it was (nothing renders) and the error goes on."""
+        live = self.live.isChecked()
+        self.live.setChecked(False)
+        self._live_paused = True
+        restored = False
+        try:
+            yield
+            restored = True
+        finally:
+            self._live_paused = False
+            self.live.setChecked(bool(state.get("live", live)) if restored else live)
+        self.schedule("full")
 
     def placeholder_text(self) -> str:
         return "The output appears here."

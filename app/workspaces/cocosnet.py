@@ -265,23 +265,20 @@ class ExemplarWorkspace(Workspace):
         return out
 
     def restore(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        live = self.live.isChecked()
-        self.live.setChecked(False)
-        super().restore(state, arrays)
-        labels = arrays.get("labels")
-        self.editor.doc.replace(labels if labels is not None else np.zeros((256, 256), np.int32), record=False)
-        self.editor.doc.history.clear()
-        kp = arrays.get("keypoints")
-        self.pose_doc.keypoints = (np.asarray(kp, np.float32).copy() if kp is not None
-                                   else PoseDocument(POSE_SIZE).keypoints)
-        self.pose_doc.history.clear()
-        self.pose_doc.notify()
-        self.exemplar.set_image(arrays.get("exemplar"))
-        self.exemplar_map.set_image(arrays.get("exemplar_map"))
-        self.editor.canvas.set_brush_size(int(state.get("brush", self.settings.get("brush_size"))))
-        self.editor.canvas.set_label(int(state.get("label", 1)))
-        self.live.setChecked(bool(state.get("live", live)))
-        self.schedule("full")
+        with self.live_paused(state):  # one render at the end, not one per restored field
+            super().restore(state, arrays)
+            labels = arrays.get("labels")
+            self.editor.doc.replace(labels if labels is not None else np.zeros((256, 256), np.int32), record=False)
+            self.editor.doc.history.clear()
+            kp = arrays.get("keypoints")
+            self.pose_doc.keypoints = (np.asarray(kp, np.float32).copy() if kp is not None
+                                       else PoseDocument(POSE_SIZE).keypoints)
+            self.pose_doc.history.clear()
+            self.pose_doc.notify()
+            self.exemplar.set_image(arrays.get("exemplar"))
+            self.exemplar_map.set_image(arrays.get("exemplar_map"))
+            self.editor.canvas.set_brush_size(int(state.get("brush", self.settings.get("brush_size"))))
+            self.editor.canvas.set_label(int(state.get("label", 1)))
 
 
 class EditWorkspace(Workspace):
@@ -391,18 +388,15 @@ class EditWorkspace(Workspace):
         return out
 
     def restore(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        live = self.live.isChecked()
-        self.live.setChecked(False)
-        super().restore(state, arrays)
-        self.paste.setChecked(bool(state.get("paste", True)))
-        self.editor.opacity.setValue(int(state.get("opacity", 60)))
-        self.photo.set_image(arrays.get("photo"))
-        self.photo_map.set_image(arrays.get("original_map"))
-        edited = arrays.get("edited_map")
-        self.editor.doc.replace(edited if edited is not None else np.zeros((256, 256), np.int32), record=False)
-        self.editor.doc.history.clear()
-        self.live.setChecked(bool(state.get("live", live)))
-        self.schedule("full")
+        with self.live_paused(state):  # one render at the end, not one per restored field
+            super().restore(state, arrays)
+            self.paste.setChecked(bool(state.get("paste", True)))
+            self.editor.opacity.setValue(int(state.get("opacity", 60)))
+            self.photo.set_image(arrays.get("photo"))
+            self.photo_map.set_image(arrays.get("original_map"))
+            edited = arrays.get("edited_map")
+            self.editor.doc.replace(edited if edited is not None else np.zeros((256, 256), np.int32), record=False)
+            self.editor.doc.history.clear()
 
 
 class MakeupWorkspace(Workspace):
@@ -487,15 +481,12 @@ class MakeupWorkspace(Workspace):
                 if p.image is not None}
 
     def restore(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        live = self.live.isChecked()
-        self.live.setChecked(False)
-        super().restore(state, arrays)
-        for name, p in (("portrait", self.portrait), ("portrait_map", self.portrait_map),
-                        ("exemplar", self.exemplar), ("exemplar_map", self.exemplar_map)):
-            p.set_image(arrays.get(name))
-        chosen = state.get("regions", ["lips", "eyes", "skin"])
-        for r, cb in self.regions.items():
-            cb.setChecked(r in chosen)
-        self.strength.setValue(int(state.get("strength", 100)))
-        self.live.setChecked(bool(state.get("live", live)))
-        self.schedule("full")
+        with self.live_paused(state):  # one render at the end, not one per restored field
+            super().restore(state, arrays)
+            for name, p in (("portrait", self.portrait), ("portrait_map", self.portrait_map),
+                            ("exemplar", self.exemplar), ("exemplar_map", self.exemplar_map)):
+                p.set_image(arrays.get(name))
+            chosen = state.get("regions", ["lips", "eyes", "skin"])
+            for r, cb in self.regions.items():
+                cb.setChecked(r in chosen)
+            self.strength.setValue(int(state.get("strength", 100)))

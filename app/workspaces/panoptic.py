@@ -83,16 +83,13 @@ class PanopticWorkspace(Workspace):
         return out
 
     def restore(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        live = self.live.isChecked()
-        self.live.setChecked(False)
-        super().restore(state, arrays)
-        labels = arrays.get("labels")
-        if labels is None:
-            labels = np.zeros((256, 256), np.int32)
-        self.editor.doc.replace(labels, arrays.get("instances"), record=False)
-        self.editor.doc.history.clear()
-        self.style.set_image(arrays.get("style"))
-        self.editor.canvas.set_label(int(state.get("label", 1)))
-        self.editor.canvas.set_instance(int(state.get("instance", 1)))
-        self.live.setChecked(bool(state.get("live", live)))
-        self.schedule("full")
+        with self.live_paused(state):  # one render at the end, not one per restored field
+            super().restore(state, arrays)
+            labels = arrays.get("labels")
+            if labels is None:
+                labels = np.zeros((256, 256), np.int32)
+            self.editor.doc.replace(labels, arrays.get("instances"), record=False)
+            self.editor.doc.history.clear()
+            self.style.set_image(arrays.get("style"))
+            self.editor.canvas.set_label(int(state.get("label", 1)))
+            self.editor.canvas.set_instance(int(state.get("instance", 1)))

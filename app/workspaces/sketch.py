@@ -162,17 +162,14 @@ class SketchObjectWorkspace(Workspace):
         return strokes_to_arrays(self.doc)
 
     def restore(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        live = self.live.isChecked()
-        self.live.setChecked(False)
-        super().restore(state, arrays)
-        self.doc.strokes = strokes_from_arrays(arrays.get("stroke_points"), arrays.get("stroke_meta"))
-        self.doc.history.clear()
-        self.doc.notify(None)
-        if state.get("class"):
-            self.class_combo.setCurrentText(state["class"])
-        self.canvas.set_width(int(state.get("width", 3)))
-        self.live.setChecked(bool(state.get("live", live)))
-        self.schedule("full")
+        with self.live_paused(state):  # one render at the end, not one per restored field
+            super().restore(state, arrays)
+            self.doc.strokes = strokes_from_arrays(arrays.get("stroke_points"), arrays.get("stroke_meta"))
+            self.doc.history.clear()
+            self.doc.notify(None)
+            if state.get("class"):
+                self.class_combo.setCurrentText(state["class"])
+            self.canvas.set_width(int(state.get("width", 3)))
 
 
 class SceneWorkspace(Workspace):
@@ -288,14 +285,11 @@ class SceneWorkspace(Workspace):
     def restore(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         from ..document import SceneObjectSpec
 
-        live = self.live.isChecked()
-        self.live.setChecked(False)
-        super().restore(state, arrays)
-        self.doc.objects = [SceneObjectSpec(c) for c in state.get("objects", [])]
-        self.doc.strokes = strokes_from_arrays(arrays.get("stroke_points"), arrays.get("stroke_meta"))
-        self.doc.history.clear()
-        self.doc.notify(None)
-        self._refresh_layers()
-        self.layers.setCurrentRow(int(state.get("layer", 0)))
-        self.live.setChecked(bool(state.get("live", live)))
-        self.schedule("full")
+        with self.live_paused(state):  # one render at the end, not one per restored field
+            super().restore(state, arrays)
+            self.doc.objects = [SceneObjectSpec(c) for c in state.get("objects", [])]
+            self.doc.strokes = strokes_from_arrays(arrays.get("stroke_points"), arrays.get("stroke_meta"))
+            self.doc.history.clear()
+            self.doc.notify(None)
+            self._refresh_layers()
+            self.layers.setCurrentRow(int(state.get("layer", 0)))

@@ -208,18 +208,15 @@ class StarGANWorkspace(Workspace):
         return out
 
     def restore(self, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        live = self.live.isChecked()
-        self.live.setChecked(False)  # one render at the end, not one per restored field
-        super().restore(state, arrays)
-        self.source.set_image(arrays.get("source"))
-        self.reference.set_image(arrays.get("reference"))
-        self.set_mode(state.get("mode", "latent"))
-        for w, k in ((self.domain, "domain"), (self.reference_domain, "reference_domain")):
-            if 0 <= int(state.get(k, 0)) < w.count():
-                w.setCurrentIndex(int(state.get(k, 0)))
-        self.psi.setValue(float(state.get("psi", 1.0)))
-        self.seed_b.setValue(int(state.get("seed_b", 1)))
-        self.b_from_reference.setChecked(bool(state.get("b_from_reference", False)))
-        self.alpha.setValue(int(state.get("alpha", SLIDER_STEPS // 2)))
-        self.live.setChecked(bool(state.get("live", live)))
-        self.schedule("full")
+        with self.live_paused(state):  # one render at the end, not one per restored field
+            super().restore(state, arrays)
+            self.source.set_image(arrays.get("source"))
+            self.reference.set_image(arrays.get("reference"))
+            self.set_mode(state.get("mode", "latent"))
+            for w, k in ((self.domain, "domain"), (self.reference_domain, "reference_domain")):
+                if 0 <= int(state.get(k, 0)) < w.count():
+                    w.setCurrentIndex(int(state.get(k, 0)))
+            self.psi.setValue(float(state.get("psi", 1.0)))
+            self.seed_b.setValue(int(state.get("seed_b", 1)))
+            self.b_from_reference.setChecked(bool(state.get("b_from_reference", False)))
+            self.alpha.setValue(int(state.get("alpha", SLIDER_STEPS // 2)))
