@@ -16,8 +16,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 # Libraries Qt 6's xcb plugin (libqxcb.so → libQt6XcbQpa.so.6) loads, and the Debian/Ubuntu package
 # that ships each one.

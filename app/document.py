@@ -6,8 +6,9 @@ rectangle so a widget repaints only what changed. Edits are recorded as undoable
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -34,7 +35,7 @@ def union(a: Rect | None, b: Rect | None) -> Rect | None:
 class MapDelta:
     """One stroke or fill: flat indices with old and new labels (and instance ids)."""
 
-    def __init__(self, doc: "LabelDocument", label: str, idx: np.ndarray, old_l: np.ndarray,
+    def __init__(self, doc: LabelDocument, label: str, idx: np.ndarray, old_l: np.ndarray,
                  new_l: np.ndarray, old_i: np.ndarray | None, new_i: np.ndarray | None, rect: Rect) -> None:
         self.doc, self.label, self.idx, self.rect = doc, label, idx, rect
         self.old_l, self.new_l, self.old_i, self.new_i = old_l, new_l, old_i, new_i

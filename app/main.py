@@ -335,7 +335,8 @@ class MainWindow(QMainWindow):
         HelpDialog(self).exec()
 
     def _about(self) -> None:
-        QMessageBox.about(self, "i2i-studio", "i2i-studio: CoCosNet, StarGAN v2, panoptic SPADE and EdgeGAN in one studio.")
+        QMessageBox.about(self, "i2i-studio",
+                          "i2i-studio: CoCosNet, StarGAN v2, panoptic SPADE and EdgeGAN in one studio.")
 
     def open_settings(self) -> None:
         dlg = SettingsDialog(self.settings, self)
@@ -495,7 +496,8 @@ class MainWindow(QMainWindow):
         return path
 
     def save_project_as(self) -> Path | None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save project", f"untitled{SUFFIX}", f"i2i-studio project (*{SUFFIX})")
+        path, _ = QFileDialog.getSaveFileName(self, "Save project", f"untitled{SUFFIX}",
+                                              f"i2i-studio project (*{SUFFIX})")
         return self.save_project(path) if path else None
 
     def autosave(self) -> Future | None:

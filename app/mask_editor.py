@@ -5,9 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtWidgets import (QButtonGroup, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider,
-                               QSpinBox, QToolButton, QVBoxLayout, QWidget)
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.api import InputError, Palette, load_instance_map, load_label_map, save_instance_map, save_label_map
 
@@ -147,7 +158,8 @@ class MaskEditor(QWidget):
             return
         inst = None
         if self.doc.panoptic:
-            inst, _ = QFileDialog.getOpenFileName(self, "Load instance map (optional)", str(Path(path).parent), MAP_FILTER)
+            inst, _ = QFileDialog.getOpenFileName(self, "Load instance map (optional)", str(Path(path).parent),
+                                                  MAP_FILTER)
         try:
             self.load_map(path, inst or None)
         except (InputError, ValueError) as exc:

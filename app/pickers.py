@@ -2,14 +2,25 @@
 errors), label-map slots, and the class palette list with a search box."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QIcon, QPixmap
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QLineEdit, QListWidget,
-                               QListWidgetItem, QMenu, QPushButton, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QPushButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.api import ASSETS, FrozenArray, InputError, Palette, load_image
 
@@ -194,7 +205,7 @@ class PaletteList(QWidget):
         self.palette = palette
         self.list.blockSignals(True)
         self.list.clear()
-        for i, (name, colour) in enumerate(zip(palette.names, palette.colors)):
+        for i, (name, colour) in enumerate(zip(palette.names, palette.colors, strict=True)):
             pm = QPixmap(14, 14)
             pm.fill(QColor(int(colour[0]), int(colour[1]), int(colour[2])))
             suffix = "  ◆" if i in palette.things else ""

@@ -31,17 +31,30 @@ import weakref
 import zipfile
 import zlib
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor, wait as futures_wait
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from engine.api import (OPENPOSE_JOINTS, PROJECT_INT_RANGE, PROJECT_JSON_MAX_BYTES, PROJECT_JSON_MAX_DEPTH,
-                        PROJECT_MAX_MEMBERS, PROJECT_MEMBER_MAX_BYTES, PROJECT_TEXT_MAX_CHARS, PROJECT_TOTAL_MAX_BYTES, InputError,
-                        array_digest, json_depth_exceeds, reject_json_constant)
+from engine.api import (
+    OPENPOSE_JOINTS,
+    PROJECT_INT_RANGE,
+    PROJECT_JSON_MAX_BYTES,
+    PROJECT_JSON_MAX_DEPTH,
+    PROJECT_MAX_MEMBERS,
+    PROJECT_MEMBER_MAX_BYTES,
+    PROJECT_TEXT_MAX_CHARS,
+    PROJECT_TOTAL_MAX_BYTES,
+    InputError,
+    array_digest,
+    json_depth_exceeds,
+    reject_json_constant,
+)
 
 FORMAT = "i2i-studio project"
 VERSION = 1
@@ -79,7 +92,8 @@ def encode_png(arr: np.ndarray, level: int = 6) -> Parts:
     thread for long (Pillow's and OpenCV's encoders each hold it for 100+ ms on an 8000² photo)."""
     h, w = arr.shape[:2]
     c = 1 if arr.ndim == 2 else arr.shape[2]
-    parts = [b"\x89PNG\r\n\x1a\n", *_png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, {1: 0, 3: 2, 4: 6}[c], 0, 0, 0))]
+    header = struct.pack(">IIBBBBB", w, h, 8, {1: 0, 3: 2, 4: 6}[c], 0, 0, 0)
+    parts = [b"\x89PNG\r\n\x1a\n", *_png_chunk(b"IHDR", header)]
     flat = np.ascontiguousarray(arr).reshape(h, w * c)
     comp = zlib.compressobj(level)
     step = max(1, (1 << 20) // (w * c + 1))
@@ -326,7 +340,8 @@ def _check_array(name: str, arr: np.ndarray) -> str:
     if arr.ndim == 3 and arr.dtype != np.uint8:
         return f"is {arr.dtype}, not an 8-bit image"
     if channels and arr.shape[-1] not in channels:
-        return f"has {arr.shape[-1]} channels/columns (shape {arr.shape}); {name!r} has {' or '.join(map(str, channels))}"
+        return (f"has {arr.shape[-1]} channels/columns (shape {arr.shape}); "
+                f"{name!r} has {' or '.join(map(str, channels))}")
     if ARRAY_KINDS[name] in (_IMAGE, _MAP) and min(arr.shape[:2]) == 0:
         return f"is empty (shape {arr.shape})"
     if (name == "keypoints" or (name == "exemplar_map" and arr.dtype.kind == "f")) \
@@ -362,6 +377,8 @@ STATE_TYPES: dict[str, tuple[type, ...]] = {
     **dict.fromkeys(("regions", "objects"), (list,)),
 }
 
+_TYPE_WORDS = {"int": "a whole number", "float": "a number", "bool": "true/false", "str": "text", "list": "a list"}
+
 
 def _check_state(state: dict[str, Any]) -> str:
     """'' when every field a workspace reads has the type the studio writes, numbers fit a C int
@@ -370,8 +387,8 @@ def _check_state(state: dict[str, Any]) -> str:
         expected = STATE_TYPES.get(key)
         if expected is not None and (not isinstance(value, expected)
                                      or (isinstance(value, bool) and bool not in expected)):
-            return (f"field {key[:40]!r} is {_short(value)}, not "
-                    f"{' or '.join({'int': 'a whole number', 'float': 'a number', 'bool': 'true/false', 'str': 'text', 'list': 'a list'}[t.__name__] for t in expected)}")
+            wanted = " or ".join(_TYPE_WORDS[t.__name__] for t in expected)
+            return f"field {key[:40]!r} is {_short(value)}, not {wanted}"
         if isinstance(value, bool) or value is None:
             continue
         if isinstance(value, int):
@@ -477,7 +494,8 @@ def load_project(path: Path | str) -> Project:
                     raise InputError(f"{where}: {member} {problem}")
                 arrays[array_name] = arr
             problem = _check_strokes(arrays.get("stroke_points"), arrays.get("stroke_meta"))
-            if not problem and "instances" in arrays and arrays["instances"].shape != arrays.get("labels", arrays["instances"]).shape:
+            instances = arrays.get("instances")
+            if not problem and instances is not None and instances.shape != arrays.get("labels", instances).shape:
                 problem = "has an instance map and a label map of different sizes"
             if problem:
                 raise InputError(f"{where} {problem}")

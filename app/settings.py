@@ -12,9 +12,10 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Literal
 
 from engine.api import reject_json_constant
 
@@ -146,11 +147,11 @@ class Settings:
     problems: list[str] = field(default_factory=list)
 
     @classmethod
-    def defaults(cls, path: Path | None = None) -> "Settings":
+    def defaults(cls, path: Path | None = None) -> Settings:
         return cls(path=path or config_dir() / FILE_NAME, values={s.key: s.default for s in SETTINGS})
 
     @classmethod
-    def load(cls, path: Path | None = None) -> "Settings":
+    def load(cls, path: Path | None = None) -> Settings:
         """Read the file; a missing file gives the defaults, a broken one the defaults plus problems."""
         out = cls.defaults(path)
         try:
@@ -160,7 +161,8 @@ class Settings:
                 raise ValueError("it is not a file")
             size = out.path.stat().st_size
             if size > SETTINGS_MAX_BYTES:
-                raise ValueError(f"it is {size} bytes, more than the {SETTINGS_MAX_BYTES >> 10} KiB a settings file may be")
+                raise ValueError(f"it is {size} bytes, more than the {SETTINGS_MAX_BYTES >> 10} KiB "
+                                 "a settings file may be")
             raw = json.loads(out.path.read_text(encoding="utf-8"), parse_constant=reject_json_constant)
             if not isinstance(raw, dict):
                 raise ValueError("the top level is not an object")
@@ -209,10 +211,10 @@ class Settings:
         """Set one value; ValueError (nothing changed) when it is invalid."""
         self.values[key] = setting(key).validate(value)
 
-    def changed_keys(self, other: "Settings") -> list[str]:
+    def changed_keys(self, other: Settings) -> list[str]:
         return [k for k in _BY_KEY if self.values.get(k) != other.values.get(k)]
 
-    def copy(self) -> "Settings":
+    def copy(self) -> Settings:
         return Settings(path=self.path, values=dict(self.values), problems=list(self.problems))
 
     def save(self) -> None:

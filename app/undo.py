@@ -6,7 +6,8 @@ itself; pushing a new edit clears the redo list; the history keeps at most ``lim
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 
 class Edit(Protocol):

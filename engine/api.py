@@ -190,8 +190,9 @@ __all__ = [
     # the session
     "Session", "LivePolicy", "SchedulerCallbacks", "RunFn", "WeightsEntry", "preview_size_for",
     # rules the studio shows
-    "Palette", "palette_for", "model_palette", "FACE_INPUT_KINDS", "MAKEUP_REGIONS", "needs_exemplar_map", "domain_names",
-    "class_names", "THING_MULTIPLIER", "OPENPOSE_JOINTS", "OPENPOSE_LIMBS", "POSE_COLORS_BGR", "render_pose",
+    "Palette", "palette_for", "model_palette", "FACE_INPUT_KINDS", "MAKEUP_REGIONS", "needs_exemplar_map",
+    "domain_names", "class_names", "THING_MULTIPLIER", "OPENPOSE_JOINTS", "OPENPOSE_LIMBS", "POSE_COLORS_BGR",
+    "render_pose",
     # files and images
     "ASSETS", "load_image", "save_image", "load_label_map", "save_label_map", "load_instance_map",
     "save_instance_map", "load_openpose_json", "save_openpose_json", "image_grid",

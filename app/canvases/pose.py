@@ -90,7 +90,7 @@ class PoseCanvas(DocCanvas):
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         kp = self.doc.keypoints
         s = self.view_scale()
-        for (a, b), colour in zip(POSE_LIMBS, LIMB_COLOURS):
+        for (a, b), colour in zip(POSE_LIMBS, LIMB_COLOURS, strict=True):
             if kp[a, 2] > 0 and kp[b, 2] > 0:
                 p.setPen(QPen(colour, max(4.0 * s, 2.0), Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
                 p.drawLine(self.to_view(kp[a, 0], kp[a, 1]), self.to_view(kp[b, 0], kp[b, 1]))

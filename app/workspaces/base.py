@@ -4,24 +4,35 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea,
-                               QSizePolicy, QSpinBox, QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
-from engine.api import Failure, InputError, Quality, Request, Result
 from app.settings import Settings
+from engine.api import Failure, InputError, Quality, Request, Result
 
 from ..engine_bridge import EngineBridge
 from ..undo import UndoStack
 from ..views import ImageView
 from ..weights_panel import WeightsPanel
-
 
 NO_MODEL_HINT = "No model to run: the note under Model says which weights to import."
 VARY_TIP = "New random seed (Ctrl+R)"

@@ -8,12 +8,36 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPushButton,
-                               QSlider, QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
-from engine.api import (FACE_INPUT_KINDS, MAKEUP_REGIONS, EditRequest, ExemplarRequest, FrozenArray, InputError,
-                        MakeupRequest, Request, load_label_map, load_openpose_json, model_palette, needs_exemplar_map,
-                        palette_for, save_openpose_json)
+from engine.api import (
+    FACE_INPUT_KINDS,
+    MAKEUP_REGIONS,
+    EditRequest,
+    ExemplarRequest,
+    FrozenArray,
+    InputError,
+    MakeupRequest,
+    Request,
+    load_label_map,
+    load_openpose_json,
+    model_palette,
+    needs_exemplar_map,
+    palette_for,
+    save_openpose_json,
+)
 from engine.api import render_pose as engine_render_pose
 
 from ..canvases.pose import PoseCanvas
@@ -443,7 +467,8 @@ class MakeupWorkspace(Workspace):
         self.strength = QSlider(Qt.Orientation.Horizontal)
         self.strength.setRange(0, 100)
         self.strength.setValue(100)
-        self.strength.valueChanged.connect(lambda _=0: self.schedule("preview" if self.strength.isSliderDown() else "full"))
+        self.strength.valueChanged.connect(
+            lambda _=0: self.schedule("preview" if self.strength.isSliderDown() else "full"))
         self.strength.sliderReleased.connect(lambda: self.schedule("full"))
         row.addWidget(self.strength)
         self.inputs_layout.addLayout(row)
@@ -460,7 +485,8 @@ class MakeupWorkspace(Workspace):
         return COCOSNET_SEED_UNUSED
 
     def make_request(self) -> Request:
-        missing = [p.title for p in (self.portrait, self.portrait_map, self.exemplar, self.exemplar_map) if p.image is None]
+        pickers = (self.portrait, self.portrait_map, self.exemplar, self.exemplar_map)
+        missing = [p.title for p in pickers if p.image is None]
         if missing:
             raise InputError("Makeup transfer needs: " + ", ".join(missing) + ".")
         regions = tuple(r for r, cb in self.regions.items() if cb.isChecked())

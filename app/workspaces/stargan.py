@@ -6,11 +6,31 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QRadioButton, QSlider, QSpinBox, QVBoxLayout)
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QRadioButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+)
 
-from engine.api import (domain_names, InputError, LatentStyle, ReferenceStyle, Request, StarGANInterpolateRequest,
-                        StarGANLatentRequest, StarGANReferenceRequest)
+from engine.api import (
+    InputError,
+    LatentStyle,
+    ReferenceStyle,
+    Request,
+    StarGANInterpolateRequest,
+    StarGANLatentRequest,
+    StarGANReferenceRequest,
+    domain_names,
+)
 
 from ..pickers import ImagePicker
 from .base import Workspace
@@ -37,7 +57,8 @@ class StarGANWorkspace(Workspace):
         mode_box = QGroupBox("Style from")
         mode_lay = QVBoxLayout(mode_box)
         self.mode_group = QButtonGroup(self)
-        for i, (name, label) in enumerate(zip(MODES, ("Random code (seed)", "Reference photo", "Interpolation A → B"))):
+        labels = ("Random code (seed)", "Reference photo", "Interpolation A → B")
+        for i, (name, label) in enumerate(zip(MODES, labels, strict=True)):
             rb = QRadioButton(label)
             rb.setObjectName(f"mode_{name}")
             self.mode_group.addButton(rb, i)

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..requests.base import Cancelled, InputError, ProgressCallback, Request, Result
 from ..compiled import CompileMode, StageCompiler
 from ..devices import pick_device
+from ..requests.base import Cancelled, InputError, ProgressCallback, Request, Result
 from ..weights import Manifest, build_and_load, current_manifest, default_model
 
 # Modules that register runners on import (one per user task).
@@ -214,8 +214,8 @@ def check_request(request: Request) -> None:
     import dataclasses
     import math
 
-    from ..requests.base import FrozenArray
     from ..limits import MAX_PREVIEW_SIZE, MAX_SEED, MIN_PREVIEW_SIZE, check_image_size, check_int_range
+    from ..requests.base import FrozenArray
 
     if request.preview_size is not None:
         check_int_range(request.preview_size, "preview size", MIN_PREVIEW_SIZE, MAX_PREVIEW_SIZE)
