@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtGui import QColor, QImage, QPixmap
 
 os.environ.setdefault("QT_DRIVER", "PySide6")  # qimage2ndarray: use the binding the studio uses
 import qimage2ndarray  # noqa: E402 - after the driver is chosen
@@ -39,7 +39,7 @@ def rgb_image(width: int, height: int) -> tuple[QImage, np.ndarray]:
     """A black QImage and a writable H×W×3 numpy view of its pixels, for a canvas that recolours
     parts of its display buffer in place (the view lives as long as the image)."""
     image = QImage(width, height, QImage.Format.Format_RGB32)
-    image.fill(0)
+    image.fill(QColor(0, 0, 0))  # 0xff000000: RGB32 wants an opaque alpha byte, or smooth scaling blends it
     return image, qimage2ndarray.rgb_view(image)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.api import Cancelled, FrozenArray, InputError, SceneObject, SceneRequest, SketchObjectRequest
+from engine.api import Cancelled, FrozenArray, InputError, SceneObject, SceneRequest, SketchObjectRequest, WeightsError
 from engine.nets.edgegan import CONFIGS, build
 from engine.inputs.sketch import (binarise, canny_edges, content_box, edge_map, fill_strokes, load_scene_sketch,
                                   prepare_sketch, xdog_edges)
@@ -187,7 +187,7 @@ def test_scene_task_errors(weights_dir: Path, tmp_path: Path) -> None:
     from engine.tasks.scene import request_from_json
 
     req = request_from_json(_write_scene(tmp_path), model="objects_only")
-    with pytest.raises(InputError, match="background network"):
+    with pytest.raises(WeightsError, match="background network"):  # the one "no such model" error
         _run(req)
     _register(weights_dir, "with_bg", CONFIGS["tiny"])
     assert _run(SceneRequest(**{**req.__dict__, "background_model": "with_bg"})).image.shape == (96, 160, 3)
