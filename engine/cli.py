@@ -301,7 +301,7 @@ def _message(exc: BaseException) -> str:
 
 
 def default_model(family: str, override: str = "") -> str:
-    """``--model`` if given, else the first manifest entry of the family."""
+    """``--model`` if given, else the family's default model (engine.weights.default_model, as the studio)."""
     from .weights import current_manifest, default_model as resolve
 
     return resolve(current_manifest(), family, override)
