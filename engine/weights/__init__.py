@@ -151,9 +151,12 @@ class Manifest:
     def by_family(self, family: str) -> list[WeightsEntry]:
         return [e for e in self.entries.values() if e.family == family]
 
-    def default(self, family: str) -> WeightsEntry | None:
-        """The family's default-flagged entry, else its first one; None when it has none."""
+    def default(self, family: str, *, need_background: bool = False) -> WeightsEntry | None:
+        """The one default-model rule: the family's default-flagged entry, else its first one (with
+        ``need_background``, only EdgeGAN entries that have a background network); None when none."""
         entries = self.by_family(family)
+        if need_background:
+            entries = [e for e in entries if e.config.get("background")]
         flagged = [e for e in entries if e.extra.get("default")]
         return (flagged or entries or [None])[0]
 
@@ -215,21 +218,17 @@ _HOW_TO_GET = {
 
 
 def default_model(manifest: Manifest, family: str, name: str = "", *, need_background: bool = False) -> str:
-    """The one default-model rule: ``name`` when given, else the family's entry flagged default in
-    ``manifest``, else its first one (with ``need_background``, only EdgeGAN entries that have a
-    background network). No such entry is a :class:`WeightsError` saying how to get one."""
+    """``name`` when given, else the name of :meth:`Manifest.default`; no such entry is a
+    :class:`WeightsError` saying how to get one (the CLI, the tasks and the studio all ask here)."""
     if name:
         return name
-    entries = manifest.by_family(family)
-    if need_background:
-        entries = [e for e in entries if e.config.get("background")]
-    if not entries:
+    entry = manifest.default(family, need_background=need_background)
+    if entry is None:
         what = "with a background network " if need_background else ""
         how = _HOW_TO_GET.get(family, f"import one with `i2i weights import PATH --as NAME --family {family} "
                                       "--config C`")
         raise WeightsError(f"no {family} weights {what}are registered in {manifest.path}; {how}")
-    flagged = [e for e in entries if e.extra.get("default")]
-    return (flagged or entries)[0].name
+    return entry.name
 
 
 _current: tuple[tuple[str, int, int], Manifest] | None = None
