@@ -3,12 +3,15 @@ that names the file and the problem."""
 from __future__ import annotations
 
 import json
+import os
+import sys
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Sequence
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -287,3 +290,41 @@ def save_openpose_json(path: Path | str, keypoints: np.ndarray, size: tuple[int,
         data["canvas_width"], data["canvas_height"] = int(size[0]), int(size[1])
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(data, indent=1))
+
+
+# ------------------------------------------------------------------------------ fetched third-party sources
+def cache_root() -> Path:
+    """Where ``i2i data fetch`` puts third-party sources (``I2I_DATA_CACHE`` overrides ``<repo>/.cache/i2i``)."""
+    return Path(os.environ.get("I2I_DATA_CACHE", ASSETS.parent / ".cache" / "i2i"))
+
+
+def source_dir(name: str) -> Path | None:
+    """The extracted folder of a fetched source, or None when it was not fetched."""
+    d = cache_root() / name
+    return d if (d / ".fetched").exists() else None
+
+
+def add_fetched_to_path(*names: str) -> bool:
+    """Put fetched wheels (extracted folders) on ``sys.path``; False when one was not fetched."""
+    dirs = [source_dir(n) for n in names]
+    if any(d is None for d in dirs):
+        return False
+    for d in dirs:
+        if str(d) not in sys.path:
+            sys.path.append(str(d))
+    return True
+
+
+# ------------------------------------------------------------------------------ grids
+def image_grid(images: Sequence[np.ndarray], columns: int = 4, pad: int = 4) -> np.ndarray:
+    """Images (resized to the first one's size) tiled on a white background, ``columns`` per row."""
+    h, w = images[0].shape[:2]
+    tiles = [im if im.shape[:2] == (h, w) else cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in images]
+    cols = min(columns, len(tiles))
+    rows = (len(tiles) + cols - 1) // cols
+    out = np.full((rows * h + (rows + 1) * pad, cols * w + (cols + 1) * pad, 3), 255, np.uint8)
+    for i, t in enumerate(tiles):
+        r, c = divmod(i, cols)
+        y, x = pad + r * (h + pad), pad + c * (w + pad)
+        out[y:y + h, x:x + w] = t[..., :3]
+    return out

@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..io import load_palette
+from ..io import add_fetched_to_path as _add_cache_paths
+from ..io import load_palette, source_dir
 from .common import Json, Png, Sample, source_records, warn_fallback
-from .fetch import add_fetched_to_path as _add_cache_paths, source_dir
 
 PALETTE = load_palette("celebamask_hq")
 PART = {name: i for i, name in enumerate(PALETTE.names)}

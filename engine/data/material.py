@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from ..requests.base import InputError
-from .fetch import source_dir
+from ..io import source_dir
 
 
 # --------------------------------------------------------------------------------------------

