@@ -292,6 +292,21 @@ def save_openpose_json(path: Path | str, keypoints: np.ndarray, size: tuple[int,
     Path(path).write_text(json.dumps(data, indent=1))
 
 
+def resize_nearest(labels: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """An integer map (labels, instance ids, masks) resized to ``size`` = (H, W), or a square side,
+    with PIL's nearest neighbour: what torchvision ``Resize(NEAREST)`` does in the official loaders and
+    in our training data, and never a blend of ids. Always a new array."""
+    h, w = (size, size) if isinstance(size, int) else size
+    arr = np.asarray(labels)
+    if arr.shape[:2] == (h, w):
+        return arr.copy()
+    if arr.min() >= 0 and arr.max() <= 255:
+        img = Image.fromarray(arr.astype(np.uint8), mode="L")
+    else:
+        img = Image.fromarray(arr.astype(np.int32), mode="I")
+    return np.asarray(img.resize((w, h), Image.NEAREST)).astype(arr.dtype)
+
+
 # ------------------------------------------------------------------------------ fetched third-party sources
 def cache_root() -> Path:
     """Where ``i2i data fetch`` puts third-party sources (``I2I_DATA_CACHE`` overrides ``<repo>/.cache/i2i``)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -110,29 +110,40 @@ def _load_sources(paths: Sequence[str]) -> list[tuple[str, np.ndarray]]:
     return [(Path(p).stem, load_image(p)) for p in paths]
 
 
+def _translate_sources(args: argparse.Namespace, size: int, columns: Sequence[tuple[str, Callable[[np.ndarray], Request]]],
+                       top_row: list[np.ndarray | None] | None, done: str) -> int:
+    """Run one request per (source, column) in the command's session; write one grid (a source per
+    row, ``top_row`` above) with ``--grid``, else one file per output tagged ``<source>_<column>``."""
+    sources = _load_sources(args.source)
+    outputs: dict[str, np.ndarray] = {}
+    rows: list[list[np.ndarray | None]] = [top_row] if top_row else []
+    for tag, img in sources:
+        row: list[np.ndarray | None] = [_resized(img, size)]
+        for column, make_request in columns:
+            result = run_task(make_request(img)).image
+            outputs[f"{tag}_{column}"] = result
+            row.append(_resized(result, size))
+        rows.append(row)
+    if args.grid:
+        save_image(args.out, _grid(rows, size))
+        print(f"wrote {args.out} ({len(sources)} sources × {done})")
+    else:
+        _write_many(Path(args.out), outputs)
+    return 0
+
+
 def _cmd_latent(args: argparse.Namespace) -> int:
     name, names, size = _model_info(args)
     args.model = name
     domain = _domain_index(args.domain, names)
-    sources = _load_sources(args.source)
     seeds = [args.seed + k for k in range(args.num)]
-    outputs: dict[str, np.ndarray] = {}
-    rows: list[list[np.ndarray | None]] = []
-    for tag, img in sources:
-        row: list[np.ndarray | None] = [_resized(img, size)]
-        for seed in seeds:
-            req = StarGANLatentRequest(source=FrozenArray(img), target_domain=domain, psi=args.psi, seed=seed,
-                                       **_common(args))
-            result = _resized(run_task(req).image, size)
-            outputs[f"{tag}_{names[domain]}_s{seed}"] = result
-            row.append(result)
-        rows.append(row)
-    if args.grid:
-        save_image(args.out, _grid(rows, size))
-        print(f"wrote {args.out} ({len(sources)} sources × {len(seeds)} seeds, target {names[domain]})")
-    else:
-        _write_many(Path(args.out), outputs)
-    return 0
+
+    def latent(seed: int) -> Callable[[np.ndarray], Request]:
+        return lambda img: StarGANLatentRequest(source=FrozenArray(img), target_domain=domain, psi=args.psi, seed=seed,
+                                                **_common(args))
+
+    return _translate_sources(args, size, [(f"{names[domain]}_s{seed}", latent(seed)) for seed in seeds], None,
+                              f"{len(seeds)} seeds, target {names[domain]}")
 
 
 def _cmd_reference(args: argparse.Namespace) -> int:
@@ -143,25 +154,15 @@ def _cmd_reference(args: argparse.Namespace) -> int:
     if len(doms) not in (1, len(refs)):
         raise InputError(f"give one --ref-domain for all references or one per reference ({len(refs)})")
     domains = [_domain_index(d, names) for d in (doms * len(refs) if len(doms) == 1 else doms)]
-    sources = _load_sources(args.source)
-    outputs: dict[str, np.ndarray] = {}
+
+    def reference(ref: np.ndarray, domain: int) -> Callable[[np.ndarray], Request]:
+        return lambda img: StarGANReferenceRequest(source=FrozenArray(img), reference=FrozenArray(ref),
+                                                   reference_domain=domain, seed=args.seed, **_common(args))
+
     # Paper layout: references along the top, sources down the left, translations in the cells.
-    rows: list[list[np.ndarray | None]] = [[None] + [_resized(r, size) for _, r in refs]]
-    for tag, img in sources:
-        row: list[np.ndarray | None] = [_resized(img, size)]
-        for (rtag, ref), dom in zip(refs, domains):
-            req = StarGANReferenceRequest(source=FrozenArray(img), reference=FrozenArray(ref), reference_domain=dom,
-                                          seed=args.seed, **_common(args))
-            result = _resized(run_task(req).image, size)
-            outputs[f"{tag}_{rtag}"] = result
-            row.append(result)
-        rows.append(row)
-    if args.grid:
-        save_image(args.out, _grid(rows, size))
-        print(f"wrote {args.out} ({len(sources)} sources × {len(refs)} references)")
-    else:
-        _write_many(Path(args.out), outputs)
-    return 0
+    top_row: list[np.ndarray | None] = [None] + [_resized(r, size) for _, r in refs]
+    return _translate_sources(args, size, [(rtag, reference(ref, dom)) for (rtag, ref), dom in zip(refs, domains, strict=True)],
+                              top_row, f"{len(refs)} references")
 
 
 def _cmd_interpolate(args: argparse.Namespace) -> int:
@@ -175,24 +176,13 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
         alphas = [float(a) for a in np.linspace(0.0, 1.0, args.steps)]
     else:
         alphas = [args.alpha]
-    sources = _load_sources(args.source)
-    outputs: dict[str, np.ndarray] = {}
-    rows: list[list[np.ndarray | None]] = []
-    for tag, img in sources:
-        row: list[np.ndarray | None] = [_resized(img, size)]
-        for alpha in alphas:
-            req = StarGANInterpolateRequest(source=FrozenArray(img), style_a=style_a, style_b=style_b, alpha=alpha,
-                                            seed=args.seed, **_common(args))
-            result = _resized(run_task(req).image, size)
-            outputs[f"{tag}_a{alpha:.3f}"] = result
-            row.append(result)
-        rows.append(row)
-    if args.grid:
-        save_image(args.out, _grid(rows, size))
-        print(f"wrote {args.out} ({len(sources)} sources × {len(alphas)} alphas)")
-    else:
-        _write_many(Path(args.out), outputs)
-    return 0
+
+    def interpolate(alpha: float) -> Callable[[np.ndarray], Request]:
+        return lambda img: StarGANInterpolateRequest(source=FrozenArray(img), style_a=style_a, style_b=style_b,
+                                                     alpha=alpha, seed=args.seed, **_common(args))
+
+    return _translate_sources(args, size, [(f"a{alpha:.3f}", interpolate(alpha)) for alpha in alphas], None,
+                              f"{len(alphas)} alphas")
 
 
 EXAMPLE_FACES = "assets/examples/faces"

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..requests.base import InputError, Result
 from ..requests.cocosnet import EditRequest
-from ..inputs.cocosnet import resize_nearest
+from ..io import resize_nearest
 from ..limits import MAX_MASK_GROW
 from . import TaskContext, runner
 from .exemplar import _array, _check_photo, resize_rgb, resolve_model, translate
@@ -19,7 +19,7 @@ from .exemplar import _array, _check_photo, resize_rgb, resolve_model, translate
 def changed_mask(original: np.ndarray, edited: np.ndarray, shape_hw: tuple[int, int], grow: int) -> np.ndarray:
     """Float H×W in [0, 1]: 1 where the label changed (grown by ``grow`` px, then feathered), at ``shape_hw``."""
     changed = (np.asarray(original) != np.asarray(edited)).astype(np.uint8)
-    core = resize_nearest(changed, (shape_hw[1], shape_hw[0])).astype(np.float32)
+    core = resize_nearest(changed, shape_hw).astype(np.float32)
     if grow <= 0:
         return core
     # The seam is grown and feathered at most MAX_MASK_GROW px wide, on a copy scaled down so that

@@ -13,9 +13,8 @@ import numpy as np
 
 from ..requests.base import InputError, Result
 from ..requests.cocosnet import MakeupRequest
-from ..inputs.cocosnet import (
-    celebamask_names, resize_nearest,
-)
+from ..inputs.cocosnet import celebamask_names
+from ..io import resize_nearest
 from . import TaskContext, runner
 from .edit import paste_back
 from .exemplar import _array, _check_photo, resize_rgb, resolve_model, translate
@@ -78,7 +77,7 @@ def run_makeup(request: MakeupRequest, ctx: TaskContext) -> Result:
                     precision=request.precision, seed=request.seed)
     shape = portrait.shape[:2]
     generated = resize_rgb(out.image, shape)
-    pmap_full = resize_nearest(pmap, (shape[1], shape[0]))
+    pmap_full = resize_nearest(pmap, shape)
     if request.regions:
         mask = region_mask(pmap_full, request.regions)
     else:

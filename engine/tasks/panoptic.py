@@ -16,8 +16,8 @@ import torch
 from ..requests.base import InputError, Result
 from ..requests.panoptic import PanopticRequest
 from ..devices import precision_context
-from ..io import load_palette
-from ..inputs.panoptic import check_pair, conditioning, edges_image, resize_nearest
+from ..io import load_palette, resize_nearest
+from ..inputs.panoptic import check_pair, conditioning, edges_image
 from . import TaskContext, runner, to_uint8_image
 
 FAMILY = "panoptic"

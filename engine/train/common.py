@@ -22,7 +22,9 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from ..io import image_grid
 from ..requests.base import InputError
+from ..tasks import to_uint8_image
 from ..weights import read_safetensors, read_torch_file, save_state_dicts, split_subnets
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
@@ -148,25 +150,13 @@ def load_checkpoint(folder: Path, nets: Mapping[str, nn.Module],
 
 
 # ---------------------------------------------------------------------------------- images
-def tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(C,H,W) in [-1,1] (C = 1 or 3) -> H×W×3 uint8."""
-    x = x.detach().float().cpu().clamp(-1, 1)
-    if x.shape[0] == 1:
-        x = x.expand(3, -1, -1)
-    return ((x[:3] + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-
-
 def save_grid(path: Path, rows: Sequence[torch.Tensor], pad: int = 2) -> Path:
     """Save a grid PNG: each entry of ``rows`` is a (N, C, H, W) batch in [-1, 1] shown as one row.
     Rows may have different channel counts (1 or 3) but share H, W."""
-    rows = [r.detach() for r in rows]
     n = max(r.shape[0] for r in rows)
-    h, w = rows[0].shape[2], rows[0].shape[3]
-    canvas = np.full((len(rows) * (h + pad) + pad, n * (w + pad) + pad, 3), 255, np.uint8)
-    for i, r in enumerate(rows):
-        for j in range(r.shape[0]):
-            y, x = pad + i * (h + pad), pad + j * (w + pad)
-            canvas[y:y + h, x:x + w] = tensor_to_uint8(r[j])
+    blank = np.full((rows[0].shape[2], rows[0].shape[3], 3), 255, np.uint8)  # a short row ends in white
+    cells = [to_uint8_image(r[j]) if j < r.shape[0] else blank for r in rows for j in range(n)]
+    canvas = image_grid(cells, columns=n, pad=pad)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(canvas).save(path)
