@@ -9,13 +9,22 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..progress import end_line
 from ..requests.base import EngineError
 from . import data, evaluate, generate, tools, train, weights
-from .common import (CliError, CliGroups, FolderMode, OneLineParser, check_output_files, error_message, folder_input,
-                     reset_session, run_over_folder)
+from .common import (
+    CliError,
+    CliGroups,
+    FolderMode,
+    OneLineParser,
+    check_output_files,
+    error_message,
+    folder_input,
+    reset_session,
+    run_over_folder,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,9 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     top = parser.add_subparsers(dest="command", required=True)
     weights.add_commands(top)  # first in the help
-    generate_group = top.add_parser("generate", help="run a synthesis task and write images").add_subparsers(dest="task", required=True)
+    generate_group = top.add_parser("generate", help="run a synthesis task and write images").add_subparsers(
+        dest="task", required=True)
     train_group = top.add_parser("train", help="train a generator family").add_subparsers(dest="family", required=True)
-    data_group = top.add_parser("data", help="build and inspect training data").add_subparsers(dest="data_cmd", required=True)
+    data_group = top.add_parser("data", help="build and inspect training data").add_subparsers(
+        dest="data_cmd", required=True)
     groups = CliGroups(generate=generate_group, train=train_group, data=data_group, top=top)
     tools.register(groups)
     generate.register(groups)

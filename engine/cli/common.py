@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from ..devices import configure_threads
 from ..limits import MAX_PREVIEW_SIZE, MAX_SEED, MIN_PREVIEW_SIZE, printable
@@ -99,7 +99,8 @@ def add_common_generate_args(p: argparse.ArgumentParser, *, model_help: str = ""
     if examples:
         p.epilog = "examples (from the repository folder):\n" + "\n".join(f"  {e}" for e in examples)
         p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.add_argument("--model", default="", help=model_help or "weights manifest entry (default: the family's default model)")
+    p.add_argument("--model", default="",
+                   help=model_help or "weights manifest entry (default: the family's default model)")
     p.add_argument("--seed", type=int_arg(0, MAX_SEED), default=0, help="random seed (default 0)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="compute device")
     p.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
@@ -290,5 +291,6 @@ def default_model(family: str, override: str = "") -> str:
     entry = Manifest().default(family)
     if entry is None:
         raise CliError(f"no {family} weights are registered; import official ones with "
-                       f"`i2i weights import PATH --as NAME --family {family} --config C` or train with `i2i train {family}`")
+                       f"`i2i weights import PATH --as NAME --family {family} --config C` or train with "
+                       f"`i2i train {family}`")
     return entry.name

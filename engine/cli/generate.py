@@ -3,8 +3,9 @@ session, write the images. The computation lives in :mod:`engine.tasks`."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -12,8 +13,16 @@ from PIL import Image
 from ..inputs.cocosnet import face_landmarks_from_photo, parsing_from_landmarks68, pose_from_photo
 from ..inputs.panoptic import import_coco_panoptic, load_panoptic, panoptic_ids
 from ..inputs.sketch import load_scene_sketch
-from ..io import (image_grid, load_grey, load_image, load_label_map, load_openpose_canvas, load_openpose_json,
-                  load_palette, save_image)
+from ..io import (
+    image_grid,
+    load_grey,
+    load_image,
+    load_label_map,
+    load_openpose_canvas,
+    load_openpose_json,
+    load_palette,
+    save_image,
+)
 from ..limits import MAX_OUTPUTS, MAX_SEED, MAX_STEPS, check_int_range, finite_number
 from ..nets.cocosnet import CONFIGS
 from ..nets.edgegan import class_names
@@ -22,16 +31,31 @@ from ..requests.base import FrozenArray, InputError, Request
 from ..requests.cocosnet import EditRequest, ExemplarRequest, MakeupRegion, MakeupRequest
 from ..requests.edgegan import SceneObject, SceneRequest, SketchObjectRequest
 from ..requests.panoptic import PanopticRequest
-from ..requests.stargan2 import (LatentStyle, ReferenceStyle, StarGANInterpolateRequest, StarGANLatentRequest,
-                                 StarGANReferenceRequest, Style)
+from ..requests.stargan2 import (
+    LatentStyle,
+    ReferenceStyle,
+    StarGANInterpolateRequest,
+    StarGANLatentRequest,
+    StarGANReferenceRequest,
+    Style,
+)
 from ..tasks.exemplar import FAMILY as COCOSNET
 from ..tasks.makeup import REGION_PARTS
 from ..tasks.panoptic import FAMILY as PANOPTIC
 from ..tasks.sketch import FAMILY as EDGEGAN
 from ..tasks.stargan import FAMILY as STARGAN2
 from ..weights import Manifest
-from .common import (IMAGE_SUFFIXES, CliError, CliGroups, FolderMode, add_common_generate_args, default_model,
-                     float_arg, int_arg, run_task)
+from .common import (
+    IMAGE_SUFFIXES,
+    CliError,
+    CliGroups,
+    FolderMode,
+    add_common_generate_args,
+    default_model,
+    float_arg,
+    int_arg,
+    run_task,
+)
 
 
 def register(groups: CliGroups) -> None:
@@ -110,7 +134,8 @@ def _load_sources(paths: Sequence[str]) -> list[tuple[str, np.ndarray]]:
     return [(Path(p).stem, load_image(p)) for p in paths]
 
 
-def _translate_sources(args: argparse.Namespace, size: int, columns: Sequence[tuple[str, Callable[[np.ndarray], Request]]],
+def _translate_sources(args: argparse.Namespace, size: int,
+                       columns: Sequence[tuple[str, Callable[[np.ndarray], Request]]],
                        top_row: list[np.ndarray | None] | None, done: str) -> int:
     """Run one request per (source, column) in the command's session; write one grid (a source per
     row, ``top_row`` above) with ``--grid``, else one file per output tagged ``<source>_<column>``."""
@@ -161,8 +186,8 @@ def _cmd_reference(args: argparse.Namespace) -> int:
 
     # Paper layout: references along the top, sources down the left, translations in the cells.
     top_row: list[np.ndarray | None] = [None] + [_resized(r, size) for _, r in refs]
-    return _translate_sources(args, size, [(rtag, reference(ref, dom)) for (rtag, ref), dom in zip(refs, domains, strict=True)],
-                              top_row, f"{len(refs)} references")
+    columns = [(rtag, reference(ref, dom)) for (rtag, ref), dom in zip(refs, domains, strict=True)]
+    return _translate_sources(args, size, columns, top_row, f"{len(refs)} references")
 
 
 def _cmd_interpolate(args: argparse.Namespace) -> int:
@@ -191,25 +216,30 @@ EXAMPLE_FACES = "assets/examples/faces"
 def _register_stargan2(groups: CliGroups) -> None:
     F = EXAMPLE_FACES
     folder = FolderMode(input="source")
-    p = groups.generate.add_parser("stargan2-latent", help="StarGAN v2: translate with random styles of a target domain")
+    p = groups.generate.add_parser("stargan2-latent",
+                                   help="StarGAN v2: translate with random styles of a target domain")
     p.add_argument("--source", "--input", dest="source", nargs="+", required=True,
                    help="source image(s), any size, or one folder of them (then --out is a folder)")
     p.add_argument("--domain", required=True, help="target domain (name or index, e.g. male or 1)")
-    p.add_argument("--psi", type=float_arg(-10.0, 10.0), default=1.0, help="truncation: lerp(average style, style, psi) (default 1)")
+    p.add_argument("--psi", type=float_arg(-10.0, 10.0), default=1.0,
+                   help="truncation: lerp(average style, style, psi) (default 1)")
     p.add_argument("--num", type=int_arg(1, MAX_OUTPUTS), default=1,
                    help=f"outputs per source, seeds SEED, SEED+1, … (default 1, at most {MAX_OUTPUTS})")
     p.add_argument("--out", required=True, help="output PNG (several outputs get _<source>_<seed> suffixes)")
     p.add_argument("--grid", action="store_true", help="write one grid: sources × seeds")
     add_common_generate_args(p, folder=folder, examples=(
-        f"i2i generate stargan2-latent --source {F}/female_000019.png --domain male --num 3 --grid --out out/latent.png",
+        f"i2i generate stargan2-latent --source {F}/female_000019.png --domain male --num 3 --grid "
+        f"--out out/latent.png",
         f"i2i generate stargan2-latent --input {F} --domain female --out out/latent/"))
     p.set_defaults(func=_cmd_latent)
 
-    p = groups.generate.add_parser("stargan2-reference", help="StarGAN v2: translate with the style of reference photo(s)")
+    p = groups.generate.add_parser("stargan2-reference",
+                                   help="StarGAN v2: translate with the style of reference photo(s)")
     p.add_argument("--source", "--input", dest="source", nargs="+", required=True,
                    help="source image(s), or one folder of them (then --out is a folder)")
     p.add_argument("--reference", nargs="+", required=True, help="reference image(s)")
-    p.add_argument("--ref-domain", nargs="+", required=True, help="domain of the references (one, or one per reference)")
+    p.add_argument("--ref-domain", nargs="+", required=True,
+                   help="domain of the references (one, or one per reference)")
     p.add_argument("--out", required=True, help="output PNG (several outputs get _<source>_<reference> suffixes)")
     p.add_argument("--grid", action="store_true", help="write the paper-style grid: references on top, sources left")
     add_common_generate_args(p, folder=folder, examples=(
@@ -279,7 +309,8 @@ def pick_model(config: str | None, model: str) -> str:
     return (default or found)[0].name
 
 
-def read_semantics(path: str, config_name: str, model: str) -> tuple[np.ndarray | None, np.ndarray | None, tuple[int, int] | None]:
+def read_semantics(path: str, config_name: str,
+                   model: str) -> tuple[np.ndarray | None, np.ndarray | None, tuple[int, int] | None]:
     """(label map, keypoints, canvas size) from a PNG label/parsing map or an OpenPose JSON."""
     kind = Manifest().get(model).config.get("input_kind", "labels")
     if kind == "pose" and not path.lower().endswith(".json"):
@@ -336,7 +367,8 @@ def _register_cocosnet(groups: CliGroups) -> None:
                         "or a folder of them (then --out is a folder)")
     p.add_argument("--exemplar", required=True, help="exemplar photo")
     p.add_argument("--exemplar-map", default=None, help="the exemplar's own map / pose JSON (maskmix models need it)")
-    p.add_argument("--input-photo", default=None, help="celebahqedge: photo behind --input (adds hair/background edges)")
+    p.add_argument("--input-photo", default=None,
+                   help="celebahqedge: photo behind --input (adds hair/background edges)")
     p.add_argument("--out", required=True, help="output image")
     p.add_argument("--save-warp", default=None, help="also write the warped exemplar here")
     ex = "assets/examples"
@@ -418,7 +450,8 @@ def _register_makeup(groups: CliGroups) -> None:
                         "default: from dlib face landmarks, optional extra)")
     p.add_argument("--exemplar", required=True, help="a face wearing the makeup")
     p.add_argument("--exemplar-map", default=None, help="the exemplar's face parsing map (default: from landmarks)")
-    p.add_argument("--regions", default="lips,eyes,skin", help="comma list of lips, eyes, skin, brows (empty: whole image)")
+    p.add_argument("--regions", default="lips,eyes,skin",
+                   help="comma list of lips, eyes, skin, brows (empty: whole image)")
     p.add_argument("--strength", type=float_arg(0.0, 1.0), default=1.0, help="blend strength 0..1")
     p.add_argument("--out", required=True, help="output image")
     p.add_argument("--save-warp", default=None, help="also write the warped exemplar here")
@@ -433,7 +466,7 @@ def _register_makeup(groups: CliGroups) -> None:
 
 
 # ------------------------------------------------------------------------------ panoptic
-def _cmd_generate(args: argparse.Namespace) -> int:
+def _cmd_panoptic(args: argparse.Namespace) -> int:
     model = default_model(PANOPTIC, args.model)
     config = Manifest().get(model).config
     if args.coco_png:
@@ -467,8 +500,10 @@ def _register_panoptic(groups: CliGroups) -> None:
     p = groups.generate.add_parser("panoptic", help="panoptic map (labels + instance ids) → image; "
                                                     "SPADE models run semantic-only")
     p.add_argument("--labels", "--input", dest="labels",
-                   help="label map: indexed/grey PNG (or RGB with --palette); or a folder of them (then --out is a folder)")
-    p.add_argument("--instances", help="instance-id map: 16-bit PNG (stuff = class index, thing k of class c = c·1000+k); "
+                   help="label map: indexed/grey PNG (or RGB with --palette); or a folder of them "
+                        "(then --out is a folder)")
+    p.add_argument("--instances", help="instance-id map: 16-bit PNG (stuff = class index, "
+                                       "thing k of class c = c·1000+k); "
                                        "a folder: <labels stem>.png")
     p.add_argument("--coco-png", help="instead of --labels/--instances: a COCO panoptic PNG …")
     p.add_argument("--coco-json", help="… and its panoptic JSON (segments_info)")
@@ -482,7 +517,7 @@ def _register_panoptic(groups: CliGroups) -> None:
         f"i2i generate panoptic --labels {ex}/scene_000019.png --instances {ex}/instances/scene_000019.png "
         f"--out out/panoptic.png --save-edges out/panoptic_edges.png",
         f"i2i generate panoptic --input {ex} --instances {ex}/instances --out out/panoptic/"))
-    p.set_defaults(func=_cmd_generate)
+    p.set_defaults(func=_cmd_panoptic)
 
 
 # ------------------------------------------------------------------------------ EdgeGAN: sketch, scene
@@ -505,7 +540,7 @@ def _class_help() -> str:
     """``--class`` help naming the default model's classes (read from the manifest, never fatal)."""
     try:
         entry = Manifest().default(EDGEGAN)
-    except Exception:  # noqa: BLE001 - a broken manifest is reported by the command, not by --help
+    except Exception:  # a broken manifest is reported by the command, not by --help
         entry = None
     if entry is None:
         return "object class of the model (an unknown class is answered with the model's list)"
@@ -523,7 +558,8 @@ def _register_sketch(groups: CliGroups) -> None:
     p.add_argument("--triptych", action="store_true", help="write [input | edge | image] side by side instead")
     add_common_generate_args(p, folder=FolderMode(input="sketch"), examples=(
         "i2i generate sketch --sketch assets/examples/sketches/bird.png --class bird --out out/bird.png",
-        "i2i generate sketch --sketch assets/examples/sketches/bird.png --class bird --triptych --out out/bird_steps.png"))
+        "i2i generate sketch --sketch assets/examples/sketches/bird.png --class bird --triptych "
+        "--out out/bird_steps.png"))
     p.set_defaults(func=_cmd_sketch)
 
 

@@ -23,7 +23,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     try:
         import torchvision
         print(f"torchvision {torchvision.__version__}")
-    except Exception as exc:  # noqa: BLE001 - doctor reports a broken torchvision, it does not fail
+    except Exception as exc:  # doctor reports a broken torchvision, it does not fail
         print(f"torchvision unavailable: {exc}")
     print(f"numpy       {numpy.__version__}")
     print(f"devices     {', '.join(available_devices())} (auto picks {pick_device('auto')})")

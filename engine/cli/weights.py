@@ -40,7 +40,8 @@ def _cmd_weights_verify(args: argparse.Namespace) -> int:
 def _cmd_weights_import(args: argparse.Namespace) -> int:
     entry = import_official([Path(p) for p in args.paths], name=args.name, family_name=args.family,
                             config_name=args.config, replace=args.force)
-    print(f"imported {entry.name}: {entry.family}/{entry.config_name}, {entry.bytes / 1e6:.1f} MB, sha256 {entry.sha256[:12]}…")
+    print(f"imported {entry.name}: {entry.family}/{entry.config_name}, {entry.bytes / 1e6:.1f} MB, "
+          f"sha256 {entry.sha256[:12]}…")
     return 0
 
 
@@ -61,12 +62,15 @@ def add_commands(top: argparse._SubParsersAction) -> None:
     w = top.add_parser("weights", help="list, verify, import and inspect model files")
     ws = w.add_subparsers(dest="weights_cmd", required=True)
     ws.add_parser("list", help="models in weights/manifest.json").set_defaults(func=_cmd_weights_list)
-    ws.add_parser("verify", help="check every file: verified / missing / mismatch / unreadable").set_defaults(func=_cmd_weights_verify)
+    ws.add_parser("verify", help="check every file: verified / missing / mismatch / unreadable").set_defaults(
+        func=_cmd_weights_verify)
     p = ws.add_parser("import", help="convert an official checkpoint, check it and register it")
-    p.add_argument("paths", nargs="+", help="official file(s), e.g. 100000_nets_ema.ckpt or latest_net_G.pth latest_net_Corr.pth")
+    p.add_argument("paths", nargs="+",
+                   help="official file(s), e.g. 100000_nets_ema.ckpt or latest_net_G.pth latest_net_Corr.pth")
     p.add_argument("--as", dest="name", required=True, help="manifest name for the model")
     p.add_argument("--family", required=True, help="stargan2 | cocosnet | panoptic | edgegan")
-    p.add_argument("--config", required=True, help="released configuration, e.g. celeba_hq, ade20k, spade_coco, class14")
+    p.add_argument("--config", required=True,
+                   help="released configuration, e.g. celeba_hq, ade20k, spade_coco, class14")
     p.add_argument("--force", action="store_true", help="replace a model already registered under this name")
     p.set_defaults(func=_cmd_weights_import)
     p = ws.add_parser("keys", help="print the state dict our architecture expects (manifest JSON format)")

@@ -8,7 +8,8 @@ style image is cached per image, so a new seed reruns only the generator.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -100,7 +101,8 @@ def run(request: PanopticRequest, ctx: TaskContext) -> Result:
     return ctx.result(to_uint8_image(out), aux)
 
 
-def _style_code(request: PanopticRequest, ctx: TaskContext, nets: Mapping[str, torch.nn.Module], name: str) -> torch.Tensor:
+def _style_code(request: PanopticRequest, ctx: TaskContext, nets: Mapping[str, torch.nn.Module],
+                name: str) -> torch.Tensor:
     """z from the VAE encoder on the style image (μ + σ·ε with ε from the seed), or N(0, I) from the seed."""
     from ..nets.panoptic import reparameterize
 
