@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .limits import check_image_size, finite_number, load_json
+from .limits import MAX_CANVAS_SIDE, check_image_size, check_int_range, finite_number, load_json, printable
 from .requests.base import InputError
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -155,8 +155,6 @@ PALETTES = ("ade20k", "celebamask_hq", "coco_panoptic", "coco_stuff", "scenes")
 @cache
 def load_palette(name: str) -> Palette:
     """A palette from ``assets/palettes/<name>.json`` ({"names": [...], "colors": [[r,g,b],...], ...})."""
-    from .limits import printable
-
     folder = ASSETS / "palettes"
     if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum() or not name.isascii():
         raise InputError(f"unknown palette {printable(name)!r}: a palette is named by its file in {folder} "
@@ -277,8 +275,6 @@ def load_openpose_json(path: Path | str) -> np.ndarray:
 
 def load_openpose_canvas(path: Path | str) -> tuple[int, int] | None:
     """The ``canvas_width``/``canvas_height`` an OpenPose JSON names (None when absent), within limits."""
-    from .limits import MAX_CANVAS_SIDE, check_int_range
-
     raw = load_json(path, "OpenPose JSON")
     if not isinstance(raw, dict) or "canvas_width" not in raw or "canvas_height" not in raw:
         return None

@@ -167,8 +167,10 @@ def _cmd_latent(args: argparse.Namespace) -> int:
         return lambda img: StarGANLatentRequest(source=FrozenArray(img), target_domain=domain, psi=args.psi, seed=seed,
                                                 **_common(args))
 
-    return _translate_sources(args, size, [(f"{names[domain]}_s{seed}", latent(seed)) for seed in seeds], None,
-                              f"{len(seeds)} seeds, target {names[domain]}")
+    # an out-of-range domain is refused by the task itself, with the model's domain list
+    target = names[domain] if 0 <= domain < len(names) else str(domain)
+    return _translate_sources(args, size, [(f"{target}_s{seed}", latent(seed)) for seed in seeds], None,
+                              f"{len(seeds)} seeds, target {target}")
 
 
 def _cmd_reference(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from ..requests.panoptic import PanopticRequest
 from ..devices import precision_context
 from ..io import load_palette, resize_nearest
 from ..inputs.panoptic import check_pair, conditioning, edges_image
+from ..nets.panoptic import _NUM_UPSAMPLINGS, preview_grid, reparameterize
 from . import TaskContext, runner, to_uint8_image
 
 FAMILY = "panoptic"
@@ -38,8 +39,6 @@ def _default_model_name() -> str:
 
 def working_size(config: Mapping[str, Any], preview_size: int | None) -> tuple[int, int]:
     """(H, W) the generator runs at."""
-    from ..nets.panoptic import _NUM_UPSAMPLINGS, preview_grid
-
     m = 2 ** _NUM_UPSAMPLINGS[config.get("num_upsampling_layers", "normal")]
     W = int(config.get("crop_size", 256))
     H = int(round(W / float(config.get("aspect_ratio", 1.0))))
@@ -104,8 +103,6 @@ def run(request: PanopticRequest, ctx: TaskContext) -> Result:
 def _style_code(request: PanopticRequest, ctx: TaskContext, nets: Mapping[str, torch.nn.Module],
                 name: str) -> torch.Tensor:
     """z from the VAE encoder on the style image (μ + σ·ε with ε from the seed), or N(0, I) from the seed."""
-    from ..nets.panoptic import reparameterize
-
     config = ctx.models.entry(name).config
     gen = torch.Generator().manual_seed(int(request.seed))
     if request.style_image is None:
