@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from engine import cli
-from engine.cli import common as cli_common
 from engine.api import InputError, MissingDependencyError
+from engine.cli import common as cli_common
 from engine.weights import REPO_ROOT
 
 from .test_app_workspaces import register_tiny
@@ -193,8 +193,8 @@ def test_eval_reads_generated_folders_of_every_split_and_names_its_naming(in_use
     A split a build lacks and a badly named folder are explained."""
     import warnings
 
-    from engine.data.recipes import build
     from engine.data.common import DataWarning
+    from engine.data.recipes import build
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)  # procedural stand-ins on a fresh clone

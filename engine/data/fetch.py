@@ -21,7 +21,6 @@ from ..io import cache_root
 from ..requests.base import InputError
 
 
-
 @dataclass(frozen=True)
 class Source:
     """One package a recipe may draw from."""

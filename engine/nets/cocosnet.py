@@ -367,7 +367,8 @@ class NLayerDiscriminator(nn.Module):
                     nc //= 2
                 dec += [nn.Conv2d(nc, semantic_nc, 3, padding=1)]
                 self.dec = nn.Sequential(*dec)
-            sequence += [[spectral_instance(nn.Conv2d(nf_prev, nf, kw, stride=stride, padding=padw)), nn.LeakyReLU(0.2)]]
+            conv = nn.Conv2d(nf_prev, nf, kw, stride=stride, padding=padw)
+            sequence += [[spectral_instance(conv), nn.LeakyReLU(0.2)]]
         sequence += [[nn.Conv2d(nf, 1, kw, stride=1, padding=padw)]]
         self.n_models = len(sequence)
         for n, layers in enumerate(sequence):
