@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import count_flops, print_table, psnr, sgemm_gflops, write_results  # noqa: E402
 from engine.devices import (CPU_FLAGS_OF_INTEREST, cpu_flags, cpu_name, native_bf16,  # noqa: E402
                             write_bf16_verdict)
+from engine.tasks import to_uint8_image  # noqa: E402 - after the sys.path line above
 
 SIZE = 256
 
@@ -67,12 +68,6 @@ def loadavg() -> list[float]:
         return [round(v, 2) for v in os.getloadavg()]
     except OSError:
         return []
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    from engine.tasks import to_uint8_image
-
-    return to_uint8_image(x)
 
 
 def image_psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -267,7 +262,7 @@ def measure(case: Case, rounds: int) -> dict[str, Any]:
             t = time.perf_counter()
             outs[side] = fn(i)
             (eager_s if side == "eager" else ours_s).append(time.perf_counter() - t)
-        quality.append(image_psnr(outs["ours"], to_uint8(outs["eager"])))
+        quality.append(image_psnr(outs["ours"], to_uint8_image(outs["eager"])))
     sgemm_after = sgemm_gflops(n=1024, repeats=3)
     eager_med, ours_med = statistics.median(eager_s), statistics.median(ours_s)
     row = {

@@ -3,17 +3,21 @@ that names the file and the problem."""
 from __future__ import annotations
 
 import json
+import os
+import sys
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .limits import MAX_CANVAS_SIDE, check_image_size, check_int_range, finite_number, load_json, printable
 from .requests.base import InputError
-from .limits import check_image_size, finite_number, load_json
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
@@ -125,7 +129,8 @@ class Palette:
         """H×W×3 colours -> H×W label map via a packed-colour lookup. Unknown colours raise (strict)
         or map to the nearest palette colour."""
         packed = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
-        keys = (self.colors[:, 0].astype(np.int64) << 16) | (self.colors[:, 1].astype(np.int64) << 8) | self.colors[:, 2]
+        colors = self.colors.astype(np.int64)
+        keys = (colors[:, 0] << 16) | (colors[:, 1] << 8) | colors[:, 2]
         order = np.argsort(keys, kind="stable")
         sorted_keys = keys[order]
         pos = np.clip(np.searchsorted(sorted_keys, packed), 0, len(sorted_keys) - 1)
@@ -147,11 +152,9 @@ class Palette:
 PALETTES = ("ade20k", "celebamask_hq", "coco_panoptic", "coco_stuff", "scenes")
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_palette(name: str) -> Palette:
     """A palette from ``assets/palettes/<name>.json`` ({"names": [...], "colors": [[r,g,b],...], ...})."""
-    from .limits import printable
-
     folder = ASSETS / "palettes"
     if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum() or not name.isascii():
         raise InputError(f"unknown palette {printable(name)!r}: a palette is named by its file in {folder} "
@@ -183,7 +186,8 @@ def load_label_map(path: Path | str, palette: Palette | None = None, num_classes
         raise InputError(f"{path} is a colour image; a label map must be an indexed or greyscale PNG "
                          f"(or name its palette so colours can be decoded)")
     if num_classes is not None and labels.size and (labels.max() >= num_classes or labels.min() < 0):
-        raise InputError(f"{path} has label {int(labels.max())}, but this model knows {num_classes} classes (0..{num_classes - 1})")
+        raise InputError(f"{path} has label {int(labels.max())}, but this model knows {num_classes} classes "
+                         f"(0..{num_classes - 1})")
     return labels
 
 
@@ -271,8 +275,6 @@ def load_openpose_json(path: Path | str) -> np.ndarray:
 
 def load_openpose_canvas(path: Path | str) -> tuple[int, int] | None:
     """The ``canvas_width``/``canvas_height`` an OpenPose JSON names (None when absent), within limits."""
-    from .limits import MAX_CANVAS_SIDE, check_int_range
-
     raw = load_json(path, "OpenPose JSON")
     if not isinstance(raw, dict) or "canvas_width" not in raw or "canvas_height" not in raw:
         return None
@@ -289,13 +291,47 @@ def save_openpose_json(path: Path | str, keypoints: np.ndarray, size: tuple[int,
     Path(path).write_text(json.dumps(data, indent=1))
 
 
-from collections.abc import Sequence  # noqa: E402 - kept beside image_grid until the merge (helper B adds the same)
+def resize_nearest(labels: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """An integer map (labels, instance ids, masks) resized to ``size`` = (H, W), or a square side,
+    with PIL's nearest neighbour: what torchvision ``Resize(NEAREST)`` does in the official loaders and
+    in our training data, and never a blend of ids. Always a new array."""
+    h, w = (size, size) if isinstance(size, int) else size
+    arr = np.asarray(labels)
+    if arr.shape[:2] == (h, w):
+        return arr.copy()
+    if arr.min() >= 0 and arr.max() <= 255:
+        img = Image.fromarray(arr.astype(np.uint8), mode="L")
+    else:
+        img = Image.fromarray(arr.astype(np.int32), mode="I")
+    return np.asarray(img.resize((w, h), Image.NEAREST)).astype(arr.dtype)
 
 
+# ------------------------------------------------------------------------------ fetched third-party sources
+def cache_root() -> Path:
+    """Where ``i2i data fetch`` puts third-party sources (``I2I_DATA_CACHE`` overrides ``<repo>/.cache/i2i``)."""
+    return Path(os.environ.get("I2I_DATA_CACHE", ASSETS.parent / ".cache" / "i2i"))
+
+
+def source_dir(name: str) -> Path | None:
+    """The extracted folder of a fetched source, or None when it was not fetched."""
+    d = cache_root() / name
+    return d if (d / ".fetched").exists() else None
+
+
+def add_fetched_to_path(*names: str) -> bool:
+    """Put fetched wheels (extracted folders) on ``sys.path``; False when one was not fetched."""
+    dirs = [source_dir(n) for n in names]
+    if any(d is None for d in dirs):
+        return False
+    for d in dirs:
+        if str(d) not in sys.path:
+            sys.path.append(str(d))
+    return True
+
+
+# ------------------------------------------------------------------------------ grids
 def image_grid(images: Sequence[np.ndarray], columns: int = 4, pad: int = 4) -> np.ndarray:
-    """Images (resized to the first one's size) tiled on a white background."""
-    import cv2
-
+    """Images (resized to the first one's size) tiled on a white background, ``columns`` per row."""
     h, w = images[0].shape[:2]
     tiles = [im if im.shape[:2] == (h, w) else cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA) for im in images]
     cols = min(columns, len(tiles))

@@ -153,7 +153,7 @@ def main() -> int:
     save_image(sheets / "edgegan_scenes.png", np.concatenate([np.concatenate(shown[:4], 1), np.concatenate(shown[4:8], 1)], 0)
                if len(shown) >= 8 else np.concatenate(shown, 1))
 
-    from engine.metrics.cli import _clean
+    from engine.metrics.evaluate import json_safe
 
     out = {"model": args.model, "model_sha256": entry.sha256, "data": str(data), "split": args.split,
            "cpu": cpu_name(), "threads": args.threads, "objects": report.get("objects"),
@@ -161,7 +161,7 @@ def main() -> int:
            "bars": {"class_accuracy": ">= 0.5", "iou_own": ">= 0.6", "iou_margin": ">= 0.15"},
            "seconds": round(time.perf_counter() - t0, 1)}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(_clean(out), indent=2) + "\n")
+    Path(args.json).write_text(json.dumps(json_safe(out), indent=2) + "\n")
     print(f"wrote {args.json} and {sheets}/edgegan_*.png in {time.perf_counter() - t0:.0f}s")
     return 0
 

@@ -14,6 +14,7 @@ import pytest
 
 from engine import cli
 from engine.api import InputError, MissingDependencyError
+from engine.cli import common as cli_common
 from engine.weights import REPO_ROOT
 
 from .test_app_workspaces import register_tiny
@@ -145,14 +146,14 @@ def test_every_generate_task_runs_over_a_folder(task, in_user_dir, capsys):
     assert f"skipped {folder / f'broken{first.suffix}'}:" in captured.err
     assert "[1/2]" in captured.err and "[2/2]" in captured.err
     assert "1 of 2 inputs done" in captured.out and "skipped 1: broken" in captured.out
-    assert cli._session is not None and cli._session.models._cache.misses <= 1
+    assert cli_common._session is not None and cli_common._session.models._cache.misses <= 1
 
 
 def test_a_folder_run_loads_the_model_once(in_user_dir, capsys):
     rc = cli.main(["generate", "panoptic", "--input", "assets/examples/maps", "--instances",
                    "assets/examples/maps/instances", "--out", "many"])
     assert rc == 0 and len(list(Path("many").glob("*.png"))) == 3
-    assert cli._session.count == 3 and cli._session.models._cache.misses == 1
+    assert cli_common._session.count == 3 and cli_common._session.models._cache.misses == 1
     assert cli.main(["generate", "panoptic", "--input", "assets/examples/maps", "--out", "one.png"]) == 2
     assert "give a folder for the outputs" in capsys.readouterr().err
 
@@ -192,8 +193,8 @@ def test_eval_reads_generated_folders_of_every_split_and_names_its_naming(in_use
     A split a build lacks and a badly named folder are explained."""
     import warnings
 
-    from engine.data.cli import build
     from engine.data.common import DataWarning
+    from engine.data.recipes import build
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)  # procedural stand-ins on a fresh clone

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 from engine.data import fetch as fetch_mod
+from engine.io import source_dir
 from engine.data.common import DataWarning, build_dataset, split_of
 from engine.io import load_image, load_instance_map, load_label_map, load_palette
 
-FETCHED = fetch_mod.source_dir("gimp-data") is not None and fetch_mod.source_dir("tuxpaint-stamps") is not None
-FACES_FETCHED = all(fetch_mod.source_dir(n) is not None for n in ("gan-face-generate", "dlib-bin", "dlib-data"))
+FETCHED = source_dir("gimp-data") is not None and source_dir("tuxpaint-stamps") is not None
+FACES_FETCHED = all(source_dir(n) is not None for n in ("gan-face-generate", "dlib-bin", "dlib-data"))
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def offline(tmp_path, monkeypatch):
 
 
 def _recipe(name: str):
-    from engine.data.cli import make_recipe
+    from engine.data.recipes import make_recipe
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         return make_recipe(name)
@@ -200,7 +201,7 @@ def test_faces_fetched(tmp_path):
 # --------------------------------------------------------------------------------------------
 # sketches
 # --------------------------------------------------------------------------------------------
-MOJI_FETCHED = all(fetch_mod.source_dir(n) is not None for n in ("openmoji", "resvg-cli"))
+MOJI_FETCHED = all(source_dir(n) is not None for n in ("openmoji", "resvg-cli"))
 
 
 def check_sketches(root: Path, n: int, size: int) -> dict[str, int]:
@@ -343,7 +344,7 @@ def test_joint_limits_hold_over_many_skeletons():
 
 def test_contact_sheets_for_each_recipe(tmp_path, offline):
     from engine.data.contact import contact_sheet
-    from engine.data.cli import make_recipe
+    from engine.data.recipes import make_recipe
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         for name, size, n in (("scenes", 32, 3), ("faces", 64, 3), ("poses", 32, 3), ("sketches", 32, 10)):
@@ -385,6 +386,6 @@ def test_fetch_records_versions_licences_and_reports_failures(tmp_path, monkeypa
         fetch_mod.fetch(["resvg-cli", "openmoji"], log=lambda m: None)
     rec = fetch_mod.fetched_records()["openmoji"]  # the failure did not stop the other source
     assert rec["version"] == "9.9.9" and rec["licences_declared"] == ["CC-BY-SA-4.0"]
-    assert fetch_mod.source_dir("openmoji") is not None and fetch_mod.source_dir("resvg-cli") is None
+    assert source_dir("openmoji") is not None and source_dir("resvg-cli") is None
     with pytest.raises(InputError, match="unknown source"):
         fetch_mod.fetch(["no-such-source"])

@@ -159,7 +159,7 @@ def test_sketch_task_default_model_and_errors(tiny_model: str) -> None:
 
 # ------------------------------------------------------------------------------ scene task
 def test_scene_task_pastes_objects_and_paints_background(tiny_model: str, tmp_path: Path) -> None:
-    from engine.tasks.scene import request_from_json
+    from engine.cli.generate import request_from_json
 
     req = request_from_json(_write_scene(tmp_path), model=tiny_model, seed=0)
     res = _run(req)
@@ -184,7 +184,7 @@ def test_scene_task_pastes_objects_and_paints_background(tiny_model: str, tmp_pa
 def test_scene_task_errors(weights_dir: Path, tmp_path: Path) -> None:
     cfg = dict(CONFIGS["tiny"], background=False)
     _register(weights_dir, "objects_only", cfg, default=True)
-    from engine.tasks.scene import request_from_json
+    from engine.cli.generate import request_from_json
 
     req = request_from_json(_write_scene(tmp_path), model="objects_only")
     with pytest.raises(WeightsError, match="background network"):  # the one "no such model" error

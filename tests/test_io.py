@@ -150,3 +150,33 @@ def test_openpose_json_round_trip_and_errors(tmp_path):
     with pytest.raises(InputError, match="54"):
         io.load_openpose_json(tmp_path / "short.json")
     assert len(io.OPENPOSE_LIMBS) == 17 and len(io.OPENPOSE_JOINTS) == 18
+
+
+@pytest.mark.parametrize("dtype, high", [(np.uint8, 200), (np.int32, 40_000)])
+def test_resize_nearest_takes_height_width_and_samples_like_torchvision(dtype, high):
+    """One nearest resize for label and instance maps: size is (H, W), pixels are PIL's nearest
+    (what torchvision Resize(NEAREST) gives the official loaders and our training data), ids never blend."""
+    arr = np.random.default_rng(1).integers(0, high, (12, 20)).astype(dtype)
+    out = io.resize_nearest(arr, (5, 7))
+    assert out.shape == (5, 7) and out.dtype == dtype
+    pil = np.asarray(Image.fromarray(arr.astype(np.int32), mode="I").resize((7, 5), Image.NEAREST))
+    assert np.array_equal(out, pil.astype(dtype))
+    assert set(np.unique(out)) <= set(np.unique(arr))
+    assert io.resize_nearest(arr, 6).shape == (6, 6)
+    same = io.resize_nearest(arr, arr.shape)
+    same[0, 0] += 1  # a new array, never a view of the caller's map
+    assert same[0, 0] != arr[0, 0]
+
+
+def test_image_grid_tiles_on_white_resizing_to_the_first_image():
+    red = np.zeros((10, 20, 3), np.uint8)
+    red[..., 0] = 255
+    blue = np.zeros((5, 5, 3), np.uint8)
+    blue[..., 2] = 255
+    grid = io.image_grid([red, blue, red], columns=2, pad=4)
+    assert grid.shape == (2 * 10 + 3 * 4, 2 * 20 + 3 * 4, 3)
+    assert (grid[4:14, 4:24] == red).all()
+    assert (grid[4:14, 28:48] == (0, 0, 255)).all()  # resized to the first image's size
+    assert (grid[18:28, 4:24] == red).all()
+    assert (grid[18:28, 28:48] == 255).all() and (grid[:4] == 255).all() and (grid[:, 24:28] == 255).all()
+    assert io.image_grid([red], columns=4).shape == (10 + 8, 20 + 8, 3)  # fewer images than columns

@@ -22,7 +22,7 @@ torch.set_num_threads(1)
 def scenes(tmp_path_factory) -> Path:
     import warnings
 
-    from engine.data.cli import build
+    from engine.data.recipes import build
     from engine.data.common import DataWarning
 
     root = tmp_path_factory.mktemp("scenes")

@@ -10,7 +10,9 @@ import numpy as np
 from PIL import Image
 
 from ..requests.base import InputError
-from ..io import OPENPOSE_LIMBS, load_image, load_instance_map, load_label_map, load_openpose_json, load_palette
+from ..inputs.cocosnet import render_pose
+from ..inputs.panoptic import THING_MULTIPLIER
+from ..io import load_image, load_instance_map, load_label_map, load_openpose_json, load_palette
 
 
 def colorize_instances(ids: np.ndarray) -> np.ndarray:
@@ -18,22 +20,16 @@ def colorize_instances(ids: np.ndarray) -> np.ndarray:
     uniq, inv = np.unique(ids, return_inverse=True)
     uniq = uniq.astype(np.int64)
     cols = np.stack([((uniq * 2654435761) >> s) & 255 for s in (0, 8, 16)], -1).astype(np.float32)
-    cols = np.where((uniq < 1000)[:, None], cols * 0.4, cols * 0.6 + 100)
+    cols = np.where((uniq < THING_MULTIPLIER)[:, None], cols * 0.4, cols * 0.6 + 100)
     return cols[inv.reshape(ids.shape)].astype(np.uint8)
 
 
-def draw_pose(canvas: np.ndarray, kp: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    out = canvas.copy()
-    for a, b in OPENPOSE_LIMBS:
-        if kp[a, 2] > 0 and kp[b, 2] > 0:
-            pa = tuple(int(v) for v in kp[a, :2] * scale)
-            pb = tuple(int(v) for v in kp[b, :2] * scale)
-            hue = int(180 * OPENPOSE_LIMBS.index((a, b)) / len(OPENPOSE_LIMBS))
-            col = cv2.cvtColor(np.uint8([[[hue, 255, 255]]]), cv2.COLOR_HSV2RGB)[0, 0].tolist()
-            cv2.line(out, pa, pb, col, 1, cv2.LINE_AA)
-    for x, y, c in kp:
-        if c > 0:
-            cv2.circle(out, (int(x * scale), int(y * scale)), 1, (255, 255, 255), -1)
+def pose_overlay(image: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """The pose as the networks see it (OpenPose rendering) over the darkened image."""
+    rendering, _ = render_pose(keypoints, (image.shape[1], image.shape[0]))
+    drawn = rendering.any(axis=-1)
+    out = image // 2
+    out[drawn] = rendering[drawn]
     return out
 
 
@@ -80,8 +76,8 @@ def _panels(recipe: str, root: Path, sid: str, prov: dict) -> list[tuple[str, np
         rng = np.random.default_rng(3)
         lut = rng.integers(40, 255, (256, 3)).astype(np.uint8)
         lut[0] = 0
-        return [("image", img), ("pose", draw_pose(img // 2, kp)), ("parts", lut[parts]),
-                ("exemplar", ex), ("exemplar pose", draw_pose(ex // 2, ekp))][: 5 if names is not None else 5]
+        return [("image", img), ("pose", pose_overlay(img, kp)), ("parts", lut[parts]),
+                ("exemplar", ex), ("exemplar pose", pose_overlay(ex, ekp))][: 5 if names is not None else 5]
     if recipe == "sketches":
         path = root / f"{sid}.png"
         pair = load_image(path)

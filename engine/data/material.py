@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ..io import source_dir
 from ..requests.base import InputError
-from .fetch import source_dir
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from ..inputs.panoptic import THING_MULTIPLIER
 from ..io import instance_edges, load_palette
 from .common import Png, Sample, child_rngs, source_records, warn_fallback
 from .material import (adjust_color, load_cutout, load_pattern, midpoint_profile, procedural_blob,
@@ -33,7 +34,6 @@ CLASS = {name: i for i, name in enumerate(PALETTE.names)}
 SKY, CLOUD, MOUNTAIN, HILL, WATER, GRASS, SAND, BUILDING = (CLASS[n] for n in (
     "sky", "cloud", "mountain", "hill", "water", "grass", "sand", "building"))
 STUFF = (SKY, CLOUD, MOUNTAIN, HILL, WATER, GRASS, SAND, BUILDING)
-THING_BASE = 1000  # panoptic id of thing instance k of class c: c * 1000 + k
 MIN_VISIBLE_PIXELS = 6
 
 # GIMP pattern stems per stuff class (picked by looking at all 168); any missing stem is skipped.
@@ -300,7 +300,7 @@ class ScenesRecipe:
         counter: dict[int, int] = {}
         for i, th in enumerate(things):
             counter[th.cls] = counter.get(th.cls, 0) + 1
-            th.instance = th.cls * THING_BASE + counter[th.cls]
+            th.instance = th.cls * THING_MULTIPLIER + counter[th.cls]
             m = owner == i
             label[m] = th.cls
             instance[m] = th.instance

@@ -34,7 +34,7 @@ import numpy as np
 from ..requests.base import InputError
 from ..io import instance_edges
 from .common import Json, Png, Sample, child_rngs, source_records, warn_fallback
-from .fetch import source_dir
+from ..io import source_dir
 from .material import STAMPS_SUBDIR, load_cutout
 from .scenes import PALETTE as SCENES_PALETTE, ScenesRecipe
 

@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 from ..requests.base import InputError, MissingDependencyError
-from ..io import OPENPOSE_LIMBS, instance_edges
+from ..io import OPENPOSE_LIMBS, add_fetched_to_path, instance_edges, resize_nearest, source_dir
 
 # --------------------------------------------------------------------------------------------
 # Class orders
@@ -89,19 +89,6 @@ def _as_label_array(labels: np.ndarray, what: str) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def resize_nearest(labels: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
-    """PIL nearest resize of an integer map (what torchvision ``Resize(NEAREST)`` does)."""
-    w, h = (size, size) if isinstance(size, int) else size
-    arr = np.asarray(labels)
-    if arr.shape[1] == w and arr.shape[0] == h:
-        return arr.copy()
-    if arr.min() >= 0 and arr.max() <= 255:
-        img = Image.fromarray(arr.astype(np.uint8), mode="L")
-        return np.asarray(img.resize((w, h), Image.NEAREST)).astype(arr.dtype)
-    img = Image.fromarray(arr.astype(np.int32), mode="I")
-    return np.asarray(img.resize((w, h), Image.NEAREST)).astype(arr.dtype)
-
-
 def _one_hot(labels: np.ndarray, channels: int) -> torch.Tensor:
     t = torch.from_numpy(labels.astype(np.int64))
     out = torch.zeros(channels, *labels.shape, dtype=torch.float32)
@@ -109,9 +96,15 @@ def _one_hot(labels: np.ndarray, channels: int) -> torch.Tensor:
     return out
 
 
-def _size_hw(size: int | tuple[int, int]) -> tuple[int, int]:
+def _size_wh(size: int | tuple[int, int]) -> tuple[int, int]:
     """(W, H) from an int or a (W, H) pair."""
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def _shape(size: int | tuple[int, int]) -> tuple[int, int]:
+    """(H, W), the order :func:`~engine.io.resize_nearest` takes, from an int or a (W, H) pair."""
+    w, h = _size_wh(size)
+    return h, w
 
 
 # --------------------------------------------------------------------------------------------
@@ -122,7 +115,7 @@ def encode_image(image: np.ndarray, size: int | tuple[int, int] = 256) -> torch.
     arr = np.asarray(image)
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
         raise InputError(f"expected an RGB uint8 H×W×3 image, got {arr.dtype} {arr.shape}")
-    w, h = _size_hw(size)
+    w, h = _size_wh(size)
     img = Image.fromarray(arr)
     if img.size != (w, h):
         img = img.resize((w, h), Image.BICUBIC)
@@ -137,7 +130,7 @@ def encode_labels(labels: np.ndarray, num_channels: int = 151, size: int | tuple
     """Label map -> one-hot ``num_channels``×H×W. Values are channel indices (ADE20k: 0 = "other",
     1..150 classes); 255 ("unknown") maps to the last channel, as the official loader does."""
     arr = _as_label_array(labels, "label map")
-    arr = resize_nearest(arr, size)
+    arr = resize_nearest(arr, _shape(size))
     arr = np.where(arr == 255, num_channels - 1, arr)
     if arr.min() < 0 or arr.max() >= num_channels:
         bad = int(arr.max()) if arr.max() >= num_channels else int(arr.min())
@@ -182,8 +175,8 @@ def encode_celebahq_parsing(parsing: np.ndarray, size: int | tuple[int, int] = 2
         if glasses_mask.shape != merged.shape:
             raise InputError(f"glasses mask has shape {glasses_mask.shape}, the parsing map {merged.shape}")
     merged = np.where(merged == g_idx, COCOSNET_CELEBAHQ_CLASSES.index("skin"), merged)
-    merged = resize_nearest(merged, size)
-    glasses_small = resize_nearest(glasses_mask.astype(np.uint8), size)
+    merged = resize_nearest(merged, _shape(size))
+    glasses_small = resize_nearest(glasses_mask.astype(np.uint8), _shape(size))
     out = _one_hot(merged, len(COCOSNET_CELEBAHQ_CLASSES))
     out[g_idx] = torch.from_numpy(glasses_small.astype(np.float32))
     return out
@@ -419,8 +412,6 @@ def face_landmarks_from_photo(photo: np.ndarray) -> np.ndarray:
     """68 face landmarks (x, y) of the largest face, with dlib's shape predictor. Needs the optional
     ``dlib-bin`` package and the predictor file from Debian ``libdlib-data`` (or ``I2I_DLIB_PREDICTOR``),
     installed, or fetched into the data cache by ``i2i data fetch dlib-bin dlib-data``."""
-    from ..data.fetch import add_fetched_to_path, source_dir
-
     try:
         import dlib  # type: ignore[import-not-found]
     except ImportError:
@@ -543,6 +534,6 @@ def encode_for_config(input_kind: str, semantic_nc: int, *, labels: np.ndarray |
 __all__ = [
     "CELEBAMASK_HQ_CLASSES", "COCOSNET_CELEBAHQ_CLASSES", "EDGE_PARTS", "POSE_COLORS_BGR",
     "encode_image", "encode_labels", "encode_celebahq_parsing", "encode_celebahq_edges", "encode_pose",
-    "render_pose", "label_edges", "distance_map", "canny", "resize_nearest", "encode_for_config",
+    "render_pose", "label_edges", "distance_map", "canny", "encode_for_config",
     "face_landmarks_from_photo", "celebamask_names", "parsing_from_landmarks68", "pose_from_photo",
 ]

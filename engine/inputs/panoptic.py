@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from ..requests.base import InputError
-from ..io import instance_edges, load_image, load_palette
+from ..io import Palette, instance_edges, load_image, load_palette
 
 LabelRemap = Literal["none", "coco", "ade20k"]
 THING_MULTIPLIER = 1000
@@ -114,17 +114,6 @@ def remap_labels(labels: np.ndarray, config: Mapping[str, Any]) -> np.ndarray:
     return out
 
 
-def resize_nearest(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Nearest resize of an integer map to (H, W) by top-left index sampling (never blends ids)."""
-    arr = np.asarray(arr)
-    H, W = size
-    if arr.shape[:2] == (H, W):
-        return arr
-    ys = (np.arange(H) * arr.shape[0]) // H
-    xs = (np.arange(W) * arr.shape[1]) // W
-    return arr[ys[:, None], xs[None, :]]
-
-
 def conditioning(labels: np.ndarray, instances: np.ndarray | None, config: Mapping[str, Any]
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """(semantic (1, semantic_nc, H, W) float32, ids (1, H, W) int64) for one panoptic map.
@@ -156,12 +145,12 @@ def batch_conditioning(items: list[tuple[np.ndarray, np.ndarray | None]], config
 # Files
 # ---------------------------------------------------------------------------------------------
 def load_panoptic(labels_path: Path | str, instances_path: Path | str | None = None,
-                  palette: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Read a label map (indexed/grey PNG, or RGB decoded with ``palette``) and an optional
-    16-bit instance map; checks they match."""
+                  palette: str | Palette | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read a label map (indexed/grey PNG, or RGB decoded with ``palette``, a palette or its name)
+    and an optional 16-bit instance map; checks they match."""
     from ..io import load_instance_map, load_label_map
 
-    pal = load_palette(palette) if palette else None
+    pal = load_palette(palette) if isinstance(palette, str) else palette
     labels = load_label_map(labels_path, pal)
     instances = load_instance_map(instances_path) if instances_path else None
     try:
@@ -269,6 +258,6 @@ def save_coco_png(path: Path | str, segment_ids: np.ndarray) -> None:
     Image.fromarray(rgb).save(path)
 
 
-__all__ = ["check_pair", "panoptic_ids", "make_instance_map", "remap_labels", "resize_nearest", "conditioning",
+__all__ = ["check_pair", "panoptic_ids", "make_instance_map", "remap_labels", "conditioning",
            "batch_conditioning", "load_panoptic", "import_coco_panoptic", "edges_image", "save_coco_png",
            "THING_MULTIPLIER"]

@@ -371,3 +371,16 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
     lines += [f"note: {n}" for n in report["notes"]]
     return "\n".join(lines)
+
+
+def json_safe(o: Any) -> Any:
+    """JSON-safe copy: numpy scalars to Python, NaN/inf to null (strict JSON has neither)."""
+    if isinstance(o, dict):
+        return {str(k): json_safe(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [json_safe(v) for v in o]
+    if isinstance(o, (np.floating, np.integer)):
+        o = o.item()
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    return o

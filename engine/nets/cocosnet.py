@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import sys
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -48,14 +47,7 @@ from torch import nn
 
 from ..requests.base import WeightsError
 from ..families import Family, PreviewGrid, StateDicts, register
-from .layers import SPADEResnetBlock, maybe_spectral
-
-_EPS = sys.float_info.epsilon  # the official feature normalisation adds float64 epsilon
-
-
-def feature_normalize(x: torch.Tensor) -> torch.Tensor:
-    """L2-normalise over channels (dim 1)."""
-    return x / (torch.norm(x, 2, 1, keepdim=True) + _EPS)
+from .layers import SPADEResnetBlock, feature_normalize, maybe_spectral, spectral_instance
 
 
 class Attention(nn.Module):
@@ -87,13 +79,6 @@ def _spade_block(fin: int, fout: int, cond_nc: int, spade_hidden: int) -> SPADER
                             spade_hidden=spade_hidden)
 
 
-def _sn_instance(conv: nn.Conv2d) -> nn.Sequential:
-    """norm ``spectralinstance``: spectral conv without bias (the norm cancels it) + instance norm."""
-    conv = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
-                     padding=conv.padding, bias=False)
-    return nn.Sequential(maybe_spectral(conv, True), nn.InstanceNorm2d(conv.out_channels, affine=False))
-
-
 class AdaptiveFeatureGenerator(nn.Module):
     """Domain adaptor: five strided convs (1/4 resolution) then three SPADE blocks conditioned on
     the adaptor's own input. Output 4·ngf channels."""
@@ -101,11 +86,11 @@ class AdaptiveFeatureGenerator(nn.Module):
     def __init__(self, in_nc: int, ngf: int = 64, adaptor_kernel: int = 3, spade_hidden: int = 128) -> None:
         super().__init__()
         k = adaptor_kernel
-        self.layer1 = _sn_instance(nn.Conv2d(in_nc, ngf, 3, stride=1, padding=1))
-        self.layer2 = _sn_instance(nn.Conv2d(ngf, ngf * 2, k, stride=2, padding=1))
-        self.layer3 = _sn_instance(nn.Conv2d(ngf * 2, ngf * 4, 3, stride=1, padding=1))
-        self.layer4 = _sn_instance(nn.Conv2d(ngf * 4, ngf * 8, k, stride=2, padding=1))
-        self.layer5 = _sn_instance(nn.Conv2d(ngf * 8, ngf * 8, 3, stride=1, padding=1))
+        self.layer1 = spectral_instance(nn.Conv2d(in_nc, ngf, 3, stride=1, padding=1))
+        self.layer2 = spectral_instance(nn.Conv2d(ngf, ngf * 2, k, stride=2, padding=1))
+        self.layer3 = spectral_instance(nn.Conv2d(ngf * 2, ngf * 4, 3, stride=1, padding=1))
+        self.layer4 = spectral_instance(nn.Conv2d(ngf * 4, ngf * 8, k, stride=2, padding=1))
+        self.layer5 = spectral_instance(nn.Conv2d(ngf * 8, ngf * 8, 3, stride=1, padding=1))
         self.head_0 = _spade_block(8 * ngf, 8 * ngf, in_nc, spade_hidden)
         self.G_middle_0 = _spade_block(8 * ngf, 8 * ngf, in_nc, spade_hidden)
         self.G_middle_1 = _spade_block(8 * ngf, 4 * ngf, in_nc, spade_hidden)
@@ -207,7 +192,7 @@ class NoVGGCorrespondence(nn.Module):
         else:
             x = F.unfold(x, kernel_size=self.match_kernel, padding=self.match_kernel // 2)
         x = x - x.mean(dim=1 if self.pono_c else -1, keepdim=True)
-        return x / (torch.norm(x, 2, 1, keepdim=True) + _EPS)
+        return feature_normalize(x)
 
     def _mix(self, features: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         if self.maskmix:
@@ -377,12 +362,13 @@ class NLayerDiscriminator(nn.Module):
                 dec: list[nn.Module] = []
                 nc = nf_prev
                 for _ in range(n_layers - 1):
-                    dec += [nn.Upsample(scale_factor=2), _sn_instance(nn.Conv2d(nc, nc // 2, 3, padding=1)),
+                    dec += [nn.Upsample(scale_factor=2), spectral_instance(nn.Conv2d(nc, nc // 2, 3, padding=1)),
                             nn.LeakyReLU(0.2)]
                     nc //= 2
                 dec += [nn.Conv2d(nc, semantic_nc, 3, padding=1)]
                 self.dec = nn.Sequential(*dec)
-            sequence += [[_sn_instance(nn.Conv2d(nf_prev, nf, kw, stride=stride, padding=padw)), nn.LeakyReLU(0.2)]]
+            conv = nn.Conv2d(nf_prev, nf, kw, stride=stride, padding=padw)
+            sequence += [[spectral_instance(conv), nn.LeakyReLU(0.2)]]
         sequence += [[nn.Conv2d(nf, 1, kw, stride=1, padding=padw)]]
         self.n_models = len(sequence)
         for n, layers in enumerate(sequence):
@@ -575,5 +561,5 @@ FAMILY = register(Family(
 __all__ = [
     "Attention", "AdaptiveFeatureGenerator", "ResidualBlock", "NoVGGCorrespondence", "CoCosNetGenerator",
     "NLayerDiscriminator", "MultiscaleDiscriminator", "CONFIGS", "make_config", "build", "convert",
-    "init_weights", "feature_normalize", "softmax_attend", "fold_spectral_norm", "prepare_for_inference", "FAMILY",
+    "init_weights", "softmax_attend", "fold_spectral_norm", "prepare_for_inference", "FAMILY",
 ]

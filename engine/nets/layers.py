@@ -9,6 +9,7 @@ Family-specific blocks live in their family's module.
 """
 from __future__ import annotations
 
+import sys
 from typing import Literal
 
 import torch
@@ -47,6 +48,19 @@ def make_param_free_norm(kind: ParamFreeNorm, channels: int) -> nn.Module:
     if kind == "none":
         return nn.Identity()
     raise ValueError(f"unknown parameter-free norm {kind!r}")
+
+
+def feature_normalize(x: torch.Tensor, eps: float = sys.float_info.epsilon) -> torch.Tensor:
+    """L2-normalise over channels (dim 1), as CoCosNet's ``util.feature_normalize`` (which adds float64 epsilon)."""
+    return x / (torch.norm(x, 2, 1, keepdim=True) + eps)
+
+
+def spectral_instance(conv: nn.Conv2d) -> nn.Sequential:
+    """SPADE's and CoCosNet's norm ``spectralinstance``: spectral conv without bias (the norm cancels
+    it) + instance norm without affine."""
+    conv = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+                     padding=conv.padding, bias=False)
+    return nn.Sequential(maybe_spectral(conv, True), nn.InstanceNorm2d(conv.out_channels, affine=False))
 
 
 def maybe_spectral(module: nn.Module, use: bool) -> nn.Module:

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..families import Family, PreviewGrid, StateDicts, register
-from .layers import SPADEResnetBlock, make_param_free_norm, maybe_spectral
+from .layers import SPADEResnetBlock, make_param_free_norm, maybe_spectral, spectral_instance
 
 PadMode = Literal["zero", "partial"]
 ConvImpl = Literal["sparse", "unfold"]
@@ -499,12 +499,6 @@ class PanopticSPADEGenerator(nn.Module):
         return torch.tanh(x)
 
 
-def _spectral_instance(conv: nn.Conv2d) -> nn.Sequential:
-    """SPADE's ``spectralinstance`` norm: spectral conv (bias removed) + InstanceNorm (no affine)."""
-    conv = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=False)
-    return nn.Sequential(maybe_spectral(conv, True), nn.InstanceNorm2d(conv.out_channels, affine=False))
-
-
 class ConvEncoder(nn.Module):
     """SPADE's VAE image encoder: stride-2 3×3 spectral-instance convs down to 4×4, then μ, log σ²."""
 
@@ -517,7 +511,7 @@ class ConvEncoder(nn.Module):
         widths = [3, ndf, 2 * ndf, 4 * ndf] + [8 * ndf] * max(0, n_layers - 3)
         self.n_layers = n_layers
         for i in range(n_layers):
-            setattr(self, f"layer{i + 1}", _spectral_instance(nn.Conv2d(widths[i], widths[i + 1], 3, 2, 1)))
+            setattr(self, f"layer{i + 1}", spectral_instance(nn.Conv2d(widths[i], widths[i + 1], 3, 2, 1)))
         self.so = 4
         self.fc_mu = nn.Linear(widths[n_layers] * self.so * self.so, z_dim)
         self.fc_var = nn.Linear(widths[n_layers] * self.so * self.so, z_dim)
@@ -549,7 +543,7 @@ class NLayerDiscriminator(nn.Module):
         for n in range(1, n_layers):
             nf_prev, nf = nf, min(nf * 2, 512)
             stride = 1 if n == n_layers - 1 else 2
-            seqs.append([_spectral_instance(nn.Conv2d(nf_prev, nf, 4, stride, padw)), nn.LeakyReLU(0.2)])
+            seqs.append([spectral_instance(nn.Conv2d(nf_prev, nf, 4, stride, padw)), nn.LeakyReLU(0.2)])
         seqs.append([nn.Conv2d(nf, 1, 4, 1, padw)])
         for n, seq in enumerate(seqs):
             self.add_module(f"model{n}", nn.Sequential(*seq))

@@ -5,24 +5,21 @@ photo (feathered seam), so only the edit is synthesised.
 """
 from __future__ import annotations
 
-import argparse
-from typing import Any
-
 import cv2
 import numpy as np
 
-from ..requests.base import FrozenArray, InputError, Result
+from ..requests.base import InputError, Result
 from ..requests.cocosnet import EditRequest
-from ..inputs.cocosnet import resize_nearest
+from ..io import resize_nearest
 from ..limits import MAX_MASK_GROW
 from . import TaskContext, runner
-from .exemplar import _array, _check_photo, pick_model, resize_rgb, resolve_model, translate, write_outputs
+from .exemplar import _array, _check_photo, resize_rgb, resolve_model, translate
 
 
 def changed_mask(original: np.ndarray, edited: np.ndarray, shape_hw: tuple[int, int], grow: int) -> np.ndarray:
     """Float H×W in [0, 1]: 1 where the label changed (grown by ``grow`` px, then feathered), at ``shape_hw``."""
     changed = (np.asarray(original) != np.asarray(edited)).astype(np.uint8)
-    core = resize_nearest(changed, (shape_hw[1], shape_hw[0])).astype(np.float32)
+    core = resize_nearest(changed, shape_hw).astype(np.float32)
     if grow <= 0:
         return core
     # The seam is grown and feathered at most MAX_MASK_GROW px wide, on a copy scaled down so that
@@ -79,41 +76,4 @@ def run_edit(request: EditRequest, ctx: TaskContext) -> Result:
     return ctx.result(image, {"warped_exemplar": warped, "generated": generated, "changed_mask": mask_img})
 
 
-def _cmd_edit(args: argparse.Namespace) -> int:
-    from ..io import load_image
-    from ..weights import Manifest
-    from .exemplar import read_semantics
-
-    model = pick_model(args.config, args.model)
-    config_name = Manifest().get(model).config_name
-    original, _, _ = read_semantics(args.map, config_name, model)
-    edited, _, _ = read_semantics(args.edited_map, config_name, model)
-    request = EditRequest(model=model, seed=args.seed, preview_size=args.preview_size, device=args.device,
-                          precision=args.precision, photo=FrozenArray(load_image(args.photo)),
-                          original_map=FrozenArray(original), edited_map=FrozenArray(edited),
-                          paste_unchanged=not args.no_paste)
-    return write_outputs(request, args.out, args.save_warp)
-
-
-def register_cli(groups: Any) -> None:
-    from ..cli import FolderMode, add_common_generate_args
-
-    p = groups.generate.add_parser("edit", help="CoCosNet image editing: photo + its map + an edited map")
-    p.add_argument("--config", default=None, help="ade20k | celebahq | celebahqedge (picks the registered model)")
-    p.add_argument("--photo", "--input", dest="photo", required=True,
-                   help="the photo to edit (also the exemplar), or a folder of photos (then --out is a folder)")
-    p.add_argument("--map", required=True, help="the photo's label / face-parsing map (a folder: <photo stem>.png)")
-    p.add_argument("--edited-map", required=True,
-                   help="the edited map, same size as --map (a folder: <photo stem>.png)")
-    p.add_argument("--no-paste", action="store_true", help="return the full regenerated image (no paste-back)")
-    p.add_argument("--out", required=True, help="output image")
-    p.add_argument("--save-warp", default=None, help="also write the warped photo here")
-    ex = "assets/examples"
-    add_common_generate_args(p, folder=FolderMode(input="photo", companions=("map", "edited_map"),
-                                                  outputs=("out", "save_warp")), examples=(
-        f"i2i generate edit --photo {ex}/exemplars/scene_000019.png --map {ex}/maps/scene_000019.png "
-        f"--edited-map {ex}/maps/scene_000039.png --out out/edited.png",))
-    p.set_defaults(func=_cmd_edit)
-
-
-__all__ = ["run_edit", "changed_mask", "paste_back", "register_cli"]
+__all__ = ["run_edit", "changed_mask", "paste_back"]

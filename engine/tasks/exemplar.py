@@ -7,16 +7,14 @@ correspondence keys (netCorr's exemplar branch, about half of the network) are c
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ..requests.base import FrozenArray, InputError, Request, Result
+from ..requests.base import FrozenArray, InputError, Result, WeightsError
 from ..requests.cocosnet import ExemplarRequest
 from ..inputs.cocosnet import encode_for_config, encode_image, needs_exemplar_semantics
 from ..devices import precision_context
@@ -171,140 +169,4 @@ def run_exemplar(request: ExemplarRequest, ctx: TaskContext) -> Result:
     return ctx.result(resize_rgb(out.image, target), {"warped_exemplar": resize_rgb(out.warped_exemplar, target)})
 
 
-# ------------------------------------------------------------------------------------------------ CLI
-def config_mismatch(entry: Any, config: str) -> str:
-    """Why manifest ``entry`` cannot stand in for the released CoCosNet ``config`` ('' when it can):
-    a model named like ``small_ade20k`` may take a different input or class count than ``ade20k``."""
-    from ..nets.cocosnet import CONFIGS
-
-    named = CONFIGS.get(config)
-    if named is None or entry.config_name == config:
-        return ""
-    reasons = []
-    kind, named_kind = entry.config.get("input_kind", "labels"), named.get("input_kind", "labels")
-    if kind != named_kind:
-        reasons.append(f"it takes {kind} input, {config} takes {named_kind}")
-    nc, named_nc = int(entry.config.get("semantic_nc", 0)), int(named.get("semantic_nc", 0))
-    if nc != named_nc:
-        reasons.append(f"it has {nc} classes, {config} has {named_nc}")
-    return "; ".join(reasons)
-
-
-def pick_model(config: str | None, model: str) -> str:
-    """``--model``, else the registered CoCosNet entry for ``--config`` (default-flagged first). A
-    model merely named like the config (``small_ade20k`` for ``ade20k``) is taken only when its input
-    and classes match; a mismatch is refused, naming both."""
-    from ..cli import CliError, default_model
-    from ..weights import Manifest
-
-    manifest = Manifest()
-    if model:
-        why = config_mismatch(manifest.get(model), config) if config else ""
-        if why:
-            raise CliError(f"--model {model} does not fit --config {config}: {why}; drop --config to run it")
-        return model
-    if not config:
-        return default_model(FAMILY)
-    entries = manifest.by_family(FAMILY)
-    exact = [e for e in entries if e.config_name == config]
-    loose = [e for e in entries if config in e.config_name and e.config_name != config]
-    found = exact or [e for e in loose if not config_mismatch(e, config)]
-    if not found:
-        how = (f"import the official files with `i2i weights import latest_net_G.pth latest_net_Corr.pth "
-               f"--as cocosnet_{config} --family cocosnet --config {config}`")
-        if loose:
-            e = loose[0]
-            raise CliError(f"no CoCosNet model for config {config!r} is registered: {e.name} is "
-                           f"{e.config_name}, not {config} ({config_mismatch(e, config)}); run it with "
-                           f"--model {e.name}, or {how}")
-        raise CliError(f"no CoCosNet model for config {config!r} is registered; {how}")
-    default = [e for e in found if e.extra.get("default")]
-    return (default or found)[0].name
-
-
-def read_semantics(path: str, config_name: str, model: str) -> tuple[np.ndarray | None, np.ndarray | None, tuple[int, int] | None]:
-    """(label map, keypoints, canvas size) from a PNG label/parsing map or an OpenPose JSON."""
-    from ..families import model_palette
-    from ..io import load_label_map, load_openpose_canvas, load_openpose_json
-    from ..weights import current_manifest
-
-    entry = current_manifest().get(model)
-    kind = entry.config.get("input_kind", "labels")
-    if kind == "pose" and not path.lower().endswith(".json"):
-        # a person photo: keypoints from MediaPipe (optional extra)
-        from ..inputs.cocosnet import pose_from_photo
-        from ..io import load_image
-
-        photo = load_image(path)
-        return None, pose_from_photo(photo), (photo.shape[1], photo.shape[0])
-    if path.lower().endswith(".json"):
-        return None, load_openpose_json(path), load_openpose_canvas(path)
-    return load_label_map(path, model_palette(FAMILY, entry)), None, None
-
-
-def _cmd_cocosnet(args: argparse.Namespace) -> int:
-    from ..io import load_image
-    from ..weights import Manifest
-
-    model = pick_model(args.config, args.model)
-    config_name = Manifest().get(model).config_name
-    labels, kp, canvas = read_semantics(args.input, config_name, model)
-    exemplar = load_image(args.exemplar)
-    ex_labels = ex_kp = None
-    if args.exemplar_map:
-        ex_labels, ex_kp, _ = read_semantics(args.exemplar_map, config_name, model)
-    request = ExemplarRequest(
-        model=model, seed=args.seed, preview_size=args.preview_size, device=args.device, precision=args.precision,
-        input_map=FrozenArray(labels) if labels is not None else None,
-        keypoints=FrozenArray(kp) if kp is not None else None,
-        exemplar=FrozenArray(exemplar),
-        exemplar_map=FrozenArray(ex_labels) if ex_labels is not None else None,
-        exemplar_keypoints=FrozenArray(ex_kp) if ex_kp is not None else None,
-        input_photo=FrozenArray(load_image(args.input_photo)) if args.input_photo else None,
-        canvas_size=canvas)
-    return write_outputs(request, args.out, args.save_warp)
-
-
-def write_outputs(request: Request, out: str, save_warp: str | None) -> int:
-    """CLI tail shared by the CoCosNet commands: run, write the image and optionally the warp."""
-    from ..cli import run_task
-    from ..io import save_image
-
-    result = run_task(request)
-    save_image(out, result.image)
-    print(f"wrote {out}")
-    if save_warp:
-        save_image(save_warp, result.aux["warped_exemplar"])
-        print(f"wrote {save_warp}")
-    return 0
-
-
-def register_cli(groups: Any) -> None:
-    from ..cli import IMAGE_SUFFIXES, FolderMode, add_common_generate_args
-
-    p = groups.generate.add_parser("cocosnet", help="CoCosNet exemplar-based translation (semantics + exemplar photo)")
-    p.add_argument("--config", default=None,
-                   help="ade20k | ade20k_nomask | celebahq | celebahqedge | deepfashion (picks the registered model)")
-    p.add_argument("--input", required=True,
-                   help="label map / face parsing PNG; deepfashion: OpenPose JSON or a person photo (needs mediapipe); "
-                        "or a folder of them (then --out is a folder)")
-    p.add_argument("--exemplar", required=True, help="exemplar photo")
-    p.add_argument("--exemplar-map", default=None, help="the exemplar's own map / pose JSON (maskmix models need it)")
-    p.add_argument("--input-photo", default=None, help="celebahqedge: photo behind --input (adds hair/background edges)")
-    p.add_argument("--out", required=True, help="output image")
-    p.add_argument("--save-warp", default=None, help="also write the warped exemplar here")
-    ex = "assets/examples"
-    add_common_generate_args(p, folder=FolderMode(input="input", suffixes=(*IMAGE_SUFFIXES, ".json"),
-                                                  companions=("input_photo",), outputs=("out", "save_warp")),
-                             examples=(
-        f"i2i generate cocosnet --input {ex}/maps/scene_000019.png --exemplar {ex}/exemplars/scene_000039.png "
-        f"--exemplar-map {ex}/maps/scene_000039.png --out out/exemplar.png --save-warp out/exemplar_warp.png",
-        f"i2i generate cocosnet --config celebahqedge --input {ex}/parsing/female_000019.png "
-        f"--input-photo {ex}/faces/female_000019.png --exemplar {ex}/faces/male_000039.png "
-        f"--exemplar-map {ex}/parsing/male_000039.png --out out/face.png",
-        f"i2i generate cocosnet --config celebahqedge --input {ex}/parsing --input-photo {ex}/faces "
-        f"--exemplar {ex}/faces/male_000039.png --exemplar-map {ex}/parsing/male_000039.png --out out/faces/"))
-    p.set_defaults(func=_cmd_cocosnet)
-
-
-__all__ = ["translate", "run_exemplar", "resolve_model", "working_size", "pick_model", "register_cli", "Translation"]
+__all__ = ["translate", "run_exemplar", "resolve_model", "working_size", "Translation"]

@@ -6,20 +6,18 @@ with a strength in [0, 1].
 """
 from __future__ import annotations
 
-import argparse
-from typing import Any, Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
-from ..requests.base import FrozenArray, InputError, Result
-from ..requests.cocosnet import MakeupRegion, MakeupRequest
-from ..inputs.cocosnet import (
-    celebamask_names, face_landmarks_from_photo, parsing_from_landmarks68, resize_nearest,
-)
+from ..requests.base import InputError, Result
+from ..requests.cocosnet import MakeupRequest
+from ..inputs.cocosnet import celebamask_names
+from ..io import resize_nearest
 from . import TaskContext, runner
 from .edit import paste_back
-from .exemplar import _array, _check_photo, pick_model, resize_rgb, resolve_model, translate, write_outputs
+from .exemplar import _array, _check_photo, resize_rgb, resolve_model, translate
 
 REGION_PARTS: dict[str, tuple[str, ...]] = {
     "lips": ("u_lip", "l_lip"),
@@ -79,7 +77,7 @@ def run_makeup(request: MakeupRequest, ctx: TaskContext) -> Result:
                     precision=request.precision, seed=request.seed)
     shape = portrait.shape[:2]
     generated = resize_rgb(out.image, shape)
-    pmap_full = resize_nearest(pmap, (shape[1], shape[0]))
+    pmap_full = resize_nearest(pmap, shape)
     if request.regions:
         mask = region_mask(pmap_full, request.regions)
     else:
@@ -90,59 +88,4 @@ def run_makeup(request: MakeupRequest, ctx: TaskContext) -> Result:
                               "generated": generated, "makeup_mask": mask_img})
 
 
-def _cmd_makeup(args: argparse.Namespace) -> int:
-    from ..cli import CliError
-    from ..io import load_image
-    from ..weights import Manifest
-    from .exemplar import read_semantics
-
-    model = pick_model(args.config, args.model)
-    config_name = Manifest().get(model).config_name
-    regions: tuple[MakeupRegion, ...] = tuple(r.strip() for r in args.regions.split(",") if r.strip())  # type: ignore[misc]
-    bad = [r for r in regions if r not in REGION_PARTS]
-    if bad:
-        raise CliError(f"unknown region(s) {bad}; choose from {', '.join(REGION_PARTS)}")
-    portrait, exemplar = load_image(args.portrait), load_image(args.exemplar)
-
-    def parsing(map_path: str | None, photo: np.ndarray) -> np.ndarray:
-        if map_path:
-            return read_semantics(map_path, config_name, model)[0]
-        # no map given: face parts from 68 landmarks (dlib, optional extra)
-        return parsing_from_landmarks68(face_landmarks_from_photo(photo), photo.shape[:2])
-
-    request = MakeupRequest(model=model, seed=args.seed, preview_size=args.preview_size, device=args.device,
-                            precision=args.precision, portrait=FrozenArray(portrait),
-                            portrait_map=FrozenArray(parsing(args.portrait_map, portrait)),
-                            exemplar=FrozenArray(exemplar),
-                            exemplar_map=FrozenArray(parsing(args.exemplar_map, exemplar)),
-                            regions=regions, strength=args.strength)
-    return write_outputs(request, args.out, args.save_warp)
-
-
-def register_cli(groups: Any) -> None:
-    from ..cli import FolderMode, add_common_generate_args, float_arg
-
-    p = groups.generate.add_parser("makeup", help="CoCosNet makeup transfer onto a portrait (region-only blend)")
-    p.add_argument("--config", default="celebahqedge", help="celebahqedge (default) | celebahq")
-    p.add_argument("--portrait", "--input", dest="portrait", required=True,
-                   help="target portrait photo, or a folder of them (then --out is a folder)")
-    p.add_argument("--portrait-map", default=None,
-                   help="its CelebAMask-HQ face parsing map (a folder: <portrait stem>.png; "
-                        "default: from dlib face landmarks, optional extra)")
-    p.add_argument("--exemplar", required=True, help="a face wearing the makeup")
-    p.add_argument("--exemplar-map", default=None, help="the exemplar's face parsing map (default: from landmarks)")
-    p.add_argument("--regions", default="lips,eyes,skin", help="comma list of lips, eyes, skin, brows (empty: whole image)")
-    p.add_argument("--strength", type=float_arg(0.0, 1.0), default=1.0, help="blend strength 0..1")
-    p.add_argument("--out", required=True, help="output image")
-    p.add_argument("--save-warp", default=None, help="also write the warped exemplar here")
-    ex = "assets/examples"
-    add_common_generate_args(p, folder=FolderMode(input="portrait", companions=("portrait_map",),
-                                                  outputs=("out", "save_warp")), examples=(
-        f"i2i generate makeup --portrait {ex}/faces/female_000019.png --portrait-map {ex}/parsing/female_000019.png "
-        f"--exemplar {ex}/faces/female_000079.png --exemplar-map {ex}/parsing/female_000079.png --out out/makeup.png",
-        f"i2i generate makeup --input {ex}/faces --portrait-map {ex}/parsing --exemplar {ex}/faces/female_000079.png "
-        f"--exemplar-map {ex}/parsing/female_000079.png --regions lips,eyes --out out/makeup/"))
-    p.set_defaults(func=_cmd_makeup)
-
-
-__all__ = ["run_makeup", "region_mask", "REGION_PARTS", "register_cli"]
+__all__ = ["run_makeup", "region_mask", "REGION_PARTS"]

