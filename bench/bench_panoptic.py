@@ -29,8 +29,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import print_table, sgemm_gflops, time_median, write_results  # noqa: E402
-from engine.nets import panoptic as P  # noqa: E402
 from engine.inputs.panoptic import conditioning, resize_nearest  # noqa: E402
+from engine.nets import panoptic as P  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -34,17 +34,17 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import count_flops, print_table, psnr, sgemm_gflops, write_results  # noqa: E402
-from engine.devices import (CPU_FLAGS_OF_INTEREST, cpu_flags, cpu_name, native_bf16,  # noqa: E402
-                            write_bf16_verdict)
+from engine.devices import CPU_FLAGS_OF_INTEREST, cpu_flags, cpu_name, native_bf16, write_bf16_verdict  # noqa: E402
 
 SIZE = 256
 
@@ -106,9 +106,9 @@ def run(req: Any, models: Any, cache: Any) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------- StarGAN v2
 def stargan_cases(manifest: Any, config_name: str, rng: np.random.Generator) -> list[Case]:
+    from engine.nets import stargan2 as sg
     from engine.requests.base import FrozenArray
     from engine.requests.stargan2 import StarGANLatentRequest
-    from engine.nets import stargan2 as sg
     from engine.tasks import LRUCache
     from engine.tasks.stargan import image_to_tensor, latent_code
     from engine.train.common import he_init
@@ -166,11 +166,11 @@ def stargan_cases(manifest: Any, config_name: str, rng: np.random.Generator) -> 
 
 # ---------------------------------------------------------------------------------- CoCosNet
 def cocosnet_cases(manifest: Any, config_name: str, rng: np.random.Generator) -> list[Case]:
+    from engine.inputs.cocosnet import encode_for_config, encode_image
+    from engine.nets.cocosnet import CONFIGS, build
     from engine.requests.base import FrozenArray
     from engine.requests.cocosnet import ExemplarRequest
-    from engine.inputs.cocosnet import encode_for_config, encode_image
     from engine.tasks import LRUCache
-    from engine.nets.cocosnet import CONFIGS, build
     from engine.weights import build_and_load
 
     torch.manual_seed(0)

@@ -373,10 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     rows.append({"case": "sketch: stroke end (smoothing)", **stats(ends)})
     rows.append({"case": f"sketch: rasterise {len(sk.strokes)} strokes", **stats(renders)})
 
-    from app.engine_bridge import EngineBridge
-    from engine.api import Request
-    from app.settings import Settings
     from PySide6.QtCore import QEventLoop, QTimer
+
+    from app.engine_bridge import EngineBridge
+    from app.settings import Settings
+    from engine.api import Request
 
     bridge = EngineBridge(Settings.defaults(), run_fn=lambda r, c: c.result(np.zeros((8, 8, 3), np.uint8)))
     trips = []

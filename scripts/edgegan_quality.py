@@ -58,13 +58,21 @@ def main() -> int:
 
     import torch
 
-    from engine.requests.base import FrozenArray
-    from engine.requests.edgegan import SketchObjectRequest
     from engine.metrics import hand_sketches
     from engine.metrics.evaluate import format_table, load_eval_set, measure, model_outputs
     from engine.metrics.features import load_features
-    from engine.metrics.objects import (centroid_classifier, image_features, object_mask, scene_report,
-                                        silhouette_iou, sketch_object_report, sketch_shape, untrained_outputs)
+    from engine.metrics.objects import (
+        centroid_classifier,
+        image_features,
+        object_mask,
+        scene_report,
+        silhouette_iou,
+        sketch_object_report,
+        sketch_shape,
+        untrained_outputs,
+    )
+    from engine.requests.base import FrozenArray
+    from engine.requests.edgegan import SketchObjectRequest
     from engine.tasks import CancelToken, LRUCache, ModelStore, make_context, run_request
     from engine.train.edgegan import cpu_name
     from engine.weights import Manifest

@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from app.document import BACKGROUND
     from app.main import MainWindow
-    from engine.io import load_instance_map, load_label_map, load_openpose_json
     from app.settings import Settings
+    from engine.io import load_instance_map, load_label_map, load_openpose_json
 
     qapp = QApplication.instance() or QApplication(["i2i-studio"])
     from app.theme import apply_theme

@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
 
-from engine.io import load_palette, load_openpose_json, save_openpose_json
-
 from app.canvases import MaskCanvas, PoseCanvas, SketchCanvas
 from app.document import BACKGROUND, LabelDocument, PoseDocument, SketchDocument, default_pose
 from app.mask_editor import MaskEditor, palette_for
 from app.qt_util import rgb_from_qimage
+from engine.io import load_openpose_json, load_palette, save_openpose_json
 
 
 def drag(qtbot, widget, points, button=Qt.MouseButton.LeftButton):
@@ -259,9 +258,8 @@ def test_palette_change_keeps_one_listener_and_clamps_labels(qtbot):
 
 
 def test_scene_sketch_exports_the_shared_json_format(tmp_path):
-    from engine.inputs.sketch import load_scene_sketch
-
     from app.workspaces.sketch import export_scene_json
+    from engine.inputs.sketch import load_scene_sketch
 
     doc = SketchDocument((96, 64))
     doc.begin_stroke(0, 40, 2)

@@ -14,10 +14,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from app.settings import Settings
-
 from app.main import MainWindow
 from app.project import SessionGuard, load_project
+from app.settings import Settings
 from tests.test_app_workspaces import GatedEngine, register_tiny
 
 Save, Discard, Cancel = (QMessageBox.StandardButton.Save, QMessageBox.StandardButton.Discard,

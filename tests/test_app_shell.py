@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.api import InputError, Request
 from app.settings import Settings
+from engine.api import InputError, Request
 from engine.tasks import TaskContext
 
 pytest.importorskip("pytestqt")

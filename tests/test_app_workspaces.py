@@ -14,13 +14,12 @@ from PySide6.QtCore import QElapsedTimer, QMimeData, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
-from engine.api import Request, StarGANInterpolateRequest
-from app.settings import Settings
-from engine.tasks import TaskContext
-
 from app.dialogs import SHORTCUTS, HelpDialog, SettingsDialog
 from app.main import MainWindow
 from app.project import SessionGuard, load_project, projects_equal
+from app.settings import Settings
+from engine.api import Request, StarGANInterpolateRequest
+from engine.tasks import TaskContext
 
 
 def register_tiny(weights_dir, family: str, config_name: str, name: str) -> str:
@@ -319,9 +318,8 @@ def test_heartbeat_never_stalls_while_previews_run(qtbot, weights_dir):
 
 
 def test_exemplar_map_is_found_beside_the_photo(qtbot, weights_dir, tmp_path):
-    from engine.io import save_label_map
-
     from app.workspaces.cocosnet import companion_map
+    from engine.io import save_label_map
 
     (tmp_path / "image").mkdir()
     (tmp_path / "label").mkdir()

@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.requests.base import WeightsError
 from engine.families import get_family, state_dict_keys
 from engine.nets.cocosnet import CONFIGS, build, softmax_attend
+from engine.requests.base import WeightsError
 from engine.weights import Manifest, build_and_load, import_official
 
 torch.set_num_threads(1)

@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.requests.base import InputError
 from engine.families import get_family
+from engine.requests.base import InputError
 from engine.train import cocosnet as T
 
 torch.set_num_threads(1)

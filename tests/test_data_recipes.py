@@ -22,7 +22,7 @@ FACES_FETCHED = all(fetch_mod.source_dir(n) is not None for n in ("gan-face-gene
 def offline(tmp_path, monkeypatch):
     """An empty fetch cache: every recipe must degrade to procedural material with a warning."""
     monkeypatch.setenv("I2I_DATA_CACHE", str(tmp_path / "empty-cache"))
-    from engine.data import material, faces, scenes, sketches
+    from engine.data import faces, material, scenes, sketches
     for fn in (material.load_pattern, material.load_cutout, scenes._stamps, faces._generator, sketches._photo_stamps, sketches.openmoji_catalogue,
                faces._landmarker, faces._gender_model):
         fn.cache_clear()
@@ -122,8 +122,9 @@ def test_scenes_fetched_material(tmp_path):
 
 def test_gimp_pattern_reader(tmp_path):
     import struct
-    from engine.requests.base import InputError
+
     from engine.data.material import read_pat
+    from engine.requests.base import InputError
     pix = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
     name = b"test\x00"
     header = struct.pack(">5I", 24 + len(name), 1, 3, 2, 3) + b"GPAT" + name
@@ -342,8 +343,8 @@ def test_joint_limits_hold_over_many_skeletons():
 
 
 def test_contact_sheets_for_each_recipe(tmp_path, offline):
-    from engine.data.contact import contact_sheet
     from engine.data.cli import make_recipe
+    from engine.data.contact import contact_sheet
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         for name, size, n in (("scenes", 32, 3), ("faces", 64, 3), ("poses", 32, 3), ("sketches", 32, 10)):

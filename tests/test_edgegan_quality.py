@@ -10,8 +10,15 @@ import pytest
 import torch
 
 from engine.metrics import hand_sketches
-from engine.metrics.objects import (NearestCentroid, iou, object_mask, other_of_same_class, scene_layouts,
-                                    silhouette_iou, sketch_shape)
+from engine.metrics.objects import (
+    NearestCentroid,
+    iou,
+    object_mask,
+    other_of_same_class,
+    scene_layouts,
+    silhouette_iou,
+    sketch_shape,
+)
 
 torch.set_num_threads(1)
 
@@ -155,7 +162,7 @@ def test_per_sample_norm_is_what_batch1_inference_computes() -> None:
 
 
 def test_paired_training_learns_resumes_and_exports_the_ema(tmp_path: Path, weights_dir: Path) -> None:
-    from engine.train.edgegan import PairArray, EdgePairDataset, export, train_paired
+    from engine.train.edgegan import EdgePairDataset, PairArray, export, train_paired
     from engine.weights import Manifest, read_safetensors, split_subnets
 
     rng = np.random.default_rng(0)

@@ -5,13 +5,17 @@ import numpy as np
 import pytest
 import torch
 
-from engine.requests.base import InputError, WeightsError
-from engine.metrics.distribution import (FeatureStats, frechet_distance, frechet_distance_images,
-                                         images_to_tensor, perceptual_distance)
-from engine.metrics.features import (BACKBONES, backbone_path, build_features, load_features,
-                                     verify_backbone_file)
+from engine.metrics.distribution import (
+    FeatureStats,
+    frechet_distance,
+    frechet_distance_images,
+    images_to_tensor,
+    perceptual_distance,
+)
+from engine.metrics.features import BACKBONES, backbone_path, build_features, load_features, verify_backbone_file
 from engine.metrics.image import psnr, ssim
 from engine.metrics.segmentation import ConfusionMatrix, mean_iou
+from engine.requests.base import InputError, WeightsError
 
 torch.set_num_threads(1)
 

@@ -11,6 +11,7 @@ from PIL import Image
 from engine.requests.base import InputError
 from engine.train.stargan2 import StarGAN2Trainer, TrainOptions, ds_weight, find_domains
 
+
 def _make_data(root: Path, n: int = 4) -> Path:
     """Two domains of generated pictures (dark/bright blobs), plus an annotation folder to ignore."""
     rng = np.random.default_rng(0)

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..requests.base import InputError
 from ..io import OPENPOSE_LIMBS, load_image, load_instance_map, load_label_map, load_openpose_json, load_palette
+from ..requests.base import InputError
 
 
 def colorize_instances(ids: np.ndarray) -> np.ndarray:

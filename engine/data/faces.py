@@ -27,7 +27,8 @@ from torch import nn
 
 from ..io import load_palette
 from .common import Json, Png, Sample, source_records, warn_fallback
-from .fetch import add_fetched_to_path as _add_cache_paths, source_dir
+from .fetch import add_fetched_to_path as _add_cache_paths
+from .fetch import source_dir
 
 PALETTE = load_palette("celebamask_hq")
 PART = {name: i for i, name in enumerate(PALETTE.names)}

@@ -25,18 +25,19 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from ..requests.base import InputError
 from ..io import instance_edges
+from ..requests.base import InputError
 from .common import Json, Png, Sample, child_rngs, source_records, warn_fallback
 from .fetch import source_dir
 from .material import STAMPS_SUBDIR, load_cutout
-from .scenes import PALETTE as SCENES_PALETTE, ScenesRecipe
+from .scenes import PALETTE as SCENES_PALETTE
+from .scenes import ScenesRecipe
 
 # Concrete object classes a person can sketch: SketchyCOCO's 14 where the sources have them (neither
 # OpenMoji nor Tux Paint has a fire hydrant), then common objects. Each class draws from its OpenMoji
@@ -161,7 +162,7 @@ def openmoji_catalogue() -> tuple[tuple[str, str], ...]:
     return tuple(items)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _photo_stamps() -> tuple[tuple[Path, str], ...]:
     """((stamp path, class), ...) of the Tux Paint photo stamps of :data:`OBJECT_CLASSES` that exist."""
     root = source_dir("tuxpaint-stamps")

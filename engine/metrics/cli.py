@@ -69,9 +69,7 @@ def _cmd_train_segmenter(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
-    from .evaluate import evaluate, format_table
-
-    from .evaluate import SPLITS, no_samples_message, split_sizes
+    from .evaluate import SPLITS, evaluate, format_table, no_samples_message, split_sizes
 
     torch.set_num_threads(args.threads)
     data = Path(args.data)

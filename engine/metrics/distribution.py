@@ -6,8 +6,8 @@ weights these are *not* FID/LPIPS values and must not be compared with published
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import numpy as np
 import torch

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from ..requests.base import InputError, frozen
 from ..io import load_image, load_instance_map, load_label_map
+from ..requests.base import InputError, frozen
 
 SCENE_LAYOUT, FACE_LAYOUT, SKETCH_LAYOUT = "scenes", "faces", "sketches"
 SPLITS = ("train", "val", "test")
@@ -243,7 +243,13 @@ def measure(es: EvalSet, outputs: list[np.ndarray], *, backbone: Any = "auto", s
     """All metrics that the data supports; problems that skip a metric are appended to ``notes``."""
     import torch
 
-    from .distribution import FeatureStats, frechet_distance_stats, images_to_tensor, perceptual_distance, pooled_features
+    from .distribution import (
+        FeatureStats,
+        frechet_distance_stats,
+        images_to_tensor,
+        perceptual_distance,
+        pooled_features,
+    )
     from .image import psnr, ssim
 
     notes = notes if notes is not None else []

@@ -14,9 +14,9 @@ PyPI package):
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -201,7 +201,7 @@ class Features(nn.Module):
         self.requires_grad_(False)
         self.body.eval()
 
-    def train(self, mode: bool = True) -> "Features":  # noqa: D102 - frozen on purpose
+    def train(self, mode: bool = True) -> Features:  # noqa: D102 - frozen on purpose
         return super().train(False)
 
     @property

@@ -8,7 +8,7 @@ jitter, see :func:`wobble`). :func:`render` rasterises them as the canvas does (
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np

@@ -13,8 +13,9 @@ as that object, of that shape?
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -86,7 +87,7 @@ class NearestCentroid:
         return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
     @classmethod
-    def fit(cls, features: np.ndarray, labels: Sequence[str]) -> "NearestCentroid":
+    def fit(cls, features: np.ndarray, labels: Sequence[str]) -> NearestCentroid:
         classes = tuple(sorted(set(labels)))
         f = cls._unit(np.asarray(features, np.float64))
         lab = np.array(labels)
@@ -126,8 +127,8 @@ def untrained_outputs(config: dict, cases: Sequence[Any], *, seed: int, device: 
     """The floor: an untrained network of the same configuration (seeded init) run by the sketch task."""
     import torch
 
-    from ..requests.edgegan import SketchObjectRequest
     from ..nets.edgegan import build, class_names
+    from ..requests.edgegan import SketchObjectRequest
     from ..tasks import CancelToken, LRUCache, ModelStore, make_context, to_uint8_image
     from ..tasks.sketch import EdgeGANModel, class_index, generate_object
 

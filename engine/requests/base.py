@@ -6,8 +6,9 @@ Numpy arrays are wrapped in :class:`FrozenArray` so that equality and hashing ar
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Literal, Mapping
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 

@@ -29,9 +29,10 @@ import json
 import math
 import random
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -501,8 +502,18 @@ def train(opts: TrainOptions, log: Callable[[str], None] | None = None) -> dict[
     """Train (or resume) a CoCosNet model; returns {"step", "losses", "checkpoint", "weights"}."""
     from ..families import get_family, resolve_config
     from ..progress import ProgressBar
-    from .common import (cleanup_distributed, infinite_loader, is_main, linear_decay, load_checkpoint,
-                         save_checkpoint, save_grid, seed_everything, setup_distributed, wrap_ddp)
+    from .common import (
+        cleanup_distributed,
+        infinite_loader,
+        is_main,
+        linear_decay,
+        load_checkpoint,
+        save_checkpoint,
+        save_grid,
+        seed_everything,
+        setup_distributed,
+        wrap_ddp,
+    )
 
     info = setup_distributed(opts.device)
     main = is_main(info)

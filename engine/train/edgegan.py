@@ -30,8 +30,9 @@ import random
 import shlex
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -40,11 +41,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..requests.base import InputError
-from ..nets.edgegan import CONFIGS, build, tf_legacy_resize_bicubic
 from ..inputs.sketch import EdgeMethod, binarise, edge_map, fill_strokes, load_scene_sketch
-from .common import (infinite_loader, is_main, list_images, load_checkpoint, save_checkpoint, save_grid,
-                     seed_everything)
+from ..nets.edgegan import CONFIGS, build, tf_legacy_resize_bicubic
+from ..requests.base import InputError
+from .common import infinite_loader, is_main, list_images, load_checkpoint, save_checkpoint, save_grid, seed_everything
 from .losses import focal_loss, gradient_penalty, hinge_d_loss, hinge_g_loss
 
 LAMBDA_GP = 10.0
@@ -649,9 +649,9 @@ def float16_psnr(state: Mapping[str, Mapping[str, torch.Tensor]], config: Mappin
     """The lowest PSNR (dB) between what the inference networks draw with their weights rounded to
     float16 and with the float32 originals: the six hand-drawn sketches through E, G1 and G2 (each
     class), and the background network on those sketches pasted as foreground."""
+    from ..inputs.sketch import prepare_sketch, to_tensor
     from ..metrics.hand_sketches import SKETCHES, render
     from ..nets.edgegan import class_names
-    from ..inputs.sketch import prepare_sketch, to_tensor
     from ..tasks.scene import background_inputs
 
     subs = [k for k in INFERENCE_SUBNETS if k in state]

@@ -10,13 +10,14 @@ Conventions:
 from __future__ import annotations
 
 import sys
-from typing import Callable, Literal, Mapping, Sequence, Union
+from collections.abc import Callable, Mapping, Sequence
+from typing import Literal, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-Prediction = Union[Tensor, Sequence[Union[Tensor, Sequence[Tensor]]]]
+Prediction = Union[Tensor, Sequence[Tensor | Sequence[Tensor]]]
 
 __all__ = [
     "hinge_d_loss", "hinge_d_real", "hinge_d_fake", "hinge_g_loss",

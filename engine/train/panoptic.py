@@ -20,8 +20,9 @@ import argparse
 import json
 import shlex
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,13 +30,25 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..requests.base import InputError
+from ..inputs.panoptic import conditioning, panoptic_ids
 from ..io import instance_edges, load_image, load_instance_map, load_label_map, load_palette
 from ..nets.panoptic import CONFIGS, build, build_discriminator, reparameterize
-from ..inputs.panoptic import conditioning, panoptic_ids
+from ..requests.base import InputError
 from . import losses as L
-from .common import (DistInfo, cleanup_distributed, infinite_loader, is_main, linear_decay, load_checkpoint,
-                     save_checkpoint, save_grid, seed_everything, setup_distributed, unwrap, wrap_ddp)
+from .common import (
+    DistInfo,
+    cleanup_distributed,
+    infinite_loader,
+    is_main,
+    linear_decay,
+    load_checkpoint,
+    save_checkpoint,
+    save_grid,
+    seed_everything,
+    setup_distributed,
+    unwrap,
+    wrap_ddp,
+)
 
 LAMBDA_FEAT = 10.0
 LAMBDA_VGG = 10.0

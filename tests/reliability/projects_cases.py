@@ -15,15 +15,15 @@ import os
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from app.project import PROJECT_MAX_MEMBERS, Project, WorkspaceData, save_project
 from tests.reliability import hostile
-from app.project import (PROJECT_MAX_MEMBERS, PROJECT_MEMBER_MAX_BYTES, Project, WorkspaceData,
-                         save_project)
 
 OK, ERROR = "ok", "error"
 

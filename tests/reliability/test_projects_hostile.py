@@ -20,9 +20,9 @@ from PySide6.QtCore import QCoreApplication, QEvent
 from PySide6.QtWidgets import QMessageBox
 
 from app.main import MainWindow
-from app.project import (AUTOSAVE_NAME, SUFFIX, load_project, projects_equal, save_project)
-from engine.api import InputError
+from app.project import AUTOSAVE_NAME, SUFFIX, load_project, projects_equal, save_project
 from app.settings import Settings
+from engine.api import InputError
 
 from .projects_cases import ERROR, OK, Counter, autosave_cases, project_cases, sound_project, start_cases
 
