@@ -260,7 +260,8 @@ def main() -> int:
                      threads=args.threads),
         sgemm_gflops=sgemm, sgemm_bf16_gflops=sgemm_bf16, flops_g=flops, rows=rows,
         bf16_speedup=speedup, bf16_lowcorr_speedup=speedup_low, bf16_quality=quality, size_512=big,
-        note="random weights (xavier gain 0.02 / default init); timings are best-of and median of --runs after a warm-up",
+        note="random weights (xavier gain 0.02 / default init); "
+             "timings are best-of and median of --runs after a warm-up",
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

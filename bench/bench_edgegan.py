@@ -89,10 +89,11 @@ def bench_tasks(runs: int, rows: list[dict[str, Any]], quick: bool) -> None:
             return
         w = h = 256
         objects = []
-        for i, (cx, cy) in enumerate([(60, 70), (150, 90), (200, 180)]):
+        for cx, cy in [(60, 70), (150, 90), (200, 180)]:
             bm = np.full((h, w), 255, np.uint8)
             cv2.circle(bm, (cx, cy), 30, 0, 2)
-            objects.append(SceneObject(sketch=FrozenArray(bm), class_name="cat", box=(cx - 35, cy - 35, cx + 35, cy + 35)))
+            objects.append(SceneObject(sketch=FrozenArray(bm), class_name="cat",
+                                       box=(cx - 35, cy - 35, cx + 35, cy + 35)))
         bg = np.full((h, w), 255, np.uint8)
         cv2.line(bg, (0, 200), (256, 190), 0, 2)
         scene = SceneRequest(model="class14", background_model="small", objects=tuple(objects),

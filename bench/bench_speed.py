@@ -219,7 +219,8 @@ def cocosnet_cases(manifest: Any, config_name: str, rng: np.random.Generator) ->
         # a new exemplar per call must miss the exemplar cache: it holds fewer than the exemplars cycled
         cache = LRUCache(4 if what == "new_input" else 64)
 
-        def ours(i: int, models: Any = models, cache: Any = cache, map_of: Any = map_of, ex_of: Any = ex_of) -> np.ndarray:
+        def ours(i: int, models: Any = models, cache: Any = cache, map_of: Any = map_of,
+                 ex_of: Any = ex_of) -> np.ndarray:
             photo, exmap = exemplars[ex_of(i)]
             req = ExemplarRequest(model=name, input_map=FrozenArray(map_of(i)), exemplar=photo, exemplar_map=exmap,
                                   canvas_size=(SIZE, SIZE), precision="float32", device="cpu")
@@ -248,8 +249,9 @@ def measure(case: Case, rounds: int) -> dict[str, Any]:
     compile_wait_s = time.perf_counter() - t0
     records = case.compiler.records[done_before:]  # compiled for this case (the other case's are reused)
     failed = [f"{r.stage}: {r.message}" for r in records if not r.ok]
+    stages = ", ".join(f"{r.stage} {r.seconds:.1f} s" for r in records) or "none"
     print(f"  first call (eager, compiling behind it) {first_s * 1e3:.0f} ms; compile "
-          f"{sum(r.seconds for r in records):.1f} s ({', '.join(f'{r.stage} {r.seconds:.1f} s' for r in records) or 'none'})"
+          f"{sum(r.seconds for r in records):.1f} s ({stages})"
           + (f"; FAILED: {failed}" if failed else ""), flush=True)
     # warm both sides once (first compiled call, allocator)
     case.ours(0), case.eager(0)
@@ -261,7 +263,9 @@ def measure(case: Case, rounds: int) -> dict[str, Any]:
     sgemm_before = sgemm_gflops(n=1024, repeats=3)
     for r in range(rounds):
         i = 1 + r
-        order = (("eager", case.eager), ("ours", case.ours)) if r % 2 == 0 else (("ours", case.ours), ("eager", case.eager))
+        order = (("eager", case.eager), ("ours", case.ours))
+        if r % 2:
+            order = order[::-1]
         outs: dict[str, Any] = {}
         for side, fn in order:
             t = time.perf_counter()
@@ -344,9 +348,11 @@ def bf16_check(rounds: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="afhq and ade20k only, 3 rounds, no bfloat16 check")
-    ap.add_argument("--rounds", type=int, default=None, help="alternated eager/ours pairs per case (default 5; quick 3)")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="alternated eager/ours pairs per case (default 5; quick 3)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--case", action="append", default=[], help="only these cases (repeatable), e.g. stargan2_afhq_edit")
+    ap.add_argument("--case", action="append", default=[],
+                    help="only these cases (repeatable), e.g. stargan2_afhq_edit")
     ap.add_argument("--tag", default="", help="results file suffix: bench/results/speed_TAG.json")
     ap.add_argument("--precision-only", action="store_true",
                     help="only the bfloat16 vs float32 check (writes speed_precision.json)")
