@@ -125,7 +125,8 @@ class Palette:
         """H×W×3 colours -> H×W label map via a packed-colour lookup. Unknown colours raise (strict)
         or map to the nearest palette colour."""
         packed = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
-        keys = (self.colors[:, 0].astype(np.int64) << 16) | (self.colors[:, 1].astype(np.int64) << 8) | self.colors[:, 2]
+        colors = self.colors.astype(np.int64)
+        keys = (colors[:, 0] << 16) | (colors[:, 1] << 8) | colors[:, 2]
         order = np.argsort(keys, kind="stable")
         sorted_keys = keys[order]
         pos = np.clip(np.searchsorted(sorted_keys, packed), 0, len(sorted_keys) - 1)
@@ -183,7 +184,8 @@ def load_label_map(path: Path | str, palette: Palette | None = None, num_classes
         raise InputError(f"{path} is a colour image; a label map must be an indexed or greyscale PNG "
                          f"(or name its palette so colours can be decoded)")
     if num_classes is not None and labels.size and (labels.max() >= num_classes or labels.min() < 0):
-        raise InputError(f"{path} has label {int(labels.max())}, but this model knows {num_classes} classes (0..{num_classes - 1})")
+        raise InputError(f"{path} has label {int(labels.max())}, "
+                         f"but this model knows {num_classes} classes (0..{num_classes - 1})")
     return labels
 
 

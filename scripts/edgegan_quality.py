@@ -144,7 +144,7 @@ def main() -> int:
     cases = [es.cases[i] for i in sorted(picks)]
     floor = untrained_outputs(dict(entry.config), cases, seed=args.seed, device="cpu")
     rows = []
-    for k, (c, fl) in enumerate(zip(cases, floor)):
+    for k, (c, fl) in enumerate(zip(cases, floor, strict=True)):
         res = run(SketchObjectRequest(model=args.model, seed=args.seed + k, sketch=FrozenArray(c.inputs["sketch"]),
                                       class_name=c.inputs["class_name"]))
         predicted = clf.predict(image_features(feats, [res.image]))[0]
@@ -158,8 +158,11 @@ def main() -> int:
     save_image(sheets / "edgegan_test.png", test_sheet)
     save_image(sheets / "edgegan_hand.png", sheet(hand_rows, ["hand-drawn", "prepared", "G1 edge", "G2 image"]))
     shown = [cv2.resize(im, (192, 192), interpolation=cv2.INTER_AREA) for im in scene_images[:8]]
-    save_image(sheets / "edgegan_scenes.png", np.concatenate([np.concatenate(shown[:4], 1), np.concatenate(shown[4:8], 1)], 0)
-               if len(shown) >= 8 else np.concatenate(shown, 1))
+    if len(shown) >= 8:
+        scenes_sheet = np.concatenate([np.concatenate(shown[:4], 1), np.concatenate(shown[4:8], 1)], 0)
+    else:
+        scenes_sheet = np.concatenate(shown, 1)
+    save_image(sheets / "edgegan_scenes.png", scenes_sheet)
 
     from engine.metrics.cli import _clean
 

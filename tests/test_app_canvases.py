@@ -118,7 +118,7 @@ def test_mask_canvas_mouse_painting_changes_the_document(qtbot, ade):
     assert (canvas.display_rgb()[8, 20] == ade.colors[12]).all()
     # picker then eraser
     canvas.set_tool("picker")
-    with qtbot.waitSignal(canvas.labelPicked, check_params_cb=lambda l, i: l == 12):
+    with qtbot.waitSignal(canvas.labelPicked, check_params_cb=lambda label, i: label == 12):
         qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=canvas.center_of(20, 8).toPoint())
     canvas.set_tool("eraser")
     drag(qtbot, canvas, [canvas.center_of(8, 8), canvas.center_of(56, 8)])

@@ -227,7 +227,8 @@ def test_every_menu_action_works_when_triggered(qtbot, weights_dir, save_changes
     assert "Cancelled" in win.message.text()
     pan = win.workspaces["panoptic"]
     acts["Panoptic → image"].trigger()
-    assert win.current is pan and acts["Panoptic → image"].shortcut() == QKeySequence(f"Ctrl+{win.tabs.indexOf(pan) + 1}")
+    assert win.current is pan
+    assert acts["Panoptic → image"].shortcut() == QKeySequence(f"Ctrl+{win.tabs.indexOf(pan) + 1}")
     paint(pan)
     acts["Undo"].trigger()
     assert not pan.editor.doc.labels.any()

@@ -52,7 +52,10 @@ class GatedEngine:
             self.entered.set()
             self.gate.wait(10)
         ctx.check()
-        value = int(round(request.alpha * 100)) if isinstance(request, StarGANInterpolateRequest) else request.seed % 256
+        if isinstance(request, StarGANInterpolateRequest):
+            value = int(round(request.alpha * 100))
+        else:
+            value = request.seed % 256
         return ctx.result(np.full((16, 16, 3), value, np.uint8))
 
 

@@ -191,7 +191,8 @@ def _official_files(tmp_path: Path, config: str, with_d: bool, prefix: str = "la
         if sub == "netD" and not with_d:
             continue
         p = tmp_path / f"{prefix}_net_{short}.pth"
-        torch.save({k: torch.randn_like(v) if v.is_floating_point() else v for k, v in nets[sub].state_dict().items()}, p)
+        torch.save({k: torch.randn_like(v) if v.is_floating_point() else v
+                    for k, v in nets[sub].state_dict().items()}, p)
         paths.append(p)
     return paths
 

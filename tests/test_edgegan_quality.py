@@ -94,7 +94,7 @@ def test_scene_layouts_put_each_sketch_inside_its_box() -> None:
     assert [len(p) for _, p in scenes] == [3, 1]
     request, placed = scenes[0]
     assert [o.class_name for o in request.objects] == ["car", "tree", "sun"] and request.size == (256, 256)
-    for obj, (_, _, box, bitmap) in zip(request.objects, placed):
+    for obj, (_, _, box, bitmap) in zip(request.objects, placed, strict=True):
         x0, y0, x1, y1 = box
         ink = bitmap < 128
         assert tuple(obj.box) == box and ink[y0:y1, x0:x1].sum() == ink.sum() > 0

@@ -30,7 +30,9 @@ torch.set_num_threads(1)
 def _register(weights_dir: Path, name: str, config: dict, *, default: bool = False, seed: int = 0) -> None:
     torch.manual_seed(seed)
     nets = build(config)
-    keep = ["encoder", "edge_generator", "image_generator"] + (["background_generator"] if config.get("background") else [])
+    keep = ["encoder", "edge_generator", "image_generator"]
+    if config.get("background"):
+        keep.append("background_generator")
     path = weights_dir / f"{name}.safetensors"
     save_state_dicts({k: nets[k].state_dict() for k in keep}, path)
     register_file(Manifest(), name=name, family="edgegan", config_name="tiny", config=config, path=path,
@@ -106,7 +108,7 @@ def _write_scene(folder: Path, classes=("cat", "dog")) -> Path:
     cv2.line(bg, (0, 70), (w, 65), 0, 2)
     cv2.imwrite(str(folder / "bg.png"), bg)
     objs = []
-    for i, (cls, centre) in enumerate(zip(classes, [(40, 40), (110, 45)])):
+    for i, (cls, centre) in enumerate(zip(classes, [(40, 40), (110, 45)], strict=True)):
         o = np.full((h, w), 255, np.uint8)
         cv2.circle(o, centre, 18, 0, 2)
         cv2.imwrite(str(folder / f"o{i}.png"), o)
@@ -124,7 +126,8 @@ def test_load_scene_sketch_and_its_errors(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"size": [100, 96], "background": "bg.png", "objects": []}))
     with pytest.raises(InputError, match="160×96"):
         load_scene_sketch(bad)
-    bad.write_text(json.dumps({"size": [160, 96], "objects": [{"class": "cat", "box": [500, 0, 600, 10], "sketch": "o0.png"}]}))
+    bad.write_text(json.dumps({"size": [160, 96],
+                               "objects": [{"class": "cat", "box": [500, 0, 600, 10], "sketch": "o0.png"}]}))
     with pytest.raises(InputError, match="outside"):
         load_scene_sketch(bad)
     bad.write_text("{not json")

@@ -140,7 +140,7 @@ def test_convert_round_trip_then_strict_load(tmp_path: Path) -> None:
     fresh = build(cfg)
     load_strict(fresh, state, source="bundle", required_subnets=["encoder", "edge_generator", "image_generator"])
     for sub, params in state.items():
-        for k, v in params.items():
+        for k in params:
             if sub == "classifier" and k.endswith(("weight_u", "weight_v")):
                 continue  # one power iteration from the stored u, as TF runs it (see _spectral_vectors)
             assert torch.equal(fresh[sub].state_dict()[k], sd[sub][k]), (sub, k)

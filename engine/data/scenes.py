@@ -244,7 +244,8 @@ class ScenesRecipe:
                 if rgba is not None:
                     break
         if rgba is None:
-            rgba = procedural_blob(rng, 64, kind.aspect * rng.uniform(0.8, 1.2), np.array(kind.fallback_color, np.uint8))
+            rgba = procedural_blob(rng, 64, kind.aspect * rng.uniform(0.8, 1.2),
+                                   np.array(kind.fallback_color, np.uint8))
         h, w = rgba.shape[:2]
         nh = max(4, height)
         nw = max(2, int(round(w * nh / h)))

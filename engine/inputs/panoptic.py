@@ -148,7 +148,7 @@ def conditioning(labels: np.ndarray, instances: np.ndarray | None, config: Mappi
 
 def batch_conditioning(items: list[tuple[np.ndarray, np.ndarray | None]], config: Mapping[str, Any]
                        ) -> tuple[torch.Tensor, torch.Tensor]:
-    sems, ids = zip(*(conditioning(lab, inst, config) for lab, inst in items))
+    sems, ids = zip(*(conditioning(lab, inst, config) for lab, inst in items), strict=True)
     return torch.cat(sems), torch.cat(ids)
 
 

@@ -28,7 +28,10 @@ def _cmd_fetch_backbone(args: argparse.Namespace) -> int:
     print(f"MobileNetV2: {path} (sha256 {BACKBONES['mobilenet_v2'].sha256[:12]}… verified; "
           f"layers {', '.join(feats.layers)})")
     vgg = backbone_path("vgg19")
-    print(f"VGG19: {'present at ' + str(vgg) if vgg.exists() else 'not present (optional: copy torchvision’s vgg19-dcbb9e9d.pth to ' + str(vgg) + ')'}")
+    if vgg.exists():
+        print(f"VGG19: present at {vgg}")
+    else:
+        print(f"VGG19: not present (optional: copy torchvision’s vgg19-dcbb9e9d.pth to {vgg})")
     return 0
 
 
@@ -87,7 +90,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                           device=args.device, backbone=args.backbone, segmenter=args.segmenter or None,
                           reference=args.reference, centroid_split=args.centroid_split)
         print(format_table(report))
-        out = Path(args.json) if args.json else Path("out") / "eval" / f"{report['model_label']}-{data.name}-{split}.json"
+        default_out = Path("out") / "eval" / f"{report['model_label']}-{data.name}-{split}.json"
+        out = Path(args.json) if args.json else default_out
         if args.json and len(splits) > 1:
             out = out.with_name(f"{out.stem}-{split}{out.suffix}")
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -139,7 +143,8 @@ def register_cli(groups: Any) -> None:
                               "FD/PD on backbone features, PSNR/SSIM, segmenter mIoU")
     p.add_argument("model", help="weights manifest entry, or a folder of generated images, one PNG per sample "
                                  "named by its id: scenes and faces <id>.png (the sample's file name), sketches "
-                                 "<class>/<id>.png — what `i2i generate TASK --input DATA/SPLIT/label --out DIR` writes")
+                                 "<class>/<id>.png — what "
+                                 "`i2i generate TASK --input DATA/SPLIT/label --out DIR` writes")
     p.add_argument("--data", required=True, help="a built dataset folder (scenes, faces, sketches)")
     p.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
                    help="the split to evaluate (default test); all: every split the build has")

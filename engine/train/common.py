@@ -105,9 +105,9 @@ def make_ema(module: nn.Module) -> nn.Module:
 def ema_update(ema: nn.Module, model: nn.Module, beta: float = 0.999) -> None:
     """ema ← β·ema + (1-β)·model for parameters; buffers are copied."""
     model = unwrap(model)
-    for pe, pm in zip(ema.parameters(), model.parameters()):
+    for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
         pe.lerp_(pm.detach(), 1.0 - beta)
-    for be, bm in zip(ema.buffers(), model.buffers()):
+    for be, bm in zip(ema.buffers(), model.buffers(), strict=True):
         be.copy_(bm)
 
 

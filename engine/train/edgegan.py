@@ -101,7 +101,10 @@ class EdgePairDataset(Dataset):
             photo = rgb
             edge = np.repeat(edge_map(rgb, self.edge_method)[..., None], 3, axis=2)
         s = self.size
-        resize = (lambda a: cv2.resize(a, (s, s), interpolation=cv2.INTER_AREA if a.shape[0] > s else cv2.INTER_LINEAR))
+
+        def resize(a):
+            return cv2.resize(a, (s, s), interpolation=cv2.INTER_AREA if a.shape[0] > s else cv2.INTER_LINEAR)
+
         return resize(edge), resize(photo)
 
     def __getitem__(self, idx: int) -> tuple[torch.Tensor, int]:
@@ -472,7 +475,8 @@ def train(data: Path | None, out: Path, *, stage: str = "objects", config_name: 
         if data is None:
             raise InputError("--data is required for the objects stage")
         classes = config["classes"] if config else None
-        size = int(config["image_size"]) if config else int((overrides or {}).get("image_size") or CONFIGS[config_name]["image_size"])
+        size = int(config["image_size"]) if config else int((overrides or {}).get("image_size")
+                                                            or CONFIGS[config_name]["image_size"])
         dataset = EdgePairDataset(data, size, classes, edge_method)
         if config is None:
             config = make_config(config_name, dataset.classes, overrides or {})
@@ -547,7 +551,8 @@ def train_paired(data: Path, out: Path, *, config_name: str = "small", overrides
 
         meta = json.loads(read_torch_file(out / "state.pt").get("meta_json", "{}"))
     config = meta.get("config")
-    size = int(config["image_size"]) if config else int((overrides or {}).get("image_size") or CONFIGS[config_name]["image_size"])
+    size = int(config["image_size"]) if config else int((overrides or {}).get("image_size")
+                                                        or CONFIGS[config_name]["image_size"])
     t_load = time.perf_counter()
     dataset = EdgePairDataset(data, size, config["classes"] if config else None)
     pairs = PairArray(dataset)
@@ -705,7 +710,8 @@ def export(out: Path, name: str, command: str = "", default: bool = False,
     if float16_min_psnr is not None:
         measured = float16_psnr(shipped, config)
         if measured >= float16_min_psnr:
-            shipped = {s: {n: t.half() if t.is_floating_point() else t for n, t in sd.items()} for s, sd in shipped.items()}
+            shipped = {s: {n: t.half() if t.is_floating_point() else t for n, t in sd.items()}
+                       for s, sd in shipped.items()}
             dtype = "float16"
         meta["float16_psnr_db"] = round(measured, 2)
     meta["dtype"] = dtype

@@ -539,7 +539,8 @@ def register_cli(groups: Any) -> None:
     p.add_argument("--time-limit", type=float, default=0.0, metavar="MIN",
                    help="stop after MIN minutes (checkpoint and export still happen)")
     p.add_argument("--wing", default="", help="wing.ckpt (FAN landmarks) for configs with w_hpf > 0")
-    p.add_argument("--export", default="", metavar="NAME", help="save the EMA nets to weights/NAME.safetensors and register")
+    p.add_argument("--export", default="", metavar="NAME",
+                   help="save the EMA nets to weights/NAME.safetensors and register")
     p.add_argument("--default", action="store_true", help="mark the exported model as the family default")
     p.set_defaults(func=_cmd_train)
     _PARSER_ACTIONS[:] = [a for a in p._actions if a.option_strings and a.dest != "help"]

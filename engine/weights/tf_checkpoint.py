@@ -355,7 +355,8 @@ class _BlockBuilder:
         self.count += 1
 
     def finish(self) -> bytes:
-        return bytes(self.buf) + b"".join(struct.pack("<I", r) for r in self.restarts) + struct.pack("<I", len(self.restarts))
+        restarts = b"".join(struct.pack("<I", r) for r in self.restarts)
+        return bytes(self.buf) + restarts + struct.pack("<I", len(self.restarts))
 
     @property
     def size(self) -> int:
