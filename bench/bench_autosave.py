@@ -28,9 +28,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
+import numpy as np  # noqa: E402 - after sys.path gets the repo root
 
-from bench.common import print_table, write_results  # noqa: E402
+from bench.common import print_table, write_results  # noqa: E402 - after sys.path gets the repo root
 
 BASELINE_COMMIT = "47d24aa"  # the last commit before the autosave worker
 STALL_GOAL_MS = 50.0

@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import psnr, sgemm_gflops  # noqa: E402  (psnr: data range 2, images in [-1, 1])
-from engine.devices import precision_context  # noqa: E402
-from engine.nets.cocosnet import CONFIGS, build, make_config, prepare_for_inference  # noqa: E402
+from bench.common import psnr, sgemm_gflops  # noqa: E402 - after sys.path gets the repo root (psnr: data range 2, images in [-1, 1])
+from engine.devices import precision_context  # noqa: E402 - after sys.path gets the repo root
+from engine.nets.cocosnet import CONFIGS, build, make_config, prepare_for_inference  # noqa: E402 - after sys.path gets the repo root
 
 
 def make_inputs(config: dict[str, Any], size: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -131,7 +131,7 @@ def preview_config(name: str) -> tuple[str, dict[str, Any]]:
         entries = [e for e in Manifest().by_family("cocosnet") if e.extra.get("default")]
         if entries:
             return f"{entries[0].name} ({entries[0].config_name})", dict(entries[0].config)
-    except Exception:  # noqa: BLE001 - no manifest: fall back to the likely default shape
+    except Exception:  # no manifest: fall back to the likely default shape
         pass
     return "small_ade20k (16 classes)", make_config("small_ade20k", semantic_nc=16)
 

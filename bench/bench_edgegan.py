@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import count_flops, print_table, psnr, sgemm_gflops, time_median, write_results  # noqa: E402
-from engine.devices import precision_context  # noqa: E402
-from engine.nets.edgegan import CONFIGS, build, convert, state_dicts_to_tf  # noqa: E402
+from bench.common import count_flops, print_table, psnr, sgemm_gflops, time_median, write_results  # noqa: E402 - after sys.path gets the repo root
+from engine.devices import precision_context  # noqa: E402 - after sys.path gets the repo root
+from engine.nets.edgegan import CONFIGS, build, convert, state_dicts_to_tf  # noqa: E402 - after sys.path gets the repo root
 
 
 def object_path(nets: dict[str, torch.nn.Module], size: int, precision: str) -> Callable[[], torch.Tensor]:

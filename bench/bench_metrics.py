@@ -20,11 +20,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import count_flops, print_table, sgemm_gflops, time_median, write_results  # noqa: E402
-from engine.metrics.distribution import FeatureStats, frechet_distance, frechet_distance_stats  # noqa: E402
-from engine.metrics.features import backbone_path, build_features  # noqa: E402
-from engine.metrics.image import psnr, ssim  # noqa: E402
-from engine.metrics.segmenter import SmallUNet  # noqa: E402
+from bench.common import count_flops, print_table, sgemm_gflops, time_median, write_results
+from engine.metrics.distribution import FeatureStats, frechet_distance, frechet_distance_stats
+from engine.metrics.features import backbone_path, build_features
+from engine.metrics.image import psnr, ssim
+from engine.metrics.segmenter import SmallUNet
 
 
 def _features(name: str):

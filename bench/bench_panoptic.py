@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import print_table, sgemm_gflops, time_median, write_results  # noqa: E402
-from engine.inputs.panoptic import conditioning, resize_nearest  # noqa: E402
-from engine.nets import panoptic as P  # noqa: E402
+from bench.common import print_table, sgemm_gflops, time_median, write_results
+from engine.inputs.panoptic import conditioning, resize_nearest
+from engine.nets import panoptic as P
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -43,8 +43,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import count_flops, print_table, psnr, sgemm_gflops, write_results  # noqa: E402
-from engine.devices import CPU_FLAGS_OF_INTEREST, cpu_flags, cpu_name, native_bf16, write_bf16_verdict  # noqa: E402
+from bench.common import count_flops, print_table, psnr, sgemm_gflops, write_results
+from engine.devices import CPU_FLAGS_OF_INTEREST, cpu_flags, cpu_name, native_bf16, write_bf16_verdict
 
 SIZE = 256
 

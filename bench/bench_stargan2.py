@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import count_flops, print_table, psnr, sgemm_gflops, time_median, write_results  # noqa: E402
-from engine.nets import stargan2 as sg  # noqa: E402
-from engine.train.common import he_init  # noqa: E402
+from bench.common import count_flops, print_table, psnr, sgemm_gflops, time_median, write_results
+from engine.nets import stargan2 as sg
+from engine.train.common import he_init
 
 
 @contextlib.contextmanager

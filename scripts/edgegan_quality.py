@@ -20,7 +20,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.io import save_image  # noqa: E402
+from engine.io import save_image  # noqa: E402 - after sys.path gets the repo root
 
 CELL = 96
 

@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         try:
             scripted(key, ws)
-        except Exception as exc:  # noqa: BLE001 - report and keep rendering the others
+        except Exception as exc:  # report and keep rendering the others
             print(f"{key}: scripted session failed: {type(exc).__name__}: {exc}")
             failures += 1
         status = wait_output(ws, started) if ws.weights.model else "no weights: " + ws.weights.missing

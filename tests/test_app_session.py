@@ -150,7 +150,7 @@ def test_autosave_interval_setting_and_restore_keeps_the_file_name(qtbot, weight
     def autosaved_edit() -> bool:
         try:
             return bool((load_project(guard.autosave).workspaces["panoptic"].arrays["labels"] == 4).any())
-        except Exception:  # noqa: BLE001 - not written yet
+        except Exception:  # not written yet
             return False
 
     qtbot.waitUntil(autosaved_edit, timeout=5000)  # within about one interval, by the timer alone

@@ -201,7 +201,7 @@ class Features(nn.Module):
         self.requires_grad_(False)
         self.body.eval()
 
-    def train(self, mode: bool = True) -> Features:  # noqa: D102 - frozen on purpose
+    def train(self, mode: bool = True) -> Features:  # frozen on purpose
         return super().train(False)
 
     @property

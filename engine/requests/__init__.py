@@ -23,11 +23,11 @@ from .base import (
     array_digest,
     frozen,
 )
-from .cocosnet import *  # noqa: F401,F403
-from .edgegan import *  # noqa: F401,F403
-from .panoptic import *  # noqa: F401,F403
+from .cocosnet import *  # noqa: F403 - re-exports the module's __all__ (the request types)
+from .edgegan import *  # noqa: F403 - re-exports the module's __all__ (the request types)
+from .panoptic import *  # noqa: F403 - re-exports the module's __all__ (the request types)
 from .preview import preview_size_for
-from .stargan2 import *  # noqa: F401,F403
+from .stargan2 import *  # noqa: F403 - re-exports the module's __all__ (the request types)
 
 __all__ = [
     "Cancelled", "DeviceName", "EngineError", "ErrorKind", "Failure", "FrozenArray", "InputError",

@@ -485,7 +485,7 @@ def _load_eval_segmenter():
         from ..metrics.segmenter import load_segmenter
 
         return load_segmenter()
-    except Exception:  # noqa: BLE001 - no registered segmenter: mIoU is simply not reported
+    except Exception:  # no registered segmenter: mIoU is simply not reported
         return None
 
 
