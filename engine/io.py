@@ -145,9 +145,6 @@ class Palette:
         return labels.astype(np.int32)
 
 
-PALETTES = ("ade20k", "celebamask_hq", "coco_panoptic", "coco_stuff", "scenes")
-
-
 @lru_cache(maxsize=None)
 def load_palette(name: str) -> Palette:
     """A palette from ``assets/palettes/<name>.json`` ({"names": [...], "colors": [[r,g,b],...], ...})."""

@@ -202,7 +202,6 @@ def test_export_output_and_grid(qtbot, weights_dir, tmp_path):
     ws = win.workspaces["stargan"]
     assert win.export_output(tmp_path / "none.png") is None
     ws.source.set_image(np.zeros((32, 32, 3), np.uint8))
-    ws.workspace_engine = None
     win.bridge.scheduler._run_fn.gate.set()
     qtbot.waitUntil(lambda: ws.result is not None, timeout=5000)
     for seed in (5, 6):

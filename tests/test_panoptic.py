@@ -250,7 +250,7 @@ def _scene(H=32, W=32):
 
 def test_panoptic_generator_with_one_segment_equals_spade():
     torch.manual_seed(5)
-    cfg_s, spade = _tiny("semantic")
+    _, spade = _tiny("semantic")
     cfg_p, pan = _tiny("panoptic")
     missing, unexpected = pan.load_state_dict(spade.state_dict(), strict=False)
     assert not unexpected and all(k.startswith("ups.") for k in missing)

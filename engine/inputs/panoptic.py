@@ -22,7 +22,6 @@ from PIL import Image
 from ..requests.base import InputError
 from ..io import instance_edges, load_image, load_palette
 
-LabelRemap = Literal["none", "coco", "ade20k"]
 THING_MULTIPLIER = 1000
 
 

@@ -247,8 +247,10 @@ def measure(es: EvalSet, outputs: list[np.ndarray], *, backbone: Any = "auto", s
 
     from .distribution import (
         FeatureStats,
+        fd_name,
         frechet_distance_stats,
         images_to_tensor,
+        pd_name,
         perceptual_distance,
         pooled_features,
     )
@@ -286,7 +288,7 @@ def measure(es: EvalSet, outputs: list[np.ndarray], *, backbone: Any = "auto", s
                 fake_stats.update(pooled_features(feats, images_to_tensor([_resize_to(o, size) for o in outs_g])))
                 real_stats.update(pooled_features(feats, images_to_tensor([_resize_to(r, size) for r in real_g])))
             if fake_stats.n >= 2 and real_stats.n >= 2:
-                metrics[f"FD-{feats.metric_name}"] = frechet_distance_stats(fake_stats, real_stats)
+                metrics[fd_name(feats)] = frechet_distance_stats(fake_stats, real_stats)
                 if fake_stats.n < feats.spec.pooled_dim:
                     notes.append(f"FD from {fake_stats.n} outputs vs {real_stats.n} real images in "
                                  f"{feats.spec.pooled_dim} dimensions: strongly biased upward, compare only at equal N")
@@ -299,15 +301,14 @@ def measure(es: EvalSet, outputs: list[np.ndarray], *, backbone: Any = "auto", s
                     srcs = [c.inputs["source"] for c in es.cases if c.target_group == g]
                     size = (es.real.get(g) or srcs)[0].shape[:2]
                     src_stats.update(pooled_features(feats, images_to_tensor([_resize_to(o, size) for o in srcs])))
-                metrics[f"FD-{feats.metric_name} sources (untranslated)"] = frechet_distance_stats(src_stats,
-                                                                                                   real_stats)
+                metrics[f"{fd_name(feats)} sources (untranslated)"] = frechet_distance_stats(src_stats, real_stats)
             if pairs and min(pairs[0][1].shape[:2]) >= 32:
                 dists = []
                 for i in range(0, len(pairs), 8):
                     a = images_to_tensor([o for o, _ in pairs[i:i + 8]])
                     b = images_to_tensor([gt for _, gt in pairs[i:i + 8]])
                     dists.append(perceptual_distance(feats, a, b))
-                metrics[f"PD-{feats.metric_name}"] = float(torch.cat(dists).mean())
+                metrics[pd_name(feats)] = float(torch.cat(dists).mean())
 
     labelled = [(o, c.labels) for o, c in zip(outputs, es.cases, strict=True) if c.labels is not None]
     if labelled:

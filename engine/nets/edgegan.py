@@ -412,9 +412,6 @@ class PatchDiscriminator(nn.Module):
 # ---------------------------------------------------------------------------------------------
 # Family: configs, build, TF names, import
 # ---------------------------------------------------------------------------------------------
-OBJECT_SUBNETS = ("encoder", "edge_generator", "image_generator", "joint_discriminator",
-                  "image_discriminator", "edge_discriminator", "classifier")
-BACKGROUND_SUBNETS = ("background_generator", "background_discriminator")
 TF_SCOPES = {"encoder": "E", "edge_generator": "G1", "image_generator": "G2", "joint_discriminator": "D",
              "image_discriminator": "D_patch2", "edge_discriminator": "D_patch3", "classifier": "D2"}
 

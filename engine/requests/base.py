@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -156,10 +156,3 @@ class Cancelled(EngineError):
     """Raised inside a job when a newer request superseded it."""
 
     kind = "cancelled"
-
-
-def describe(value: Any) -> str:
-    """Short human description of a request field (used in logs)."""
-    if isinstance(value, FrozenArray):
-        return f"array{value.shape}"
-    return repr(value)

@@ -69,20 +69,18 @@ class LossPreset:
     real_reference_probability: float = 0.7
     hard_reference_probability: float = 0.2
     flip: bool = True
-    niter: int = 100                     # paper epochs (constant lr), for reference
-    niter_decay: int = 100               # paper epochs (linear decay)
 
 
 PRESETS: dict[str, LossPreset] = {
     "ade20k": LossPreset(layout="scenes", weight_mask=100.0),
     "celebahq": LossPreset(layout="faces", fm_ratio=1.0, which_perceptual="4_2", weight_perceptual=0.001,
-                           weight_mask=100.0, warp_cycle_w=0.1, niter=30, niter_decay=30),
+                           weight_mask=100.0, warp_cycle_w=0.1),
     "celebahqedge": LossPreset(layout="faces", fm_ratio=1.0, which_perceptual="4_2", weight_perceptual=0.001,
-                               warp_cycle_w=1.0, niter=30, niter_decay=30),
+                               warp_cycle_w=1.0),
     # DeepFashion trains on self-reference pairs only (same person, other view: ``video_like``).
     "deepfashion": LossPreset(layout="poses", fm_ratio=1.0, which_perceptual="4_2", weight_perceptual=0.001,
                               warp_self_w=100.0, real_reference_probability=0.0,
-                              hard_reference_probability=0.0, flip=False, niter=50, niter_decay=50),
+                              hard_reference_probability=0.0, flip=False),
 }
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 import random
 from collections.abc import Iterator, Mapping, Sequence
@@ -174,43 +173,8 @@ def save_grid(path: Path, rows: Sequence[torch.Tensor], pad: int = 2) -> Path:
     return path
 
 
-def load_rgb_tensor(path: Path, size: int | tuple[int, int] | None = None,
-                    resample: int = Image.BILINEAR) -> torch.Tensor:
-    """An image file -> (3, H, W) float in [-1, 1], optionally resized."""
-    from ..io import load_image
-
-    img = Image.fromarray(load_image(path))
-    if size is not None:
-        wh = (size, size) if isinstance(size, int) else (size[1], size[0])
-        img = img.resize(wh, resample)
-    arr = torch.from_numpy(np.asarray(img, dtype=np.float32)).permute(2, 0, 1)
-    return arr / 127.5 - 1.0
-
-
 def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTS) if Path(folder).is_dir() else []
-
-
-class DomainFolderDataset(Dataset):
-    """``root/<domain>/*.png`` (one folder per domain, sorted names = domain indices, as StarGAN v2)."""
-
-    def __init__(self, root: Path, size: int, domains: Sequence[str] | None = None) -> None:
-        root = Path(root)
-        if not root.is_dir():
-            raise InputError(f"{root} is not a folder")
-        self.domains = list(domains) if domains else sorted(p.name for p in root.iterdir()
-                                                            if p.is_dir() and list_images(p))
-        if not self.domains:
-            raise InputError(f"{root} has no domain sub-folders with images (expected {root}/<domain>/*.png)")
-        self.items = [(p, i) for i, d in enumerate(self.domains) for p in list_images(root / d)]
-        self.size = size
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, idx: int) -> tuple[torch.Tensor, int]:
-        path, label = self.items[idx]
-        return load_rgb_tensor(path, self.size), label
 
 
 def infinite_loader(dataset: Dataset, batch_size: int, *, info: DistInfo | None = None, shuffle: bool = True,
@@ -240,10 +204,6 @@ def linear_decay(step: int, start: int, end: int) -> float:
     return max(0.0, 1.0 - (step - start) / float(end - start))
 
 
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 def he_init(module: nn.Module) -> None:
     """He-normal (fan_in) weights, zero biases (StarGAN v2's init)."""
     for m in module.modules():
@@ -251,7 +211,3 @@ def he_init(module: nn.Module) -> None:
             nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-
-
-def finite(value: float) -> bool:
-    return math.isfinite(float(value))

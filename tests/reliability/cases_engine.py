@@ -31,7 +31,6 @@ SCENE_MAP = str(EX / "maps" / "scene_000019.png")
 SCENE_MAP2 = str(EX / "maps" / "scene_000039.png")
 SCENE_PHOTO = str(EX / "exemplars" / "scene_000019.png")
 SCENE_PHOTO2 = str(EX / "exemplars" / "scene_000039.png")
-INSTANCES = str(EX / "maps" / "instances" / "scene_000019.png")
 SKETCH = str(EX / "sketches" / "bird.png")
 
 
