@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test bench screenshots clean
+.PHONY: setup run lint test bench screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -19,7 +19,12 @@ run: $(STAMP)
 	$(BIN)/python -m app.display_check --install
 	$(BIN)/i2i-studio
 
-test: $(STAMP)
+# Lint gate: ruff (rules in pyproject [tool.ruff]) and the import-linter contracts ([tool.importlinter]).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+test: lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 bench: $(STAMP)

@@ -16,8 +16,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -26,9 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import psnr, sgemm_gflops  # noqa: E402  (psnr: data range 2, images in [-1, 1])
-from engine.devices import precision_context  # noqa: E402
-from engine.nets.cocosnet import CONFIGS, build, make_config, prepare_for_inference  # noqa: E402
+from bench.common import psnr, sgemm_gflops  # noqa: E402 - after sys.path gets the repo root (psnr: data range 2, images in [-1, 1])
+from engine.devices import precision_context  # noqa: E402 - after sys.path gets the repo root
+from engine.nets.cocosnet import CONFIGS, build, make_config, prepare_for_inference  # noqa: E402 - after sys.path gets the repo root
 
 
 def make_inputs(config: dict[str, Any], size: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -130,7 +131,7 @@ def preview_config(name: str) -> tuple[str, dict[str, Any]]:
         entries = [e for e in Manifest().by_family("cocosnet") if e.extra.get("default")]
         if entries:
             return f"{entries[0].name} ({entries[0].config_name})", dict(entries[0].config)
-    except Exception:  # noqa: BLE001 - no manifest: fall back to the likely default shape
+    except Exception:  # no manifest: fall back to the likely default shape
         pass
     return "small_ade20k (16 classes)", make_config("small_ade20k", semantic_nc=16)
 
@@ -259,7 +260,8 @@ def main() -> int:
                      threads=args.threads),
         sgemm_gflops=sgemm, sgemm_bf16_gflops=sgemm_bf16, flops_g=flops, rows=rows,
         bf16_speedup=speedup, bf16_lowcorr_speedup=speedup_low, bf16_quality=quality, size_512=big,
-        note="random weights (xavier gain 0.02 / default init); timings are best-of and median of --runs after a warm-up",
+        note="random weights (xavier gain 0.02 / default init); "
+             "timings are best-of and median of --runs after a warm-up",
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -14,8 +14,9 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import count_flops, print_table, psnr, sgemm_gflops, time_median, write_results  # noqa: E402
-from engine.devices import precision_context  # noqa: E402
-from engine.nets.edgegan import CONFIGS, build, convert, state_dicts_to_tf  # noqa: E402
+from bench.common import count_flops, print_table, psnr, sgemm_gflops, time_median, write_results  # noqa: E402 - after sys.path gets the repo root
+from engine.devices import precision_context  # noqa: E402 - after sys.path gets the repo root
+from engine.nets.edgegan import CONFIGS, build, convert, state_dicts_to_tf  # noqa: E402 - after sys.path gets the repo root
 
 
 def object_path(nets: dict[str, torch.nn.Module], size: int, precision: str) -> Callable[[], torch.Tensor]:
@@ -88,10 +89,11 @@ def bench_tasks(runs: int, rows: list[dict[str, Any]], quick: bool) -> None:
             return
         w = h = 256
         objects = []
-        for i, (cx, cy) in enumerate([(60, 70), (150, 90), (200, 180)]):
+        for cx, cy in [(60, 70), (150, 90), (200, 180)]:
             bm = np.full((h, w), 255, np.uint8)
             cv2.circle(bm, (cx, cy), 30, 0, 2)
-            objects.append(SceneObject(sketch=FrozenArray(bm), class_name="cat", box=(cx - 35, cy - 35, cx + 35, cy + 35)))
+            objects.append(SceneObject(sketch=FrozenArray(bm), class_name="cat",
+                                       box=(cx - 35, cy - 35, cx + 35, cy + 35)))
         bg = np.full((h, w), 255, np.uint8)
         cv2.line(bg, (0, 200), (256, 190), 0, 2)
         scene = SceneRequest(model="class14", background_model="small", objects=tuple(objects),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +29,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import print_table, sgemm_gflops, time_median, write_results  # noqa: E402
-from engine.nets import panoptic as P  # noqa: E402
-from engine.inputs.panoptic import conditioning  # noqa: E402 - after the sys.path line above
-from engine.io import resize_nearest  # noqa: E402 - after the sys.path line above
+from bench.common import print_table, sgemm_gflops, time_median, write_results
+from engine.nets import panoptic as P
+from engine.inputs.panoptic import conditioning
+from engine.io import resize_nearest
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -87,13 +88,14 @@ def main() -> None:
             x = torch.randn(1, c, size, size)
             pmap = P.PanopticMap(sem, ids)
             with torch.inference_mode():
-                win_t = time_median(lambda: P.window_mask(ids, 3, 1, 1, 1), reps)[1]
+                # partial() binds this iteration's tensors now, not when the timer calls
+                win_t = time_median(partial(P.window_mask, ids, 3, 1, 1, 1), reps)[1]
                 win = pmap.window((size, size), (3, 3), (1, 1), (1, 1), (1, 1))
-                plain_t = time_median(lambda: F.conv2d(x, conv.weight, conv.bias, padding=1), reps)[1]
-                sparse_t = time_median(lambda: P.panoptic_conv2d(x, conv.weight, conv.bias, win, (1, 1), (1, 1), (1, 1), "sparse"), reps)[1]
-                unfold_t = time_median(lambda: P.panoptic_conv2d(x, conv.weight, conv.bias, win, (1, 1), (1, 1), (1, 1), "unfold"), reps)[1]
-                diff = (P.panoptic_conv2d(x, conv.weight, conv.bias, win, (1, 1), (1, 1), (1, 1), "sparse")
-                        - P.panoptic_conv2d(x, conv.weight, conv.bias, win, (1, 1), (1, 1), (1, 1), "unfold")).abs().max().item()
+                plain_t = time_median(partial(F.conv2d, x, conv.weight, conv.bias, padding=1), reps)[1]
+                pa_conv = partial(P.panoptic_conv2d, x, conv.weight, conv.bias, win, (1, 1), (1, 1), (1, 1))
+                sparse_t = time_median(partial(pa_conv, "sparse"), reps)[1]
+                unfold_t = time_median(partial(pa_conv, "unfold"), reps)[1]
+                diff = (pa_conv("sparse") - pa_conv("unfold")).abs().max().item()
             flops = 2 * c * c * 9 * size * size
             layer_rows.append({"size": size, "C": c, "boundary_%": 100 * win.boundary_fraction,
                                "plain_ms": plain_t * 1e3, "plain_GFLOP/s": flops / plain_t / 1e9,
@@ -104,12 +106,19 @@ def main() -> None:
         c = 64
         up = P.PanopticUpsample(c, sem.shape[1]).eval()
         low = torch.randn(1, c, size // 2, size // 2)
+
+        def sources(sem=sem, ids=ids, half=size // 2):
+            return P.upsample_sources(P.PanopticMap(sem, ids).ids_at((half, half)), ids)
+
+        def upsample_fresh_map(up=up, low=low, sem=sem, ids=ids):
+            return up(low, P.PanopticMap(sem, ids))
+
         with torch.inference_mode():
-            near_t = time_median(lambda: F.interpolate(low, scale_factor=2, mode="nearest"), reps)[1]
-            src_t = time_median(lambda: P.upsample_sources(P.PanopticMap(sem, ids).ids_at((size // 2, size // 2)), ids), reps)[1]
-            full_t = time_median(lambda: up(low, P.PanopticMap(sem, ids)), reps)[1]
+            near_t = time_median(partial(F.interpolate, low, scale_factor=2, mode="nearest"), reps)[1]
+            src_t = time_median(sources, reps)[1]
+            full_t = time_median(upsample_fresh_map, reps)[1]
             cached = P.PanopticMap(sem, ids)
-            cached_t = time_median(lambda: up(low, cached), reps)[1]
+            cached_t = time_median(partial(up, low, cached), reps)[1]
             _, _, found = P.upsample_sources(P.PanopticMap(sem, ids).ids_at((size // 2, size // 2)), ids)
         up_rows.append({"size": size, "C": c, "holes_%": 100 * (1 - found.float().mean().item()),
                         "nearest_ms": near_t * 1e3, "sources_ms": src_t * 1e3, "pa_up_ms": full_t * 1e3,
@@ -120,7 +129,7 @@ def main() -> None:
             torch.manual_seed(0)
             g = P.build_generator(dict(cfg, mode=mode)).eval()
             with torch.inference_mode():
-                t = time_median(lambda: g(sem, ids), max(2, reps // 2))[1]
+                t = time_median(partial(g, sem, ids), max(2, reps // 2))[1]
             gen_rows.append({"size": size, "ngf": args.ngf, "mode": mode, "ms": t * 1e3})
         sem_ms = gen_rows[-2]["ms"]
         gen_rows[-1]["panoptic/semantic"] = gen_rows[-1]["ms"] / sem_ms

@@ -34,18 +34,19 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import count_flops, print_table, psnr, sgemm_gflops, write_results  # noqa: E402
-from engine.devices import (CPU_FLAGS_OF_INTEREST, cpu_flags, cpu_name, native_bf16,  # noqa: E402
+from bench.common import count_flops, print_table, psnr, sgemm_gflops, write_results
+from engine.devices import (CPU_FLAGS_OF_INTEREST, cpu_flags, cpu_name, native_bf16,
                             write_bf16_verdict)
-from engine.tasks import to_uint8_image  # noqa: E402 - after the sys.path line above
+from engine.tasks import to_uint8_image
 
 SIZE = 256
 
@@ -101,9 +102,9 @@ def run(req: Any, models: Any, cache: Any) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------- StarGAN v2
 def stargan_cases(manifest: Any, config_name: str, rng: np.random.Generator) -> list[Case]:
+    from engine.nets import stargan2 as sg
     from engine.requests.base import FrozenArray
     from engine.requests.stargan2 import StarGANLatentRequest
-    from engine.nets import stargan2 as sg
     from engine.tasks import LRUCache
     from engine.tasks.stargan import image_to_tensor, latent_code
     from engine.train.common import he_init
@@ -161,11 +162,11 @@ def stargan_cases(manifest: Any, config_name: str, rng: np.random.Generator) -> 
 
 # ---------------------------------------------------------------------------------- CoCosNet
 def cocosnet_cases(manifest: Any, config_name: str, rng: np.random.Generator) -> list[Case]:
+    from engine.inputs.cocosnet import encode_for_config, encode_image
+    from engine.nets.cocosnet import CONFIGS, build
     from engine.requests.base import FrozenArray
     from engine.requests.cocosnet import ExemplarRequest
-    from engine.inputs.cocosnet import encode_for_config, encode_image
     from engine.tasks import LRUCache
-    from engine.nets.cocosnet import CONFIGS, build
     from engine.weights import build_and_load
 
     torch.manual_seed(0)
@@ -214,7 +215,8 @@ def cocosnet_cases(manifest: Any, config_name: str, rng: np.random.Generator) ->
         # a new exemplar per call must miss the exemplar cache: it holds fewer than the exemplars cycled
         cache = LRUCache(4 if what == "new_input" else 64)
 
-        def ours(i: int, models: Any = models, cache: Any = cache, map_of: Any = map_of, ex_of: Any = ex_of) -> np.ndarray:
+        def ours(i: int, models: Any = models, cache: Any = cache, map_of: Any = map_of,
+                 ex_of: Any = ex_of) -> np.ndarray:
             photo, exmap = exemplars[ex_of(i)]
             req = ExemplarRequest(model=name, input_map=FrozenArray(map_of(i)), exemplar=photo, exemplar_map=exmap,
                                   canvas_size=(SIZE, SIZE), precision="float32", device="cpu")
@@ -243,8 +245,9 @@ def measure(case: Case, rounds: int) -> dict[str, Any]:
     compile_wait_s = time.perf_counter() - t0
     records = case.compiler.records[done_before:]  # compiled for this case (the other case's are reused)
     failed = [f"{r.stage}: {r.message}" for r in records if not r.ok]
+    stages = ", ".join(f"{r.stage} {r.seconds:.1f} s" for r in records) or "none"
     print(f"  first call (eager, compiling behind it) {first_s * 1e3:.0f} ms; compile "
-          f"{sum(r.seconds for r in records):.1f} s ({', '.join(f'{r.stage} {r.seconds:.1f} s' for r in records) or 'none'})"
+          f"{sum(r.seconds for r in records):.1f} s ({stages})"
           + (f"; FAILED: {failed}" if failed else ""), flush=True)
     # warm both sides once (first compiled call, allocator)
     case.ours(0), case.eager(0)
@@ -256,7 +259,9 @@ def measure(case: Case, rounds: int) -> dict[str, Any]:
     sgemm_before = sgemm_gflops(n=1024, repeats=3)
     for r in range(rounds):
         i = 1 + r
-        order = (("eager", case.eager), ("ours", case.ours)) if r % 2 == 0 else (("ours", case.ours), ("eager", case.eager))
+        order = (("eager", case.eager), ("ours", case.ours))
+        if r % 2:
+            order = order[::-1]
         outs: dict[str, Any] = {}
         for side, fn in order:
             t = time.perf_counter()
@@ -339,9 +344,11 @@ def bf16_check(rounds: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="afhq and ade20k only, 3 rounds, no bfloat16 check")
-    ap.add_argument("--rounds", type=int, default=None, help="alternated eager/ours pairs per case (default 5; quick 3)")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="alternated eager/ours pairs per case (default 5; quick 3)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--case", action="append", default=[], help="only these cases (repeatable), e.g. stargan2_afhq_edit")
+    ap.add_argument("--case", action="append", default=[],
+                    help="only these cases (repeatable), e.g. stargan2_afhq_edit")
     ap.add_argument("--tag", default="", help="results file suffix: bench/results/speed_TAG.json")
     ap.add_argument("--precision-only", action="store_true",
                     help="only the bfloat16 vs float32 check (writes speed_precision.json)")

@@ -15,16 +15,17 @@ import argparse
 import contextlib
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import count_flops, print_table, psnr, sgemm_gflops, time_median, write_results  # noqa: E402
-from engine.nets import stargan2 as sg  # noqa: E402
-from engine.train.common import he_init  # noqa: E402
+from bench.common import count_flops, print_table, psnr, sgemm_gflops, time_median, write_results
+from engine.nets import stargan2 as sg
+from engine.train.common import he_init
 
 
 @contextlib.contextmanager
@@ -85,7 +86,7 @@ def main() -> None:
         s = E(ref, y)
         g_flops = count_flops(lambda: G(x, s))
         e_flops = count_flops(lambda: E(ref, y))
-        f_flops = count_flops(lambda: Fm(z, y))
+        f_flops = count_flops(lambda m=Fm: m(z, y))  # bound now: Fm is deleted below
         out32 = G(x, s).clamp(-1, 1)
 
     variants = [("float32, no_grad", "no_grad", None, False),
@@ -101,7 +102,7 @@ def main() -> None:
         G.to(memory_format=fmt)
         xi = x.contiguous(memory_format=fmt)
 
-        def run() -> torch.Tensor:
+        def run(kind=kind, dtype=dtype, xi=xi) -> torch.Tensor:
             with mode(kind, dtype):
                 return G(xi, s)
 
@@ -150,7 +151,7 @@ def main() -> None:
                 return fn()
         return wrapped
 
-    add("afhq mapping network (1 code)", inf(lambda: Fm(z, y)), f_flops)
+    add("afhq mapping network (1 code)", inf(lambda m=Fm: m(z, y)), f_flops)
     add("afhq style encoder 256²", inf(lambda: E(ref, y)), e_flops)
     add("afhq reference-guided pass 256² (E + G), float32", inf(lambda: G(x, E(ref, y))), g_flops + e_flops)
 
@@ -198,7 +199,8 @@ def main() -> None:
         "sgemm_gflops": sgemm,
         "generator_256_gflop": g_flops / 1e9,
         "fp32_floor_ms": g_flops / sgemm / 1e6,
-        "fp32_pct_of_ceiling": next((r["pct_sgemm"] for r in rows if r["case"].endswith("float32, inference_mode")), None),
+        "fp32_pct_of_ceiling": next((r["pct_sgemm"] for r in rows
+                                     if r["case"].endswith("float32, inference_mode")), None),
         "bf16_speedup_vs_fp32": fp32 / bf16 if fp32 and bf16 else None,
         "bf16_speedup_alternated": bf16_paired_speedup,
         "bf16_psnr_db": next((r["psnr_vs_fp32_db"] for r in rows if r["case"].endswith("bfloat16 autocast")), None),
@@ -208,7 +210,8 @@ def main() -> None:
     print()
     for k, v in summary.items():
         print(f"{k:<24s} {v:.3g}" if isinstance(v, float) else f"{k:<24s} {v}")
-    path = write_results(f"stargan2_{args.tag}" if args.tag else "stargan2", {"threads": args.threads, "repeats": reps, "rows": rows, "summary": summary})
+    path = write_results(f"stargan2_{args.tag}" if args.tag else "stargan2",
+                         {"threads": args.threads, "repeats": reps, "rows": rows, "summary": summary})
     print(f"wrote {path}")
 
 
@@ -243,18 +246,19 @@ def bench_preview(reps: int) -> list[dict[str, Any]]:
     for label, precision in (("float32", "float32"), ("bfloat16", "bfloat16")):
         counter = iter(range(10_000))
 
-        def cold() -> None:
+        def cold(counter=counter, precision=precision) -> None:
             req = StarGANLatentRequest(model=name, source=src, seed=next(counter), precision=precision)
             run_request(req, make_context(1, req, models, LRUCache(8)))
 
         cache = LRUCache(64)
         psis = iter(np.linspace(0.3, 1.0, 200))
 
-        def slider() -> None:
+        def slider(psis=psis, precision=precision, cache=cache) -> None:
             req = StarGANLatentRequest(model=name, source=src, seed=1, psi=float(next(psis)), precision=precision)
             run_request(req, make_context(1, req, models, cache))
 
-        for case, fn in ((f"default preview, cold ({label})", cold), (f"default preview, slider move ({label})", slider)):
+        for case, fn in ((f"default preview, cold ({label})", cold),
+                         (f"default preview, slider move ({label})", slider)):
             med, best = time_median(fn, repeats=max(reps, 7), warmup=2)
             rows.append({"case": case, "median_ms": med * 1e3, "min_ms": best * 1e3, "model": source})
     outs = {}

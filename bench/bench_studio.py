@@ -29,9 +29,9 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from bench.common import print_table, write_results  # noqa: E402
+from bench.common import print_table, write_results
 
 FRAME_MS = 1000 / 60
 
@@ -61,7 +61,7 @@ def percentile(values: list[float], q: float) -> float:
 class LiveProbe:
     """Edit → image-shown latencies and GUI-thread stalls while a workspace is driven."""
 
-    def __init__(self, window, workspace) -> None:  # noqa: ANN001 - Qt objects
+    def __init__(self, window, workspace) -> None:  # Qt objects
         from PySide6.QtCore import QTimer
 
         self.window, self.ws = window, workspace
@@ -79,10 +79,10 @@ class LiveProbe:
         self.gaps.append(now - self._last)
         self._last = now
 
-    def _on_shown(self, result) -> None:  # noqa: ANN001
+    def _on_shown(self, result) -> None:
         self.shown.append((time.perf_counter(), result.request_id, dict(result.timings)))
 
-    def edit(self, fn, pace_s: float) -> None:  # noqa: ANN001
+    def edit(self, fn, pace_s: float) -> None:
         from PySide6.QtWidgets import QApplication
 
         self.edits.append((time.perf_counter(), self.window.bridge.latest_id))
@@ -244,7 +244,7 @@ def live_latency(label: str, edits: int, *, settle_s: float, preview_size: int |
     return rows
 
 
-def _wait_compiled(win, timeout_s: float) -> float:  # noqa: ANN001
+def _wait_compiled(win, timeout_s: float) -> float:
     """Let background compilation (I2I_COMPILE) finish before measuring the steady state."""
     from PySide6.QtWidgets import QApplication
 
@@ -256,7 +256,7 @@ def _wait_compiled(win, timeout_s: float) -> float:  # noqa: ANN001
     return time.perf_counter() - t0
 
 
-def _live_row(label: str, what: str, probe: LiveProbe, settled: bool, compile_wait_s: float, win) -> dict:  # noqa: ANN001
+def _live_row(label: str, what: str, probe: LiveProbe, settled: bool, compile_wait_s: float, win) -> dict:
     lat = [v * 1000 for v in probe.latencies()]
     compiler = win.bridge.scheduler.models.compiler
     return {"case": f"{label}: {what}", "edits": len(probe.edits), "shown_edits": len(lat),
@@ -373,10 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     rows.append({"case": "sketch: stroke end (smoothing)", **stats(ends)})
     rows.append({"case": f"sketch: rasterise {len(sk.strokes)} strokes", **stats(renders)})
 
-    from app.engine_bridge import EngineBridge
-    from engine.api import Request
-    from app.settings import Settings
     from PySide6.QtCore import QEventLoop, QTimer
+
+    from app.engine_bridge import EngineBridge
+    from app.settings import Settings
+    from engine.api import Request
 
     bridge = EngineBridge(Settings.defaults(), run_fn=lambda r, c: c.result(np.zeros((8, 8, 3), np.uint8)))
     trips = []

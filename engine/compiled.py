@@ -5,8 +5,8 @@ A *stage* is a bound module method the tasks call per preview (StarGAN v2's ``en
 runs a stage eagerly until a compiled twin for the same input signature (shapes, strides, dtypes,
 grad / inference mode, autocast dtype) is ready, so the first preview is never slower than eager:
 compilation starts only after the request that needed it has its result (:meth:`StageCompiler.start`,
-called by the task runner). Compiling (``torch.compile`` with inductor freezing: oneDNN weight prepacking and conv + activation
-fusion, fused norm / modulation kernels) happens on one low-priority background thread, started
+called by the task runner). Compiling (``torch.compile`` with inductor freezing: oneDNN weight prepacking and
+conv + activation fusion, fused norm / modulation kernels) happens on one low-priority background thread, started
 only for stages whose eager run takes at least ``min_eager_s`` (small preview models are fast
 enough and gain little). A compiled twin whose output differs from the eager one is discarded.
 
@@ -113,7 +113,7 @@ def outputs_match(a: Any, b: Any, atol: float = 1e-2, rtol: float = 1e-2) -> boo
     la, lb = torch.utils._pytree.tree_leaves(a), torch.utils._pytree.tree_leaves(b)
     if len(la) != len(lb):
         return False
-    for x, y in zip(la, lb):
+    for x, y in zip(la, lb, strict=True):
         if isinstance(x, torch.Tensor) != isinstance(y, torch.Tensor):
             return False
         if isinstance(x, torch.Tensor):
@@ -287,7 +287,7 @@ class StageCompiler:
                 out = compiled(*job.args)
             if not outputs_match(out, job.eager_out):
                 raise RuntimeError("compiled output differs from eager; staying eager")
-        except Exception as exc:  # noqa: BLE001 - any compiler failure means: stay eager
+        except Exception as exc:  # any compiler failure means: stay eager
             with self._lock:
                 self._failed.add(job.key)
             return CompileRecord(stage, time.perf_counter() - t0, False, f"{type(exc).__name__}: {exc}"[:500])

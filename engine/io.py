@@ -186,8 +186,8 @@ def load_label_map(path: Path | str, palette: Palette | None = None, num_classes
         raise InputError(f"{path} is a colour image; a label map must be an indexed or greyscale PNG "
                          f"(or name its palette so colours can be decoded)")
     if num_classes is not None and labels.size and (labels.max() >= num_classes or labels.min() < 0):
-        raise InputError(f"{path} has label {int(labels.max())}, but this model knows {num_classes} classes "
-                         f"(0..{num_classes - 1})")
+        raise InputError(f"{path} has label {int(labels.max())}, "
+                         f"but this model knows {num_classes} classes (0..{num_classes - 1})")
     return labels
 
 

@@ -20,7 +20,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.io import save_image  # noqa: E402
+from engine.io import save_image  # noqa: E402 - after sys.path gets the repo root
 
 CELL = 96
 
@@ -58,13 +58,21 @@ def main() -> int:
 
     import torch
 
-    from engine.requests.base import FrozenArray
-    from engine.requests.edgegan import SketchObjectRequest
     from engine.metrics import hand_sketches
     from engine.metrics.evaluate import format_table, load_eval_set, measure, model_outputs
     from engine.metrics.features import load_features
-    from engine.metrics.objects import (centroid_classifier, image_features, object_mask, scene_report,
-                                        silhouette_iou, sketch_object_report, sketch_shape, untrained_outputs)
+    from engine.metrics.objects import (
+        centroid_classifier,
+        image_features,
+        object_mask,
+        scene_report,
+        silhouette_iou,
+        sketch_object_report,
+        sketch_shape,
+        untrained_outputs,
+    )
+    from engine.requests.base import FrozenArray
+    from engine.requests.edgegan import SketchObjectRequest
     from engine.tasks import CancelToken, LRUCache, ModelStore, make_context, run_request
     from engine.train.edgegan import cpu_name
     from engine.weights import Manifest
@@ -136,7 +144,7 @@ def main() -> int:
     cases = [es.cases[i] for i in sorted(picks)]
     floor = untrained_outputs(dict(entry.config), cases, seed=args.seed, device="cpu")
     rows = []
-    for k, (c, fl) in enumerate(zip(cases, floor)):
+    for k, (c, fl) in enumerate(zip(cases, floor, strict=True)):
         res = run(SketchObjectRequest(model=args.model, seed=args.seed + k, sketch=FrozenArray(c.inputs["sketch"]),
                                       class_name=c.inputs["class_name"]))
         predicted = clf.predict(image_features(feats, [res.image]))[0]
@@ -150,8 +158,11 @@ def main() -> int:
     save_image(sheets / "edgegan_test.png", test_sheet)
     save_image(sheets / "edgegan_hand.png", sheet(hand_rows, ["hand-drawn", "prepared", "G1 edge", "G2 image"]))
     shown = [cv2.resize(im, (192, 192), interpolation=cv2.INTER_AREA) for im in scene_images[:8]]
-    save_image(sheets / "edgegan_scenes.png", np.concatenate([np.concatenate(shown[:4], 1), np.concatenate(shown[4:8], 1)], 0)
-               if len(shown) >= 8 else np.concatenate(shown, 1))
+    if len(shown) >= 8:
+        scenes_sheet = np.concatenate([np.concatenate(shown[:4], 1), np.concatenate(shown[4:8], 1)], 0)
+    else:
+        scenes_sheet = np.concatenate(shown, 1)
+    save_image(sheets / "edgegan_scenes.png", scenes_sheet)
 
     from engine.metrics.evaluate import json_safe
 

@@ -15,7 +15,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.io import load_label_map, save_image, save_label_map, load_palette  # noqa: E402
+from engine.io import load_label_map, load_palette, save_image, save_label_map  # noqa: E402 - after sys.path gets the repo root
 
 DATA = ROOT / "data"
 OUT = ROOT / "assets" / "examples"

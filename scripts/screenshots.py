@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from app.document import BACKGROUND
     from app.main import MainWindow
-    from engine.io import load_instance_map, load_label_map, load_openpose_json
     from app.settings import Settings
+    from engine.io import load_instance_map, load_label_map, load_openpose_json
 
     qapp = QApplication.instance() or QApplication(["i2i-studio"])
     from app.theme import apply_theme
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         try:
             scripted(key, ws)
-        except Exception as exc:  # noqa: BLE001 - report and keep rendering the others
+        except Exception as exc:  # report and keep rendering the others
             print(f"{key}: scripted session failed: {type(exc).__name__}: {exc}")
             failures += 1
         status = wait_output(ws, started) if ws.weights.model else "no weights: " + ws.weights.missing

@@ -11,8 +11,8 @@ os.environ.setdefault("I2I_THREADS", "1")
 # covers it explicitly).
 os.environ.setdefault("I2I_COMPILE", "off")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 torch.set_num_threads(int(os.environ["I2I_THREADS"]))
 

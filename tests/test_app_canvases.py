@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
 
-from engine.io import load_palette, load_openpose_json, save_openpose_json
-
 from app.canvases import MaskCanvas, PoseCanvas, SketchCanvas
 from app.document import BACKGROUND, LabelDocument, PoseDocument, SketchDocument, default_pose
 from app.mask_editor import MaskEditor
 from engine.api import palette_for
 from app.qt_util import rgb_from_qimage
+from engine.io import load_openpose_json, load_palette, save_openpose_json
 
 
 def drag(qtbot, widget, points, button=Qt.MouseButton.LeftButton):
@@ -120,7 +119,7 @@ def test_mask_canvas_mouse_painting_changes_the_document(qtbot, ade):
     assert (canvas.display_rgb()[8, 20] == ade.colors[12]).all()
     # picker then eraser
     canvas.set_tool("picker")
-    with qtbot.waitSignal(canvas.labelPicked, check_params_cb=lambda l, i: l == 12):
+    with qtbot.waitSignal(canvas.labelPicked, check_params_cb=lambda label, i: label == 12):
         qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=canvas.center_of(20, 8).toPoint())
     canvas.set_tool("eraser")
     drag(qtbot, canvas, [canvas.center_of(8, 8), canvas.center_of(56, 8)])
@@ -260,9 +259,8 @@ def test_palette_change_keeps_one_listener_and_clamps_labels(qtbot):
 
 
 def test_scene_sketch_exports_the_shared_json_format(tmp_path):
-    from engine.inputs.sketch import load_scene_sketch
-
     from app.workspaces.sketch import export_scene_json
+    from engine.inputs.sketch import load_scene_sketch
 
     doc = SketchDocument((96, 64))
     doc.begin_stroke(0, 40, 2)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.settings import Settings
-
 from app.main import MainWindow
+from app.settings import Settings
 
 from .test_app_workspaces import register_tiny
 
@@ -236,7 +235,8 @@ def test_live_preview_drag_at_default_settings_on_a_slow_machine(qtbot, weights_
         move(i)
         qtbot.wait(30)
     qtbot.waitUntil(lambda: bool(previews_shown or failures), timeout=30000)  # the pointer is still down
-    with qtbot.waitSignal(ws.resultShown, timeout=30000, check_params_cb=lambda r: r.request_id == win.bridge.latest_id):
+    with qtbot.waitSignal(ws.resultShown, timeout=30000,
+                          check_params_cb=lambda r: r.request_id == win.bridge.latest_id):
         end()
     assert not failures, failures[0]
     previews = [r for r in submitted if r.preview_size is not None]

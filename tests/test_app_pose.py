@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.settings import Settings
-
 from app.main import MainWindow
+from app.settings import Settings
 
 from .test_app_workspaces import register_tiny
 

@@ -9,9 +9,8 @@ from pathlib import Path
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QAbstractButton, QApplication, QComboBox, QGroupBox, QLabel, QLineEdit, QWidget
 
-from app.settings import Settings
-
 from app.main import MainWindow
+from app.settings import Settings
 
 APP_DIR = Path(__file__).resolve().parent.parent / "app"
 LAPTOP_W, LAPTOP_H = 1366, 768

@@ -14,10 +14,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from app.settings import Settings
-
 from app.main import MainWindow
 from app.project import SessionGuard, load_project
+from app.settings import Settings
 from tests.test_app_workspaces import GatedEngine, register_tiny
 
 Save, Discard, Cancel = (QMessageBox.StandardButton.Save, QMessageBox.StandardButton.Discard,
@@ -151,7 +150,7 @@ def test_autosave_interval_setting_and_restore_keeps_the_file_name(qtbot, weight
     def autosaved_edit() -> bool:
         try:
             return bool((load_project(guard.autosave).workspaces["panoptic"].arrays["labels"] == 4).any())
-        except Exception:  # noqa: BLE001 - not written yet
+        except Exception:  # not written yet
             return False
 
     qtbot.waitUntil(autosaved_edit, timeout=5000)  # within about one interval, by the timer alone
@@ -228,7 +227,8 @@ def test_every_menu_action_works_when_triggered(qtbot, weights_dir, save_changes
     assert "Cancelled" in win.message.text()
     pan = win.workspaces["panoptic"]
     acts["Panoptic → image"].trigger()
-    assert win.current is pan and acts["Panoptic → image"].shortcut() == QKeySequence(f"Ctrl+{win.tabs.indexOf(pan) + 1}")
+    assert win.current is pan
+    assert acts["Panoptic → image"].shortcut() == QKeySequence(f"Ctrl+{win.tabs.indexOf(pan) + 1}")
     paint(pan)
     acts["Undo"].trigger()
     assert not pan.editor.doc.labels.any()

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from engine.api import InputError, Request
 from app.settings import Settings
+from engine.api import InputError, Request
 from engine.tasks import TaskContext
 
 pytest.importorskip("pytestqt")
 
-from app.engine_bridge import EngineBridge  # noqa: E402
-from app.main import MainWindow, main  # noqa: E402
+from app.engine_bridge import EngineBridge
+from app.main import MainWindow, main
 
 
 def make_result(request: Request, ctx: TaskContext, value: int):

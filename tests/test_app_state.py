@@ -8,12 +8,11 @@ import pytest
 import torch
 from PySide6.QtCore import Qt
 
-from engine.api import InputError, Request
-from app.settings import Settings
-from engine.tasks import TaskContext
-
 from app.main import MainWindow
 from app.pickers import EXAMPLES
+from app.settings import Settings
+from engine.api import InputError, Request
+from engine.tasks import TaskContext
 from tests.test_app_session import menu_actions
 from tests.test_app_workspaces import GatedEngine, register_tiny
 

@@ -14,13 +14,12 @@ from PySide6.QtCore import QElapsedTimer, QMimeData, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
-from engine.api import Request, StarGANInterpolateRequest
-from app.settings import Settings
-from engine.tasks import TaskContext
-
 from app.dialogs import SHORTCUTS, HelpDialog, SettingsDialog
 from app.main import MainWindow
 from app.project import SessionGuard, load_project, projects_equal
+from app.settings import Settings
+from engine.api import Request, StarGANInterpolateRequest
+from engine.tasks import TaskContext
 
 
 def register_tiny(weights_dir, family: str, config_name: str, name: str) -> str:
@@ -53,7 +52,10 @@ class GatedEngine:
             self.entered.set()
             self.gate.wait(10)
         ctx.check()
-        value = int(round(request.alpha * 100)) if isinstance(request, StarGANInterpolateRequest) else request.seed % 256
+        if isinstance(request, StarGANInterpolateRequest):
+            value = int(round(request.alpha * 100))
+        else:
+            value = request.seed % 256
         return ctx.result(np.full((16, 16, 3), value, np.uint8))
 
 
@@ -200,7 +202,6 @@ def test_export_output_and_grid(qtbot, weights_dir, tmp_path):
     ws = win.workspaces["stargan"]
     assert win.export_output(tmp_path / "none.png") is None
     ws.source.set_image(np.zeros((32, 32, 3), np.uint8))
-    ws.workspace_engine = None
     win.bridge.session.scheduler._run_fn.gate.set()
     qtbot.waitUntil(lambda: ws.result is not None, timeout=5000)
     for seed in (5, 6):
@@ -319,9 +320,8 @@ def test_heartbeat_never_stalls_while_previews_run(qtbot, weights_dir):
 
 
 def test_exemplar_map_is_found_beside_the_photo(qtbot, weights_dir, tmp_path):
-    from engine.io import save_label_map
-
     from app.workspaces.cocosnet import companion_map
+    from engine.io import save_label_map
 
     (tmp_path / "image").mkdir()
     (tmp_path / "label").mkdir()

@@ -8,7 +8,7 @@ from pathlib import Path
 from engine.cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.bench_studio import edit_latencies, percentile  # noqa: E402
+from bench.bench_studio import edit_latencies, percentile
 
 
 def test_bench_list_names_the_speed_comparison(capsys):

@@ -6,9 +6,8 @@ import argparse
 import pytest
 import torch
 
-from engine import cli
-
 import tests.test_weights as tw  # registers the tiny test family
+from engine import cli
 
 
 def _all_command_paths(parser: argparse.ArgumentParser, prefix=()):

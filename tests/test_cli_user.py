@@ -125,7 +125,7 @@ def test_every_generate_task_runs_over_a_folder(task, in_user_dir, capsys):
     out_option = "--out"
     rebuilt: list[str] = []
     skip = 0
-    for i, token in enumerate(argv):
+    for token in argv:
         if skip:
             skip -= 1
             continue

@@ -9,12 +9,22 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.requests.base import InputError, MissingDependencyError
 from engine.inputs.cocosnet import (
-    CELEBAMASK_HQ_CLASSES, COCOSNET_CELEBAHQ_CLASSES, EDGE_PARTS, canny, encode_celebahq_edges,
-    encode_celebahq_parsing, encode_for_config, encode_image, encode_labels, encode_pose,
-    face_landmarks_from_photo, parsing_from_landmarks68, pose_from_photo,
+    CELEBAMASK_HQ_CLASSES,
+    COCOSNET_CELEBAHQ_CLASSES,
+    EDGE_PARTS,
+    canny,
+    encode_celebahq_edges,
+    encode_celebahq_parsing,
+    encode_for_config,
+    encode_image,
+    encode_labels,
+    encode_pose,
+    face_landmarks_from_photo,
+    parsing_from_landmarks68,
+    pose_from_photo,
 )
+from engine.requests.base import InputError, MissingDependencyError
 
 
 # ------------------------------------------------------------------------------------ labels

@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.requests.base import WeightsError
 from engine.families import get_family, state_dict_keys
 from engine.nets.cocosnet import CONFIGS, build, softmax_attend
+from engine.requests.base import WeightsError
 from engine.weights import Manifest, build_and_load, import_official
 
 torch.set_num_threads(1)
@@ -191,7 +191,8 @@ def _official_files(tmp_path: Path, config: str, with_d: bool, prefix: str = "la
         if sub == "netD" and not with_d:
             continue
         p = tmp_path / f"{prefix}_net_{short}.pth"
-        torch.save({k: torch.randn_like(v) if v.is_floating_point() else v for k, v in nets[sub].state_dict().items()}, p)
+        torch.save({k: torch.randn_like(v) if v.is_floating_point() else v
+                    for k, v in nets[sub].state_dict().items()}, p)
         paths.append(p)
     return paths
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from engine.requests.base import FrozenArray, InputError
-from engine.requests.cocosnet import EditRequest, ExemplarRequest, MakeupRequest
 from engine.cli import main
 from engine.inputs.cocosnet import celebamask_names, encode_image, encode_labels
 from engine.io import load_image, save_image, save_label_map, save_openpose_json
 from engine.nets.cocosnet import CONFIGS, build
+from engine.requests.base import FrozenArray, InputError
+from engine.requests.cocosnet import EditRequest, ExemplarRequest, MakeupRequest
 from engine.tasks import LRUCache, ModelStore, make_context, run_request, to_uint8_image
 from engine.weights import Manifest, register_file, save_state_dicts
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.requests.base import InputError
 from engine.families import get_family
+from engine.requests.base import InputError
 from engine.train import cocosnet as T
 
 torch.set_num_threads(1)
@@ -48,7 +48,8 @@ def _pairs(root: Path, **kw) -> T.CocosnetPairs:
 
 
 def test_exemplar_sampling_paths(scenes):
-    img0 = torch.from_numpy(np.asarray(Image.open(scenes / "train/image/000.png"), np.float32)).permute(2, 0, 1) / 127.5 - 1
+    img0 = torch.from_numpy(np.asarray(Image.open(scenes / "train/image/000.png"), np.float32))
+    img0 = img0.permute(2, 0, 1) / 127.5 - 1
     # self-reference: the image itself (no crop margin, no flip here -> identical)
     item = _pairs(scenes, real_reference_probability=0.0)[0]
     assert float(item["self_ref"]) == 1.0

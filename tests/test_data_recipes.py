@@ -23,13 +23,13 @@ FACES_FETCHED = all(source_dir(n) is not None for n in ("gan-face-generate", "dl
 def offline(tmp_path, monkeypatch):
     """An empty fetch cache: every recipe must degrade to procedural material with a warning."""
     monkeypatch.setenv("I2I_DATA_CACHE", str(tmp_path / "empty-cache"))
-    from engine.data import material, faces, scenes, sketches
-    for fn in (material.load_pattern, material.load_cutout, scenes._stamps, faces._generator, sketches._photo_stamps, sketches.openmoji_catalogue,
-               faces._landmarker, faces._gender_model):
+    from engine.data import faces, material, scenes, sketches
+    for fn in (material.load_pattern, material.load_cutout, scenes._stamps, faces._generator, sketches._photo_stamps,
+               sketches.openmoji_catalogue, faces._landmarker, faces._gender_model):
         fn.cache_clear()
     yield
-    for fn in (material.load_pattern, material.load_cutout, scenes._stamps, faces._generator, sketches._photo_stamps, sketches.openmoji_catalogue,
-               faces._landmarker, faces._gender_model):
+    for fn in (material.load_pattern, material.load_cutout, scenes._stamps, faces._generator, sketches._photo_stamps,
+               sketches.openmoji_catalogue, faces._landmarker, faces._gender_model):
         fn.cache_clear()
 
 
@@ -85,7 +85,8 @@ def test_scenes_offline_build_checks_labels_and_is_deterministic(tmp_path, offli
     build_dataset(recipe, b, n=3, size=48, seed=3, progress=False)
     for i in range(3):  # byte-identical for the same seed, independent of n
         for sub in ("image", "exemplar", "label", "instance"):
-            assert (a / "train" / sub / f"{i:06d}.png").read_bytes() == (b / "train" / sub / f"{i:06d}.png").read_bytes()
+            name = f"train/{sub}/{i:06d}.png"
+            assert (a / name).read_bytes() == (b / name).read_bytes()
     prov = json.loads((a / "provenance.json").read_text())
     assert prov["splits"] == {"train": 18, "val": 1, "test": 1} and prov["seed"] == 3
     # another seed gives other samples
@@ -123,8 +124,9 @@ def test_scenes_fetched_material(tmp_path):
 
 def test_gimp_pattern_reader(tmp_path):
     import struct
-    from engine.requests.base import InputError
+
     from engine.data.material import read_pat
+    from engine.requests.base import InputError
     pix = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
     name = b"test\x00"
     header = struct.pack(">5I", 24 + len(name), 1, 3, 2, 3) + b"GPAT" + name
@@ -175,7 +177,8 @@ def test_faces_offline_build(tmp_path, offline):
     domains = check_faces(tmp_path / "f", 8, 64)
     assert domains == {"female", "male"}
     build_dataset(recipe, tmp_path / "g", n=2, size=64, seed=0, progress=False)
-    assert (tmp_path / "f/train/landmarks/000001.json").read_bytes() == (tmp_path / "g/train/landmarks/000001.json").read_bytes()
+    landmarks = "train/landmarks/000001.json"
+    assert (tmp_path / "f" / landmarks).read_bytes() == (tmp_path / "g" / landmarks).read_bytes()
 
 
 def test_celebahq_edge_encoding_channels():
@@ -223,8 +226,8 @@ def check_sketches(root: Path, n: int, size: int) -> dict[str, int]:
                 sk = load_image(d / "scene" / obj["sketch"])[..., 0] < 128
                 x0, y0, x1, y1 = obj["box"]
                 assert 0 <= x0 < x1 <= size and 0 <= y0 < y1 <= size
-                assert sk.any() and not sk[:y0].any() and not sk[y1:].any() and not sk[:, :x0].any() and not sk[:, x1:].any(), \
-                    "object strokes must lie inside its box"
+                outside = sk[:y0].any() or sk[y1:].any() or sk[:, :x0].any() or sk[:, x1:].any()
+                assert sk.any() and not outside, "object strokes must lie inside its box"
                 assert obj["class"] in load_palette("scenes").names
         else:
             (rel,) = rec["files"]

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from engine.api import FrozenArray, SceneObject, SceneRequest, SketchObjectRequest
-from engine.tasks import LRUCache, ModelStore, make_context, run_request
 from engine.requests.base import WeightsError
+from engine.tasks import LRUCache, ModelStore, make_context, run_request
 from engine.weights import REPO_ROOT, Manifest
 
 torch.set_num_threads(1)

@@ -10,8 +10,16 @@ import pytest
 import torch
 
 from engine.families import get_family, state_dict_keys
-from engine.nets.edgegan import (CONFIGS, EdgeEncoder, TFDeconv, build, state_dicts_to_tf, tf_instance_norm,
-                                 tf_names, tf_same_avg_pool)
+from engine.nets.edgegan import (
+    CONFIGS,
+    EdgeEncoder,
+    TFDeconv,
+    build,
+    state_dicts_to_tf,
+    tf_instance_norm,
+    tf_names,
+    tf_same_avg_pool,
+)
 
 torch.set_num_threads(1)
 MANIFESTS = Path(__file__).resolve().parent.parent.parent / "shared" / "reference" / "manifests"

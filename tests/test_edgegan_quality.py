@@ -10,8 +10,15 @@ import pytest
 import torch
 
 from engine.metrics import hand_sketches
-from engine.metrics.objects import (NearestCentroid, iou, object_mask, other_of_same_class, scene_layouts,
-                                    silhouette_iou, sketch_shape)
+from engine.metrics.objects import (
+    NearestCentroid,
+    iou,
+    object_mask,
+    other_of_same_class,
+    scene_layouts,
+    silhouette_iou,
+    sketch_shape,
+)
 
 torch.set_num_threads(1)
 
@@ -87,7 +94,7 @@ def test_scene_layouts_put_each_sketch_inside_its_box() -> None:
     assert [len(p) for _, p in scenes] == [3, 1]
     request, placed = scenes[0]
     assert [o.class_name for o in request.objects] == ["car", "tree", "sun"] and request.size == (256, 256)
-    for obj, (_, _, box, bitmap) in zip(request.objects, placed):
+    for obj, (_, _, box, bitmap) in zip(request.objects, placed, strict=True):
         x0, y0, x1, y1 = box
         ink = bitmap < 128
         assert tuple(obj.box) == box and ink[y0:y1, x0:x1].sum() == ink.sum() > 0
@@ -155,7 +162,7 @@ def test_per_sample_norm_is_what_batch1_inference_computes() -> None:
 
 
 def test_paired_training_learns_resumes_and_exports_the_ema(tmp_path: Path, weights_dir: Path) -> None:
-    from engine.train.edgegan import PairArray, EdgePairDataset, export, train_paired
+    from engine.train.edgegan import EdgePairDataset, PairArray, export, train_paired
     from engine.weights import Manifest, read_safetensors, split_subnets
 
     rng = np.random.default_rng(0)

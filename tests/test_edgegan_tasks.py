@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from engine.api import Cancelled, FrozenArray, InputError, SceneObject, SceneRequest, SketchObjectRequest, WeightsError
-from engine.nets.edgegan import CONFIGS, build
 from engine.inputs.sketch import (binarise, canny_edges, content_box, edge_map, fill_strokes, load_scene_sketch,
                                   prepare_sketch, xdog_edges)
+from engine.nets.edgegan import CONFIGS, build
 from engine.tasks import CancelToken, LRUCache, ModelStore, make_context, run_request
 from engine.weights import Manifest, register_file, save_state_dicts
 
@@ -22,7 +22,9 @@ torch.set_num_threads(1)
 def _register(weights_dir: Path, name: str, config: dict, *, default: bool = False, seed: int = 0) -> None:
     torch.manual_seed(seed)
     nets = build(config)
-    keep = ["encoder", "edge_generator", "image_generator"] + (["background_generator"] if config.get("background") else [])
+    keep = ["encoder", "edge_generator", "image_generator"]
+    if config.get("background"):
+        keep.append("background_generator")
     path = weights_dir / f"{name}.safetensors"
     save_state_dicts({k: nets[k].state_dict() for k in keep}, path)
     register_file(Manifest(), name=name, family="edgegan", config_name="tiny", config=config, path=path,
@@ -98,7 +100,7 @@ def _write_scene(folder: Path, classes=("cat", "dog")) -> Path:
     cv2.line(bg, (0, 70), (w, 65), 0, 2)
     cv2.imwrite(str(folder / "bg.png"), bg)
     objs = []
-    for i, (cls, centre) in enumerate(zip(classes, [(40, 40), (110, 45)])):
+    for i, (cls, centre) in enumerate(zip(classes, [(40, 40), (110, 45)], strict=True)):
         o = np.full((h, w), 255, np.uint8)
         cv2.circle(o, centre, 18, 0, 2)
         cv2.imwrite(str(folder / f"o{i}.png"), o)
@@ -116,7 +118,8 @@ def test_load_scene_sketch_and_its_errors(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"size": [100, 96], "background": "bg.png", "objects": []}))
     with pytest.raises(InputError, match="160×96"):
         load_scene_sketch(bad)
-    bad.write_text(json.dumps({"size": [160, 96], "objects": [{"class": "cat", "box": [500, 0, 600, 10], "sketch": "o0.png"}]}))
+    bad.write_text(json.dumps({"size": [160, 96],
+                               "objects": [{"class": "cat", "box": [500, 0, 600, 10], "sketch": "o0.png"}]}))
     with pytest.raises(InputError, match="outside"):
         load_scene_sketch(bad)
     bad.write_text("{not json")

@@ -9,12 +9,22 @@ import numpy as np
 import pytest
 import torch
 
-from engine.requests.base import WeightsError
 from engine.nets.edgegan import CONFIGS, TF_SCOPES, build, convert, state_dicts_to_tf
-from engine.weights.tf_checkpoint import (crc32c, decode_varint, encode_varint, list_variables, masked_crc32c,
-                                  read_checkpoint, read_table, resolve_prefix, unmask_crc32c, write_checkpoint,
-                                  write_table)
+from engine.requests.base import WeightsError
 from engine.weights import Manifest, build_and_load, import_official, load_strict
+from engine.weights.tf_checkpoint import (
+    crc32c,
+    decode_varint,
+    encode_varint,
+    list_variables,
+    masked_crc32c,
+    read_checkpoint,
+    read_table,
+    resolve_prefix,
+    unmask_crc32c,
+    write_checkpoint,
+    write_table,
+)
 
 torch.set_num_threads(1)
 
@@ -130,7 +140,7 @@ def test_convert_round_trip_then_strict_load(tmp_path: Path) -> None:
     fresh = build(cfg)
     load_strict(fresh, state, source="bundle", required_subnets=["encoder", "edge_generator", "image_generator"])
     for sub, params in state.items():
-        for k, v in params.items():
+        for k in params:
             if sub == "classifier" and k.endswith(("weight_u", "weight_v")):
                 continue  # one power iteration from the stored u, as TF runs it (see _spectral_vectors)
             assert torch.equal(fresh[sub].state_dict()[k], sd[sub][k]), (sub, k)

@@ -39,13 +39,30 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from engine.nets.edgegan import (
+    CONFIGS,
+    TFInstanceNorm,
+    build,
+    convert,
+    state_dicts_to_tf,
+    tf_legacy_resize_bicubic,
+    tf_skip_reason,
+    tf_variable_map,
+)
 from engine.requests.base import WeightsError
-from engine.nets.edgegan import (CONFIGS, TFInstanceNorm, build, convert, state_dicts_to_tf, tf_legacy_resize_bicubic,
-                                 tf_skip_reason, tf_variable_map)
-from engine.weights.tf_checkpoint import (crc32c, decode_entry, encode_entry, list_variables, masked_crc32c, read_checkpoint,
-                                  read_table, write_checkpoint, write_table)
 from engine.train.edgegan import _resize as train_resize
 from engine.weights import Manifest, build_and_load
+from engine.weights.tf_checkpoint import (
+    crc32c,
+    decode_entry,
+    encode_entry,
+    list_variables,
+    masked_crc32c,
+    read_checkpoint,
+    read_table,
+    write_checkpoint,
+    write_table,
+)
 
 DATA = Path(__file__).resolve().parent / "data" / "edgegan_tf"
 CKPT = DATA / "checkpoints"

@@ -84,7 +84,7 @@ def test_object_step_updates_every_network(tmp_path: Path) -> None:
     assert {"d_joint", "d_image", "d_edge", "c_focal", "g_joint", "g_ac", "e_zl"} <= set(logs)
     for name in ("encoder", "edge_generator", "image_generator", "joint_discriminator", "image_discriminator",
                  "edge_discriminator", "classifier"):
-        changed = any(not torch.equal(a, b) for a, b in zip(before[name], nets[name].parameters()))
+        changed = any(not torch.equal(a, b) for a, b in zip(before[name], nets[name].parameters(), strict=True))
         assert changed, name
 
 
@@ -114,5 +114,6 @@ def test_train_resume_export_and_generate(tmp_path: Path, weights_dir: Path) -> 
 
     from engine.cli import main
 
-    assert main(["generate", "scene", "--sketch", str(data / "scene" / "0.json"), "--out", str(tmp_path / "s.png")]) == 0
+    assert main(["generate", "scene", "--sketch", str(data / "scene" / "0.json"),
+                 "--out", str(tmp_path / "s.png")]) == 0
     assert cv2.imread(str(tmp_path / "s.png")).shape == (64, 80, 3)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.api import InputError
 from engine import io
+from engine.api import InputError
 
 
 def _save(tmp_path, name, img, **kw):

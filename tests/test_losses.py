@@ -50,7 +50,10 @@ def test_r1_penalty_linear_discriminator():
 def test_wgan_gp_linear_critic():
     w = torch.zeros(1, 3, 2, 2)
     w[0, 0, 0, 0] = 2.0  # ‖∇‖ = 2 -> (2 - 1)² = 1
-    critic = lambda z: (z * w).flatten(1).sum(1)  # noqa: E731
+
+    def critic(z):
+        return (z * w).flatten(1).sum(1)
+
     gp = L.gradient_penalty(critic, torch.randn(5, 3, 2, 2), torch.randn(5, 3, 2, 2))
     assert close(gp, 1.0)
     w[0, 0, 0, 0] = 1.0

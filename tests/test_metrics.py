@@ -5,13 +5,17 @@ import numpy as np
 import pytest
 import torch
 
-from engine.requests.base import InputError, WeightsError
-from engine.metrics.distribution import (FeatureStats, frechet_distance, frechet_distance_images,
-                                         images_to_tensor, perceptual_distance)
-from engine.metrics.features import (BACKBONES, backbone_path, build_features, load_features,
-                                     verify_backbone_file)
+from engine.metrics.distribution import (
+    FeatureStats,
+    frechet_distance,
+    frechet_distance_images,
+    images_to_tensor,
+    perceptual_distance,
+)
+from engine.metrics.features import BACKBONES, backbone_path, build_features, load_features, verify_backbone_file
 from engine.metrics.image import psnr, ssim
 from engine.metrics.segmentation import ConfusionMatrix, mean_iou
+from engine.requests.base import InputError, WeightsError
 
 torch.set_num_threads(1)
 
@@ -104,7 +108,7 @@ def test_random_init_features_without_file(weights_dir) -> None:
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     out = f(x)
     assert list(out) == list(f.layers) == ["block1", "block3", "block6", "block13", "block18"]
-    assert [tuple(out[l].shape[1:]) for l in f.layers] == [(16, 32, 32), (24, 16, 16), (32, 8, 8),
+    assert [tuple(out[name].shape[1:]) for name in f.layers] == [(16, 32, 32), (24, 16, 16), (32, 8, 8),
                                                          (96, 4, 4), (1280, 2, 2)]
     assert torch.equal(out["block6"], g(x)["block6"])  # seeded, deterministic
     assert f.pooled(x).shape == (2, 1280)
@@ -118,7 +122,7 @@ def test_vgg_layers_and_gradient_reaches_input() -> None:
     f = build_features("vgg19", random_init=True, layers=("relu1_2", "relu2_2", "relu3_2"))
     x = (torch.rand(1, 3, 32, 32) * 2 - 1).requires_grad_(True)
     out = f(x)
-    assert [tuple(out[l].shape[1:]) for l in f.layers] == [(64, 32, 32), (128, 16, 16), (256, 8, 8)]
+    assert [tuple(out[name].shape[1:]) for name in f.layers] == [(64, 32, 32), (128, 16, 16), (256, 8, 8)]
     assert f.weights == (1 / 32, 1 / 16, 1 / 8)
     sum(v.abs().mean() for v in out.values()).backward()
     assert x.grad is not None and x.grad.abs().sum() > 0

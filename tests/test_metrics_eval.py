@@ -8,11 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.requests.base import InputError, WeightsError
 from engine.cli import main
 from engine.metrics.evaluate import evaluate, format_table, load_eval_set
-from engine.metrics.features import (MOBILENET_MEMBER, backbone_path, build_features, fetch_mobilenet_v2)
+from engine.metrics.features import MOBILENET_MEMBER, backbone_path, build_features, fetch_mobilenet_v2
 from engine.metrics.segmenter import SmallUNet, load_segmenter
+from engine.requests.base import InputError, WeightsError
 from engine.weights import Manifest
 
 torch.set_num_threads(1)
@@ -134,9 +134,9 @@ def _png(path: Path, arr: np.ndarray) -> None:
 
 
 def test_faces_and_sketches_layouts_and_requests(tmp_path) -> None:
+    from engine.metrics.evaluate import _request_for
     from engine.requests.edgegan import SketchObjectRequest
     from engine.requests.stargan2 import StarGANLatentRequest
-    from engine.metrics.evaluate import _request_for
 
     rng = np.random.default_rng(0)
     faces = tmp_path / "faces"
@@ -173,9 +173,9 @@ def test_faces_and_sketches_layouts_and_requests(tmp_path) -> None:
 
 
 def test_scenes_requests(scenes) -> None:
+    from engine.metrics.evaluate import _request_for
     from engine.requests.cocosnet import ExemplarRequest
     from engine.requests.panoptic import PanopticRequest
-    from engine.metrics.evaluate import _request_for
 
     es = load_eval_set(scenes, "train", n=1, reference="exemplar")
     case = es.cases[0]

@@ -41,7 +41,7 @@ def _naive_paconv(x, weight, bias, ids, stride, padding, dilation, pad_mode):
     for b in range(B):
         for i in range(Ho):
             for j in range(Wo):
-                def at(u, v):
+                def at(u, v, b=b, i=i, j=j):
                     y, xx = i * sh - ph + u * dh, j * sw - pw + v * dw
                     inside = 0 <= y < H and 0 <= xx < W
                     return inside, (int(ids[b, y, xx]) if inside else None), y, xx
@@ -61,7 +61,8 @@ def _naive_paconv(x, weight, bias, ids, stride, padding, dilation, pad_mode):
 
 
 CONV_CASES = [  # kernel, stride, dilation, padding
-    (3, 1, 1, 1), (3, 2, 1, 1), (5, 1, 2, 4), (4, 2, 1, 1), (1, 1, 1, 0), ((3, 5), (1, 2), (2, 1), (2, 2)), (3, 1, 1, 0),
+    (3, 1, 1, 1), (3, 2, 1, 1), (5, 1, 2, 4), (4, 2, 1, 1), (1, 1, 1, 0), ((3, 5), (1, 2), (2, 1), (2, 2)),
+    (3, 1, 1, 0),
 ]
 
 
@@ -243,11 +244,12 @@ def _scene(H=32, W=32):
 
 def test_panoptic_generator_with_one_segment_equals_spade():
     torch.manual_seed(5)
-    cfg_s, spade = _tiny("semantic")
+    _, spade = _tiny("semantic")
     cfg_p, pan = _tiny("panoptic")
     missing, unexpected = pan.load_state_dict(spade.state_dict(), strict=False)
     assert not unexpected and all(k.startswith("ups.") for k in missing)
-    spade.eval(); pan.eval()
+    spade.eval()
+    pan.eval()
     labels = np.zeros((32, 32), np.int32)
     sem, ids = conditioning(labels, labels, cfg_p)
     with torch.no_grad():
@@ -290,9 +292,9 @@ def test_generator_features_never_cross_touching_same_class_instances():
         sem, ids = conditioning(labels, inst, cfg)
         b_id = int(ids[0][inst == 2002][0])
         captured: list[torch.Tensor] = []
-        g.conv_img.register_forward_hook(lambda m, i, o: captured.append(o))
+        g.conv_img.register_forward_hook(lambda m, i, o, captured=captured: captured.append(o))
 
-        def perturb(module, inputs, out):
+        def perturb(module, inputs, out, ids=ids, b_id=b_id):
             f = 32 // out.shape[-1]
             in_b = (ids[:, ::f, ::f] == b_id)[:, None]
             scale = out.abs().max()  # untrained spectral norms leave activations at any magnitude

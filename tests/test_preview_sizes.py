@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.api import (ExemplarRequest, PanopticRequest, Request, SceneRequest, StarGANLatentRequest,
-                        preview_size_for)
+from engine.api import ExemplarRequest, PanopticRequest, Request, SceneRequest, StarGANLatentRequest, preview_size_for
 from engine.families import PreviewGrid, get_family
 from engine.nets.edgegan import background_depth
 from engine.weights import Manifest, WeightsEntry

@@ -12,8 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.requests.base import WeightsError
 from engine.nets import stargan2 as sg
+from engine.requests.base import WeightsError
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "manifests"
 SUBNETS = ("generator", "mapping_network", "style_encoder", "discriminator", "fan")

@@ -8,11 +8,17 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.requests.base import FrozenArray, InputError
-from engine.requests.stargan2 import (LatentStyle, ReferenceStyle, StarGANInterpolateRequest, StarGANLatentRequest,
-                                 StarGANReferenceRequest)
 from engine.nets import stargan2 as sg
+from engine.requests.base import FrozenArray, InputError
+from engine.requests.stargan2 import (
+    LatentStyle,
+    ReferenceStyle,
+    StarGANInterpolateRequest,
+    StarGANLatentRequest,
+    StarGANReferenceRequest,
+)
 from engine.tasks import CancelToken, LRUCache, ModelStore, make_context, run_request
+
 
 @pytest.fixture
 def tiny_model(weights_dir: Path) -> str:

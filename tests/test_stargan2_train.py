@@ -11,6 +11,7 @@ from PIL import Image
 from engine.requests.base import InputError
 from engine.train.stargan2 import StarGAN2Trainer, TrainOptions, ds_weight, find_domains
 
+
 def _make_data(root: Path, n: int = 4) -> Path:
     """Two domains of generated pictures (dark/bright blobs), plus an annotation folder to ignore."""
     rng = np.random.default_rng(0)
@@ -48,8 +49,8 @@ def test_train_resume_and_export(tmp_path: Path, weights_dir: Path) -> None:
                 "G_latent_cyc", "G_ref_cyc"):
         assert key in losses
     for k, m in trainer.nets.items():  # every trained network moved
-        assert any(not torch.equal(a, b) for a, b in zip(before[k], m.parameters())), k
-    assert any(not torch.equal(a, b) for a, b in zip(ema_before, trainer.ema["generator"].parameters()))
+        assert any(not torch.equal(a, b) for a, b in zip(before[k], m.parameters(), strict=True)), k
+    assert any(not torch.equal(a, b) for a, b in zip(ema_before, trainer.ema["generator"].parameters(), strict=True))
     trainer.fit()
     assert trainer.step == 2
     assert (out / "latest" / "nets.safetensors").exists() and (out / "stargan2_ema.safetensors").exists()
@@ -59,7 +60,7 @@ def test_train_resume_and_export(tmp_path: Path, weights_dir: Path) -> None:
 
     resumed = StarGAN2Trainer(_options(tmp_path / "faces", out, iters=3, resume=True))
     assert resumed.step == 2
-    for a, b in zip(trainer.nets["generator"].parameters(), resumed.nets["generator"].parameters()):
+    for a, b in zip(trainer.nets["generator"].parameters(), resumed.nets["generator"].parameters(), strict=True):
         assert torch.equal(a, b)
     assert resumed.optims["generator"].state_dict()["state"]  # Adam moments restored
     resumed.fit()

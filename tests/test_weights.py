@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from engine.api import WeightsError
-from engine.families import Family, register, get_family, state_dict_keys
 from engine import weights as W
+from engine.api import WeightsError
+from engine.families import Family, get_family, register, state_dict_keys
 
 
 class TinyNet(nn.Module):

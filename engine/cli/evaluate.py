@@ -111,8 +111,8 @@ def register(groups: CliGroups) -> None:
                               "FD/PD on backbone features, PSNR/SSIM, segmenter mIoU")
     p.add_argument("model", help="weights manifest entry, or a folder of generated images, one PNG per sample "
                                  "named by its id: scenes and faces <id>.png (the sample's file name), sketches "
-                                 "<class>/<id>.png — what `i2i generate TASK --input DATA/SPLIT/label --out DIR` "
-                                 "writes")
+                                 "<class>/<id>.png — what "
+                                 "`i2i generate TASK --input DATA/SPLIT/label --out DIR` writes")
     p.add_argument("--data", required=True, help="a built dataset folder (scenes, faces, sketches)")
     p.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
                    help="the split to evaluate (default test); all: every split the build has")

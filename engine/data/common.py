@@ -13,15 +13,16 @@ import json
 import os
 import warnings
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
 
-from ..requests.base import InputError
 from ..progress import ProgressBar
+from ..requests.base import InputError
 from .fetch import fetched_records
 
 SPLITS = ("train", "val", "test")

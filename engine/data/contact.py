@@ -146,7 +146,7 @@ def contact_sheet(dataset: Path | str, *, n: int = 8, out: Path | str, split: st
         if len(panels) > len(header):
             header = [name.split(":")[0] for name, _ in panels]
         fitted = [_fit(img, cell) for _, img in panels]
-        for (name, _), tile in zip(panels, fitted):  # per-row facts (e.g. the face's domain) on the tile
+        for (name, _), tile in zip(panels, fitted, strict=True):  # per-row facts (e.g. the face's domain) on the tile
             if ":" in name:
                 cv2.putText(tile, name.split(":", 1)[1], (2, cell - 4), cv2.FONT_HERSHEY_PLAIN, 0.8,
                             (255, 255, 0) if recipe != "sketches" else (200, 0, 0), 1, cv2.LINE_AA)

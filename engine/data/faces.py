@@ -46,7 +46,8 @@ class DCGANGenerator(nn.Module):
         widths = [nz, ngf * 8, ngf * 4, ngf * 2, ngf]
         layers: list[nn.Module] = []
         for i in range(4):
-            layers += [nn.ConvTranspose2d(widths[i], widths[i + 1], 4, 1 if i == 0 else 2, 0 if i == 0 else 1, bias=False),
+            layers += [nn.ConvTranspose2d(widths[i], widths[i + 1], 4, 1 if i == 0 else 2, 0 if i == 0 else 1,
+                                          bias=False),
                        nn.BatchNorm2d(widths[i + 1]), nn.ReLU(True)]
         layers += [nn.ConvTranspose2d(ngf, 3, 4, 2, 1, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
@@ -119,7 +120,13 @@ def parsing_from_landmarks(pts: np.ndarray, size: tuple[int, int]) -> np.ndarray
     h, w = size
     out = np.zeros((h, w), np.uint8)
     sub = 4  # draw at 4× and downsample by nearest-majority for cleaner small parts
-    S = lambda idx: np.round(pts[list(idx)] * sub + (sub - 1) / 2).astype(np.int32)
+
+    def poly(p):  # points → the 4× drawing grid
+        return np.round(np.asarray(p) * sub + (sub - 1) / 2).astype(np.int32)
+
+    def S(idx):  # landmarks by index → the drawing grid
+        return poly(pts[list(idx)])
+
     big = np.zeros((h * sub, w * sub), np.uint8)
     jaw = pts[0:17]
     brows = pts[17:27]
@@ -128,7 +135,6 @@ def parsing_from_landmarks(pts: np.ndarray, size: tuple[int, int]) -> np.ndarray
     forehead = brows[::-1] - np.array([0, lift], np.float32)
     chin_len = float(np.linalg.norm(pts[8] - pts[27]))
     neck = np.array([pts[5], pts[11], pts[11] + [0, chin_len * 0.9], pts[5] + [0, chin_len * 0.9]], np.float32)
-    poly = lambda p: np.round(np.asarray(p) * sub + (sub - 1) / 2).astype(np.int32)
     cv2.fillPoly(big, [poly(neck)], PART["neck"])
     cv2.fillPoly(big, [poly(np.concatenate([jaw, forehead]))], PART["skin"])
     brow_w = max(1, int(round(lift * sub * 0.25)))
@@ -189,9 +195,14 @@ def _template_landmarks(rng: np.random.Generator, size: int) -> np.ndarray:
     t = np.linspace(np.pi * 0.95, np.pi * 0.05, 17)
     jaw = np.stack([c - np.cos(t) * fw, cy - size * 0.05 + np.sin(t) * fh * 0.9], 1)
     ey = cy - fh * 0.35
-    brow = lambda x0: np.stack([x0 + np.linspace(0, fw * 0.6, 5), ey - fh * 0.2 - np.sin(np.linspace(0, np.pi, 5)) * 2], 1)
-    eye = lambda xc: np.stack([xc + np.cos(np.linspace(np.pi, -np.pi, 7)[:6]) * fw * 0.2,
-                               ey + np.sin(np.linspace(np.pi, -np.pi, 7)[:6]) * fh * 0.06], 1)
+
+    def brow(x0):
+        return np.stack([x0 + np.linspace(0, fw * 0.6, 5), ey - fh * 0.2 - np.sin(np.linspace(0, np.pi, 5)) * 2], 1)
+
+    def eye(xc):
+        return np.stack([xc + np.cos(np.linspace(np.pi, -np.pi, 7)[:6]) * fw * 0.2,
+                         ey + np.sin(np.linspace(np.pi, -np.pi, 7)[:6]) * fh * 0.06], 1)
+
     nose_bridge = np.stack([np.full(4, c), np.linspace(ey, cy + fh * 0.05, 4)], 1)
     nose_base = np.stack([c + np.linspace(-fw * 0.2, fw * 0.2, 5), np.full(5, cy + fh * 0.12)], 1)
     my = cy + fh * 0.38
@@ -274,11 +285,11 @@ class FacesRecipe:
     def render(self, index: int, rng: np.random.Generator, size: int) -> Sample:
         sid = f"{index:06d}"
         if self.real:
-            img, domain, conf = self._real_face(rng)
+            img, domain, _ = self._real_face(rng)  # (the gender confidence only steers _real_face)
             pts = landmarks_68(img)
         else:
             img, pts = _procedural_face(rng, NATIVE)
-            domain, conf = ("female" if rng.random() < 0.5 else "male"), 0
+            domain = "female" if rng.random() < 0.5 else "male"
         if size != NATIVE:
             img = cv2.resize(img, (size, size), interpolation=cv2.INTER_CUBIC if size > NATIVE else cv2.INTER_AREA)
             pts = (pts + 0.5) * (size / NATIVE) - 0.5

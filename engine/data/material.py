@@ -6,7 +6,7 @@ When the cache is absent the callers fall back to ``procedural_texture`` / ``pro
 from __future__ import annotations
 
 import struct
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import cv2
@@ -46,7 +46,7 @@ def pattern_files() -> dict[str, Path]:
     return found
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_pattern(stem: str) -> np.ndarray | None:
     path = pattern_files().get(stem)
     return None if path is None else read_pat(path)

@@ -75,7 +75,8 @@ def random_skeleton(rng: np.random.Generator) -> Skeleton:
         # a bent knee seen from the front foreshortens the thigh and shin
         fore = np.cos(np.deg2rad(abs(knee) * 0.5))
         j[J[f"{s}_knee"]] = j[J[f"{s}_hip"]] + thigh * (0.7 + 0.3 * fore)
-        j[J[f"{s}_ankle"]] = j[J[f"{s}_knee"]] + _rot(thigh / LEN["upper_leg"], -sign * knee * 0.35) * LEN["lower_leg"] * (0.75 + 0.25 * fore)
+        shin = _rot(thigh / LEN["upper_leg"], -sign * knee * 0.35) * LEN["lower_leg"] * (0.75 + 0.25 * fore)
+        j[J[f"{s}_ankle"]] = j[J[f"{s}_knee"]] + shin
     tilt = float(rng.uniform(-20, 20))
     up = _rot(-down, tilt)
     head_side = np.array([-up[1], up[0]], np.float32) * -1
@@ -125,11 +126,17 @@ class Outfit:
 def random_outfit(rng: np.random.Generator, have_fabrics: bool) -> Outfit:
     skins = [(241, 194, 167), (224, 172, 105), (198, 134, 66), (141, 85, 36), (92, 56, 34), (255, 219, 172)]
     hairs = [(20, 15, 10), (90, 55, 25), (180, 140, 70), (200, 200, 200), (120, 30, 20)]
-    col = lambda: tuple(int(c) for c in rng.integers(20, 240, 3))
     kinds = ["plain", "stripes", "checks", "noise"]
     fabrics = [f for f in FABRICS if have_fabrics and load_pattern(f) is not None]
-    pick = lambda: (fabrics[int(rng.integers(len(fabrics)))] if fabrics and rng.random() < 0.5
-                    else kinds[int(rng.integers(len(kinds)))])
+
+    def col():
+        return tuple(int(c) for c in rng.integers(20, 240, 3))
+
+    def pick():
+        if fabrics and rng.random() < 0.5:
+            return fabrics[int(rng.integers(len(fabrics)))]
+        return kinds[int(rng.integers(len(kinds)))]
+
     return Outfit(skin=skins[int(rng.integers(len(skins)))], hair=hairs[int(rng.integers(len(hairs)))],
                   top=col(), bottom=col(), shoes=col(), long_sleeves=bool(rng.random() < 0.5),
                   trousers=bool(rng.random() < 0.6), top_pattern=pick(), bottom_pattern=pick(),
@@ -160,8 +167,13 @@ def _material(pattern: str, color: tuple[int, int, int], size: int, rng: np.rand
 def render_figure(joints: np.ndarray, visible: np.ndarray, yaw: float, scale: float, outfit: Outfit,
                   size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Draw the mannequin; returns (RGB image, part mask)."""
-    pt = lambda name: tuple(int(round(v)) for v in joints[J[name]])
-    r = lambda f: max(1, int(round(f * scale)))
+
+    def pt(name):
+        return tuple(int(round(v)) for v in joints[J[name]])
+
+    def r(f):
+        return max(1, int(round(f * scale)))
+
     parts = np.zeros((size, size), np.uint8)
     # each drawing op: (part, kind, geometry); painted in order onto parts
     def capsule(a: str, b: str, rad: float) -> tuple:
@@ -186,7 +198,8 @@ def render_figure(joints: np.ndarray, visible: np.ndarray, yaw: float, scale: fl
 
     torso_poly = np.array([joints[J["r_shoulder"]], joints[J["l_shoulder"]], joints[J["l_hip"]], joints[J["r_hip"]]])
     torso_op = ("torso", ("poly", np.round(torso_poly).astype(np.int32), r(0.04)))
-    neck_op = ("torso", ("capsule", pt("neck"), tuple(int(round(v)) for v in (joints[J["neck"]] * 0.6 + joints[J["nose"]] * 0.4)), r(0.03)))
+    chin = tuple(int(round(v)) for v in (joints[J["neck"]] * 0.6 + joints[J["nose"]] * 0.4))
+    neck_op = ("torso", ("capsule", pt("neck"), chin, r(0.03)))
     head_c = joints[[J["nose"], J["r_ear"], J["l_ear"], J["r_eye"], J["l_eye"]]].mean(0)
     head_op = ("head", ("ellipse", tuple(int(round(v)) for v in head_c), (r(0.075), r(0.09))))
     up = joints[J["nose"]] - joints[J["neck"]]

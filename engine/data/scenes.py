@@ -18,7 +18,7 @@ Files per sample (split-relative): ``image/<id>.png`` RGB, ``exemplar/<id>.png``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 
 import cv2
 import numpy as np
@@ -26,8 +26,17 @@ import numpy as np
 from ..inputs.panoptic import THING_MULTIPLIER
 from ..io import instance_edges, load_palette
 from .common import Png, Sample, child_rngs, source_records, warn_fallback
-from .material import (adjust_color, load_cutout, load_pattern, midpoint_profile, procedural_blob,
-                       procedural_texture, stamp_files, tile_texture, value_noise)
+from .material import (
+    adjust_color,
+    load_cutout,
+    load_pattern,
+    midpoint_profile,
+    procedural_blob,
+    procedural_texture,
+    stamp_files,
+    tile_texture,
+    value_noise,
+)
 
 PALETTE = load_palette("scenes")
 CLASS = {name: i for i, name in enumerate(PALETTE.names)}
@@ -95,7 +104,7 @@ THING_KINDS: tuple[ThingKind, ...] = (
 )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _stamps(kind_index: int) -> tuple:
     kind = THING_KINDS[kind_index]
     files = stamp_files(kind.folders, allow_cartoon=kind.allow_cartoon, exclude=kind.exclude)
@@ -235,7 +244,8 @@ class ScenesRecipe:
                 if rgba is not None:
                     break
         if rgba is None:
-            rgba = procedural_blob(rng, 64, kind.aspect * rng.uniform(0.8, 1.2), np.array(kind.fallback_color, np.uint8))
+            rgba = procedural_blob(rng, 64, kind.aspect * rng.uniform(0.8, 1.2),
+                                   np.array(kind.fallback_color, np.uint8))
         h, w = rgba.shape[:2]
         nh = max(4, height)
         nw = max(2, int(round(w * nh / h)))

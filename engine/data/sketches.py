@@ -25,18 +25,19 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from ..requests.base import InputError
 from ..io import instance_edges
+from ..requests.base import InputError
 from .common import Json, Png, Sample, child_rngs, source_records, warn_fallback
 from ..io import source_dir
 from .material import STAMPS_SUBDIR, load_cutout
-from .scenes import PALETTE as SCENES_PALETTE, ScenesRecipe
+from .scenes import PALETTE as SCENES_PALETTE
+from .scenes import ScenesRecipe
 
 # Concrete object classes a person can sketch: SketchyCOCO's 14 where the sources have them (neither
 # OpenMoji nor Tux Paint has a fire hydrant), then common objects. Each class draws from its OpenMoji
@@ -53,14 +54,16 @@ OBJECT_CLASSES: dict[str, dict[str, tuple[str, ...]]] = {
     "cow": {"emoji": ("1F404", "1F42E"), "stamps": ("animals/mammals/bovines/cow", "animals/mammals/bovines/cow_white",
                                                    "animals/mammals/bovines/bull")},
     "sheep": {"emoji": ("1F411", "1F40F"), "stamps": ("animals/mammals/bovines/sheep",
-                                                     "animals/mammals/bovines/sheep_lamb", "animals/mammals/bovines/ram")},
+                                                     "animals/mammals/bovines/sheep_lamb",
+                                                     "animals/mammals/bovines/ram")},
     "dog": {"emoji": ("1F415", "1F436", "1F429"), "stamps": ("animals/mammals/dogs/dog",)},
     "cat": {"emoji": ("1F408", "1F431"), "stamps": ()},
     "zebra": {"emoji": ("1F993",), "stamps": ("animals/mammals/equines/zebra",)},
     "giraffe": {"emoji": ("1F992",), "stamps": ("animals/mammals/giraffe",)},
     "elephant": {"emoji": ("1F418",), "stamps": ("animals/mammals/elephant",)},
     "tree": {"emoji": ("1F333", "1F332", "1F334", "1F384"),
-             "stamps": ("plants/trees/tree336", "plants/trees/holm_oak", "plants/trees/liberia-palm", "plants/trees/birch")},
+             "stamps": ("plants/trees/tree336", "plants/trees/holm_oak", "plants/trees/liberia-palm",
+                        "plants/trees/birch")},
     "house": {"emoji": ("1F3E0", "1F3E1", "1F3DA"), "stamps": ()},
     "fish": {"emoji": ("1F41F", "1F420", "1F421"),
              "stamps": ("animals/fish/stripedfish", "animals/fish/coraltrout", "animals/fish/moonwrasse",
@@ -156,12 +159,13 @@ def openmoji_catalogue() -> tuple[tuple[str, str], ...]:
     items = []
     for cls, entry in OBJECT_CLASSES.items():
         for hexcode in entry["emoji"]:
-            if (root / "package/black/svg" / f"{hexcode}.svg").exists() and (root / "package/color/svg" / f"{hexcode}.svg").exists():
+            if ((root / "package/black/svg" / f"{hexcode}.svg").exists()
+                    and (root / "package/color/svg" / f"{hexcode}.svg").exists()):
                 items.append((hexcode, cls))
     return tuple(items)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _photo_stamps() -> tuple[tuple[Path, str], ...]:
     """((stamp path, class), ...) of the Tux Paint photo stamps of :data:`OBJECT_CLASSES` that exist."""
     root = source_dir("tuxpaint-stamps")
@@ -180,7 +184,8 @@ def _photo_stamps() -> tuple[tuple[Path, str], ...]:
 def _emoji_pair(hexcode: str, side: int) -> tuple[np.ndarray, np.ndarray]:
     """(line-art, colour) renders of one emoji, side×side RGB (rendered once per process)."""
     root = source_dir("openmoji") / "package"
-    return render_svg(root / "black/svg" / f"{hexcode}.svg", side), render_svg(root / "color/svg" / f"{hexcode}.svg", side)
+    return (render_svg(root / "black/svg" / f"{hexcode}.svg", side),
+            render_svg(root / "color/svg" / f"{hexcode}.svg", side))
 
 
 def augment_pair(strokes: np.ndarray, photo: np.ndarray, rng: np.random.Generator,
@@ -276,7 +281,8 @@ class SketchesRecipe:
                          "photos": "tuxpaint-stamps" if self.stamps else "procedural",
                          "scene_textures": "gimp-data" if self.scenes.has_patterns else "procedural"},
             "sources": source_records(["openmoji", "resvg-cli", "tuxpaint-stamps", "gimp-data", "gimp-data-extras"]),
-            "classes": {"lineart": {c: [h for h, k in self.moji if k == c] for c in CLASS_NAMES} if self.moji else ["shape"],
+            "classes": {"lineart": ({c: [h for h, k in self.moji if k == c] for c in CLASS_NAMES}
+                                    if self.moji else ["shape"]),
                         "photos": {c: [str(p.relative_to(p.parents[len(p.parents) - 1])) for p, k in self.stamps
                                        if k == c] for c in CLASS_NAMES} if self.stamps else ["shape"]},
             "augmentation": "mirror, rotation ±12°, per-axis scale 0.75-1.15, shear ±0.12, stroke width -1..+3 px "

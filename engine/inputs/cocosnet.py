@@ -213,7 +213,7 @@ def _filter_constant(img: np.ndarray, k: np.ndarray) -> np.ndarray:
         n = out.shape[axis]
         padded = np.pad(out, [(r, r) if a == axis else (0, 0) for a in (0, 1)])
 
-        def shifted(j: int) -> np.ndarray:
+        def shifted(j: int, padded: np.ndarray = padded, n: int = n, axis: int = axis) -> np.ndarray:
             return padded[r + j:r + j + n, :] if axis == 0 else padded[:, r + j:r + j + n]
 
         acc = shifted(0) * k[r]
@@ -355,7 +355,7 @@ def render_pose(keypoints: np.ndarray, canvas_size: tuple[int, int]) -> tuple[np
 
     kp = _check_keypoints(keypoints)
     w, h = (check_int_range(int(v) if isinstance(v, (np.integer,)) else v, f"pose canvas {name}", 1, MAX_CANVAS_SIDE)
-            for v, name in zip(canvas_size, ("width", "height")))
+            for v, name in zip(canvas_size, ("width", "height"), strict=True))
     # far-away joints draw nothing visible; clipping keeps cv2's int32 coordinates and limb lengths bounded
     kp[:, 0] = kp[:, 0].clip(-2 * w, 3 * w)
     kp[:, 1] = kp[:, 1].clip(-2 * h, 3 * h)

@@ -22,7 +22,6 @@ from PIL import Image
 from ..requests.base import InputError
 from ..io import Palette, instance_edges, load_image, load_palette
 
-LabelRemap = Literal["none", "coco", "ade20k"]
 THING_MULTIPLIER = 1000
 
 
@@ -137,7 +136,7 @@ def conditioning(labels: np.ndarray, instances: np.ndarray | None, config: Mappi
 
 def batch_conditioning(items: list[tuple[np.ndarray, np.ndarray | None]], config: Mapping[str, Any]
                        ) -> tuple[torch.Tensor, torch.Tensor]:
-    sems, ids = zip(*(conditioning(lab, inst, config) for lab, inst in items))
+    sems, ids = zip(*(conditioning(lab, inst, config) for lab, inst in items), strict=True)
     return torch.cat(sems), torch.cat(ids)
 
 

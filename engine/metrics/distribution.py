@@ -6,8 +6,8 @@ weights these are *not* FID/LPIPS values and must not be compared with published
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -146,6 +146,6 @@ def perceptual_distance(features: Features, a: torch.Tensor, b: torch.Tensor) ->
     if a.shape != b.shape:
         raise InputError(f"perceptual distance needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
     fa, fb = features(a), features(b)
-    per_layer = [(_unit_channels(fa[l]) - _unit_channels(fb[l])).pow(2).sum(1).mean((1, 2))
-                 for l in features.layers]
+    per_layer = [(_unit_channels(fa[layer]) - _unit_channels(fb[layer])).pow(2).sum(1).mean((1, 2))
+                 for layer in features.layers]
     return torch.stack(per_layer, 0).mean(0)

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from ..requests.base import InputError, frozen
 from ..io import load_image, load_instance_map, load_label_map
+from ..requests.base import InputError, frozen
 
 SCENE_LAYOUT, FACE_LAYOUT, SKETCH_LAYOUT = "scenes", "faces", "sketches"
 SPLITS = ("train", "val", "test")
@@ -74,7 +74,8 @@ def no_samples_message(root: Path, split: str) -> str:
     """Why ``split`` of ``root`` has nothing to evaluate, and what to do."""
     sizes = split_sizes(root)
     if not any(sizes.values()):
-        return f"{root} is not a built dataset (no samples in train/, val/ or test/; build one with `i2i data build RECIPE`)"
+        return (f"{root} is not a built dataset (no samples in train/, val/ or test/; "
+                "build one with `i2i data build RECIPE`)")
     have = ", ".join(f"{s} {n}" for s, n in sizes.items() if n)
     return (f"{root} has no {split} samples (it has {have}): a build puts sample #18 of every 20 in val and "
             f"#19 in test, so val and test need `i2i data build RECIPE --n 20` or more; "
@@ -192,7 +193,8 @@ def model_outputs(model: str, es: EvalSet, *, seed: int, device: str) -> tuple[l
             others = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.png")
                             if str(p.relative_to(folder)) not in wanted)
             found = f"; it holds other PNGs, e.g. {', '.join(others[:3])}" if others else ""
-            raise InputError(f"{folder} has no output for sample {missing[0]} (expected {folder / (missing[0] + '.png')}; "
+            raise InputError(f"{folder} has no output for sample {missing[0]} "
+                             f"(expected {folder / (missing[0] + '.png')}; "
                              f"{len(missing)} of {len(es.cases)} missing): `i2i eval` reads "
                              f"{OUTPUT_NAMING[es.layout]}{found}")
         return [load_image(folder / f"{c.id}.png") for c in es.cases], {"source": "folder", "folder": str(folder)}
@@ -243,13 +245,21 @@ def measure(es: EvalSet, outputs: list[np.ndarray], *, backbone: Any = "auto", s
     """All metrics that the data supports; problems that skip a metric are appended to ``notes``."""
     import torch
 
-    from .distribution import FeatureStats, frechet_distance_stats, images_to_tensor, perceptual_distance, pooled_features
+    from .distribution import (
+        FeatureStats,
+        fd_name,
+        frechet_distance_stats,
+        images_to_tensor,
+        pd_name,
+        perceptual_distance,
+        pooled_features,
+    )
     from .image import psnr, ssim
 
     notes = notes if notes is not None else []
     metrics: dict[str, Any] = {}
     info: dict[str, Any] = {}
-    pairs = [(o, c.ground_truth) for o, c in zip(outputs, es.cases) if c.ground_truth is not None]
+    pairs = [(o, c.ground_truth) for o, c in zip(outputs, es.cases, strict=True) if c.ground_truth is not None]
     resized = False
     if pairs:
         fixed = []
@@ -272,13 +282,13 @@ def measure(es: EvalSet, outputs: list[np.ndarray], *, backbone: Any = "auto", s
             groups = sorted({c.target_group for c in es.cases})
             fake_stats, real_stats = FeatureStats(feats.spec.pooled_dim), FeatureStats(feats.spec.pooled_dim)
             for g in groups:  # faces: each output against the real images of its target domain
-                outs_g = [o for o, c in zip(outputs, es.cases) if c.target_group == g]
+                outs_g = [o for o, c in zip(outputs, es.cases, strict=True) if c.target_group == g]
                 real_g = es.real.get(g) or es.real.get("", [])
                 size = real_g[0].shape[:2] if real_g else outs_g[0].shape[:2]
                 fake_stats.update(pooled_features(feats, images_to_tensor([_resize_to(o, size) for o in outs_g])))
                 real_stats.update(pooled_features(feats, images_to_tensor([_resize_to(r, size) for r in real_g])))
             if fake_stats.n >= 2 and real_stats.n >= 2:
-                metrics[f"FD-{feats.metric_name}"] = frechet_distance_stats(fake_stats, real_stats)
+                metrics[fd_name(feats)] = frechet_distance_stats(fake_stats, real_stats)
                 if fake_stats.n < feats.spec.pooled_dim:
                     notes.append(f"FD from {fake_stats.n} outputs vs {real_stats.n} real images in "
                                  f"{feats.spec.pooled_dim} dimensions: strongly biased upward, compare only at equal N")
@@ -291,30 +301,30 @@ def measure(es: EvalSet, outputs: list[np.ndarray], *, backbone: Any = "auto", s
                     srcs = [c.inputs["source"] for c in es.cases if c.target_group == g]
                     size = (es.real.get(g) or srcs)[0].shape[:2]
                     src_stats.update(pooled_features(feats, images_to_tensor([_resize_to(o, size) for o in srcs])))
-                metrics[f"FD-{feats.metric_name} sources (untranslated)"] = frechet_distance_stats(src_stats, real_stats)
+                metrics[f"{fd_name(feats)} sources (untranslated)"] = frechet_distance_stats(src_stats, real_stats)
             if pairs and min(pairs[0][1].shape[:2]) >= 32:
                 dists = []
                 for i in range(0, len(pairs), 8):
                     a = images_to_tensor([o for o, _ in pairs[i:i + 8]])
                     b = images_to_tensor([gt for _, gt in pairs[i:i + 8]])
                     dists.append(perceptual_distance(feats, a, b))
-                metrics[f"PD-{feats.metric_name}"] = float(torch.cat(dists).mean())
+                metrics[pd_name(feats)] = float(torch.cat(dists).mean())
 
-    labelled = [(o, c.labels) for o, c in zip(outputs, es.cases) if c.labels is not None]
+    labelled = [(o, c.labels) for o, c in zip(outputs, es.cases, strict=True) if c.labels is not None]
     if labelled:
         from .segmentation import ConfusionMatrix
         from .segmenter import load_segmenter
 
         try:
             seg = load_segmenter(segmenter)
-        except Exception as exc:  # noqa: BLE001 - a missing/broken segmenter only skips mIoU
+        except Exception as exc:  # a missing/broken segmenter only skips mIoU
             notes.append(f"mIoU skipped: {exc}")
         else:
             info["segmenter"] = {"name": seg.name, "size": seg.config.get("size")}
             for label, images in (("", [o for o, _ in labelled]), ("real ", [c.ground_truth for c in es.cases
                                                                           if c.labels is not None])):
                 cm = ConfusionMatrix(seg.num_classes, seg.ignore_index)
-                for img, (_, lab) in zip(images, labelled):
+                for img, (_, lab) in zip(images, labelled, strict=True):
                     cm.update(lab, seg.predict(_resize_to(img, lab.shape)))
                 metrics[f"{label}mIoU"] = cm.miou()
                 metrics[f"{label}pixel_acc"] = cm.pixel_accuracy()

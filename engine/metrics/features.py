@@ -14,9 +14,9 @@ PyPI package):
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -183,16 +183,16 @@ class Features(nn.Module):
     def __init__(self, spec: BackboneSpec, body: nn.Sequential, layers: Sequence[str], *,
                  pretrained: bool, source: str) -> None:
         super().__init__()
-        unknown = [l for l in layers if l not in spec.taps]
+        unknown = [name for name in layers if name not in spec.taps]
         if unknown or not layers:
             raise InputError(f"{spec.display} has no layer(s) {unknown or '(none given)'}; "
                              f"available: {', '.join(spec.taps)}")
         self.spec = spec
         self.name = spec.name
         self.display = spec.display
-        self.layers: tuple[str, ...] = tuple(sorted(layers, key=lambda l: spec.taps[l]))
-        default = dict(zip(spec.default_layers, spec.default_weights))
-        self.weights: tuple[float, ...] = tuple(default.get(l, 1.0) for l in self.layers)
+        self.layers: tuple[str, ...] = tuple(sorted(layers, key=lambda name: spec.taps[name]))
+        default = dict(zip(spec.default_layers, spec.default_weights, strict=True))
+        self.weights: tuple[float, ...] = tuple(default.get(name, 1.0) for name in self.layers)
         self.pretrained = pretrained
         self.source = source
         self.body = body
@@ -201,7 +201,7 @@ class Features(nn.Module):
         self.requires_grad_(False)
         self.body.eval()
 
-    def train(self, mode: bool = True) -> "Features":  # noqa: D102 - frozen on purpose
+    def train(self, mode: bool = True) -> Features:  # frozen on purpose
         return super().train(False)
 
     @property
@@ -218,7 +218,7 @@ class Features(nn.Module):
         return (x - self.mean) / self.std
 
     def _run(self, x: torch.Tensor, wanted: Iterable[str]) -> dict[str, torch.Tensor]:
-        at = {self.spec.taps[l]: l for l in wanted}
+        at = {self.spec.taps[name]: name for name in wanted}
         last = max(at)
         out: dict[str, torch.Tensor] = {}
         h = self._normalise(x)
@@ -239,7 +239,7 @@ class Features(nn.Module):
         bilinear resize to ``size``² so statistics do not depend on the image size."""
         if size is not None and tuple(x.shape[-2:]) != (size, size):
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        deepest = max(self.spec.taps, key=lambda l: self.spec.taps[l])
+        deepest = max(self.spec.taps, key=lambda name: self.spec.taps[name])
         return self._run(x, [deepest])[deepest].mean(dim=(2, 3))
 
 

@@ -8,7 +8,7 @@ jitter, see :func:`wobble`). :func:`render` rasterises them as the canvas does (
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -74,7 +74,8 @@ def _sun() -> list[Stroke]:
     rays = []
     for k in range(12):
         a = math.radians(k * 30 + 8)
-        rays.append([(128 + 62 * math.cos(a), 128 + 62 * math.sin(a)), (128 + 100 * math.cos(a), 128 + 100 * math.sin(a))])
+        rays.append([(128 + 62 * math.cos(a), 128 + 62 * math.sin(a)),
+                     (128 + 100 * math.cos(a), 128 + 100 * math.sin(a))])
     return [_arc(128, 128, 50, 48, 0, 365, 36), *rays]
 
 

@@ -13,8 +13,9 @@ as that object, of that shape?
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -68,7 +69,7 @@ def silhouette_iou(outputs: Sequence[np.ndarray], shapes: Sequence[np.ndarray],
                          if o.shape[:2] != shapes[0].shape else o) for o in outputs]
     others = other_of_same_class(classes)
     paired = [i for i, j in enumerate(others) if j != i]
-    own = float(np.mean([iou(m, s) for m, s in zip(masks, shapes)]))
+    own = float(np.mean([iou(m, s) for m, s in zip(masks, shapes, strict=True)]))
     own_paired = float(np.mean([iou(masks[i], shapes[i]) for i in paired])) if paired else float("nan")
     other = float(np.mean([iou(masks[i], shapes[others[i]]) for i in paired])) if paired else float("nan")
     return {"own": own, "other": other, "margin": own_paired - other}
@@ -86,7 +87,7 @@ class NearestCentroid:
         return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
     @classmethod
-    def fit(cls, features: np.ndarray, labels: Sequence[str]) -> "NearestCentroid":
+    def fit(cls, features: np.ndarray, labels: Sequence[str]) -> NearestCentroid:
         classes = tuple(sorted(set(labels)))
         f = cls._unit(np.asarray(features, np.float64))
         lab = np.array(labels)
@@ -98,7 +99,7 @@ class NearestCentroid:
         return [self.classes[i] for i in scores.argmax(1)]
 
     def accuracy(self, features: np.ndarray, labels: Sequence[str]) -> float:
-        return float(np.mean([p == t for p, t in zip(self.predict(features), labels)]))
+        return float(np.mean([p == t for p, t in zip(self.predict(features), labels, strict=True)]))
 
 
 def image_features(features: Any, images: Sequence[np.ndarray], size: int = 64) -> np.ndarray:
@@ -113,7 +114,7 @@ def image_features(features: Any, images: Sequence[np.ndarray], size: int = 64) 
 def class_confusion(predicted: Sequence[str], labels: Sequence[str]) -> dict[str, dict[str, int]]:
     """{true class: {predicted class: count}} (for the report: which classes come out as what)."""
     out: dict[str, dict[str, int]] = {}
-    for p, t in zip(predicted, labels):
+    for p, t in zip(predicted, labels, strict=True):
         out.setdefault(t, {})
         out[t][p] = out[t].get(p, 0) + 1
     return out
@@ -126,8 +127,8 @@ def untrained_outputs(config: dict, cases: Sequence[Any], *, seed: int, device: 
     """The floor: an untrained network of the same configuration (seeded init) run by the sketch task."""
     import torch
 
-    from ..requests.edgegan import SketchObjectRequest
     from ..nets.edgegan import build, class_names
+    from ..requests.edgegan import SketchObjectRequest
     from ..tasks import CancelToken, LRUCache, ModelStore, make_context, to_uint8_image
     from ..tasks.sketch import EdgeGANModel, class_index, generate_object
 
@@ -192,7 +193,7 @@ def sketch_object_report(model: str, es: Any, outputs: Sequence[np.ndarray], *, 
         report["class_accuracy"] = {}
         for name, images in rows.items():
             predicted = clf.predict(image_features(feats, images))
-            report["class_accuracy"][name] = float(np.mean([p == t for p, t in zip(predicted, classes)]))
+            report["class_accuracy"][name] = float(np.mean([p == t for p, t in zip(predicted, classes, strict=True)]))
             if name == "model":
                 report["model_predictions"] = class_confusion(predicted, classes)
     for name, images in rows.items():
@@ -208,7 +209,8 @@ SCENE_SIZE = 256
 SCENE_SLOTS = ((12, 128, 116), (128, 124, 120), (70, 8, 104))  # (x0, y0, side) of up to three objects
 
 
-def scene_layouts(cases: Sequence[Any]) -> list[tuple[Any, list[tuple[int, Any, tuple[int, int, int, int], np.ndarray]]]]:
+def scene_layouts(cases: Sequence[Any]
+                  ) -> list[tuple[Any, list[tuple[int, Any, tuple[int, int, int, int], np.ndarray]]]]:
     """Test cases grouped three to a 256² scene: (SceneRequest, [(case index, class, box, bitmap)]).
     Each object's sketch (its edge map scaled into its slot) becomes a full-canvas stroke bitmap;
     the background strokes are a hill line."""
@@ -271,13 +273,13 @@ def scene_report(model: str, cases: Sequence[Any], *, classifier: NearestCentroi
     if crops:
         all_classes = [c.inputs["class_name"] for c in cases]
         others = other_of_same_class(all_classes)
-        shape_of_case = {i: s for i, s in zip(index, own_shapes)}
-        own = [iou(m, s) for m, s in zip(masks, own_shapes)]
-        pairs = [(m, sketch_shape(cases[others[i]].inputs["sketch"], size)) for m, i in zip(masks, index)
+        shape_of_case = {i: s for i, s in zip(index, own_shapes, strict=True)}
+        own = [iou(m, s) for m, s in zip(masks, own_shapes, strict=True)]
+        pairs = [(m, sketch_shape(cases[others[i]].inputs["sketch"], size)) for m, i in zip(masks, index, strict=True)
                  if others[i] != i]
         report["iou_own"] = float(np.mean(own))
         if pairs:
-            own_paired = [iou(m, shape_of_case[i]) for m, i in zip(masks, index) if others[i] != i]
+            own_paired = [iou(m, shape_of_case[i]) for m, i in zip(masks, index, strict=True) if others[i] != i]
             report["iou_other"] = float(np.mean([iou(m, s) for m, s in pairs]))
             report["iou_margin"] = float(np.mean(own_paired)) - report["iou_other"]
     return report, images

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..requests.base import InputError, WeightsError
 from ..families import Family, register
+from ..requests.base import InputError, WeightsError
 from ..weights import Manifest, WeightsEntry, build_and_load
 from .segmentation import ConfusionMatrix
 

@@ -343,8 +343,8 @@ class CoCosNetGenerator(nn.Module):
 
 class NLayerDiscriminator(nn.Module):
     """One PatchGAN scale: 4×4 convs (spectral + instance norm inside), self-attention before the
-    last stride-1 conv, and the segmentation decoder ``dec`` (in the released checkpoints; the
-    official forward never calls it, see :meth:`segment`)."""
+    last stride-1 conv, and the segmentation decoder ``dec`` (a head on the pre-attention features,
+    kept because the released checkpoints hold it; the official forward and training never call it)."""
 
     def __init__(self, input_nc: int, semantic_nc: int, ndf: int = 64, n_layers: int = 4,
                  use_attention: bool = True) -> None:
@@ -382,10 +382,6 @@ class NLayerDiscriminator(nn.Module):
                 inp = self.attn(inp)
             results.append(getattr(self, f"model{n}")(inp))
         return results[1:]
-
-    def segment(self, features: torch.Tensor) -> torch.Tensor:
-        """The ``dec`` head on the pre-attention features (unused by the official training loop)."""
-        return self.dec(features)
 
 
 class MultiscaleDiscriminator(nn.Module):

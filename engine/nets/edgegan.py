@@ -173,7 +173,7 @@ class EdgeEncoder(nn.Module):
         self.stem = nn.Conv2d(in_channels, ef_dim, 4, 2, 1)
         widths = encoder_widths({"ef_dim": ef_dim, "image_size": image_size})
         chans = [ef_dim, *widths]
-        self.blocks = nn.ModuleList(EncoderResBlock(a, b) for a, b in zip(chans[:-1], chans[1:]))
+        self.blocks = nn.ModuleList(EncoderResBlock(a, b) for a, b in zip(chans[:-1], chans[1:], strict=True))
         side = image_size // 2
         for _ in widths:
             side = math.ceil(side / 2)
@@ -230,7 +230,7 @@ class EdgeGANGenerator(nn.Module):
         # batch norm computes at batch 1 (inference); a trainer sets it so training sees the same net
         self.norm_per_sample = False
         chans = [8 * gf_dim, 4 * gf_dim, 2 * gf_dim, gf_dim, out_channels]
-        self.deconvs = nn.ModuleList(TFDeconv(a, b) for a, b in zip(chans[:-1], chans[1:]))
+        self.deconvs = nn.ModuleList(TFDeconv(a, b) for a, b in zip(chans[:-1], chans[1:], strict=True))
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """``z`` is B×z_dim with ``labels`` (B class indices), or already B×(z_dim + classes)."""
@@ -260,7 +260,8 @@ class EdgeGANDiscriminator(nn.Module):
         super().__init__()
         self.height, self.width = height, width
         chans = [in_channels, df_dim, 2 * df_dim, 4 * df_dim, 8 * df_dim]
-        self.convs = nn.ModuleList(nn.Conv2d(a, b, 4, 2, 1, bias=False) for a, b in zip(chans[:-1], chans[1:]))
+        self.convs = nn.ModuleList(nn.Conv2d(a, b, 4, 2, 1, bias=False)
+                                   for a, b in zip(chans[:-1], chans[1:], strict=True))
         h, w = height, width
         for _ in range(4):
             h, w = math.ceil(h / 2), math.ceil(w / 2)
@@ -331,7 +332,7 @@ class MRUClassifier(nn.Module):
         self.act0 = ScalarPReLU()
         widths = classifier_widths(cf_dim)
         self.units = nn.ModuleList(MRUBlock(in_channels, a, b, last=(i == 3))
-                                   for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])))
+                                   for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)))
         fc = nn.Linear(widths[-1], num_classes)
         nn.init.xavier_uniform_(fc.weight)
         nn.init.zeros_(fc.bias)
@@ -342,7 +343,7 @@ class MRUClassifier(nn.Module):
         for _ in range(len(self.units) - 1):
             pyramid.append(mean_pool2(pyramid[-1]))
         h = self.act0(self.h0(x))
-        for unit, level in zip(self.units, pyramid):
+        for unit, level in zip(self.units, pyramid, strict=True):
             h = unit(level, h)
         return self.fc(h.mean(dim=(2, 3)))
 
@@ -411,9 +412,6 @@ class PatchDiscriminator(nn.Module):
 # ---------------------------------------------------------------------------------------------
 # Family: configs, build, TF names, import
 # ---------------------------------------------------------------------------------------------
-OBJECT_SUBNETS = ("encoder", "edge_generator", "image_generator", "joint_discriminator",
-                  "image_discriminator", "edge_discriminator", "classifier")
-BACKGROUND_SUBNETS = ("background_generator", "background_discriminator")
 TF_SCOPES = {"encoder": "E", "edge_generator": "G1", "image_generator": "G2", "joint_discriminator": "D",
              "image_discriminator": "D_patch2", "edge_discriminator": "D_patch3", "classifier": "D2"}
 
@@ -519,7 +517,8 @@ def tf_skip_reason(name: str) -> str | None:
     return None
 
 
-def _sn_entries(tf_scope: str, ours: str, kind: str = "conv", bias: str = "bias_nchw") -> Iterator[tuple[str, str, str]]:
+def _sn_entries(tf_scope: str, ours: str, kind: str = "conv",
+                bias: str = "bias_nchw") -> Iterator[tuple[str, str, str]]:
     """A spectral-normed layer of the MRU code: ``weights``, ``biases`` and the power-iteration vector
     ``u``, which TF creates in a scope named after the weight's own scope (hence the doubled path)."""
     yield f"{tf_scope}/weights", f"{ours}.weight_orig", kind
@@ -638,7 +637,7 @@ def tf_to_state_dicts(variables: Mapping[str, torch.Tensor], config: Mapping[str
                 problems.append(f"variable {tf!r} ({sub}) is missing")
                 continue
             sd[ours] = _TO_TORCH[kind](variables[tf].float()).contiguous()
-        for tf, ours, kind in entries:
+        for _tf, ours, kind in entries:
             if kind == "sn_u" and ours in sd:
                 layer = ours.removesuffix(".weight_u")
                 if f"{layer}.weight_orig" in sd:

@@ -119,7 +119,8 @@ class PanopticMap:
         if ids.shape[0] != semantic.shape[0] or ids.shape[-2:] != semantic.shape[-2:]:
             raise ValueError(f"panoptic ids {tuple(ids.shape)} do not match the semantic map {tuple(semantic.shape)}")
         if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= _MAX_EXACT_ID):
-            raise ValueError("panoptic ids must lie in [0, 2^24); compact them with engine.inputs.panoptic.panoptic_ids")
+            raise ValueError("panoptic ids must lie in [0, 2^24); "
+                             "compact them with engine.inputs.panoptic.panoptic_ids")
         self.semantic = semantic
         self.ids = ids.long()
         self.pad_mode: PadMode = pad_mode
@@ -333,7 +334,8 @@ def panoptic_conv2d_at(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
         patches = flat[batch[:, None], torch.where(mask > 0, gather, torch.zeros_like(gather))]
     else:
         patches = flat[batch[:, None], gather] * mask[..., None].to(x.dtype)
-    res = torch.matmul(patches.reshape(len(positions), -1), weight.permute(0, 2, 3, 1).reshape(Cout, -1).t().to(patches.dtype))
+    w_flat = weight.permute(0, 2, 3, 1).reshape(Cout, -1).t().to(patches.dtype)
+    res = torch.matmul(patches.reshape(len(positions), -1), w_flat)
     res = res * win.ratio[batch, pos][:, None].to(res.dtype)
     return res + bias.to(res.dtype) if bias is not None else res
 
@@ -483,16 +485,20 @@ class PanopticSPADEGenerator(nn.Module):
             x = self.fc(small, pmap) if pmap is not None else self.fc(small)
         i = 0
         x = run(self.head_0, x)
-        x = up(i, x); i += 1
+        x = up(i, x)
+        i += 1
         x = run(self.G_middle_0, x)
         if self.num_upsampling_layers in ("more", "most"):
-            x = up(i, x); i += 1
+            x = up(i, x)
+            i += 1
         x = run(self.G_middle_1, x)
         for name in ("up_0", "up_1", "up_2", "up_3"):
-            x = up(i, x); i += 1
+            x = up(i, x)
+            i += 1
             x = run(getattr(self, name), x)
         if self.num_upsampling_layers == "most":
-            x = up(i, x); i += 1
+            x = up(i, x)
+            i += 1
             x = run(self.up_4, x)
         x = F.leaky_relu(x, 2e-1)
         x = self.conv_img(x, pmap) if pmap is not None else self.conv_img(x)
@@ -687,7 +693,8 @@ FAMILY = register(Family(
 
 __all__ = [
     "PanopticMap", "WindowMask", "window_mask", "panoptic_conv2d", "PanopticConv2d", "upsample_sources",
-    "PanopticUpsample", "panoptic_conv2d_at", "PanopticSPADE", "PanopticSPADEResnetBlock", "PanopticSPADEGenerator", "ConvEncoder",
+    "PanopticUpsample", "panoptic_conv2d_at", "PanopticSPADE", "PanopticSPADEResnetBlock", "PanopticSPADEGenerator",
+    "ConvEncoder",
     "reparameterize", "NLayerDiscriminator", "MultiscaleDiscriminator", "CONFIGS", "semantic_nc", "build",
     "build_generator", "build_encoder", "build_discriminator", "convert", "FAMILY",
 ]

@@ -556,14 +556,16 @@ def convert(paths: list[Path], config: Mapping[str, Any]) -> StateDicts:
     for path in paths:
         raw = read_torch_file(path)
         if not isinstance(raw, Mapping):
-            raise WeightsError(f"{path.name} is not a StarGAN v2 checkpoint (a dict was expected, found {type(raw).__name__})")
+            raise WeightsError(f"{path.name} is not a StarGAN v2 checkpoint "
+                               f"(a dict was expected, found {type(raw).__name__})")
         if "state_dict" in raw and _is_state_dict(raw["state_dict"]):
             wing_state = _strip_module_prefix(raw["state_dict"])
             continue
         subs = {k: v for k, v in raw.items() if _is_state_dict(v)}
         if not subs:
             raise WeightsError(f"{path.name} holds neither sub-network state dicts (generator, mapping_network, "
-                               f"style_encoder, …) nor a wing.ckpt 'state_dict'; keys: {', '.join(map(str, raw)) or 'none'}")
+                               f"style_encoder, …) nor a wing.ckpt 'state_dict'; "
+                               f"keys: {', '.join(map(str, raw)) or 'none'}")
         for sub, sd in subs.items():
             nets_state[sub] = _strip_module_prefix(sd)
     if not nets_state:

@@ -2,14 +2,31 @@
 
 The bottom layer: imports nothing else of ``engine``. ``engine.api`` re-exports all of it.
 """
-from .base import (Cancelled, DeviceName, EngineError, ErrorKind, Failure, FrozenArray,
-                   InputError, MissingDependencyError, ProgressCallback, Quality, Request,
-                   Result, WeightsError, array_digest, frozen)
-from .cocosnet import *  # noqa: F401,F403
-from .edgegan import *  # noqa: F401,F403
-from .panoptic import *  # noqa: F401,F403
-from .stargan2 import *  # noqa: F401,F403
-from . import cocosnet as _c, edgegan as _e, panoptic as _p, stargan2 as _s
+from . import cocosnet as _c
+from . import edgegan as _e
+from . import panoptic as _p
+from . import stargan2 as _s
+from .base import (
+    Cancelled,
+    DeviceName,
+    EngineError,
+    ErrorKind,
+    Failure,
+    FrozenArray,
+    InputError,
+    MissingDependencyError,
+    ProgressCallback,
+    Quality,
+    Request,
+    Result,
+    WeightsError,
+    array_digest,
+    frozen,
+)
+from .cocosnet import *  # noqa: F403 - re-exports the module's __all__ (the request types)
+from .edgegan import *  # noqa: F403 - re-exports the module's __all__ (the request types)
+from .panoptic import *  # noqa: F403 - re-exports the module's __all__ (the request types)
+from .stargan2 import *  # noqa: F403 - re-exports the module's __all__ (the request types)
 
 __all__ = [
     "Cancelled", "DeviceName", "EngineError", "ErrorKind", "Failure", "FrozenArray", "InputError",

@@ -6,8 +6,9 @@ Numpy arrays are wrapped in :class:`FrozenArray` so that equality and hashing ar
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Literal, Mapping
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -155,10 +156,3 @@ class Cancelled(EngineError):
     """Raised inside a job when a newer request superseded it."""
 
     kind = "cancelled"
-
-
-def describe(value: Any) -> str:
-    """Short human description of a request field (used in logs)."""
-    if isinstance(value, FrozenArray):
-        return f"array{value.shape}"
-    return repr(value)

@@ -29,9 +29,10 @@ import json
 import math
 import random
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -68,20 +69,18 @@ class LossPreset:
     real_reference_probability: float = 0.7
     hard_reference_probability: float = 0.2
     flip: bool = True
-    niter: int = 100                     # paper epochs (constant lr), for reference
-    niter_decay: int = 100               # paper epochs (linear decay)
 
 
 PRESETS: dict[str, LossPreset] = {
     "ade20k": LossPreset(layout="scenes", weight_mask=100.0),
     "celebahq": LossPreset(layout="faces", fm_ratio=1.0, which_perceptual="4_2", weight_perceptual=0.001,
-                           weight_mask=100.0, warp_cycle_w=0.1, niter=30, niter_decay=30),
+                           weight_mask=100.0, warp_cycle_w=0.1),
     "celebahqedge": LossPreset(layout="faces", fm_ratio=1.0, which_perceptual="4_2", weight_perceptual=0.001,
-                               warp_cycle_w=1.0, niter=30, niter_decay=30),
+                               warp_cycle_w=1.0),
     # DeepFashion trains on self-reference pairs only (same person, other view: ``video_like``).
     "deepfashion": LossPreset(layout="poses", fm_ratio=1.0, which_perceptual="4_2", weight_perceptual=0.001,
                               warp_self_w=100.0, real_reference_probability=0.0,
-                              hard_reference_probability=0.0, flip=False, niter=50, niter_decay=50),
+                              hard_reference_probability=0.0, flip=False),
 }
 
 
@@ -399,7 +398,7 @@ class CocosnetTrainer:
                 ref_f = self.features(ref)
             fake_f = self.features(fake)
             weights = [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0][-len(fake_f):]
-            fm = sum(w * L.weighted_l1(f, r, sample_w) for w, f, r in zip(weights, fake_f, real_f))
+            fm = sum(w * L.weighted_l1(f, r, sample_w) for w, f, r in zip(weights, fake_f, real_f, strict=True))
             losses["fm"] = fm * p.lambda_vgg * p.fm_ratio  # type: ignore[operator]
             k = -1 if p.which_perceptual == "5_2" or len(fake_f) < 2 else -2
             losses["perc"] = F.mse_loss(fake_f[k], real_f[k]) * p.weight_perceptual
@@ -501,8 +500,18 @@ def train(opts: TrainOptions, log: Callable[[str], None] | None = None) -> dict[
     """Train (or resume) a CoCosNet model; returns {"step", "losses", "checkpoint", "weights"}."""
     from ..families import get_family, resolve_config
     from ..progress import ProgressBar
-    from .common import (cleanup_distributed, infinite_loader, is_main, linear_decay, load_checkpoint,
-                         save_checkpoint, save_grid, seed_everything, setup_distributed, wrap_ddp)
+    from .common import (
+        cleanup_distributed,
+        infinite_loader,
+        is_main,
+        linear_decay,
+        load_checkpoint,
+        save_checkpoint,
+        save_grid,
+        seed_everything,
+        setup_distributed,
+        wrap_ddp,
+    )
 
     info = setup_distributed(opts.device)
     main = is_main(info)
@@ -637,7 +646,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     loss_overrides = dict(_parse_override(t) for t in args.loss)
     command = "i2i train cocosnet " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else "i2i train cocosnet"
     opts = TrainOptions(config=args.config, data=Path(args.data), out=Path(args.out), preset=args.preset,
-                        overrides=overrides, loss_overrides=loss_overrides, size=args.size, batch_size=args.batch_size, iters=args.iters,
+                        overrides=overrides, loss_overrides=loss_overrides, size=args.size,
+                        batch_size=args.batch_size, iters=args.iters,
                         decay_start=args.decay_start, lr=args.lr, feature_losses=not args.no_feature_losses,
                         resume=args.resume, sample_every=args.sample_every, save_every=args.save_every,
                         seed=args.seed, device=args.device, threads=args.threads, export=args.export,
@@ -653,8 +663,10 @@ def register_cli(groups: Any) -> None:
     """``i2i train cocosnet``."""
     p = groups.train.add_parser(
         "cocosnet", help="train CoCosNet (netCorr + netG + netD) on scenes / faces / poses data",
-        description="Trains CoCosNet with the paper's losses. Multi-GPU: torchrun --nproc_per_node N -m engine.cli train cocosnet ...")
-    p.add_argument("--config", required=True, help="cocosnet config: ade20k, celebahq, celebahqedge, deepfashion, small_*, tiny_*")
+        description="Trains CoCosNet with the paper's losses. "
+                    "Multi-GPU: torchrun --nproc_per_node N -m engine.cli train cocosnet ...")
+    p.add_argument("--config", required=True,
+                   help="cocosnet config: ade20k, celebahq, celebahqedge, deepfashion, small_*, tiny_*")
     p.add_argument("--data", required=True, help="data folder (data/<recipe> or its split folder)")
     p.add_argument("--out", default="runs/cocosnet", help="run folder: checkpoints (latest/), samples/")
     p.add_argument("--preset", default="", choices=["", *PRESETS], help="loss preset (default: from the config name)")
@@ -666,7 +678,8 @@ def register_cli(groups: Any) -> None:
     p.add_argument("--size", type=int, default=0, help="training crop size (default: the config's)")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--iters", type=int, default=1000)
-    p.add_argument("--decay-start", type=int, default=-1, help="iteration where the linear lr decay starts (default: half way)")
+    p.add_argument("--decay-start", type=int, default=-1,
+                   help="iteration where the linear lr decay starts (default: half way)")
     p.add_argument("--lr", type=float, default=2e-4, help="base lr; TTUR gives G/Corr lr/2 and D 2·lr")
     p.add_argument("--no-feature-losses", action="store_true",
                    help="train without the VGG-based losses (pseudo-exemplar, perceptual, contextual)")
@@ -676,6 +689,7 @@ def register_cli(groups: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
-    p.add_argument("--export", default="", metavar="NAME", help="save netG + netCorr to weights/NAME.safetensors and register it")
+    p.add_argument("--export", default="", metavar="NAME",
+                   help="save netG + netCorr to weights/NAME.safetensors and register it")
     p.add_argument("--default", action="store_true", help="mark the exported model as the family default")
     p.set_defaults(func=_cmd_train)

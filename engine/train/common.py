@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 import random
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -106,9 +106,9 @@ def make_ema(module: nn.Module) -> nn.Module:
 def ema_update(ema: nn.Module, model: nn.Module, beta: float = 0.999) -> None:
     """ema ← β·ema + (1-β)·model for parameters; buffers are copied."""
     model = unwrap(model)
-    for pe, pm in zip(ema.parameters(), model.parameters()):
+    for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
         pe.lerp_(pm.detach(), 1.0 - beta)
-    for be, bm in zip(ema.buffers(), model.buffers()):
+    for be, bm in zip(ema.buffers(), model.buffers(), strict=True):
         be.copy_(bm)
 
 
@@ -201,7 +201,3 @@ def he_init(module: nn.Module) -> None:
             nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-
-
-def finite(value: float) -> bool:
-    return math.isfinite(float(value))

@@ -30,8 +30,9 @@ import random
 import shlex
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -40,12 +41,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..requests.base import InputError
-from ..nets.edgegan import CONFIGS, build, tf_legacy_resize_bicubic
 from ..inputs.panoptic import THING_MULTIPLIER
 from ..inputs.sketch import EdgeMethod, binarise, edge_map, fill_strokes, load_scene_sketch
-from .common import (infinite_loader, is_main, list_images, load_checkpoint, save_checkpoint, save_grid,
-                     seed_everything)
+from ..nets.edgegan import CONFIGS, build, tf_legacy_resize_bicubic
+from ..requests.base import InputError
+from .common import infinite_loader, is_main, list_images, load_checkpoint, save_checkpoint, save_grid, seed_everything
 from .losses import focal_loss, gradient_penalty, hinge_d_loss, hinge_g_loss
 
 LAMBDA_GP = 10.0
@@ -102,7 +102,10 @@ class EdgePairDataset(Dataset):
             photo = rgb
             edge = np.repeat(edge_map(rgb, self.edge_method)[..., None], 3, axis=2)
         s = self.size
-        resize = (lambda a: cv2.resize(a, (s, s), interpolation=cv2.INTER_AREA if a.shape[0] > s else cv2.INTER_LINEAR))
+
+        def resize(a):
+            return cv2.resize(a, (s, s), interpolation=cv2.INTER_AREA if a.shape[0] > s else cv2.INTER_LINEAR)
+
         return resize(edge), resize(photo)
 
     def __getitem__(self, idx: int) -> tuple[torch.Tensor, int]:
@@ -473,7 +476,8 @@ def train(data: Path | None, out: Path, *, stage: str = "objects", config_name: 
         if data is None:
             raise InputError("--data is required for the objects stage")
         classes = config["classes"] if config else None
-        size = int(config["image_size"]) if config else int((overrides or {}).get("image_size") or CONFIGS[config_name]["image_size"])
+        size = int(config["image_size"]) if config else int((overrides or {}).get("image_size")
+                                                            or CONFIGS[config_name]["image_size"])
         dataset = EdgePairDataset(data, size, classes, edge_method)
         if config is None:
             config = make_config(config_name, dataset.classes, overrides or {})
@@ -548,7 +552,8 @@ def train_paired(data: Path, out: Path, *, config_name: str = "small", overrides
 
         meta = json.loads(read_torch_file(out / "state.pt").get("meta_json", "{}"))
     config = meta.get("config")
-    size = int(config["image_size"]) if config else int((overrides or {}).get("image_size") or CONFIGS[config_name]["image_size"])
+    size = int(config["image_size"]) if config else int((overrides or {}).get("image_size")
+                                                        or CONFIGS[config_name]["image_size"])
     t_load = time.perf_counter()
     dataset = EdgePairDataset(data, size, config["classes"] if config else None)
     pairs = PairArray(dataset)
@@ -650,9 +655,9 @@ def float16_psnr(state: Mapping[str, Mapping[str, torch.Tensor]], config: Mappin
     """The lowest PSNR (dB) between what the inference networks draw with their weights rounded to
     float16 and with the float32 originals: the six hand-drawn sketches through E, G1 and G2 (each
     class), and the background network on those sketches pasted as foreground."""
+    from ..inputs.sketch import prepare_sketch, to_tensor
     from ..metrics.hand_sketches import SKETCHES, render
     from ..nets.edgegan import class_names
-    from ..inputs.sketch import prepare_sketch, to_tensor
     from ..tasks.scene import background_inputs
 
     subs = [k for k in INFERENCE_SUBNETS if k in state]
@@ -706,7 +711,8 @@ def export(out: Path, name: str, command: str = "", default: bool = False,
     if float16_min_psnr is not None:
         measured = float16_psnr(shipped, config)
         if measured >= float16_min_psnr:
-            shipped = {s: {n: t.half() if t.is_floating_point() else t for n, t in sd.items()} for s, sd in shipped.items()}
+            shipped = {s: {n: t.half() if t.is_floating_point() else t for n, t in sd.items()}
+                       for s, sd in shipped.items()}
             dtype = "float16"
         meta["float16_psnr_db"] = round(measured, 2)
     meta["dtype"] = dtype

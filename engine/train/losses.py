@@ -9,7 +9,8 @@ Conventions:
 """
 from __future__ import annotations
 
-from typing import Callable, Literal, Mapping, Sequence, Union
+from collections.abc import Callable, Mapping, Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +18,7 @@ from torch import Tensor
 
 from ..nets.layers import feature_normalize
 
-Prediction = Union[Tensor, Sequence[Union[Tensor, Sequence[Tensor]]]]
+Prediction = Tensor | Sequence[Tensor | Sequence[Tensor]]
 
 __all__ = [
     "hinge_d_loss", "hinge_d_real", "hinge_d_fake", "hinge_g_loss",
@@ -119,8 +120,8 @@ def feature_matching_loss(feats_fake: Sequence[Sequence[Tensor]],
     if len(feats_fake) != len(feats_real) or not feats_fake:
         raise ValueError("feature_matching_loss: fake and real need the same non-zero number of scales")
     total = feats_fake[0][0].new_zeros(())
-    for fake_scale, real_scale in zip(feats_fake, feats_real):
-        for f, r in zip(fake_scale[:-1], real_scale[:-1]):
+    for fake_scale, real_scale in zip(feats_fake, feats_real, strict=True):
+        for f, r in zip(fake_scale[:-1], real_scale[:-1], strict=True):
             total = total + F.l1_loss(f, r.detach())
     return total / len(feats_fake)
 

@@ -20,8 +20,9 @@ import argparse
 import json
 import shlex
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,8 +36,20 @@ from ..nets.panoptic import CONFIGS, build, build_discriminator, reparameterize
 from ..inputs.panoptic import conditioning, panoptic_ids
 from ..tasks import to_uint8_image
 from . import losses as L
-from .common import (DistInfo, cleanup_distributed, infinite_loader, is_main, linear_decay, load_checkpoint,
-                     save_checkpoint, save_grid, seed_everything, setup_distributed, unwrap, wrap_ddp)
+from .common import (
+    DistInfo,
+    cleanup_distributed,
+    infinite_loader,
+    is_main,
+    linear_decay,
+    load_checkpoint,
+    save_checkpoint,
+    save_grid,
+    seed_everything,
+    setup_distributed,
+    unwrap,
+    wrap_ddp,
+)
 
 LAMBDA_FEAT = 10.0
 LAMBDA_VGG = 10.0
@@ -73,7 +86,8 @@ class PanopticScenes(Dataset):
         name = self.ids[idx] + ".png"
         d = self.root / self.split
         img, lab = load_image(d / "image" / name), load_label_map(d / "label" / name)
-        inst = load_instance_map(d / "instance" / name) if self.has_instances and (d / "instance" / name).exists() else None
+        inst_path = d / "instance" / name
+        inst = load_instance_map(inst_path) if self.has_instances and inst_path.exists() else None
         s = self.size
         if img.shape[:2] != (s, s):
             img = np.asarray(Image.fromarray(img).resize((s, s), Image.BICUBIC))
@@ -91,14 +105,16 @@ class PanopticScenes(Dataset):
         semantic, ids = conditioning(np.ascontiguousarray(lab), None if inst is None else np.ascontiguousarray(inst),
                                      self.config)
         image = torch.from_numpy(np.array(img)).permute(2, 0, 1).float() / 127.5 - 1
-        return {"image": image, "semantic": semantic[0], "ids": ids[0], "labels": torch.from_numpy(np.array(lab)).long()}
+        return {"image": image, "semantic": semantic[0], "ids": ids[0],
+                "labels": torch.from_numpy(np.array(lab)).long()}
 
 
 # ==============================================================================================
 # Training
 # ==============================================================================================
 def make_config(base: str, *, mode: str | None = None, size: int | None = None, ngf: int | None = None,
-                spade_hidden: int | None = None, vae: bool | None = None, label_nc: int | None = None) -> dict[str, Any]:
+                spade_hidden: int | None = None, vae: bool | None = None,
+                label_nc: int | None = None) -> dict[str, Any]:
     if base not in CONFIGS:
         raise InputError(f"unknown panoptic config {base!r}; known: {', '.join(CONFIGS)}")
     cfg = dict(CONFIGS[base])
@@ -115,7 +131,7 @@ def _vgg_weights(features: Any) -> dict[str, float]:
     # SPADE's VGGLoss weights 1/32, 1/16, 1/8, 1/4, 1 (shallow → deep) on the extractor's five taps
     spade = [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0]
     layers = list(features.layers)[-5:]
-    return dict(zip(layers, spade[-len(layers):]))
+    return dict(zip(layers, spade[-len(layers):], strict=True))
 
 
 def colour_labels(labels: torch.Tensor, palette: str | None) -> torch.Tensor:
@@ -190,7 +206,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                       initial=step) if is_main(info) else None
     fixed = next(infinite_loader(data, min(4, len(data)), shuffle=False))
     last: dict[str, float] = {}
-    netG.train(); netD.train()
+    netG.train()
+    netD.train()
     while step < args.steps:
         batch = next(loader)
         real = batch["image"].to(info.device)
@@ -284,7 +301,8 @@ def export(run: Path, name: str, *, command: str, default: bool = False) -> str:
     config_name = next((k for k, v in CONFIGS.items() if v == config), "custom")
     register_file(Manifest(), name=name, family="panoptic", config_name=config_name, config=config, path=path,
                   provenance={"kind": "trained-here", "command": command},
-                  description=f"{config['mode']} SPADE generator trained here ({config['crop_size']}², ngf {config['ngf']})",
+                  description=f"{config['mode']} SPADE generator trained here "
+                              f"({config['crop_size']}², ngf {config['ngf']})",
                   extra={"default": True} if default else {})
     return str(path)
 
@@ -410,7 +428,7 @@ def evaluate(data: Path, models: Sequence[str], *, split: str = "val", n: int | 
         imgs = []
         for i in range(0, len(maps), batch):
             chunk = maps[i:i + batch]
-            sems, idss = zip(*(conditioning(lab, inst, config) for _, lab, inst in chunk))
+            sems, idss = zip(*(conditioning(lab, inst, config) for _, lab, inst in chunk), strict=True)
             z = (torch.randn(len(chunk), int(config.get("z_dim", 256)), generator=gen).to(dev)
                  if config.get("use_vae") else None)
             fake = nets["netG"](torch.cat(sems).to(dev), torch.cat(idss).to(dev), z)
@@ -421,7 +439,7 @@ def evaluate(data: Path, models: Sequence[str], *, split: str = "val", n: int | 
     segmenter = _load_eval_segmenter()
     real_t = torch.from_numpy(real).permute(0, 3, 1, 2).float() / 127.5 - 1
     for label, imgs in sources.items():
-        scores = [boundary_scores(img, lab, inst, things) for img, (_, lab, inst) in zip(imgs, maps)]
+        scores = [boundary_scores(img, lab, inst, things) for img, (_, lab, inst) in zip(imgs, maps, strict=True)]
         metrics: dict[str, Any] = {k: _nanmean([s[k] for s in scores]) for k in scores[0]}
         if label != "real":
             metrics["mode"] = next(c["mode"] for _, c, lab_ in loaded if lab_ == label)
@@ -442,8 +460,10 @@ def evaluate(data: Path, models: Sequence[str], *, split: str = "val", n: int | 
         out.mkdir(parents=True, exist_ok=True)
         (out / "eval_panoptic.json").write_text(json.dumps(report, indent=1))
         k = min(8, len(maps))
-        rows = [colour_labels(torch.from_numpy(np.stack([m[1] for m in maps[:k]])).long(), loaded[0][1].get("palette")),
-                real_t[:k]] + [torch.from_numpy(v[:k]).permute(0, 3, 1, 2).float() / 127.5 - 1 for v in generated.values()]
+        labels_rgb = colour_labels(torch.from_numpy(np.stack([m[1] for m in maps[:k]])).long(),
+                                   loaded[0][1].get("palette"))
+        rows = [labels_rgb, real_t[:k]] + [torch.from_numpy(v[:k]).permute(0, 3, 1, 2).float() / 127.5 - 1
+                                           for v in generated.values()]
         save_grid(out / "side_by_side.png", rows)
     return report
 
@@ -466,7 +486,7 @@ def _load_eval_segmenter():
         from ..metrics.segmenter import load_segmenter
 
         return load_segmenter()
-    except Exception:  # noqa: BLE001 - no registered segmenter: mIoU is simply not reported
+    except Exception:  # no registered segmenter: mIoU is simply not reported
         return None
 
 
@@ -479,7 +499,8 @@ def format_report(report: Mapping[str, Any]) -> str:
     for k in keys:
         vals = [report["reference"].get(k)] + [m.get(k) for m in report["models"].values()]
         rows.append(f"{k:<22}" + "".join(f"{v:>20.4f}" if isinstance(v, float) else f"{'-':>20}" for v in vals))
-    rows.append(f"{'mode':<22}" + f"{'-':>20}" + "".join(f"{m.get('mode', '?'):>20}" for m in report["models"].values()))
+    rows.append(f"{'mode':<22}" + f"{'-':>20}"
+                + "".join(f"{m.get('mode', '?'):>20}" for m in report["models"].values()))
     return "\n".join(rows)
 
 
@@ -509,7 +530,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def register_cli(groups: Any) -> None:
-    p = groups.train.add_parser("panoptic", help="train the panoptic generator (or, --mode semantic, its SPADE baseline)")
+    p = groups.train.add_parser("panoptic",
+                                help="train the panoptic generator (or, --mode semantic, its SPADE baseline)")
     p.add_argument("--data", default="data/scenes", help="a `scenes`-layout folder (image/label/instance)")
     p.add_argument("--config", default="panoptic_scenes", help=f"base config: {', '.join(CONFIGS)}")
     p.add_argument("--mode", choices=["panoptic", "semantic"], default=None, help="override the config's mode")

@@ -19,9 +19,10 @@ import random
 import shlex
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,12 +31,25 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset, WeightedRandomSampler
 
-from ..requests.base import InputError
 from ..io import load_image
 from ..nets.stargan2 import CONFIGS, FAN, build, network_args
 from ..progress import ProgressBar
-from .common import (DistInfo, cleanup_distributed, he_init, infinite_loader, is_main, list_images, load_checkpoint,
-                     make_ema, save_checkpoint, save_grid, seed_everything, setup_distributed, ema_update)
+from ..requests.base import InputError
+from .common import (
+    DistInfo,
+    cleanup_distributed,
+    ema_update,
+    he_init,
+    infinite_loader,
+    is_main,
+    list_images,
+    load_checkpoint,
+    make_ema,
+    save_checkpoint,
+    save_grid,
+    seed_everything,
+    setup_distributed,
+)
 from .losses import bce_d_loss, bce_g_loss, r1_penalty
 
 # Folders of our data recipes that hold annotations, not a domain's images.
@@ -525,7 +539,8 @@ def register_cli(groups: Any) -> None:
     p.add_argument("--time-limit", type=float, default=0.0, metavar="MIN",
                    help="stop after MIN minutes (checkpoint and export still happen)")
     p.add_argument("--wing", default="", help="wing.ckpt (FAN landmarks) for configs with w_hpf > 0")
-    p.add_argument("--export", default="", metavar="NAME", help="save the EMA nets to weights/NAME.safetensors and register")
+    p.add_argument("--export", default="", metavar="NAME",
+                   help="save the EMA nets to weights/NAME.safetensors and register")
     p.add_argument("--default", action="store_true", help="mark the exported model as the family default")
     p.set_defaults(func=_cmd_train)
     _PARSER_ACTIONS[:] = [a for a in p._actions if a.option_strings and a.dest != "help"]

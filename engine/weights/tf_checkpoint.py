@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
 
 import numpy as np
 import torch
 
-from ..requests.base import WeightsError
 from ..limits import MAX_CHECKPOINT_BYTES, MAX_INDEX_BYTES, MAX_TENSOR_BYTES
+from ..requests.base import WeightsError
 
 TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48
@@ -355,7 +355,8 @@ class _BlockBuilder:
         self.count += 1
 
     def finish(self) -> bytes:
-        return bytes(self.buf) + b"".join(struct.pack("<I", r) for r in self.restarts) + struct.pack("<I", len(self.restarts))
+        restarts = b"".join(struct.pack("<I", r) for r in self.restarts)
+        return bytes(self.buf) + restarts + struct.pack("<I", len(self.restarts))
 
     @property
     def size(self) -> int:

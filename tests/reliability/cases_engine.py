@@ -31,7 +31,6 @@ SCENE_MAP = str(EX / "maps" / "scene_000019.png")
 SCENE_MAP2 = str(EX / "maps" / "scene_000039.png")
 SCENE_PHOTO = str(EX / "exemplars" / "scene_000019.png")
 SCENE_PHOTO2 = str(EX / "exemplars" / "scene_000039.png")
-INSTANCES = str(EX / "maps" / "instances" / "scene_000019.png")
 SKETCH = str(EX / "sketches" / "bird.png")
 
 
@@ -138,7 +137,8 @@ def hostile_pose_json(d: Path) -> dict[str, Path]:
     }
     out = {k: _write_json(d / f"{k}.json", v) for k, v in cases.items()}
     out["nan"] = _write_json(d / "nan.json", text='{"people": [{"pose_keypoints_2d": [NaN' + ", 1" * 53 + "]}]}")
-    out["infinity"] = _write_json(d / "infinity.json", text='{"people": [{"pose_keypoints_2d": [Infinity' + ", 1" * 53 + "]}]}")
+    out["infinity"] = _write_json(d / "infinity.json",
+                                  text='{"people": [{"pose_keypoints_2d": [Infinity' + ", 1" * 53 + "]}]}")
     out["deep"] = _write_json(d / "deep.json", text='{"people": ' + _deep(100_000) + "}")
     out["deep_object"] = _write_json(d / "deep_object.json", text='{"a":' * 50_000 + "1" + "}" * 50_000)
     out["not_json"] = _write_json(d / "not_json.json", text="people: me\n")
@@ -297,7 +297,8 @@ def hostile_tf(d: Path) -> dict[str, Path]:
             (d / f"{name}.data-00000-of-00001").write_bytes(data_bytes)
         out[name] = p
 
-    for cut in sorted({1, 8, 20, 47, len(index) // 3, len(index) // 2, len(index) - 49, len(index) - 9, len(index) - 1}):
+    n = len(index)
+    for cut in sorted({1, 8, 20, 47, n // 3, n // 2, n - 49, n - 9, n - 1}):
         prefix(f"index_cut{cut}", index[:cut])
     flipped = bytearray(index)
     flipped[len(index) // 3] ^= 0xFF
@@ -311,7 +312,8 @@ def hostile_tf(d: Path) -> dict[str, Path]:
         write_table(d / "_t.index", sorted({b"": header or encode_header(1), **entries}.items()))
         return (d / "_t.index").read_bytes()
 
-    prefix("tensor_3GiB_sparse", table({b"w": encode_entry(BundleEntry(1, (3 * 1024**3 // 4,), 0, 0, 3 * 1024**3, None))}))
+    prefix("tensor_3GiB_sparse",
+           table({b"w": encode_entry(BundleEntry(1, (3 * 1024**3 // 4,), 0, 0, 3 * 1024**3, None))}))
     os.truncate(d / "tensor_3GiB_sparse.data-00000-of-00001", 3 * 1024**3)  # sparse: no disk used
     prefix("shape_mismatch", table({b"w": encode_entry(BundleEntry(1, (10**6,), 0, 0, 16, None))}))
     prefix("offset_huge", table({b"w": encode_entry(BundleEntry(1, (4,), 0, 2**62, 16, None))}))
@@ -354,8 +356,10 @@ def image_cases(images: dict[str, Path], out: Path) -> list[dict]:
                           "--style-b", "ref:{X}:male", "--out", o]),
         ("cocosnet-exemplar", ["generate", "cocosnet", "--input", SCENE_MAP, "--exemplar", "{X}", "--out", o]),
         ("cocosnet-input", ["generate", "cocosnet", "--input", "{X}", "--exemplar", SCENE_PHOTO2, "--out", o]),
-        ("edit-photo", ["generate", "edit", "--photo", "{X}", "--map", SCENE_MAP, "--edited-map", SCENE_MAP2, "--out", o]),
-        ("edit-map", ["generate", "edit", "--photo", SCENE_PHOTO, "--map", "{X}", "--edited-map", SCENE_MAP2, "--out", o]),
+        ("edit-photo", ["generate", "edit", "--photo", "{X}", "--map", SCENE_MAP, "--edited-map", SCENE_MAP2,
+                        "--out", o]),
+        ("edit-map", ["generate", "edit", "--photo", SCENE_PHOTO, "--map", "{X}", "--edited-map", SCENE_MAP2,
+                      "--out", o]),
         ("makeup-portrait", ["generate", "makeup", "--portrait", "{X}", "--portrait-map", PARSING,
                              "--exemplar", FACE2, "--exemplar-map", PARSING2, "--out", o]),
         ("makeup-exemplar", ["generate", "makeup", "--portrait", FACE, "--portrait-map", PARSING,
@@ -388,7 +392,8 @@ def json_cases(pose: dict[str, Path], scene: dict[str, Path], pan: dict[str, Pat
                                _expect_for(path)))
     for key, path in scene.items():
         cases.append(_cli(f"cli-scene-{key}", ["generate", "scene", "--sketch", path, "--out", o], _expect_for(path)))
-        cases.append(_call(f"api-scene-{key}", "engine.inputs.sketch:load_scene_sketch", [str(path)], _expect_for(path)))
+        cases.append(_call(f"api-scene-{key}", "engine.inputs.sketch:load_scene_sketch", [str(path)],
+                           _expect_for(path)))
     coco_png = out.parent / "in" / "coco.png"
     Image.new("RGB", (32, 32), (1, 0, 0)).save(coco_png)
     for key, path in pan.items():
@@ -562,6 +567,7 @@ def manifest_cases(root: Path, out: Path) -> list[dict]:
             cases.append({**_cli(f"manifest-{key}-generate", argvs[0], ["wide"]), "env": {"I2I_WEIGHTS_DIR": str(d)}})
             continue
         for argv in (["weights", "list"], ["weights", "verify"],
-                     ["generate", "stargan2-latent", "--source", FACE, "--domain", "male", "--out", str(out / "m.png")]):
+                     ["generate", "stargan2-latent", "--source", FACE, "--domain", "male",
+                      "--out", str(out / "m.png")]):
             cases.append({**_cli(f"manifest-{key}-{argv[1]}", argv, expect), "env": {"I2I_WEIGHTS_DIR": str(d)}})
     return cases

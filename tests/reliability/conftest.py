@@ -4,7 +4,7 @@ from __future__ import annotations
 from tests.reliability import hostile
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001 - pytest hook
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # pytest hook
     tried, passed = hostile.totals()
     if not tried:
         return

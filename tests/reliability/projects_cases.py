@@ -15,15 +15,15 @@ import os
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from app.project import PROJECT_MAX_MEMBERS, Project, WorkspaceData, save_project
 from tests.reliability import hostile
-from app.project import (PROJECT_MAX_MEMBERS, PROJECT_MEMBER_MAX_BYTES, Project, WorkspaceData,
-                         save_project)
 
 OK, ERROR = "ok", "error"
 
@@ -390,8 +390,9 @@ def project_cases() -> list[Case]:
     mutated("ws-unknown", lambda m, mem: m["workspaces"].update(mystery={"state": {"a": 1}, "arrays": {}}), OK)
     # -- state fields: types the studio never writes
     for ws, key, value, expect in [
-            ("exemplar", "seed", "12", ERROR), ("exemplar", "seed", 10**20, ERROR), ("exemplar", "seed", -10**20, ERROR),
-            ("exemplar", "seed", 1.5, ERROR), ("exemplar", "seed", None, ERROR), ("exemplar", "seed", [], ERROR),
+            ("exemplar", "seed", "12", ERROR), ("exemplar", "seed", 10**20, ERROR),
+            ("exemplar", "seed", -10**20, ERROR), ("exemplar", "seed", 1.5, ERROR), ("exemplar", "seed", None, ERROR),
+            ("exemplar", "seed", [], ERROR),
             ("exemplar", "seed", True, ERROR), ("exemplar", "seed", -1, OK), ("exemplar", "seed", 2**31 - 1, OK),
             ("exemplar", "live", "yes", ERROR), ("exemplar", "live", 1, ERROR), ("exemplar", "model", 5, ERROR),
             ("exemplar", "model", "x" * 5000, ERROR), ("exemplar", "model", "no-such-model", OK),
@@ -403,7 +404,8 @@ def project_cases() -> list[Case]:
             ("stargan", "domain", -10**9, OK), ("stargan", "alpha", 10**10, ERROR), ("stargan", "alpha", 10**5, OK),
             ("stargan", "b_from_reference", "false", ERROR), ("makeup", "regions", "lips", ERROR),
             ("makeup", "regions", [1, 2], ERROR), ("makeup", "regions", ["x" * 2000], ERROR),
-            ("makeup", "regions", ["nose"], OK), ("makeup", "strength", -100, OK), ("scene", "objects", [{"a": 1}], ERROR),
+            ("makeup", "regions", ["nose"], OK), ("makeup", "strength", -100, OK),
+            ("scene", "objects", [{"a": 1}], ERROR),
             ("scene", "objects", ["car"] * 5000, ERROR), ("scene", "layer", 10**10, ERROR), ("scene", "layer", 99, OK),
             ("sketch", "class", None, ERROR), ("sketch", "width", 10**6, OK), ("panoptic", "instance", -4, OK)]:
         gui_refuses = (key, value) == ("mode", "bogus")
@@ -465,7 +467,8 @@ def project_cases() -> list[Case]:
     # -- PNG members with hostile headers
     for name, data in [("70000-square", _png(70000, 70000)), ("16-bit", _png(8, 8, 2, 16)),
                        ("palette", _png(8, 8, 3)), ("truncated-idat", _png(64, 64, idat=zlib.compress(b"\x00" * 9))),
-                       ("broken-idat", _png(8, 8, idat=b"\x78\x9c\xff\xff\xff")), ("garbage", b"\x89PNG\r\n\x1a\n" + bytes(40)),
+                       ("broken-idat", _png(8, 8, idat=b"\x78\x9c\xff\xff\xff")),
+                       ("garbage", b"\x89PNG\r\n\x1a\n" + bytes(40)),
                        ("jpeg-header", b"\xff\xd8\xff\xe0" + bytes(64)), ("zero-width", _png(0, 8))]:
         mutated(f"png-{name}", _set_array("exemplar", "exemplar", data, ".png"), ERROR)
     # -- strokes that do not add up

@@ -20,9 +20,9 @@ from PySide6.QtCore import QCoreApplication, QEvent
 from PySide6.QtWidgets import QMessageBox
 
 from app.main import MainWindow
-from app.project import (AUTOSAVE_NAME, SUFFIX, load_project, projects_equal, save_project)
-from engine.api import InputError
+from app.project import AUTOSAVE_NAME, SUFFIX, load_project, projects_equal, save_project
 from app.settings import Settings
+from engine.api import InputError
 
 from .projects_cases import ERROR, OK, Counter, autosave_cases, project_cases, sound_project, start_cases
 
@@ -70,13 +70,13 @@ def test_load_project_refuses_every_hostile_file_plainly_in_bounded_memory(tmp_p
     before = tree(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for start in range(0, len(cases), BATCH):
-        batch = list(zip(cases[start:start + BATCH], paths[start:start + BATCH]))
+        batch = list(zip(cases[start:start + BATCH], paths[start:start + BATCH], strict=True))
         proc = subprocess.run([sys.executable, "-c", CHILD, *(str(p) for _, p in batch)], cwd=work, env=env,
                               capture_output=True, text=True, timeout=120)
         lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
         assert proc.returncode == 0 and len(lines) == len(batch) + 1, proc.stderr[-2000:]
         rss = lines[-1]["vmhwm_kb"] * 1024
-        for (case, path), got in zip(batch, lines):
+        for (case, path), got in zip(batch, lines[:-1], strict=True):  # the last line is the peak RSS
             problems = []
             if got["outcome"] != case.expect:
                 problems.append(f"expected {case.expect}, got {got['outcome']}: {got['message']}")
@@ -112,7 +112,7 @@ def test_studio_open_project_keeps_the_open_project_on_every_hostile_file(qtbot,
     assert window.open_project(prev)
     shown = window.project()
     failures_before = len(COUNTER.failures)
-    for case, path in zip(cases, paths):
+    for case, path in zip(cases, paths, strict=True):
         problems = []
         before = tree(tmp_path)
         t0 = time.perf_counter()

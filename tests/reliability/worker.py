@@ -141,12 +141,12 @@ def run_case(case: dict, root: Path, allowed: list[Path], marker: Path, ignore: 
                     fn(*_build(case.get("args", [])), **_build(case.get("kwargs", {})))
                 except _Timeout:
                     raise
-                except Exception as exc:  # noqa: BLE001 - judged below
+                except Exception as exc:  # judged below
                     caught = exc
                 reason = _judge_call(case, caught)
     except _Timeout:
         reason = f"took more than {MAX_SECONDS} s"
-    except Exception as exc:  # noqa: BLE001 - an escaped exception is the failure being tested for
+    except Exception as exc:  # an escaped exception is the failure being tested for
         reason = f"escaped {type(exc).__name__}: {str(exc)[:300]}"
     finally:
         signal.alarm(0)
