@@ -81,7 +81,7 @@ class ImportDialog(QDialog):
             names = Session.family_configs(family)
             # released configurations first; test/default-sized ones (never official) last
             configs = sorted(names, key=lambda c: (c.startswith(("tiny", "small", "default")), names.index(c)))
-        except Exception as exc:  # noqa: BLE001 - a family that does not import is reported
+        except Exception as exc:
             configs = []
             self.expected.setText(f"The {family} family is not available: {exc}")
         self.config.addItems(configs)
@@ -129,6 +129,6 @@ class ImportDialog(QDialog):
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def done(self, result: int) -> None:  # noqa: D401 - Qt override
+    def done(self, result: int) -> None:
         self.wait(60.0)  # never leave an import half-written behind a closed dialog
         super().done(result)

@@ -166,7 +166,7 @@ class ImagePicker(QWidget):
         else:
             ev.ignore()
 
-    def dragMoveEvent(self, ev) -> None:  # noqa: ANN001 - Qt signature
+    def dragMoveEvent(self, ev) -> None:
         if ev.mimeData().hasUrls():
             ev.acceptProposedAction()
 

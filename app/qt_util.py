@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QImage, QPixmap
 
 os.environ.setdefault("QT_DRIVER", "PySide6")  # qimage2ndarray: use the binding the studio uses
-import qimage2ndarray  # noqa: E402 - after the driver is chosen
+import qimage2ndarray
 
 
 def qimage_from_rgb(image: np.ndarray) -> QImage:

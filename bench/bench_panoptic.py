@@ -30,9 +30,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import print_table, sgemm_gflops, time_median, write_results
-from engine.nets import panoptic as P
 from engine.inputs.panoptic import conditioning
 from engine.io import resize_nearest
+from engine.nets import panoptic as P
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -105,7 +105,7 @@ class Session:
         """'' when the family's code imports, else the reason it does not."""
         try:
             get_family(family)
-        except Exception as exc:  # noqa: BLE001 - any import failure is reported to the user
+        except Exception as exc:
             return f"{type(exc).__name__}: {exc}"
         return ""
 

@@ -7,8 +7,9 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import torch
 
@@ -201,7 +202,7 @@ def run_with_oom_fallback(job: Callable[[torch.device], T], device: torch.device
     """Run ``job(device)``; on a GPU out-of-memory error free the cache and rerun it on the CPU."""
     try:
         return job(device)
-    except Exception as exc:  # noqa: BLE001 - re-raised unless it is an OOM on a GPU
+    except Exception as exc:
         if device.type == "cpu" or not is_out_of_memory(exc):
             raise
     if device.type == "cuda":

@@ -225,7 +225,7 @@ class PreviewScheduler:
                 drain.result(timeout=timeout)
             except concurrent.futures.TimeoutError:  # not the builtin TimeoutError before Python 3.11
                 ok = False
-            except Exception:  # noqa: BLE001 - the loop reports its own errors
+            except Exception:
                 pass
         self._executor.shutdown(wait=ok, cancel_futures=True)
         self.models.clear()
@@ -309,7 +309,7 @@ class PreviewScheduler:
             return None
         except EngineError as exc:
             return Failure(rid, exc.kind, str(exc))
-        except Exception as exc:  # noqa: BLE001 - the worker must survive anything a task raises
+        except Exception as exc:
             return Failure(rid, "internal", f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
     def _deliver(self, rid: int, outcome: Result | Failure | None) -> None:

@@ -9,8 +9,8 @@ from PySide6.QtCore import QPointF, Qt
 from app.canvases import MaskCanvas, PoseCanvas, SketchCanvas
 from app.document import BACKGROUND, LabelDocument, PoseDocument, SketchDocument, default_pose
 from app.mask_editor import MaskEditor
-from engine.api import palette_for
 from app.qt_util import rgb_from_qimage
+from engine.api import palette_for
 from engine.io import load_openpose_json, load_palette, save_openpose_json
 
 

@@ -121,7 +121,8 @@ def test_interpolation_slider_latest_wins(qtbot, weights_dir):
     assert 0.2 not in alphas  # superseded before it ever ran
     assert 50 not in shown  # the cancelled full render never reached the view
     assert shown[-1] == 30 and shown == sorted(shown)  # nothing older shown after something newer
-    assert interp[-1].preview_size == win.bridge.session.policy.sized(interp[-1], "preview").preview_size  # previews while the slider is held
+    # previews while the slider is held
+    assert interp[-1].preview_size == win.bridge.session.policy.sized(interp[-1], "preview").preview_size
     with qtbot.waitSignal(ws.resultShown, timeout=5000):
         ws.alpha.setSliderDown(False)
         ws.alpha.sliderReleased.emit()

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 from engine.data import fetch as fetch_mod
-from engine.io import source_dir
 from engine.data.common import DataWarning, build_dataset, split_of
-from engine.io import load_image, load_instance_map, load_label_map, load_palette
+from engine.io import load_image, load_instance_map, load_label_map, load_palette, source_dir
 
 FETCHED = source_dir("gimp-data") is not None and source_dir("tuxpaint-stamps") is not None
 FACES_FETCHED = all(source_dir(n) is not None for n in ("gan-face-generate", "dlib-bin", "dlib-data"))

@@ -10,8 +10,16 @@ import pytest
 import torch
 
 from engine.api import Cancelled, FrozenArray, InputError, SceneObject, SceneRequest, SketchObjectRequest, WeightsError
-from engine.inputs.sketch import (binarise, canny_edges, content_box, edge_map, fill_strokes, load_scene_sketch,
-                                  prepare_sketch, xdog_edges)
+from engine.inputs.sketch import (
+    binarise,
+    canny_edges,
+    content_box,
+    edge_map,
+    fill_strokes,
+    load_scene_sketch,
+    prepare_sketch,
+    xdog_edges,
+)
 from engine.nets.edgegan import CONFIGS, build
 from engine.tasks import CancelToken, LRUCache, ModelStore, make_context, run_request
 from engine.weights import Manifest, register_file, save_state_dicts

@@ -22,8 +22,8 @@ torch.set_num_threads(1)
 def scenes(tmp_path_factory) -> Path:
     import warnings
 
-    from engine.data.recipes import build
     from engine.data.common import DataWarning
+    from engine.data.recipes import build
 
     root = tmp_path_factory.mktemp("scenes")
     with warnings.catch_warnings():

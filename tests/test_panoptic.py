@@ -10,11 +10,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.requests.base import FrozenArray, InputError, WeightsError
+from engine.inputs.panoptic import (
+    conditioning,
+    import_coco_panoptic,
+    make_instance_map,
+    panoptic_ids,
+    remap_labels,
+    save_coco_png,
+)
 from engine.io import resize_nearest
 from engine.nets import panoptic as P
-from engine.inputs.panoptic import (conditioning, import_coco_panoptic, make_instance_map, panoptic_ids,
-                                    remap_labels, save_coco_png)
+from engine.requests.base import FrozenArray, InputError, WeightsError
 
 torch.set_num_threads(1)
 MANIFESTS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "manifests"

@@ -183,7 +183,7 @@ class MaskCanvas(DocCanvas):
             self.doc.end_stroke("erase" if self.tool == "eraser" else "brush stroke")
             self.strokeFinished.emit()
 
-    def leaveEvent(self, ev) -> None:  # noqa: ANN001 - Qt signature
+    def leaveEvent(self, ev) -> None:
         old, self._hover = self._hover, None
         self._update_cursor(old)
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..families import model_palette
 from ..inputs.cocosnet import face_landmarks_from_photo, parsing_from_landmarks68, pose_from_photo
 from ..inputs.panoptic import import_coco_panoptic, load_panoptic, panoptic_ids
 from ..inputs.sketch import load_scene_sketch
@@ -20,7 +21,6 @@ from ..io import (
     load_label_map,
     load_openpose_canvas,
     load_openpose_json,
-    load_palette,
     save_image,
 )
 from ..limits import MAX_OUTPUTS, MAX_SEED, MAX_STEPS, check_int_range, finite_number
@@ -44,7 +44,6 @@ from ..tasks.makeup import REGION_PARTS
 from ..tasks.panoptic import FAMILY as PANOPTIC
 from ..tasks.sketch import FAMILY as EDGEGAN
 from ..tasks.stargan import FAMILY as STARGAN2
-from ..families import model_palette
 from ..weights import Manifest, current_manifest
 from .common import (
     IMAGE_SUFFIXES,

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..requests.base import InputError
 from ..inputs.cocosnet import render_pose
 from ..inputs.panoptic import THING_MULTIPLIER
 from ..io import load_image, load_instance_map, load_label_map, load_openpose_json, load_palette
+from ..requests.base import InputError
 
 
 def colorize_instances(ids: np.ndarray) -> np.ndarray:

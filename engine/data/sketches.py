@@ -31,10 +31,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..io import instance_edges
+from ..io import instance_edges, source_dir
 from ..requests.base import InputError
 from .common import Json, Png, Sample, child_rngs, source_records, warn_fallback
-from ..io import source_dir
 from .material import STAMPS_SUBDIR, load_cutout
 from .scenes import PALETTE as SCENES_PALETTE
 from .scenes import ScenesRecipe

@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
 import torch
 from PIL import Image
 
-from ..requests.base import InputError, MissingDependencyError
 from ..io import OPENPOSE_LIMBS, add_fetched_to_path, instance_edges, resize_nearest, source_dir
+from ..requests.base import InputError, MissingDependencyError
 
 # --------------------------------------------------------------------------------------------
 # Class orders

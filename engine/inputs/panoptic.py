@@ -12,15 +12,16 @@ converted into the same (labels, instances) pair by :func:`import_coco_panoptic`
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ..requests.base import InputError
 from ..io import Palette, instance_edges, load_image, load_palette
+from ..requests.base import InputError
 
 THING_MULTIPLIER = 1000
 

@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Mapping
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..requests.base import WeightsError
 from ..families import Family, PreviewGrid, StateDicts, register
+from ..requests.base import WeightsError
 from .layers import maybe_spectral
 
 SKETCHYCOCO_CLASSES: tuple[str, ...] = (

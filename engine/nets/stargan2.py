@@ -13,15 +13,16 @@ and ``hidden_dim`` (mapping network width; official: 512, hard-coded there).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..requests.base import WeightsError
 from ..families import Family, PreviewGrid, StateDicts, register
+from ..requests.base import WeightsError
 
 SQRT2 = math.sqrt(2.0)
 

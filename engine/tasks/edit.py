@@ -8,10 +8,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..requests.base import InputError, Result
-from ..requests.cocosnet import EditRequest
 from ..io import resize_nearest
 from ..limits import MAX_MASK_GROW
+from ..requests.base import InputError, Result
+from ..requests.cocosnet import EditRequest
 from . import TaskContext, runner
 from .exemplar import _array, _check_photo, resize_rgb, resolve_model, translate
 

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from ..requests.base import InputError, Result
-from ..requests.cocosnet import MakeupRequest
 from ..inputs.cocosnet import celebamask_names
 from ..io import resize_nearest
+from ..requests.base import InputError, Result
+from ..requests.cocosnet import MakeupRequest
 from . import TaskContext, runner
 from .edit import paste_back
 from .exemplar import _array, _check_photo, resize_rgb, resolve_model, translate

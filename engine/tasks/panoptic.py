@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..devices import precision_context
+from ..inputs.panoptic import check_pair, conditioning, edges_image
+from ..io import load_palette, resize_nearest
+from ..nets.panoptic import _NUM_UPSAMPLINGS, preview_grid, reparameterize
 from ..requests.base import InputError, Result
 from ..requests.panoptic import PanopticRequest
-from ..devices import precision_context
-from ..io import load_palette, resize_nearest
-from ..inputs.panoptic import check_pair, conditioning, edges_image
-from ..nets.panoptic import _NUM_UPSAMPLINGS, preview_grid, reparameterize
 from . import TaskContext, runner, to_uint8_image
 
 FAMILY = "panoptic"

@@ -12,16 +12,15 @@ gives the split: one stroke bitmap, class and box per object, plus the backgroun
 """
 from __future__ import annotations
 
-
 import cv2
 import numpy as np
 import torch
 
+from ..devices import precision_context
+from ..inputs.sketch import binarise, fill_strokes, to_grey
+from ..nets.edgegan import background_depth, preview_grid
 from ..requests.base import InputError, Result
 from ..requests.edgegan import SceneRequest
-from ..devices import precision_context
-from ..nets.edgegan import background_depth, preview_grid
-from ..inputs.sketch import binarise, fill_strokes, to_grey
 from . import TaskContext, runner, to_uint8_image
 from .sketch import class_index, default_model_name, generate_object, load_model
 

@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..devices import precision_context
+from ..inputs.sketch import PreparedSketch, binarise, content_box, prepare_sketch, to_grey, to_tensor
+from ..nets.edgegan import class_names
 from ..requests.base import InputError, Result
 from ..requests.edgegan import SketchObjectRequest
-from ..devices import precision_context
-from ..nets.edgegan import class_names
-from ..inputs.sketch import PreparedSketch, binarise, content_box, prepare_sketch, to_grey, to_tensor
 from . import TaskContext, runner, to_uint8_image
 
 FAMILY = "edgegan"

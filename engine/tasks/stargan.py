@@ -18,11 +18,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..requests.base import FrozenArray, InputError, Request, Result
-from ..requests.stargan2 import (LatentStyle, ReferenceStyle, StarGANInterpolateRequest, StarGANLatentRequest,
-                            StarGANReferenceRequest, Style)
 from ..devices import autocast_dtype, precision_context
 from ..nets.stargan2 import domain_names, network_args, preview_grid
+from ..requests.base import FrozenArray, InputError, Request, Result
+from ..requests.stargan2 import (
+    LatentStyle,
+    ReferenceStyle,
+    StarGANInterpolateRequest,
+    StarGANLatentRequest,
+    StarGANReferenceRequest,
+    Style,
+)
 from . import TaskContext, runner, to_uint8_image
 
 FAMILY = "stargan2"

@@ -30,10 +30,10 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..requests.base import InputError
+from ..inputs.panoptic import conditioning, panoptic_ids
 from ..io import instance_edges, load_image, load_instance_map, load_label_map, load_palette, resize_nearest
 from ..nets.panoptic import CONFIGS, build, build_discriminator, reparameterize
-from ..inputs.panoptic import conditioning, panoptic_ids
+from ..requests.base import InputError
 from ..tasks import to_uint8_image
 from . import losses as L
 from .common import (

@@ -444,7 +444,7 @@ def _scan_pickle(stream: Any, where: str) -> bool:
                 stack.extend([(depth, size)] * len(op.stack_after))
     except WeightsError:
         raise
-    except Exception:  # noqa: BLE001 - a malformed stream is torch.load's to report, in its words
+    except Exception:
         return False
     return True
 
