@@ -53,7 +53,6 @@ class EngineBridge(QObject):
         self._closed = False
         self.last_device = ""
         self.last_quality: Quality = "full"
-        self.delivered = 0
 
     def apply_settings(self, settings: Settings) -> None:
         """Device, precision and the live policy's timings and preview size from the preferences."""
@@ -127,7 +126,6 @@ class EngineBridge(QObject):
             return
         self.last_device = result.device
         self.last_quality = info[1]
-        self.delivered += 1
         self.resultReady.emit(info[0], result)
 
     @Slot(object)

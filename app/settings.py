@@ -211,9 +211,6 @@ class Settings:
         """Set one value; ValueError (nothing changed) when it is invalid."""
         self.values[key] = setting(key).validate(value)
 
-    def changed_keys(self, other: Settings) -> list[str]:
-        return [k for k in _BY_KEY if self.values.get(k) != other.values.get(k)]
-
     def copy(self) -> Settings:
         return Settings(path=self.path, values=dict(self.values), problems=list(self.problems))
 

@@ -80,10 +80,6 @@ class UndoStack:
     def undo_label(self) -> str:
         return self._undo[-1].label if self._undo else ""
 
-    @property
-    def redo_label(self) -> str:
-        return self._redo[-1].label if self._redo else ""
-
 
 class CallbackEdit:
     """An edit given as two functions (used for small state changes such as a pose reset)."""

@@ -95,11 +95,6 @@ def get_family(name: str) -> Family:
     return _REGISTRY[name]
 
 
-def all_families() -> list[Family]:
-    """Every family whose module imports."""
-    return [get_family(n) for n in FAMILY_MODULES]
-
-
 def resolve_config(family: Family, config: str | Mapping[str, Any]) -> dict[str, Any]:
     """A named config of the family, or an explicit constructor dict, as a plain dict."""
     if isinstance(config, str):

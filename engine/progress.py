@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Iterator
 from typing import TextIO, TypeVar
 
 T = TypeVar("T")
@@ -86,16 +85,3 @@ class ProgressBar:
     def close(self) -> None:
         self._render()
         end_line(self.stream)
-
-
-def track(items: Iterable[T], total: int | None = None, desc: str = "") -> Iterator[T]:
-    """Iterate with a progress bar."""
-    if total is None and hasattr(items, "__len__"):
-        total = len(items)  # type: ignore[arg-type]
-    bar = ProgressBar(total, desc)
-    try:
-        for item in items:
-            yield item
-            bar.update()
-    finally:
-        bar.close()

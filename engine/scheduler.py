@@ -156,8 +156,6 @@ class PreviewScheduler:
         self._running: tuple[int, Quality, CancelToken] | None = None
         self._drain: Future | None = None
         self._closed = False
-        self.delivered = 0
-        self.dropped = 0
 
     # ---------------------------------------------------------------- public
     @property
@@ -184,9 +182,7 @@ class PreviewScheduler:
             self._next_id += 1
             rid = self._next_id
             now = self.policy.clock()
-            if self._pending is not None:
-                self.dropped += 1
-            else:
+            if self._pending is None:
                 self._first_submit = now
             self._last_submit = now
             self._pending = (rid, request, quality)
@@ -205,8 +201,6 @@ class PreviewScheduler:
         with self._cond:
             self._next_id += 1
             self._floor_id = self._next_id  # nothing older may be delivered
-            if self._pending is not None:
-                self.dropped += 1
             self._pending = None
             if self._running is not None:
                 self._running[2].cancel()
@@ -315,12 +309,9 @@ class PreviewScheduler:
     def _deliver(self, rid: int, outcome: Result | Failure | None) -> None:
         cb = self.callbacks
         if outcome is None or not self.is_current(rid):
-            with self._cond:
-                self.dropped += 1
             return
         if isinstance(outcome, Result) and outcome.request_id != rid:
             outcome = Result(rid, outcome.image, outcome.aux, outcome.timings, outcome.device, outcome.notes)
-        self.delivered += 1
         if isinstance(outcome, Failure):
             if cb.on_failure is not None:
                 cb.on_failure(outcome)

@@ -487,14 +487,6 @@ def check_safetensors_header(path: Path) -> None:
                            f"{MAX_CHECKPOINT_BYTES / 1024**3:.0f} GiB limit")
 
 
-def read_any(path: Path) -> Any:
-    """safetensors by extension or magic, else a torch file read safely."""
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        return read_safetensors(path)
-    return read_torch_file(path)
-
-
 def split_subnets(flat: Mapping[str, torch.Tensor]) -> StateDicts:
     """``{"generator.a.b": t}`` -> ``{"generator": {"a.b": t}}``."""
     out: StateDicts = {}
