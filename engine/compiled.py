@@ -48,6 +48,10 @@ COMPILE_MODES: tuple[str, ...] = ("auto", "on", "off")
 # at the default model's 128² preview (~30 ms eager on 2 idle cores, run per pointer move of a
 # stroke), high enough that StarGAN v2's 64² decoder (~10 ms) stays eager.
 MIN_EAGER_S = 0.02
+# Stages that run once per input (an exemplar's keys, a source photo's encoder half) rather than
+# per edit compile only when slower than this: at preview sizes their compile (tens of seconds of
+# a core, beside the live previews) would take hundreds of new inputs to pay back.
+ONCE_MIN_EAGER_S = 0.1
 
 
 def compile_mode_from_env() -> CompileMode:
@@ -152,12 +156,14 @@ class _Job:
 class StageCompiler:
     """Eager until compiled: see the module docstring. Thread-safe; one compile at a time."""
 
-    def __init__(self, mode: CompileMode = "off", *, min_eager_s: float = MIN_EAGER_S, capacity: int = 16,
+    def __init__(self, mode: CompileMode = "off", *, min_eager_s: float = MIN_EAGER_S,
+                 once_min_eager_s: float = ONCE_MIN_EAGER_S, capacity: int = 16,
                  nice: int = 10, autostart: bool = False, backend: str = "inductor") -> None:
         self.mode: CompileMode = mode
         self.backend = backend  # tests use dynamo's "eager" backend: same scheduling, seconds not minutes
         self.autostart = autostart  # False: compilation waits for start()
         self.min_eager_s = min_eager_s
+        self.once_min_eager_s = once_min_eager_s
         self.capacity = capacity
         self.nice = nice
         self.records: list[CompileRecord] = []
@@ -171,8 +177,9 @@ class StageCompiler:
         self._idle = threading.Condition(self._lock)
 
     # ------------------------------------------------------------------ calling a stage
-    def __call__(self, module: nn.Module, method: str, *args: Any) -> Any:
-        """``getattr(module, method)(*args)``, through the compiled twin once it is ready."""
+    def __call__(self, module: nn.Module, method: str, *args: Any, once: bool = False) -> Any:
+        """``getattr(module, method)(*args)``, through the compiled twin once it is ready.
+        ``once``: the stage runs once per input, not per edit (``once_min_eager_s`` applies)."""
         fn = getattr(module, method)
         device_type = _first_device_type(args)
         if not compile_enabled(self.mode, torch.device(device_type)):
@@ -196,7 +203,7 @@ class StageCompiler:
             return entry[1](*args)
         t0 = time.perf_counter()
         out = fn(*args)
-        if wanted and time.perf_counter() - t0 >= self.min_eager_s:
+        if wanted and time.perf_counter() - t0 >= (self.once_min_eager_s if once else self.min_eager_s):
             self._submit(_Job(key, module, method, args, out, _mode_state(device_type), device_type))
         return out
 

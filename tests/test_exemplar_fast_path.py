@@ -109,3 +109,18 @@ def test_input_branch_is_a_compiled_stage(weights_dir: Path) -> None:
     assert store.compiler.calls["NoVGGCorrespondence.input_keys compiled"] == 1
     assert store.compiler.calls["CoCosNetGenerator.forward compiled"] == 1
     assert np.abs(again.image.astype(int) - first.image.astype(int)).max() <= 1
+
+
+def test_once_per_input_stages_compile_only_when_slow() -> None:
+    """An exemplar's keys run once per exemplar: at preview sizes they stay eager (their compile
+    would compete with the live previews), while per-edit stages of the same speed compile."""
+    compiler = StageCompiler("on", min_eager_s=0.0, once_min_eager_s=60.0, backend="eager")
+    conv = torch.nn.Conv2d(3, 3, 3).eval()
+    x = torch.randn(1, 3, 8, 8)
+    with torch.inference_mode():
+        compiler(conv, "forward", x, once=True)
+        assert compiler.wait(timeout=0) and not compiler.records  # nothing was queued
+        compiler(conv, "forward", x)
+        compiler.start()
+        assert compiler.wait(timeout=120)
+    assert [r.ok for r in compiler.records] == [True]

@@ -159,7 +159,7 @@ def translate(ctx: TaskContext, model: str, *, input_labels: np.ndarray | None =
                 gen = torch.Generator(device=device).manual_seed(seed)
                 phi = net_corr.exemplar_keys(ref_img, ref_sem, noise=gen).float()
             else:
-                phi = ctx.models.compiler(net_corr, "exemplar_keys", ref_img, ref_sem).float()
+                phi = ctx.models.compiler(net_corr, "exemplar_keys", ref_img, ref_sem, once=True).float()
         return ExemplarSide(ref_img=ref_img, phi=phi)
 
     ctx.progress("exemplar features", 0.1)
