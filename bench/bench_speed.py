@@ -8,7 +8,8 @@ every image (``torch.no_grad``), nothing cached or folded. *Ours* is the engine'
 (``engine.compiled``). Pre- and post-processing (resizing, one-hot encoding, uint8 conversion) are
 counted on our side only.
 
-Cases at 256², released-size configurations with random weights:
+Cases at 256², released-size configurations with random weights (and ``cocosnet_default_edit_128``:
+the default CoCosNet model's trained weights at its 128² live preview size, a label-map edit):
 
 * ``*_new_input``: every call brings a new source photo (StarGAN v2) / a new exemplar (CoCosNet), so
   no cache helps — the speed-up is the compiled code alone;
@@ -44,8 +45,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import count_flops, print_table, psnr, sgemm_gflops, write_results
-from engine.devices import (CPU_FLAGS_OF_INTEREST, cpu_flags, cpu_name, native_bf16,
-                            write_bf16_verdict)
+from engine.devices import CPU_FLAGS_OF_INTEREST, cpu_flags, cpu_name, native_bf16, write_bf16_verdict
 from engine.tasks import to_uint8_image
 
 SIZE = 256
@@ -62,6 +62,7 @@ class Case:
     flops: int
     compiler: Any
     first_call: Callable[[], float]  # seconds of the first (eager, compile-triggering) call
+    size: int = SIZE
 
 
 def loadavg() -> list[float]:
@@ -161,7 +162,11 @@ def stargan_cases(manifest: Any, config_name: str, rng: np.random.Generator) -> 
 
 
 # ---------------------------------------------------------------------------------- CoCosNet
-def cocosnet_cases(manifest: Any, config_name: str, rng: np.random.Generator) -> list[Case]:
+def cocosnet_cases(manifest: Any, config_name: str, rng: np.random.Generator, *, size: int = SIZE,
+                   model: str | None = None, label: str | None = None,
+                   whats: tuple[str, ...] = ("new_input", "edit")) -> list[Case]:
+    """Random weights of ``config_name`` at ``size``, or the registered ``model`` (its own config);
+    cases are named ``cocosnet_{label or config_name}_{what}[_{size}]``."""
     from engine.inputs.cocosnet import encode_for_config, encode_image
     from engine.nets.cocosnet import CONFIGS, build
     from engine.requests.base import FrozenArray
@@ -170,33 +175,37 @@ def cocosnet_cases(manifest: Any, config_name: str, rng: np.random.Generator) ->
     from engine.weights import build_and_load
 
     torch.manual_seed(0)
-    config = dict(CONFIGS[config_name])
+    if model is None:
+        config = dict(CONFIGS[config_name])
+        name = register_random(manifest, "cocosnet", config_name, build(config), config)
+    else:
+        config, name = dict(manifest.get(model).config), model
     nc = int(config["semantic_nc"])
-    name = register_random(manifest, "cocosnet", config_name, build(config), config)
     eager_nets = build_and_load(manifest.get(name), manifest)
     net_corr, net_g = eager_nets["netCorr"], eager_nets["netG"]
 
     def label_map(seed: int) -> np.ndarray:
         g = np.random.default_rng(seed)
-        coarse = g.integers(0, nc, (SIZE // 16, SIZE // 16))
+        coarse = g.integers(0, nc, (size // 16, size // 16))
         return np.kron(coarse, np.ones((16, 16), dtype=np.int64)).astype(np.int32)
 
     base_map = label_map(1)
 
     def edited_map(i: int) -> np.ndarray:
         m = base_map.copy()  # a brush stroke: one rectangle repainted with another class
-        y, x = (i * 37) % (SIZE - 48), (i * 53) % (SIZE - 48)
-        m[y:y + 48, x:x + 48] = (i * 7) % nc
+        side = 3 * size // 16
+        y, x = (i * 37) % (size - side), (i * 53) % (size - side)
+        m[y:y + side, x:x + side] = (i * 7) % nc
         return m
 
-    photos = [rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8) for _ in range(8)]
+    photos = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(8)]
     ex_map = label_map(2)
     exemplars = [(FrozenArray(p), FrozenArray(ex_map)) for p in photos]
 
     def tensors(labels: np.ndarray, photo: np.ndarray) -> tuple[torch.Tensor, ...]:
-        sem = encode_for_config("labels", nc, labels=labels, size=SIZE).unsqueeze(0)
-        ref_sem = encode_for_config("labels", nc, labels=ex_map, size=SIZE).unsqueeze(0)
-        return encode_image(photo, SIZE).unsqueeze(0), sem, ref_sem
+        sem = encode_for_config("labels", nc, labels=labels, size=size).unsqueeze(0)
+        ref_sem = encode_for_config("labels", nc, labels=ex_map, size=size).unsqueeze(0)
+        return encode_image(photo, size).unsqueeze(0), sem, ref_sem
 
     ref0, sem0, ref_sem0 = tensors(base_map, photos[0])
     flops = count_flops(lambda: net_g(sem0, net_corr(ref0, sem0, ref_sem0)["warp_out"]))
@@ -212,6 +221,8 @@ def cocosnet_cases(manifest: Any, config_name: str, rng: np.random.Generator) ->
     models = store(manifest)
     for what, map_of, ex_of in (("new_input", lambda i: base_map, lambda i: i % len(exemplars)),
                                 ("edit", edited_map, lambda i: 0)):
+        if what not in whats:
+            continue
         # a new exemplar per call must miss the exemplar cache: it holds fewer than the exemplars cycled
         cache = LRUCache(4 if what == "new_input" else 64)
 
@@ -219,7 +230,7 @@ def cocosnet_cases(manifest: Any, config_name: str, rng: np.random.Generator) ->
                  ex_of: Any = ex_of) -> np.ndarray:
             photo, exmap = exemplars[ex_of(i)]
             req = ExemplarRequest(model=name, input_map=FrozenArray(map_of(i)), exemplar=photo, exemplar_map=exmap,
-                                  canvas_size=(SIZE, SIZE), precision="float32", device="cpu")
+                                  canvas_size=(size, size), preview_size=size, precision="float32", device="cpu")
             return run(req, models, cache)
 
         def first(ours: Any = ours) -> float:
@@ -228,11 +239,25 @@ def cocosnet_cases(manifest: Any, config_name: str, rng: np.random.Generator) ->
             ours(7)
             return time.perf_counter() - t0
 
-        cases.append(Case(f"cocosnet_{config_name}_{what}", "cocosnet", config_name,
+        cases.append(Case(f"cocosnet_{label or config_name}_{what}" + (f"_{size}" if size != SIZE else ""),
+                          "cocosnet", config_name,
                           "new exemplar per call" if what == "new_input" else "label-map edit, same exemplar",
                           lambda i, map_of=map_of, ex_of=ex_of: eager(map_of(i), exemplars[ex_of(i)][0].array),
-                          ours, flops, models.compiler, first))
+                          ours, flops, models.compiler, first, size))
     return cases
+
+
+def default_cocosnet_live_case() -> list[Case]:
+    """What a brush stroke in the studio's Exemplar workspace costs: the default CoCosNet model
+    (trained weights from the project's manifest) at its live preview size, same exemplar."""
+    from engine.tasks.exemplar import resolve_model
+    from engine.weights import Manifest
+
+    manifest = Manifest()
+    model = resolve_model("")
+    size = int(manifest.get(model).config.get("size", SIZE))
+    return cocosnet_cases(manifest, manifest.get(model).config_name, np.random.default_rng(1), size=size,
+                          model=model, label="default", whats=("edit",))
 
 
 # ---------------------------------------------------------------------------------- measuring
@@ -271,7 +296,7 @@ def measure(case: Case, rounds: int) -> dict[str, Any]:
     sgemm_after = sgemm_gflops(n=1024, repeats=3)
     eager_med, ours_med = statistics.median(eager_s), statistics.median(ours_s)
     row = {
-        "case": case.name, "family": case.family, "config": case.config, "what": case.what, "size": SIZE,
+        "case": case.name, "family": case.family, "config": case.config, "what": case.what, "size": case.size,
         "eager_ms": eager_med * 1e3, "ours_ms": ours_med * 1e3, "speedup_vs_eager": eager_med / ours_med,
         "eager_ms_all": [round(v * 1e3, 1) for v in eager_s], "ours_ms_all": [round(v * 1e3, 1) for v in ours_s],
         "gflop": case.flops / 1e9, "eager_gflops_s": case.flops / eager_med / 1e9,
@@ -374,7 +399,8 @@ def main(argv: list[str] | None = None) -> int:
         manifest = Manifest(Path(tmp))
         builders: list[tuple[str, Callable[[], list[Case]]]] = [
             ("stargan2_afhq", lambda: stargan_cases(manifest, "afhq", rng)),
-            ("cocosnet_ade20k", lambda: cocosnet_cases(manifest, "ade20k", rng))]
+            ("cocosnet_ade20k", lambda: cocosnet_cases(manifest, "ade20k", rng)),
+            ("cocosnet_default", default_cocosnet_live_case)]
         if not args.quick:
             builders.insert(1, ("stargan2_celeba_hq", lambda: stargan_cases(manifest, "celeba_hq", rng)))
         for prefix, make in builders:

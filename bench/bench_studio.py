@@ -198,6 +198,7 @@ def live_latency(label: str, edits: int, *, settle_s: float, preview_size: int |
         stroke(0, 4)  # warm-up: model load, exemplar features, and (where enabled) compilation
         waited = _wait_compiled(win, compile_wait_s)
         probe.edits.clear()
+        probe.shown.clear()
         probe.gaps.clear()
         probe.beat.start()
         per_stroke = 10
@@ -236,7 +237,6 @@ def live_latency(label: str, edits: int, *, settle_s: float, preview_size: int |
         row = _live_row(label, "stargan: interpolation slider drag", probe, ok, waited, win)
         slider = [t for _, _, t in probe.shown]
         row["decoder_only_results"] = sum(1 for t in slider if "decode" in t and "encode" not in t and "masks" not in t)
-        row["results"] = len(slider)
         rows.append(row)
     finally:
         win.shutdown()  # a scripted session: no "save changes?"
@@ -265,7 +265,14 @@ def _live_row(label: str, what: str, probe: LiveProbe, settled: bool, compile_wa
             "gui_stall_max_ms": max(probe.gaps[1:]) * 1000 if len(probe.gaps) > 1 else None,
             "model": probe.ws.weights.model, "preview_size": win.settings.get("preview_size"),
             "compile_mode": compiler.mode, "compiled_stages": [r.stage for r in compiler.records if r.ok],
-            "compile_wait_s": round(compile_wait_s, 1), "first_result_in_time": settled}
+            "compile_wait_s": round(compile_wait_s, 1), "first_result_in_time": settled,
+            "results": len(probe.shown), "stage_p50_ms": stage_medians([t for _, _, t in probe.shown])}
+
+
+def stage_medians(timings: list[dict]) -> dict[str, float]:
+    """Median milliseconds per stage over the shown results (a stage absent from a result counts as 0)."""
+    stages = sorted({k for t in timings for k in t})
+    return {k: round(statistics.median(t.get(k, 0.0) for t in timings) * 1000, 1) for k in stages}
 
 
 def main(argv: list[str] | None = None) -> int:

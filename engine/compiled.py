@@ -5,10 +5,11 @@ A *stage* is a bound module method the tasks call per preview (StarGAN v2's ``en
 runs a stage eagerly until a compiled twin for the same input signature (shapes, strides, dtypes,
 grad / inference mode, autocast dtype) is ready, so the first preview is never slower than eager:
 compilation starts only after the request that needed it has its result (:meth:`StageCompiler.start`,
-called by the task runner). Compiling (``torch.compile`` with inductor freezing: oneDNN weight prepacking and
-conv + activation fusion, fused norm / modulation kernels) happens on one low-priority background thread, started
-only for stages whose eager run takes at least ``min_eager_s`` (small preview models are fast
-enough and gain little). A compiled twin whose output differs from the eager one is discarded.
+called by the task runner). Compiling (``torch.compile`` with inductor freezing: oneDNN weight
+prepacking and conv + activation fusion, fused norm / modulation kernels) happens on one
+low-priority background thread, started only for stages whose eager run takes at least
+``min_eager_s`` (:data:`MIN_EAGER_S`; the smallest stages gain too little to pay for the compile).
+A compiled twin whose output differs from the eager one is discarded.
 
 Inductor's kernel cache lives in the user cache folder (:func:`inductor_cache_dir`), so a later
 session skips the C++ compilation; the frozen graph itself is rebuilt each session (oneDNN-packed
@@ -27,9 +28,10 @@ import sys
 import threading
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Hashable, Literal, Mapping
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -42,6 +44,14 @@ MAX_FAILURES = 3
 # GIL switch interval while compiling (Python's default is 5 ms).
 COMPILE_SWITCH_INTERVAL_S = 0.0005
 COMPILE_MODES: tuple[str, ...] = ("auto", "on", "off")
+# A stage is compiled once its eager run takes this long: low enough for CoCosNet's input branch
+# at the default model's 128² preview (~30 ms eager on 2 idle cores, run per pointer move of a
+# stroke), high enough that StarGAN v2's 64² decoder (~10 ms) stays eager.
+MIN_EAGER_S = 0.02
+# Stages that run once per input (an exemplar's keys, a source photo's encoder half) rather than
+# per edit compile only when slower than this: at preview sizes their compile (tens of seconds of
+# a core, beside the live previews) would take hundreds of new inputs to pay back.
+ONCE_MIN_EAGER_S = 0.1
 
 
 def compile_mode_from_env() -> CompileMode:
@@ -146,12 +156,14 @@ class _Job:
 class StageCompiler:
     """Eager until compiled: see the module docstring. Thread-safe; one compile at a time."""
 
-    def __init__(self, mode: CompileMode = "off", *, min_eager_s: float = 0.1, capacity: int = 16,
+    def __init__(self, mode: CompileMode = "off", *, min_eager_s: float = MIN_EAGER_S,
+                 once_min_eager_s: float = ONCE_MIN_EAGER_S, capacity: int = 16,
                  nice: int = 10, autostart: bool = False, backend: str = "inductor") -> None:
         self.mode: CompileMode = mode
         self.backend = backend  # tests use dynamo's "eager" backend: same scheduling, seconds not minutes
         self.autostart = autostart  # False: compilation waits for start()
         self.min_eager_s = min_eager_s
+        self.once_min_eager_s = once_min_eager_s
         self.capacity = capacity
         self.nice = nice
         self.records: list[CompileRecord] = []
@@ -165,8 +177,9 @@ class StageCompiler:
         self._idle = threading.Condition(self._lock)
 
     # ------------------------------------------------------------------ calling a stage
-    def __call__(self, module: nn.Module, method: str, *args: Any) -> Any:
-        """``getattr(module, method)(*args)``, through the compiled twin once it is ready."""
+    def __call__(self, module: nn.Module, method: str, *args: Any, once: bool = False) -> Any:
+        """``getattr(module, method)(*args)``, through the compiled twin once it is ready.
+        ``once``: the stage runs once per input, not per edit (``once_min_eager_s`` applies)."""
         fn = getattr(module, method)
         device_type = _first_device_type(args)
         if not compile_enabled(self.mode, torch.device(device_type)):
@@ -190,7 +203,7 @@ class StageCompiler:
             return entry[1](*args)
         t0 = time.perf_counter()
         out = fn(*args)
-        if wanted and time.perf_counter() - t0 >= self.min_eager_s:
+        if wanted and time.perf_counter() - t0 >= (self.once_min_eager_s if once else self.min_eager_s):
             self._submit(_Job(key, module, method, args, out, _mode_state(device_type), device_type))
         return out
 

@@ -6,12 +6,17 @@ when a newer request superseded this one. Runners never touch Qt.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import itertools
+import math
+import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, Mapping
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -76,13 +81,68 @@ class CancelToken:
         return self._event.is_set()
 
 
-class LRUCache:
-    """A small thread-safe LRU (models, style codes, exemplar features)."""
+# Default budget of the per-session result cache (exemplar features, style codes, conditioning):
+# a few dozen exemplars at preview size, or a handful at 512² (up to ~144 MiB each).
+DEFAULT_CACHE_MIB = 512
 
-    def __init__(self, capacity: int) -> None:
+
+def default_cache_bytes() -> int:
+    """``I2I_CACHE_MB`` (MiB) when set to a non-negative number, else :data:`DEFAULT_CACHE_MIB`."""
+    try:
+        mib = float(os.environ.get("I2I_CACHE_MB", DEFAULT_CACHE_MIB))
+    except ValueError:
+        mib = DEFAULT_CACHE_MIB
+    return int((mib if math.isfinite(mib) and mib >= 0 else DEFAULT_CACHE_MIB) * 2**20)
+
+
+def held_bytes(value: Any) -> int:
+    """Bytes of the tensors and arrays ``value`` holds (through tuples, lists, dicts, dataclasses and
+    modules); a storage shared by several views counts once."""
+    seen: set[int] = set()
+
+    def walk(v: Any) -> int:
+        if isinstance(v, torch.Tensor):
+            storage = v.untyped_storage()
+            ptr = storage.data_ptr()
+            if ptr in seen or v.device.type == "meta":
+                return 0
+            seen.add(ptr)
+            return storage.nbytes()
+        if isinstance(v, np.ndarray):
+            key = v.__array_interface__["data"][0]
+            if key in seen:
+                return 0
+            seen.add(key)
+            return v.nbytes
+        if isinstance(v, nn.Module):
+            return sum(walk(t) for t in itertools.chain(v.parameters(), v.buffers()))
+        if isinstance(v, Mapping):
+            return sum(walk(x) for x in v.values())
+        if isinstance(v, (list, tuple)):
+            return sum(walk(x) for x in v)
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            return sum(walk(getattr(v, f.name)) for f in dataclasses.fields(v))
+        return 0
+
+    return walk(value)
+
+
+class LRUCache:
+    """A thread-safe least-recently-used cache (models, style codes, exemplar features), bounded by
+    the bytes of the tensors / arrays it holds (:func:`held_bytes`) and optionally by entry count.
+
+    ``max_bytes``: ``"default"`` = :func:`default_cache_bytes`, ``None`` = no byte bound (count
+    only). A value larger than the whole budget is returned but not stored. ``hits`` / ``misses``
+    count lookups.
+    """
+
+    def __init__(self, capacity: int | None = None, *,
+                 max_bytes: int | Literal["default"] | None = "default") -> None:
         self.capacity = capacity
-        self._data: OrderedDict[Hashable, Any] = OrderedDict()
+        self.max_bytes = default_cache_bytes() if max_bytes == "default" else max_bytes
+        self._data: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
         self._lock = threading.Lock()
+        self.bytes = 0
         self.hits = 0
         self.misses = 0
 
@@ -91,19 +151,32 @@ class LRUCache:
             if key in self._data:
                 self._data.move_to_end(key)
                 self.hits += 1
-                return self._data[key]
+                return self._data[key][0]
         value = make()
+        size = held_bytes(value) if self.max_bytes is not None else 0
         with self._lock:
             self.misses += 1
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.capacity:
-                self._data.popitem(last=False)
+            if self.max_bytes is not None and size > self.max_bytes:
+                return value  # would evict everything and still not fit
+            old = self._data.pop(key, None)  # another thread made it meanwhile
+            if old is not None:
+                self.bytes -= old[1]
+            self._data[key] = (value, size)
+            self.bytes += size
+            while self._data and ((self.capacity is not None and len(self._data) > self.capacity)
+                                  or (self.max_bytes is not None and self.bytes > self.max_bytes)):
+                _, (_, evicted) = self._data.popitem(last=False)
+                self.bytes -= evicted
         return value
+
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._data
 
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
+            self.bytes = 0
 
     def __len__(self) -> int:
         return len(self._data)
@@ -121,7 +194,8 @@ class ModelStore:
     compiler: StageCompiler = field(init=False)
 
     def __post_init__(self) -> None:
-        self._cache = LRUCache(self.capacity)
+        # Bounded by count only: the model a request needs must stay loaded whatever its size.
+        self._cache = LRUCache(self.capacity, max_bytes=None)
         self.compiler = StageCompiler(self.compile)
 
     def catalog(self) -> Manifest:
@@ -176,7 +250,7 @@ class TaskContext:
     def note(self, message: str) -> None:
         self.notes.append(message)
 
-    def timed(self, stage: str) -> "_Timer":
+    def timed(self, stage: str) -> _Timer:
         return _Timer(self, stage)
 
     def result(self, image: np.ndarray, aux: Mapping[str, np.ndarray] | None = None) -> Result:
@@ -188,7 +262,7 @@ class _Timer:
     def __init__(self, ctx: TaskContext, stage: str) -> None:
         self.ctx, self.stage = ctx, stage
 
-    def __enter__(self) -> "_Timer":
+    def __enter__(self) -> _Timer:
         self.ctx.check()
         self.t0 = time.perf_counter()
         return self

@@ -2,26 +2,37 @@
 warped exemplar (``aux["warped_exemplar"]``) so the GUI can show the correspondence.
 
 :func:`translate` is the shared pipeline that the editing and makeup tasks reuse. The exemplar's
-correspondence keys (netCorr's exemplar branch, about half of the network) are cached in
-``ctx.cache`` by content digest, so moving a slider or editing the input map does not recompute them.
+correspondence keys (netCorr's exemplar branch, about half of the network) and its encoded image are
+cached in ``ctx.cache`` by content digest (not by seed), so moving a slider, pressing Vary or editing
+the input map does not recompute them.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ..requests.base import FrozenArray, InputError, Result, WeightsError
-from ..requests.cocosnet import ExemplarRequest
+from ..devices import autocast_dtype, precision_context
 from ..inputs.cocosnet import encode_for_config, encode_image, needs_exemplar_semantics
-from ..devices import precision_context
 from ..nets.cocosnet import prepare_for_inference, preview_grid
+from ..requests.base import FrozenArray, InputError, Result
+from ..requests.cocosnet import ExemplarRequest
 from . import TaskContext, runner, to_uint8_image
 
 FAMILY = "cocosnet"
+
+
+@dataclass(frozen=True)
+class ExemplarSide:
+    """What depends only on the exemplar, cached per exemplar: its encoded image (the warp's values)
+    and netCorr's φ keys."""
+
+    ref_img: torch.Tensor
+    phi: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -109,34 +120,43 @@ def translate(ctx: TaskContext, model: str, *, input_labels: np.ndarray | None =
         prepare_for_inference(nets)  # idempotent on the cached modules
     net_corr, net_g = nets["netCorr"], nets["netG"]
 
+    needs_ref_sem = needs_exemplar_semantics(config)
+    ex_labels, ex_kp = _array(exemplar_labels), _array(exemplar_keypoints)
+    if needs_ref_sem and ex_labels is None and ex_kp is None:
+        what = "pose keypoints" if kind == "pose" else "semantic map"
+        raise InputError(f"this CoCosNet model ({entry.config_name}) needs the exemplar's {what} "
+                         f"(--exemplar-map)")
     with ctx.timed("encode"):
         sem = encode_for_config(kind, nc, labels=input_labels, keypoints=input_keypoints, photo=input_photo,
                                 size=size, canvas_size=canvas_size).unsqueeze(0).to(device)
+
+    # Keyed by what the exemplar side depends on: the weights, the exemplar (and its own semantics
+    # where the model reads them), size, device and compute dtype; the seed only where it draws the
+    # noise that stands in for the exemplar's semantics.
+    key = ("cocosnet-exemplar", model, entry.sha256, _digest(exemplar),
+           _digest(exemplar_labels) if needs_ref_sem else None,
+           _digest(exemplar_keypoints) if needs_ref_sem else None,
+           size, str(device), str(autocast_dtype(device, precision)),
+           seed if config.get("noise_for_mask") else None)
+
+    def exemplar_side() -> ExemplarSide:
         ref_img = encode_image(ex_photo, size).unsqueeze(0).to(device)
-        needs_ref_sem = needs_exemplar_semantics(config)
-        ex_labels, ex_kp = _array(exemplar_labels), _array(exemplar_keypoints)
-        if needs_ref_sem and ex_labels is None and ex_kp is None:
-            what = "pose keypoints" if kind == "pose" else "semantic map"
-            raise InputError(f"this CoCosNet model ({entry.config_name}) needs the exemplar's {what} "
-                             f"(--exemplar-map)")
-
-    key = ("cocosnet-exemplar-keys", model, entry.sha256, _digest(exemplar), _digest(exemplar_labels),
-           _digest(exemplar_keypoints), size, precision, str(device), seed)
-
-    def exemplar_keys() -> torch.Tensor:
         ref_sem = None
-        if needs_ref_sem:  # the exemplar's own semantics are encoded only on a cache miss
+        if needs_ref_sem:
             ref_sem = encode_for_config(kind, nc, labels=ex_labels, keypoints=ex_kp, photo=ex_photo, size=size,
                                         canvas_size=(ex_photo.shape[1], ex_photo.shape[0])).unsqueeze(0).to(device)
         with precision_context(device, precision):
             if config.get("noise_for_mask"):
                 gen = torch.Generator(device=device).manual_seed(seed)
-                return net_corr.exemplar_keys(ref_img, ref_sem, noise=gen).float()
-            return ctx.models.compiler(net_corr, "exemplar_keys", ref_img, ref_sem).float()
+                phi = net_corr.exemplar_keys(ref_img, ref_sem, noise=gen).float()
+            else:
+                phi = ctx.models.compiler(net_corr, "exemplar_keys", ref_img, ref_sem, once=True).float()
+        return ExemplarSide(ref_img=ref_img, phi=phi)
 
     ctx.progress("exemplar features", 0.1)
     with ctx.timed("exemplar"):
-        phi = ctx.cache.get_or_create(key, exemplar_keys)
+        side = ctx.cache.get_or_create(key, exemplar_side)
+    ref_img, phi = side.ref_img, side.phi
     ctx.progress("correspondence", 0.4)
     with ctx.timed("correspondence"), precision_context(device, precision):
         theta = ctx.models.compiler(net_corr, "input_keys", sem)

@@ -109,7 +109,9 @@ def _style_code(request: PanopticRequest, ctx: TaskContext, nets: Mapping[str, t
         with ctx.timed("encoder"):
             return nets["netE"]((img / 127.5 - 1).to(ctx.device))
 
-    mu, logvar = ctx.cache.get_or_create(("panoptic-style", name, request.style_image.digest), encode)
+    # netE runs on the job's device under its precision: both change μ and log σ²
+    key = ("panoptic-style", name, request.style_image.digest, str(ctx.device), request.precision)
+    mu, logvar = ctx.cache.get_or_create(key, encode)
     return reparameterize(mu.float().cpu(), logvar.float().cpu(), gen).to(ctx.device)
 
 

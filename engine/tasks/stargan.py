@@ -121,7 +121,7 @@ def _source_features(ctx: TaskContext, model: _Model, source: FrozenArray | None
                 masks = model.nets["fan"].get_heatmap(x)
             ctx.progress("face masks", 0.3)
         with ctx.timed("encode"):
-            h, cache = ctx.models.compiler(model.nets["generator"], "encode_source", x, masks)
+            h, cache = ctx.models.compiler(model.nets["generator"], "encode_source", x, masks, once=True)
         return h, cache, masks
 
     return ctx.cache.get_or_create(_key(ctx, model, precision, "source", source.digest, size), make)
