@@ -42,6 +42,17 @@ class SchedulerCallbacks:
     on_idle: Callable[[], None] | None = None
 
 
+@dataclass
+class _Job:
+    """The running job; ``deliver_as`` is the newest request id its result answers (a later
+    submit of an equal request adopts the job instead of starting it again)."""
+
+    rid: int
+    request: Request
+    quality: Quality
+    token: CancelToken
+    deliver_as: int
+
 
 def preview_size_for(request: Request, wanted: int, manifest: Manifest | None = None) -> int | None:
     """``wanted`` (pixels of the longer side) fitted to the preview grid of the model that runs
@@ -71,7 +82,9 @@ class LivePolicy:
       unserved one, so a continuous stroke still refreshes. Fast models start at once.
     * Latest wins: a new request cancels the running job, except that a preview arriving while a
       preview runs lets it finish (a continuous drag then refreshes at the model's own pace
-      instead of never finishing a frame); the newest pending request replaces older ones.
+      instead of never finishing a frame); the newest pending request replaces older ones. A
+      request equal to the running one (a release whose full size is the drag's size) adopts
+      the running job rather than cancelling and recomputing it.
     * Sizes: a preview (drag) runs at ``preview_size``, shrunk when previews take longer than
       ``preview_target_s`` (time grows with pixel count, so by the square root) and fitted to the
       model; a full request (release) runs at the model's full size.
@@ -153,9 +166,10 @@ class PreviewScheduler:
         self._floor_id = 0  # results of older requests were superseded: never delivered
         self._pending: tuple[int, Request, Quality] | None = None
         self._first_submit = self._last_submit = 0.0
-        self._running: tuple[int, Quality, CancelToken] | None = None
+        self._running: _Job | None = None
         self._drain: Future | None = None
         self._closed = False
+        self.dropped = 0  # requests that never reached a callback (superseded, cancelled)
 
     # ---------------------------------------------------------------- public
     @property
@@ -184,13 +198,21 @@ class PreviewScheduler:
             now = self.policy.clock()
             if self._pending is None:
                 self._first_submit = now
+            else:
+                self.dropped += 1
             self._last_submit = now
-            self._pending = (rid, request, quality)
             running = self._running
-            if running is None or self.policy.cancels_running(quality, running[1]):
+            if running is not None and not running.token.cancelled and running.request == request:
+                # The job already computes exactly this: its result answers the new id.
+                running.deliver_as = rid
+                self._floor_id = rid
+                self._pending = None
+                return rid
+            self._pending = (rid, request, quality)
+            if running is None or self.policy.cancels_running(quality, running.quality):
                 self._floor_id = rid
                 if running is not None:
-                    running[2].cancel()
+                    running.token.cancel()
             self._cond.notify_all()
             if self._drain is None or self._drain.done():
                 self._drain = self._executor.submit(self._drain_loop)
@@ -201,9 +223,11 @@ class PreviewScheduler:
         with self._cond:
             self._next_id += 1
             self._floor_id = self._next_id  # nothing older may be delivered
+            if self._pending is not None:
+                self.dropped += 1
             self._pending = None
             if self._running is not None:
-                self._running[2].cancel()
+                self._running.token.cancel()
             self._cond.notify_all()
 
     def close(self, timeout: float = 10.0) -> bool:
@@ -252,7 +276,7 @@ class PreviewScheduler:
                 self._drain = None
                 return None
             item, self._pending = self._pending, None
-            self._running = (item[0], item[2], CancelToken())
+            self._running = _Job(item[0], item[1], item[2], CancelToken(), item[0])
             return item
 
     def _drain_loop(self) -> None:
@@ -268,7 +292,10 @@ class PreviewScheduler:
     def _run_one(self, rid: int, request: Request, quality: Quality) -> None:
         try:
             outcome = self._compute(rid, request, quality)
-            self._deliver(rid, outcome)
+            with self._cond:
+                assert self._running is not None
+                deliver_as = self._running.deliver_as
+            self._deliver(deliver_as, outcome)
         finally:
             # Cleared only after delivery, so wait_idle() returning means callbacks have run.
             with self._cond:
@@ -278,12 +305,13 @@ class PreviewScheduler:
     def _compute(self, rid: int, request: Request, quality: Quality) -> Result | Failure | None:
         running = self._running
         assert running is not None
-        token = running[2]
+        token = running.token
         cb = self.callbacks
 
         def progress(stage: str, fraction: float) -> None:
-            if cb.on_progress is not None and self.is_current(rid):
-                cb.on_progress(rid, stage, fraction)
+            current = running.deliver_as  # the id an adopting request gave the job
+            if cb.on_progress is not None and self.is_current(current):
+                cb.on_progress(current, stage, fraction)
 
         t0 = time.perf_counter()
         try:
@@ -309,6 +337,8 @@ class PreviewScheduler:
     def _deliver(self, rid: int, outcome: Result | Failure | None) -> None:
         cb = self.callbacks
         if outcome is None or not self.is_current(rid):
+            with self._cond:
+                self.dropped += 1
             return
         if isinstance(outcome, Result) and outcome.request_id != rid:
             outcome = Result(rid, outcome.image, outcome.aux, outcome.timings, outcome.device, outcome.notes)

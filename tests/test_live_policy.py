@@ -155,6 +155,39 @@ def test_previews_during_a_running_preview_wait_and_the_newest_runs_next():
     assert seen.values == [1, 3]  # the running frame still shows: a drag keeps refreshing
 
 
+def test_a_release_equal_to_the_running_preview_adopts_it_instead_of_recomputing():
+    """Preview and full size coincide for small models: the release's request equals the running
+    drag frame, so that frame answers the release (one run, delivered under the newest id)."""
+    run, ids = BlockingRun(block=(1,)), []
+    s = PreviewScheduler(SchedulerCallbacks(on_result=lambda r: ids.append(r.request_id)), run_fn=run)
+    try:
+        first = s.submit(Job(value=1), "preview")
+        assert run.entered.wait(10)
+        release = s.submit(Job(value=1), "full")  # equal request: adopted, not cancelled
+        assert not s.is_current(first) and s.is_current(release)
+        run.gate.set()
+        assert s.wait_idle(10)
+    finally:
+        assert s.close()
+    assert run.ran == [1]
+    assert ids == [release]
+
+
+def test_a_release_that_differs_from_the_running_preview_cancels_it():
+    run, seen = BlockingRun(block=(1,)), Delivered()
+    s = PreviewScheduler(seen.callbacks(), run_fn=run)
+    try:
+        s.submit(Job(value=1), "preview")
+        assert run.entered.wait(10)
+        s.submit(Job(value=2), "full")
+        run.gate.set()
+        assert s.wait_idle(10)
+    finally:
+        assert s.close()
+    assert run.ran == [1, 2]
+    assert seen.values == [2]
+
+
 def test_cancel_stops_the_running_job_and_drops_the_pending_one():
     run, seen = BlockingRun(block=(1,)), Delivered()
     s = PreviewScheduler(seen.callbacks(), run_fn=run)
