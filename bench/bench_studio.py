@@ -149,7 +149,7 @@ def released_models(weights_dir: Path) -> dict[str, str]:
 
 
 def live_latency(label: str, edits: int, *, settle_s: float, preview_size: int | None,
-                 compile_wait_s: float) -> list[dict]:
+                 compile_wait_s: float, threads: int = 2) -> list[dict]:
     """Drive the real window: strokes on the exemplar map, the StarGAN v2 interpolation slider."""
     from PySide6.QtCore import QPoint, Qt
     from PySide6.QtTest import QTest
@@ -162,7 +162,7 @@ def live_latency(label: str, edits: int, *, settle_s: float, preview_size: int |
         # one window per workspace: the scheduler's debounce follows its rolling mean job time,
         # which would otherwise carry over from the previous workspace's model
         settings = Settings.defaults()
-        settings.set("threads", 2)
+        settings.set("threads", threads)
         if preview_size is not None:
             settings.set("preview_size", preview_size)
         win = MainWindow(settings, restore="no", autosave=False)
@@ -195,7 +195,10 @@ def live_latency(label: str, edits: int, *, settle_s: float, preview_size: int |
             probe.edit(lambda: QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=pts[-1]), 1 / 60)
             probe.settle(settle_s)
 
-        stroke(0, 4)  # warm-up: model load, exemplar features, and (where enabled) compilation
+        # warm-up: model load, exemplar features, and (where enabled) the compile, which a stage
+        # asks for after a few slow eager calls
+        stroke(0, 10)
+        stroke(0, 10)
         waited = _wait_compiled(win, compile_wait_s)
         probe.edits.clear()
         probe.shown.clear()
@@ -226,7 +229,7 @@ def live_latency(label: str, edits: int, *, settle_s: float, preview_size: int |
             probe.edit(lambda: ws.alpha.setSliderDown(False), 1 / 60)
             probe.settle(settle_s)
 
-        drag([40, 45, 50])  # warm-up at the preview size
+        drag([40, 45, 50, 55, 60, 65, 70, 75])  # warm-up at the preview size
         waited = _wait_compiled(win, compile_wait_s)
         probe.edits.clear()
         probe.gaps.clear()
@@ -248,7 +251,7 @@ def _wait_compiled(win, timeout_s: float) -> float:
     """Let background compilation (I2I_COMPILE) finish before measuring the steady state."""
     from PySide6.QtWidgets import QApplication
 
-    compiler = win.bridge.scheduler.models.compiler
+    compiler = win.bridge.session.scheduler.models.compiler
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < timeout_s and not compiler.wait(0):
         QApplication.processEvents()
@@ -258,7 +261,7 @@ def _wait_compiled(win, timeout_s: float) -> float:
 
 def _live_row(label: str, what: str, probe: LiveProbe, settled: bool, compile_wait_s: float, win) -> dict:
     lat = [v * 1000 for v in probe.latencies()]
-    compiler = win.bridge.scheduler.models.compiler
+    compiler = win.bridge.session.scheduler.models.compiler
     return {"case": f"{label}: {what}", "edits": len(probe.edits), "shown_edits": len(lat),
             "p50_ms": percentile(lat, 50) if lat else None, "p95_ms": percentile(lat, 95) if lat else None,
             "max_ms": max(lat) if lat else None,
@@ -284,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--live-only", action="store_true", help="only the live edit → image latency part")
     ap.add_argument("--released", action="store_true",
                     help="also released-size random-weight models at 256² (slow: seconds per image on a CPU)")
+    ap.add_argument("--threads", type=int, default=2, help="the engine's threads (the studio's Threads setting)")
     ap.add_argument("--compile-wait", type=float, default=600,
                     help="seconds to let background compilation finish before measuring (I2I_COMPILE)")
     args = ap.parse_args(argv)
@@ -297,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.devices import CPU_FLAGS_OF_INTEREST, cpu_flags, cpu_name
 
     live += live_latency("default models", args.edits, settle_s=120, preview_size=None,
-                         compile_wait_s=args.compile_wait)
+                         compile_wait_s=args.compile_wait, threads=args.threads)
     if args.released:
         import tempfile
 
@@ -307,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 released_models(Path(tmp))
                 live += live_latency("released size 256², random weights", max(10, args.edits // 2), settle_s=600,
-                                     preview_size=256, compile_wait_s=args.compile_wait)
+                                     preview_size=256, compile_wait_s=args.compile_wait, threads=args.threads)
             finally:
                 if old is None:
                     os.environ.pop("I2I_WEIGHTS_DIR", None)
@@ -316,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(live, ["case", "edits", "shown_edits", "p50_ms", "p95_ms", "max_ms", "gui_stall_max_ms",
                        "preview_size", "compile_mode"])
     meta = {"cpu": cpu_name(), "cpu_flags": [f for f in CPU_FLAGS_OF_INTEREST if f in cpu_flags()],
-            "loadavg": list(os.getloadavg()), "live": live}
+            "loadavg": list(os.getloadavg()), "engine_threads": args.threads, "live": live}
     if args.live_only:
         out = write_results("studio_live", meta)
         print(f"wrote {out}")

@@ -24,6 +24,7 @@ import functools
 import os
 import queue
 import shutil
+import statistics
 import sys
 import threading
 import time
@@ -46,8 +47,12 @@ COMPILE_SWITCH_INTERVAL_S = 0.0005
 COMPILE_MODES: tuple[str, ...] = ("auto", "on", "off")
 # A stage is compiled once its eager run takes this long: low enough for CoCosNet's input branch
 # at the default model's 128² preview (~30 ms eager on 2 idle cores, run per pointer move of a
-# stroke), high enough that StarGAN v2's 64² decoder (~10 ms) stays eager.
-MIN_EAGER_S = 0.02
+# stroke), high enough that StarGAN v2's 64² decoder (10-20 ms while the GUI paints) stays eager:
+# in the studio its compiled twin measured 43-130 ms (bench/bench_studio.py), slower than eager.
+MIN_EAGER_S = 0.025
+# ... judged by the median of this many eager calls: one call slowed by a busy moment (the GUI
+# painting a stroke, another process) must not start a compile that then competes with the drag.
+EAGER_TRIAL_CALLS = 3
 # Stages that run once per input (an exemplar's keys, a source photo's encoder half) rather than
 # per edit compile only when slower than this: at preview sizes their compile (tens of seconds of
 # a core, beside the live previews) would take hundreds of new inputs to pay back.
@@ -153,6 +158,9 @@ class _Job:
     device_type: str
 
 
+# Calls over which a compiled twin must not be slower than eager (the median), or it is dropped.
+TWIN_TRIAL_CALLS = 3
+
 class StageCompiler:
     """Eager until compiled: see the module docstring. Thread-safe; one compile at a time."""
 
@@ -169,6 +177,9 @@ class StageCompiler:
         self.records: list[CompileRecord] = []
         self.calls: Counter[str] = Counter()  # "Stage.method compiled|eager" -> calls (benchmarks)
         self._ready: OrderedDict[Hashable, tuple[nn.Module, Callable[..., Any]]] = OrderedDict()
+        self._eager_s: dict[Hashable, float] = {}  # the eager time of the call that asked for a twin
+        self._twin_s: dict[Hashable, list[float]] = {}  # the twin's first times where it runs
+        self._eager_trials: dict[Hashable, list[float]] = {}  # eager times before a twin is asked for
         self._failed: set[Hashable] = set()
         self._queued: set[Hashable] = set()
         self._jobs: queue.Queue[_Job] = queue.Queue()
@@ -199,13 +210,45 @@ class StageCompiler:
                       and len(self._failed) < MAX_FAILURES)
         stage = f"{type(module).__name__}.{method}"
         self.calls[f"{stage} {'compiled' if entry is not None else 'eager'}"] += 1
-        if entry is not None:
-            return entry[1](*args)
         t0 = time.perf_counter()
+        if entry is not None:
+            out = entry[1](*args)
+            self._judge_twin(key, stage, time.perf_counter() - t0)
+            return out
         out = fn(*args)
-        if wanted and time.perf_counter() - t0 >= (self.once_min_eager_s if once else self.min_eager_s):
-            self._submit(_Job(key, module, method, args, out, _mode_state(device_type), device_type))
+        if wanted:
+            threshold = self.once_min_eager_s if once else self.min_eager_s
+            with self._lock:
+                trials = self._eager_trials.setdefault(key, [])
+                trials.append(time.perf_counter() - t0)
+                del trials[:-EAGER_TRIAL_CALLS]
+                enough = once or threshold <= 0 or len(trials) >= EAGER_TRIAL_CALLS
+                eager_s = statistics.median(trials)
+                if enough and eager_s >= threshold:
+                    self._eager_s[key] = eager_s
+                    del self._eager_trials[key]
+                else:
+                    enough = False
+            if enough:
+                self._submit(_Job(key, module, method, args, out, _mode_state(device_type), device_type))
         return out
+
+    def _judge_twin(self, key: Hashable, stage: str, seconds: float) -> None:
+        """Keep a compiled twin only where it pays where it runs: a twin whose median over its first
+        :data:`TWIN_TRIAL_CALLS` calls is slower than the eager call it replaces goes back to eager
+        (a compile's speed depends on the machine, its load and the threads it was built for)."""
+        with self._lock:
+            eager_s = self._eager_s.get(key)
+            times = self._twin_s.setdefault(key, [])
+            if eager_s is None or len(times) >= TWIN_TRIAL_CALLS:
+                return
+            times.append(seconds)
+            if len(times) < TWIN_TRIAL_CALLS or statistics.median(times) <= eager_s:
+                return
+            self._ready.pop(key, None)
+            self._failed.add(key)
+        self.records.append(CompileRecord(stage, 0.0, False, f"compiled {statistics.median(times) * 1000:.1f} ms "
+                                                             f"> eager {eager_s * 1000:.1f} ms; staying eager"))
 
     def is_compiled(self, module: nn.Module, method: str, *args: Any) -> bool:
         """True when a call with these arguments (in the current grad / autocast mode) runs compiled."""
@@ -232,6 +275,9 @@ class StageCompiler:
         with self._lock:
             self._ready.clear()
             self._failed.clear()
+            self._eager_s.clear()
+            self._twin_s.clear()
+            self._eager_trials.clear()
 
     # ------------------------------------------------------------------ background thread
     def start(self) -> None:

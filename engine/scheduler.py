@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import math
+import statistics
 import threading
 import time
 import traceback
@@ -77,16 +78,16 @@ def preview_size_for(request: Request, wanted: int, manifest: Manifest | None = 
 class LivePolicy:
     """Every rule of live previews, once (napari's slicer / krita's LiveScheduler).
 
-    * Adaptive debounce: when the rolling mean job time exceeds ``slow_threshold_s``, a job starts
-      ``grace_s`` after the newest edit, but never later than ``max_wait_s`` after the oldest
-      unserved one, so a continuous stroke still refreshes. Fast models start at once.
+    * Adaptive debounce: when the median of the recent job times exceeds ``slow_threshold_s``, a
+      job starts ``grace_s`` after the newest edit, but never later than ``max_wait_s`` after the
+      oldest unserved one, so a continuous stroke still refreshes. Fast models start at once.
     * Latest wins: a new request cancels the running job, except that a preview arriving while a
       preview runs lets it finish (a continuous drag then refreshes at the model's own pace
       instead of never finishing a frame); the newest pending request replaces older ones. A
       request equal to the running one (a release whose full size is the drag's size) adopts
       the running job rather than cancelling and recomputing it.
-    * Sizes: a preview (drag) runs at ``preview_size``, shrunk when previews take longer than
-      ``preview_target_s`` (time grows with pixel count, so by the square root) and fitted to the
+    * Sizes: a preview (drag) runs at ``preview_size``, shrunk when previews typically (median)
+      take longer than ``preview_target_s`` (time grows with pixel count, so by the square root) and fitted to the
       model; a full request (release) runs at the model's full size.
 
     ``clock`` is injectable so the timing rules are tested without sleeping.
@@ -102,18 +103,20 @@ class LivePolicy:
     _preview_durations: deque[float] = field(default_factory=lambda: deque(maxlen=6), repr=False)
 
     def record(self, seconds: float, quality: Quality = "full") -> None:
-        """A finished job's generation time."""
+        """A finished job's generation time (model loading excluded: it happens once)."""
         self._durations.append(seconds)
         if quality == "preview":
             self._preview_durations.append(seconds)
 
     @property
-    def mean_duration(self) -> float:
-        return sum(self._durations) / len(self._durations) if self._durations else 0.0
+    def typical_duration(self) -> float:
+        """The median of the recent job times: one slow warm-up job (first run, a stage still
+        compiling) must not switch the debounce on or shrink previews for the jobs after it."""
+        return statistics.median(self._durations) if self._durations else 0.0
 
     @property
     def slow(self) -> bool:
-        return self.mean_duration > self.slow_threshold_s
+        return self.typical_duration > self.slow_threshold_s
 
     def start_delay(self, first_submit: float, last_submit: float) -> float:
         """Seconds still to wait before starting the pending job (0: start now); ``first_submit``
@@ -124,17 +127,38 @@ class LivePolicy:
         return max(0.0, start_at - self.clock())
 
     @staticmethod
-    def cancels_running(new: Quality, running: Quality) -> bool:
-        """Whether submitting a ``new`` request stops the job that runs at ``running`` quality."""
-        return not (new == "preview" and running == "preview")
+    def reduced_size(request: Request, manifest: Manifest | None = None) -> int | None:
+        """The side ``request`` runs at when below its model's full size; None at the full size."""
+        if request.preview_size is None:
+            return None
+        full = preview_size_for(request, 1 << 30, manifest)  # the model's native size
+        return None if full is None or request.preview_size >= full else request.preview_size
+
+    def same_work(self, a: Request, b: Request) -> bool:
+        """Whether ``a`` and ``b`` compute the same image (a preview at the full size is the release)."""
+        if a == b:
+            return True
+        if dataclasses.replace(a, preview_size=None) != dataclasses.replace(b, preview_size=None):
+            return False
+        return self.reduced_size(a) == self.reduced_size(b)
+
+    def cancels_running(self, new: Request, new_quality: Quality, running: Request, running_quality: Quality) -> bool:
+        """Whether submitting ``new`` stops the running job. A running preview finishes when ``new``
+        is another preview (a drag then refreshes at the model's own pace instead of never finishing
+        a frame) or a release at the preview's own size (that frame is as sharp as the release's and
+        partly done: showing it first is sooner). A full render, or a reduced-size preview under a
+        release, is cancelled."""
+        if running_quality != "preview":
+            return True
+        return new_quality != "preview" and self.reduced_size(new) != self.reduced_size(running)
 
     def wanted_preview_size(self) -> int:
         """The drag-time working size before fitting it to a model."""
         size = int(self.preview_size)
         if self._preview_durations:
-            mean = sum(self._preview_durations) / len(self._preview_durations)
-            if mean > self.preview_target_s:
-                size = max(1, int(size * math.sqrt(self.preview_target_s / mean)))
+            typical = statistics.median(self._preview_durations)
+            if typical > self.preview_target_s:
+                size = max(1, int(size * math.sqrt(self.preview_target_s / typical)))
         return size
 
     def sized(self, request: Request, quality: Quality, manifest: Manifest | None = None) -> Request:
@@ -173,8 +197,8 @@ class PreviewScheduler:
 
     # ---------------------------------------------------------------- public
     @property
-    def mean_duration(self) -> float:
-        return self.policy.mean_duration
+    def typical_duration(self) -> float:
+        return self.policy.typical_duration
 
     @property
     def busy(self) -> bool:
@@ -202,14 +226,14 @@ class PreviewScheduler:
                 self.dropped += 1
             self._last_submit = now
             running = self._running
-            if running is not None and not running.token.cancelled and running.request == request:
+            if running is not None and not running.token.cancelled and self.policy.same_work(request, running.request):
                 # The job already computes exactly this: its result answers the new id.
                 running.deliver_as = rid
                 self._floor_id = rid
                 self._pending = None
                 return rid
             self._pending = (rid, request, quality)
-            if running is None or self.policy.cancels_running(quality, running.quality):
+            if running is None or self.policy.cancels_running(request, quality, running.request, running.quality):
                 self._floor_id = rid
                 if running is not None:
                     running.token.cancel()
@@ -325,7 +349,7 @@ class PreviewScheduler:
                 return self._run_fn(request, ctx)
 
             outcome = run_with_oom_fallback(job, pick_device(request.device), notes.append)
-            self.policy.record(time.perf_counter() - t0, quality)
+            self.policy.record(time.perf_counter() - t0 - outcome.timings.get("load", 0.0), quality)
             return outcome
         except Cancelled:
             return None

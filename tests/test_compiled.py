@@ -3,13 +3,21 @@ start(), on its own thread, and then serves the compiled twin with the same outp
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.compiled import StageCompiler, compile_enabled, compile_mode_from_env, cxx_compiler
+from engine.compiled import (
+    EAGER_TRIAL_CALLS,
+    TWIN_TRIAL_CALLS,
+    StageCompiler,
+    compile_enabled,
+    compile_mode_from_env,
+    cxx_compiler,
+)
 from engine.tasks import ModelStore
 
 
@@ -125,3 +133,57 @@ def test_a_twin_that_disagrees_with_eager_is_discarded():
     assert "differs from eager" in compiler.records[-1].message
     with torch.inference_mode():
         assert torch.equal(compiler(module, "forward", x), x)  # still eager
+
+
+def test_a_twin_slower_than_eager_where_it_runs_goes_back_to_eager():
+    class Quick(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * 2
+
+    compiler = StageCompiler("on", min_eager_s=0.0, backend="eager")
+    x = torch.ones(1, 3, 4, 4)
+    module = Quick()
+    with torch.inference_mode():
+        compiler(module, "forward", x)
+    compiler.start()
+    assert compiler.wait(timeout=120)
+    with torch.inference_mode():
+        assert compiler.is_compiled(module, "forward", x)
+    key = next(iter(compiler._ready))
+    twin = compiler._ready[key][1]
+
+    def slow_twin(*args):  # as a twin built for the wrong machine or thread count would be
+        time.sleep(0.05)
+        return twin(*args)
+
+    compiler._ready[key] = (module, slow_twin)
+    with torch.inference_mode():
+        for _ in range(TWIN_TRIAL_CALLS):
+            assert torch.equal(compiler(module, "forward", x), x * 2)
+        assert not compiler.is_compiled(module, "forward", x)
+    assert "staying eager" in compiler.records[-1].message
+    with torch.inference_mode():
+        assert torch.equal(compiler(module, "forward", x), x * 2)  # eager from now on
+    assert compiler.calls["Quick.forward compiled"] == TWIN_TRIAL_CALLS
+
+
+def test_one_slow_eager_call_does_not_ask_for_a_compile_but_a_slow_median_does():
+    class Paced(nn.Module):
+        delay = 0.0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            time.sleep(self.delay)
+            return x + 1
+
+    compiler = StageCompiler("on", min_eager_s=0.03, backend="eager")
+    module, x = Paced(), torch.zeros(1, 3, 4, 4)
+    with torch.inference_mode():
+        for delay in (0.05, 0.0, 0.0):  # one busy moment among quick calls
+            module.delay = delay
+            compiler(module, "forward", x)
+    assert compiler._jobs.empty()
+    module.delay = 0.05
+    with torch.inference_mode():
+        for _ in range(EAGER_TRIAL_CALLS):
+            compiler(module, "forward", x)
+    assert not compiler._jobs.empty()  # asked for once the median of its recent calls is slow

@@ -94,11 +94,22 @@ def test_max_wait_bounds_the_delay_under_continuous_edits():
     assert all(d == 0.0 for d in delays[4:])  # from 0.5 s on the job starts despite new edits
 
 
-def test_only_a_preview_over_a_running_preview_lets_it_finish():
-    assert not LivePolicy.cancels_running("preview", "preview")
-    assert LivePolicy.cancels_running("full", "preview")
-    assert LivePolicy.cancels_running("preview", "full")
-    assert LivePolicy.cancels_running("full", "full")
+def test_one_slow_warm_up_job_neither_debounces_nor_shrinks_the_jobs_after_it():
+    policy = LivePolicy(clock=FakeClock(), preview_size=128, preview_target_s=0.15)
+    policy.record(0.9, "preview")  # the first run: caches cold, a stage still compiling
+    for _ in range(2):
+        policy.record(0.08, "preview")
+    assert not policy.slow and policy.start_delay(0.0, 0.0) == 0.0
+    assert policy.wanted_preview_size() == 128
+
+
+def test_a_running_preview_finishes_under_a_preview_or_a_same_size_release():
+    policy, small, native = LivePolicy(), Job(value=1, preview_size=64), Job(value=1)
+    assert not policy.cancels_running(small, "preview", small, "preview")
+    assert not policy.cancels_running(native, "full", native, "preview")  # same working size
+    assert policy.cancels_running(native, "full", small, "preview")  # the release is sharper
+    assert policy.cancels_running(small, "preview", native, "full")
+    assert policy.cancels_running(native, "full", native, "full")
 
 
 def test_drag_gets_the_reduced_fitted_size_and_release_the_full_size(weights_dir):
@@ -110,8 +121,10 @@ def test_drag_gets_the_reduced_fitted_size_and_release_the_full_size(weights_dir
     m.save()
     policy = LivePolicy(preview_size=128, preview_target_s=0.15)
     request = ExemplarRequest(seed=3)
-    assert policy.sized(request, "preview").preview_size == 128
+    preview = policy.sized(request, "preview")
+    assert preview.preview_size == 128
     assert policy.sized(request, "full") == request  # release: full quality, nothing changed
+    assert policy.same_work(preview, request)  # at the native size the preview is the release's image
     for _ in range(6):
         policy.record(0.6, "preview")  # 4× too slow: half the side, a quarter of the pixels
     assert policy.wanted_preview_size() == 64
@@ -173,11 +186,26 @@ def test_a_release_equal_to_the_running_preview_adopts_it_instead_of_recomputing
     assert ids == [release]
 
 
-def test_a_release_that_differs_from_the_running_preview_cancels_it():
+def test_a_release_at_the_preview_size_shows_the_running_frame_then_renders():
     run, seen = BlockingRun(block=(1,)), Delivered()
     s = PreviewScheduler(seen.callbacks(), run_fn=run)
     try:
         s.submit(Job(value=1), "preview")
+        assert run.entered.wait(10)
+        s.submit(Job(value=2), "full")  # newer content at the same size: the frame finishes first
+        run.gate.set()
+        assert s.wait_idle(10)
+    finally:
+        assert s.close()
+    assert run.ran == [1, 2]
+    assert seen.values == [1, 2]
+
+
+def test_a_release_over_a_reduced_preview_cancels_it():
+    run, seen = BlockingRun(block=(1,)), Delivered()
+    s = PreviewScheduler(seen.callbacks(), run_fn=run)
+    try:
+        s.submit(Job(value=1, preview_size=64), "preview")
         assert run.entered.wait(10)
         s.submit(Job(value=2), "full")
         run.gate.set()
