@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 
 from ..io import cache_root
-from ..metrics.evaluate import SPLITS, evaluate, format_table, json_safe, no_samples_message, split_sizes
+from ..metrics.eval_set import SPLITS, no_samples_message, split_sizes
+from ..metrics.evaluate import evaluate, format_table, json_safe
 from ..metrics.features import BACKBONES, backbone_path, build_features, fetch_mobilenet_v2
 from ..metrics.segmenter import SEGMENTER_FAMILY, save_segmenter, train_segmenter
 from ..weights import Manifest, register_file, weights_dir

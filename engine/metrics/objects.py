@@ -20,6 +20,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .eval_set import load_eval_set
+
 WHITE_TOLERANCE = 40  # a pixel belongs to the object when some channel is this far below white
 MIN_PART = 0.01       # mask components smaller than this fraction of the image are specks
 
@@ -149,8 +151,6 @@ def untrained_outputs(config: dict, cases: Sequence[Any], *, seed: int, device: 
 
 def centroid_classifier(features: Any, data: Any, split: str, per_class: int, seed: int) -> tuple[NearestCentroid, int]:
     """Centroids of at most ``per_class`` real photos per class of ``data/split``; (classifier, N)."""
-    from .evaluate import load_eval_set
-
     ref = load_eval_set(data, split)
     rng = np.random.default_rng(seed)
     by_class: dict[str, list[np.ndarray]] = {}
