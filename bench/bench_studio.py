@@ -58,6 +58,16 @@ def percentile(values: list[float], q: float) -> float:
     return v[min(len(v) - 1, max(0, math.ceil(q / 100 * len(v)) - 1))]
 
 
+def run_event_loop(seconds: float) -> None:
+    """Run the GUI thread's event loop for ``seconds`` as the application would: asleep until an
+    event or timer arrives (a polling loop would take a core from the engine it measures)."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    QTimer.singleShot(max(0, round(seconds * 1000)), loop.quit)
+    loop.exec()
+
+
 class LiveProbe:
     """Edit → image-shown latencies and GUI-thread stalls while a workspace is driven."""
 
@@ -83,25 +93,18 @@ class LiveProbe:
         self.shown.append((time.perf_counter(), result.request_id, dict(result.timings)))
 
     def edit(self, fn, pace_s: float) -> None:
-        from PySide6.QtWidgets import QApplication
-
         self.edits.append((time.perf_counter(), self.window.bridge.latest_id))
         fn()
-        deadline = time.perf_counter() + pace_s
-        while time.perf_counter() < deadline:
-            QApplication.processEvents()
-            time.sleep(0.001)
+        run_event_loop(pace_s)
 
     def settle(self, timeout_s: float) -> bool:
-        from PySide6.QtWidgets import QApplication
-
         deadline = time.perf_counter() + timeout_s
         while time.perf_counter() < deadline:
-            QApplication.processEvents()
+            run_event_loop(0.01)
             if not self.window.bridge.busy and not self.ws.awaiting:
                 return True
-            time.sleep(0.002)
         return False
+
 
     def latencies(self) -> list[float]:
         return edit_latencies(self.edits, [(ts, rid) for ts, rid, _ in self.shown])

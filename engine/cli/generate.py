@@ -311,9 +311,9 @@ def pick_model(config: str | None, model: str) -> str:
     return (default or found)[0].name
 
 
-def read_semantics(path: str, config_name: str,
-                   model: str) -> tuple[np.ndarray | None, np.ndarray | None, tuple[int, int] | None]:
-    """(label map, keypoints, canvas size) from a PNG label/parsing map or an OpenPose JSON."""
+def read_semantics(path: str, model: str) -> tuple[np.ndarray | None, np.ndarray | None, tuple[int, int] | None]:
+    """(label map, keypoints, canvas size) from a PNG label/parsing map (decoded with the model's
+    palette, as the studio paints it) or an OpenPose JSON."""
     entry = current_manifest().get(model)
     kind = entry.config.get("input_kind", "labels")
     if kind == "pose" and not path.lower().endswith(".json"):
@@ -327,12 +327,11 @@ def read_semantics(path: str, config_name: str,
 
 def _cmd_cocosnet(args: argparse.Namespace) -> int:
     model = pick_model(args.config, args.model)
-    config_name = Manifest().get(model).config_name
-    labels, kp, canvas = read_semantics(args.input, config_name, model)
+    labels, kp, canvas = read_semantics(args.input, model)
     exemplar = load_image(args.exemplar)
     ex_labels = ex_kp = None
     if args.exemplar_map:
-        ex_labels, ex_kp, _ = read_semantics(args.exemplar_map, config_name, model)
+        ex_labels, ex_kp, _ = read_semantics(args.exemplar_map, model)
     request = ExemplarRequest(
         model=model, seed=args.seed, preview_size=args.preview_size, device=args.device, precision=args.precision,
         input_map=FrozenArray(labels) if labels is not None else None,
@@ -385,9 +384,8 @@ def _register_cocosnet(groups: CliGroups) -> None:
 
 def _cmd_edit(args: argparse.Namespace) -> int:
     model = pick_model(args.config, args.model)
-    config_name = Manifest().get(model).config_name
-    original, _, _ = read_semantics(args.map, config_name, model)
-    edited, _, _ = read_semantics(args.edited_map, config_name, model)
+    original, _, _ = read_semantics(args.map, model)
+    edited, _, _ = read_semantics(args.edited_map, model)
     request = EditRequest(model=model, seed=args.seed, preview_size=args.preview_size, device=args.device,
                           precision=args.precision, photo=FrozenArray(load_image(args.photo)),
                           original_map=FrozenArray(original), edited_map=FrozenArray(edited),
@@ -416,7 +414,6 @@ def _register_edit(groups: CliGroups) -> None:
 
 def _cmd_makeup(args: argparse.Namespace) -> int:
     model = pick_model(args.config, args.model)
-    config_name = Manifest().get(model).config_name
     regions: tuple[MakeupRegion, ...] = tuple(r.strip() for r in args.regions.split(",") if r.strip())  # type: ignore[misc]
     bad = [r for r in regions if r not in REGION_PARTS]
     if bad:
@@ -425,7 +422,7 @@ def _cmd_makeup(args: argparse.Namespace) -> int:
 
     def parsing(map_path: str | None, photo: np.ndarray) -> np.ndarray:
         if map_path:
-            return read_semantics(map_path, config_name, model)[0]
+            return read_semantics(map_path, model)[0]
         # no map given: face parts from 68 landmarks (dlib, optional extra)
         return parsing_from_landmarks68(face_landmarks_from_photo(photo), photo.shape[:2])
 
