@@ -41,8 +41,8 @@ from .limits import (
     PROJECT_TEXT_MAX_CHARS,
     PROJECT_TOTAL_MAX_BYTES,
     json_depth_exceeds,
+    reject_json_constant,
 )
-from .limits import _reject_constant as reject_json_constant
 from .nets.edgegan import class_names
 from .nets.stargan2 import domain_names
 from .requests import *  # noqa: F403 - the request/result types are this door's vocabulary

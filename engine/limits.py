@@ -106,7 +106,7 @@ def json_depth_exceeds(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
-def _reject_constant(token: str) -> float:
+def reject_json_constant(token: str) -> float:
     raise ValueError(f"{token} is not a number JSON allows")
 
 
@@ -138,7 +138,7 @@ def parse_json(text: str, source: str, what: str = "JSON") -> Any:
     if json_depth_exceeds(text):
         raise InputError(f"{source} nests arrays/objects deeper than {MAX_JSON_DEPTH} levels")
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=reject_json_constant)
     except json.JSONDecodeError as exc:
         raise InputError(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except (ValueError, RecursionError) as exc:
