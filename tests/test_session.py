@@ -7,17 +7,9 @@ import pytest
 
 import engine.weights as weights
 from engine.api import ExemplarRequest, Session, WeightsError
-from engine.families import get_family
-from engine.weights import Manifest, WeightsEntry, current_manifest
+from engine.weights import current_manifest
 
-
-def register(name: str, family: str, config_name: str, default: bool = False, **overrides) -> None:
-    config = {**get_family(family).configs[config_name], **overrides}
-    m = Manifest()
-    m.add(WeightsEntry(name=name, family=family, config_name=config_name, config=config, file=f"{name}.safetensors",
-                       bytes=0, sha256="", provenance={"kind": "trained-here", "command": "test"},
-                       extra={"default": True} if default else {}))
-    m.save()
+from .test_preview_sizes import register_config
 
 
 @pytest.fixture
@@ -28,7 +20,7 @@ def session():
 
 
 def test_manifest_is_read_once_and_again_only_when_the_file_changes(weights_dir, session, monkeypatch):
-    register("coco", "cocosnet", "small_ade20k", default=True)
+    register_config("cocosnet", "small_ade20k", "coco", default=True)
     reads = []
     original = weights.load_json
     monkeypatch.setattr(weights, "load_json", lambda *a, **k: (reads.append(a[0]), original(*a, **k))[1])
@@ -37,7 +29,7 @@ def test_manifest_is_read_once_and_again_only_when_the_file_changes(weights_dir,
         session.default_model("cocosnet")
         session.palette("cocosnet", "coco")
     assert len(reads) == 1
-    register("coco2", "cocosnet", "small_ade20k")
+    register_config("cocosnet", "small_ade20k", "coco2")
     reads.clear()  # (registering read the file itself)
     path = weights_dir / "manifest.json"
     st = path.stat()
@@ -51,18 +43,18 @@ def test_manifest_is_read_once_and_again_only_when_the_file_changes(weights_dir,
 def test_default_model_is_one_rule_with_one_error(weights_dir, session):
     with pytest.raises(WeightsError, match="no cocosnet weights are registered.*i2i weights import"):
         session.default_model("cocosnet")
-    register("b_first", "cocosnet", "small_ade20k")
+    register_config("cocosnet", "small_ade20k", "b_first")
     assert session.default_model("cocosnet") == "b_first"  # no flag: the first entry
-    register("a_flagged", "cocosnet", "small_ade20k", default=True)
+    register_config("cocosnet", "small_ade20k", "a_flagged", default=True)
     assert session.default_model("cocosnet") == "a_flagged"  # the flagged one wins
     assert session.default_model("cocosnet", "b_first") == "b_first"  # an explicit name is kept
     assert [e.name for e in session.models("cocosnet")] == ["a_flagged", "b_first"]
 
 
 def test_palette_follows_the_model_not_the_config_name(weights_dir, session):
-    register("scenes16", "cocosnet", "small_ade20k", semantic_nc=16)  # config named after ADE20k, 16 classes
-    register("ade", "cocosnet", "small_ade20k", semantic_nc=151)
-    register("faces", "cocosnet", "small_celebahqedge")
+    register_config("cocosnet", "small_ade20k", "scenes16", semantic_nc=16)  # config named after ADE20k, 16 classes
+    register_config("cocosnet", "small_ade20k", "ade", semantic_nc=151)
+    register_config("cocosnet", "small_celebahqedge", "faces")
     assert session.palette("cocosnet", "scenes16").name.startswith("scenes")
     assert session.palette("cocosnet", "ade").name.startswith("ade20k")
     assert session.palette("cocosnet", "faces").name.startswith("celebamask_hq")
