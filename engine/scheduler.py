@@ -45,11 +45,12 @@ class SchedulerCallbacks:
 
 @dataclass
 class _Job:
-    """The running job; ``deliver_as`` is the newest request id its result answers (a later
-    submit of an equal request adopts the job instead of starting it again)."""
+    """The running job: ``work`` is its request as the image it computes (:meth:`LivePolicy.work`);
+    ``deliver_as`` is the newest request id its result answers (a later submit of the same work
+    adopts the job instead of starting it again)."""
 
     rid: int
-    request: Request
+    work: Request
     quality: Quality
     token: CancelToken
     deliver_as: int
@@ -134,23 +135,26 @@ class LivePolicy:
         full = preview_size_for(request, 1 << 30, manifest)  # the model's native size
         return None if full is None or request.preview_size >= full else request.preview_size
 
-    def same_work(self, a: Request, b: Request) -> bool:
-        """Whether ``a`` and ``b`` compute the same image (a preview at the full size is the release)."""
-        if a == b:
-            return True
-        if dataclasses.replace(a, preview_size=None) != dataclasses.replace(b, preview_size=None):
-            return False
-        return self.reduced_size(a) == self.reduced_size(b)
+    def work(self, request: Request, manifest: Manifest | None = None) -> Request:
+        """``request`` as the image it computes: ``preview_size`` None where it is the model's full
+        size (a preview at the native size computes the release's image). Equal work, equal image."""
+        size = self.reduced_size(request, manifest)
+        return request if size == request.preview_size else dataclasses.replace(request, preview_size=size)
 
-    def cancels_running(self, new: Request, new_quality: Quality, running: Request, running_quality: Quality) -> bool:
-        """Whether submitting ``new`` stops the running job. A running preview finishes when ``new``
-        is another preview (a drag then refreshes at the model's own pace instead of never finishing
-        a frame) or a release at the preview's own size (that frame is as sharp as the release's and
-        partly done: showing it first is sooner). A full render, or a reduced-size preview under a
-        release, is cancelled."""
+    def same_work(self, a: Request, b: Request) -> bool:
+        """Whether ``a`` and ``b`` compute the same image."""
+        return self.work(a) == self.work(b)
+
+    @staticmethod
+    def cancels_running(new: Request, new_quality: Quality, running: Request, running_quality: Quality) -> bool:
+        """Whether submitting ``new`` stops the running job (both as :meth:`work` gives them). A
+        running preview finishes when ``new`` is another preview (a drag then refreshes at the
+        model's own pace instead of never finishing a frame) or a release at the preview's own size
+        (that frame is as sharp as the release's and partly done: showing it first is sooner). A
+        full render, or a reduced-size preview under a release, is cancelled."""
         if running_quality != "preview":
             return True
-        return new_quality != "preview" and self.reduced_size(new) != self.reduced_size(running)
+        return new_quality != "preview" and new.preview_size != running.preview_size
 
     def wanted_preview_size(self) -> int:
         """The drag-time working size before fitting it to a model."""
@@ -188,7 +192,7 @@ class PreviewScheduler:
         self._cond = threading.Condition()
         self._next_id = 0
         self._floor_id = 0  # results of older requests were superseded: never delivered
-        self._pending: tuple[int, Request, Quality] | None = None
+        self._pending: tuple[int, Request, Quality, Request] | None = None  # id, request, quality, work
         self._first_submit = self._last_submit = 0.0
         self._running: _Job | None = None
         self._drain: Future | None = None
@@ -214,6 +218,7 @@ class PreviewScheduler:
     def submit(self, request: Request, quality: Quality = "full") -> int:
         """Schedule ``request``; returns its id. It replaces the pending request and, unless the
         policy lets a running preview finish, cancels the running one."""
+        work = self.policy.work(request)  # outside the lock: it may look up the model's sizes
         with self._cond:
             if self._closed:
                 raise RuntimeError("scheduler is closed")
@@ -226,14 +231,14 @@ class PreviewScheduler:
                 self.dropped += 1
             self._last_submit = now
             running = self._running
-            if running is not None and not running.token.cancelled and self.policy.same_work(request, running.request):
+            if running is not None and not running.token.cancelled and running.work == work:
                 # The job already computes exactly this: its result answers the new id.
                 running.deliver_as = rid
                 self._floor_id = rid
                 self._pending = None
                 return rid
-            self._pending = (rid, request, quality)
-            if running is None or self.policy.cancels_running(request, quality, running.request, running.quality):
+            self._pending = (rid, request, quality, work)
+            if running is None or self.policy.cancels_running(work, quality, running.work, running.quality):
                 self._floor_id = rid
                 if running is not None:
                     running.token.cancel()
@@ -299,9 +304,9 @@ class PreviewScheduler:
                 # (e.g. during on_idle) starts a new drain instead of leaving its request pending.
                 self._drain = None
                 return None
-            item, self._pending = self._pending, None
-            self._running = _Job(item[0], item[1], item[2], CancelToken(), item[0])
-            return item
+            (rid, request, quality, work), self._pending = self._pending, None
+            self._running = _Job(rid, work, quality, CancelToken(), rid)
+            return rid, request, quality
 
     def _drain_loop(self) -> None:
         while True:
