@@ -247,8 +247,8 @@ class StageCompiler:
                 return
             self._ready.pop(key, None)
             self._failed.add(key)
-        self.records.append(CompileRecord(stage, 0.0, False, f"compiled {statistics.median(times) * 1000:.1f} ms "
-                                                             f"> eager {eager_s * 1000:.1f} ms; staying eager"))
+            self.records.append(CompileRecord(stage, 0.0, False, f"compiled {statistics.median(times) * 1000:.1f} "
+                                                                 f"ms > eager {eager_s * 1000:.1f} ms; staying eager"))
 
     def is_compiled(self, module: nn.Module, method: str, *args: Any) -> bool:
         """True when a call with these arguments (in the current grad / autocast mode) runs compiled."""
