@@ -95,6 +95,46 @@ def test_generator_split_equals_forward_and_domain_selection() -> None:
     assert torch.equal(nets["discriminator"](x, y), logits_all[torch.arange(3), y])
 
 
+@pytest.mark.parametrize("config", ["tiny", "tiny_hpf"])
+def test_folded_resampling_matches_the_official_op_order(config: str) -> None:
+    """prepare_for_inference rewrites conv+pool and upsample+conv as strided (transposed) convs: the
+    same outputs for every sub-network, to float rounding, with the state dict untouched."""
+    torch.manual_seed(0)
+    cfg = sg.CONFIGS[config]
+    reference = sg.build(cfg)
+    for m in reference.values():
+        m.eval()
+    folded = sg.build(cfg)
+    for k, m in folded.items():
+        m.load_state_dict(reference[k].state_dict())
+        for p in m.parameters():
+            if p.dim() == 1:  # official init leaves biases at zero: make them count
+                p.data.add_(0.05 * torch.randn_like(p))
+        reference[k].load_state_dict(m.state_dict())
+    keys_before = {k: list(m.state_dict()) for k, m in folded.items()}
+    sg.prepare_for_inference(folded)
+    sg.prepare_for_inference(folded)  # idempotent
+    assert {k: list(m.state_dict()) for k, m in folded.items()} == keys_before
+    blocks = [m for m in folded["generator"].modules() if isinstance(m, (sg.ResBlk, sg.AdainResBlk))]
+    assert any(getattr(b, "conv1_pooled", None) is not None for b in blocks)
+    assert any(getattr(b, "conv1_upsampled", None) is not None for b in blocks)
+    size = cfg["img_size"]
+    x = torch.randn(2, 3, size, size)
+    y = torch.tensor([1, 0])
+    with torch.no_grad():
+        s = reference["mapping_network"](torch.randn(2, cfg["latent_dim"]), y)
+        masks = None
+        if "fan" in reference:
+            masks = reference["fan"].get_heatmap(x)
+        want = reference["generator"](x, s, masks)
+        got = folded["generator"](x, s, masks)
+        assert (want - got).abs().max() < 1e-4 * want.abs().max()
+        assert not torch.equal(want, got)  # a different op order ran: not the official path by accident
+        for sub in ("style_encoder", "discriminator"):
+            a, b = reference[sub](x, y), folded[sub](x, y)
+            assert (a - b).abs().max() < 1e-4 * (a.abs().max() + 1e-6), sub
+
+
 def test_generator_high_pass_path_uses_masks() -> None:
     torch.manual_seed(0)
     g = sg.Generator(img_size=64, style_dim=8, max_conv_dim=16, w_hpf=1, base_dim=8).eval()

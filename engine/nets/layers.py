@@ -69,6 +69,27 @@ def maybe_spectral(module: nn.Module, use: bool) -> nn.Module:
     return spectral_norm(module) if use else module
 
 
+# Exact rewrites of "resample, then convolve" for inference (same maths, fewer multiply-adds).
+# 3×3 conv then 2×2 average pool == 4×4 stride-2 conv: 16 taps per output pixel instead of 4·9.
+_POOLED_TAPS = torch.tensor([[1.0, 0, 0], [1, 1, 0], [0, 1, 1], [0, 0, 1]]) / 2
+# Nearest 2× upsample then 3×3 conv == 4×4 stride-2 transposed conv: 4 taps per output pixel, not 9.
+_UPSAMPLED_TAPS = torch.tensor([[0.0, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0]])
+
+
+def pooled_conv_weight(weight: torch.Tensor) -> torch.Tensor:
+    """(O, I, 3, 3) weight of ``avg_pool2d(conv2d(x, w, padding=1), 2)`` -> (O, I, 4, 4) weight of
+    ``conv2d(x, w4, stride=2, padding=1)``."""
+    taps = _POOLED_TAPS.to(weight)
+    return torch.einsum("pk,oikl,ql->oipq", taps, weight, taps)
+
+
+def upsampled_conv_weight(weight: torch.Tensor) -> torch.Tensor:
+    """(O, I, 3, 3) weight of ``conv2d(interpolate(x, 2, "nearest"), w, padding=1)`` -> (I, O, 4, 4)
+    weight of ``conv_transpose2d(x, wt, stride=2, padding=1)``."""
+    taps = _UPSAMPLED_TAPS.to(weight)
+    return torch.einsum("pk,oikl,ql->iopq", taps, weight, taps)
+
+
 class SPADE(nn.Module):
     """Spatially-adaptive de-normalisation: norm(x)·(1 + γ(cond)) + β(cond).
 

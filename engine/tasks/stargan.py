@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from ..devices import autocast_dtype, precision_context
-from ..nets.stargan2 import domain_names, network_args, preview_grid
+from ..nets.stargan2 import domain_names, network_args, prepare_for_inference, preview_grid
 from ..requests.base import FrozenArray, InputError, Request, Result
 from ..requests.stargan2 import (
     LatentStyle,
@@ -58,6 +58,7 @@ def _load(request: Request, ctx: TaskContext) -> _Model:
         raise InputError(f"model {name!r} is a {entry.family} model, not StarGAN v2")
     with ctx.timed("load"):
         nets = ctx.models.get(name, ctx.device)
+        prepare_for_inference(nets)  # idempotent on the cached modules
     return _Model(name, nets, network_args(entry.config), domain_names(entry.config))
 
 
