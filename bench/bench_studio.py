@@ -24,6 +24,7 @@ import os
 import statistics
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -77,6 +78,7 @@ class LiveProbe:
         self.window, self.ws = window, workspace
         self.edits: list[tuple[float, int]] = []  # (time of the edit, newest request id before it)
         self.shown: list[tuple[float, int, dict]] = []
+        self.shown_sides: list[int] = []  # the longer side of each shown image (drag previews may be smaller)
         self.gaps: list[float] = []
         self._last = time.perf_counter()
         workspace.resultShown.connect(self._on_shown)
@@ -91,6 +93,7 @@ class LiveProbe:
 
     def _on_shown(self, result) -> None:
         self.shown.append((time.perf_counter(), result.request_id, dict(result.timings)))
+        self.shown_sides.append(int(max(result.image.shape[:2])))
 
     def edit(self, fn, pace_s: float) -> None:
         self.edits.append((time.perf_counter(), self.window.bridge.latest_id))
@@ -198,13 +201,12 @@ def live_latency(label: str, edits: int, *, settle_s: float, preview_size: int |
             probe.edit(lambda: QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=pts[-1]), 1 / 60)
             probe.settle(settle_s)
 
-        # warm-up: model load, exemplar features, and (where enabled) the compile, which a stage
-        # asks for after a few slow eager calls
-        stroke(0, 10)
-        stroke(0, 10)
-        waited = _wait_compiled(win, compile_wait_s)
+        # warm-up: model load, exemplar features, the drag size the live policy settles on and
+        # (where enabled) the compile of each stage at that size, asked for after a few slow eager calls
+        waited = _warm_up(win, lambda: (stroke(0, 10), stroke(0, 10)), compile_wait_s)
         probe.edits.clear()
         probe.shown.clear()
+        probe.shown_sides.clear()
         probe.gaps.clear()
         probe.beat.start()
         per_stroke = 10
@@ -232,11 +234,11 @@ def live_latency(label: str, edits: int, *, settle_s: float, preview_size: int |
             probe.edit(lambda: ws.alpha.setSliderDown(False), 1 / 60)
             probe.settle(settle_s)
 
-        drag([40, 45, 50, 55, 60, 65, 70, 75])  # warm-up at the preview size
-        waited = _wait_compiled(win, compile_wait_s)
+        waited = _warm_up(win, lambda: drag([40, 45, 50, 55, 60, 65, 70, 75]), compile_wait_s)
         probe.edits.clear()
         probe.gaps.clear()
         probe.shown.clear()
+        probe.shown_sides.clear()
         probe.beat.start()
         drag([(5 + 3 * i) % 100 for i in range(edits)])
         probe.beat.stop()
@@ -248,6 +250,20 @@ def live_latency(label: str, edits: int, *, settle_s: float, preview_size: int |
         win.shutdown()  # a scripted session: no "save changes?"
         win.close()
     return rows
+
+
+def _warm_up(win, edit, compile_wait_s: float, rounds: int = 4) -> float:
+    """Repeat ``edit`` until a round starts no new compile (the drag size has settled and its stages
+    are compiled), at most ``rounds`` times; returns the seconds spent waiting for compiles."""
+    compiler = win.bridge.session.scheduler.models.compiler
+    waited = 0.0
+    for _ in range(rounds):
+        before = len(compiler.records)
+        edit()
+        waited += _wait_compiled(win, compile_wait_s)
+        if len(compiler.records) == before:
+            break
+    return waited
 
 
 def _wait_compiled(win, timeout_s: float) -> float:
@@ -272,7 +288,8 @@ def _live_row(label: str, what: str, probe: LiveProbe, settled: bool, compile_wa
             "model": probe.ws.weights.model, "preview_size": win.settings.get("preview_size"),
             "compile_mode": compiler.mode, "compiled_stages": [r.stage for r in compiler.records if r.ok],
             "compile_wait_s": round(compile_wait_s, 1), "first_result_in_time": settled,
-            "results": len(probe.shown), "stage_p50_ms": stage_medians([t for _, _, t in probe.shown])}
+            "results": len(probe.shown), "result_sides": dict(sorted(Counter(probe.shown_sides).items())),
+            "stage_p50_ms": stage_medians([t for _, _, t in probe.shown])}
 
 
 def stage_medians(timings: list[dict]) -> dict[str, float]:

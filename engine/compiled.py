@@ -45,6 +45,11 @@ MAX_FAILURES = 3
 # GIL switch interval while compiling (Python's default is 5 ms).
 COMPILE_SWITCH_INTERVAL_S = 0.0005
 COMPILE_MODES: tuple[str, ...] = ("auto", "on", "off")
+# Live stages (eager under this) compile with inductor's cpp_wrapper: the whole graph is one C++
+# call instead of one Python-level call per kernel, each of which gives the GIL away and must win
+# it back from the GUI thread (so the studio's compiled StarGAN v2 decoder ran slower than eager).
+# It doubles the compile time, which a stage of seconds (a 256² CoCosNet) would not earn back.
+CPP_WRAPPER_MAX_EAGER_S = 0.5
 # A stage is compiled once its eager run takes this long: low enough for CoCosNet's input branch
 # at the default model's 128² preview (~30 ms eager on 2 idle cores, run per pointer move of a
 # stroke), high enough that StarGAN v2's 64² decoder (10-20 ms while the GUI paints) stays eager:
@@ -156,6 +161,7 @@ class _Job:
     eager_out: Any
     mode: tuple[bool, bool, str]
     device_type: str
+    eager_s: float  # the eager time that asked for the twin
 
 
 # Calls over which a compiled twin must not be slower than eager (the median), or it is dropped.
@@ -230,7 +236,7 @@ class StageCompiler:
                 else:
                     enough = False
             if enough:
-                self._submit(_Job(key, module, method, args, out, _mode_state(device_type), device_type))
+                self._submit(_Job(key, module, method, args, out, _mode_state(device_type), device_type, eager_s))
         return out
 
     def _judge_twin(self, key: Hashable, stage: str, seconds: float) -> None:
@@ -336,7 +342,11 @@ class StageCompiler:
 
             if not torch._dynamo.is_dynamo_supported():
                 raise RuntimeError("torch.compile is not supported on this Python / platform")
-            options = {"freezing": True} if self.backend == "inductor" else None
+            options = None
+            if self.backend == "inductor":
+                options = {"freezing": True}
+                if job.device_type == "cpu" and job.eager_s < CPP_WRAPPER_MAX_EAGER_S:
+                    options["cpp_wrapper"] = True
             compiled = torch.compile(getattr(job.module, job.method), backend=self.backend, dynamic=False,
                                      options=options)
             with contextlib.ExitStack() as stack:

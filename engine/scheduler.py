@@ -87,9 +87,10 @@ class LivePolicy:
       instead of never finishing a frame); the newest pending request replaces older ones. A
       request equal to the running one (a release whose full size is the drag's size) adopts
       the running job rather than cancelling and recomputing it.
-    * Sizes: a preview (drag) runs at ``preview_size``, shrunk when previews typically (median)
-      take longer than ``preview_target_s`` (time grows with pixel count, so by the square root) and fitted to the
-      model; a full request (release) runs at the model's full size.
+    * Sizes: a preview (drag) runs at ``preview_size``, or smaller where the recent previews' typical
+      (median) time per pixel says a frame at that size would take longer than ``preview_target_s``,
+      fitted to the model; a full request (release) runs at the model's full size. Judging time per
+      pixel, not per job, keeps the size steady: a shrunk preview's faster job does not grow it back.
 
     ``clock`` is injectable so the timing rules are tested without sleeping.
     """
@@ -101,13 +102,14 @@ class LivePolicy:
     preview_target_s: float = 0.15
     clock: Callable[[], float] = time.monotonic
     _durations: deque[float] = field(default_factory=lambda: deque(maxlen=8), repr=False)
-    _preview_durations: deque[float] = field(default_factory=lambda: deque(maxlen=6), repr=False)
+    _preview_rates: deque[float] = field(default_factory=lambda: deque(maxlen=6), repr=False)  # s per pixel
 
-    def record(self, seconds: float, quality: Quality = "full") -> None:
-        """A finished job's generation time (model loading excluded: it happens once)."""
+    def record(self, seconds: float, quality: Quality = "full", side: int | None = None) -> None:
+        """A finished job's generation time (model loading excluded: it happens once); ``side`` is
+        the working size a preview ran at (None where its model has no reduced sizes)."""
         self._durations.append(seconds)
-        if quality == "preview":
-            self._preview_durations.append(seconds)
+        if quality == "preview" and side:
+            self._preview_rates.append(seconds / (side * side))
 
     @property
     def typical_duration(self) -> float:
@@ -159,10 +161,9 @@ class LivePolicy:
     def wanted_preview_size(self) -> int:
         """The drag-time working size before fitting it to a model."""
         size = int(self.preview_size)
-        if self._preview_durations:
-            typical = statistics.median(self._preview_durations)
-            if typical > self.preview_target_s:
-                size = max(1, int(size * math.sqrt(self.preview_target_s / typical)))
+        if self._preview_rates:
+            affordable = math.sqrt(self.preview_target_s / statistics.median(self._preview_rates))
+            size = max(1, min(size, int(affordable)))
         return size
 
     def sized(self, request: Request, quality: Quality, manifest: Manifest | None = None) -> Request:
@@ -354,7 +355,8 @@ class PreviewScheduler:
                 return self._run_fn(request, ctx)
 
             outcome = run_with_oom_fallback(job, pick_device(request.device), notes.append)
-            self.policy.record(time.perf_counter() - t0 - outcome.timings.get("load", 0.0), quality)
+            self.policy.record(time.perf_counter() - t0 - outcome.timings.get("load", 0.0), quality,
+                               request.preview_size)
             return outcome
         except Cancelled:
             return None

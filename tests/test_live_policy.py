@@ -96,9 +96,9 @@ def test_max_wait_bounds_the_delay_under_continuous_edits():
 
 def test_one_slow_warm_up_job_neither_debounces_nor_shrinks_the_jobs_after_it():
     policy = LivePolicy(clock=FakeClock(), preview_size=128, preview_target_s=0.15)
-    policy.record(0.9, "preview")  # the first run: caches cold, a stage still compiling
+    policy.record(0.9, "preview", 128)  # the first run: caches cold, a stage still compiling
     for _ in range(2):
-        policy.record(0.08, "preview")
+        policy.record(0.08, "preview", 128)
     assert not policy.slow and policy.start_delay(0.0, 0.0) == 0.0
     assert policy.wanted_preview_size() == 128
 
@@ -126,12 +126,30 @@ def test_drag_gets_the_reduced_fitted_size_and_release_the_full_size(weights_dir
     assert policy.sized(request, "full") == request  # release: full quality, nothing changed
     assert policy.same_work(preview, request)  # at the native size the preview is the release's image
     for _ in range(6):
-        policy.record(0.6, "preview")  # 4× too slow: half the side, a quarter of the pixels
+        policy.record(0.6, "preview", 128)  # 4× too slow: half the side, a quarter of the pixels
     assert policy.wanted_preview_size() == 64
     assert policy.sized(request, "preview").preview_size == 64
     policy.record(0.6, "full")  # full renders do not shrink previews
     assert policy.wanted_preview_size() == 64
     assert policy.sized(request, "full").preview_size is None
+
+
+def test_a_shrunk_drag_size_stays_shrunk_while_the_model_keeps_its_speed():
+    """Time per pixel, not per job: a preview made faster by shrinking must not grow back to the
+    size that was too slow (and then shrink again, frame after frame)."""
+    policy = LivePolicy(preview_size=128, preview_target_s=0.15)
+    for _ in range(6):
+        policy.record(0.18, "preview", 128)  # 128² takes 180 ms: over the 150 ms frame budget
+    shrunk = policy.wanted_preview_size()
+    assert shrunk == int(128 * (0.15 / 0.18) ** 0.5) < 128
+    for _ in range(6):
+        policy.record(0.18 * (96 / 128) ** 2, "preview", 96)  # the same model, run at 96²
+    assert policy.wanted_preview_size() == shrunk
+    for _ in range(6):
+        policy.record(0.02, "preview", 128)  # the model got faster (compiled twin ready)
+    assert policy.wanted_preview_size() == 128
+    policy.record(5.0, "preview", None)  # a model with no reduced sizes does not count
+    assert policy.wanted_preview_size() == 128
 
 
 # ------------------------------------------------------------------------------ applied by the scheduler
