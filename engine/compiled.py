@@ -82,6 +82,15 @@ def cxx_compiler() -> str | None:
     return None
 
 
+def inductor_options(device_type: str, eager_s: float) -> dict[str, bool]:
+    """Inductor options for a stage whose eager run takes ``eager_s``: freezing (oneDNN weight
+    prepacking, conv + activation fusion) always; cpp_wrapper for live CPU stages."""
+    options = {"freezing": True}
+    if device_type == "cpu" and eager_s < CPP_WRAPPER_MAX_EAGER_S:
+        options["cpp_wrapper"] = True
+    return options
+
+
 def compile_enabled(mode: CompileMode, device: torch.device) -> bool:
     """``auto`` compiles CPU jobs only (the CUDA path has never run here), and only where a C++
     compiler exists; ``on`` compiles on any device. Cheap: it runs on every stage call, so dynamo
@@ -342,11 +351,7 @@ class StageCompiler:
 
             if not torch._dynamo.is_dynamo_supported():
                 raise RuntimeError("torch.compile is not supported on this Python / platform")
-            options = None
-            if self.backend == "inductor":
-                options = {"freezing": True}
-                if job.device_type == "cpu" and job.eager_s < CPP_WRAPPER_MAX_EAGER_S:
-                    options["cpp_wrapper"] = True
+            options = inductor_options(job.device_type, job.eager_s) if self.backend == "inductor" else None
             compiled = torch.compile(getattr(job.module, job.method), backend=self.backend, dynamic=False,
                                      options=options)
             with contextlib.ExitStack() as stack:

@@ -187,3 +187,11 @@ def test_one_slow_eager_call_does_not_ask_for_a_compile_but_a_slow_median_does()
         for _ in range(EAGER_TRIAL_CALLS):
             compiler(module, "forward", x)
     assert not compiler._jobs.empty()  # asked for once the median of its recent calls is slow
+
+
+def test_live_cpu_stages_compile_as_one_cpp_call_and_slow_or_gpu_stages_do_not():
+    from engine.compiled import CPP_WRAPPER_MAX_EAGER_S, inductor_options
+
+    assert inductor_options("cpu", 0.03) == {"freezing": True, "cpp_wrapper": True}
+    assert inductor_options("cpu", CPP_WRAPPER_MAX_EAGER_S * 4) == {"freezing": True}
+    assert inductor_options("cuda", 0.03) == {"freezing": True}
