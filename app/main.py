@@ -5,6 +5,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -50,6 +51,9 @@ from .workspaces.base import Workspace
 
 RestorePolicy = Literal["ask", "yes", "no"]
 log = logging.getLogger("i2i-studio")
+# Progress of a job is shown once it has run this long: a live preview (tens of ms) would only
+# flash the bar, and each status-bar relayout takes CPU from the engine it reports on.
+PROGRESS_DELAY_S = 0.3
 
 
 class ExceptionReporter(QObject):
@@ -120,6 +124,8 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self.bridge.busyChanged.connect(self._busy_changed)
         self.bridge.progress.connect(self._progress)
+        self.bridge.started.connect(self._job_started)
+        self._job_started_at = float("-inf")
         self.bridge.failed.connect(self._failed)
         self.bridge.resultReady.connect(self._result)
 
@@ -281,8 +287,14 @@ class MainWindow(QMainWindow):
         if not busy:
             self.progress_bar.setVisible(False)
 
+    @Slot(str, int)
+    def _job_started(self, owner: str, rid: int) -> None:
+        self._job_started_at = time.monotonic()
+
     @Slot(str, str, float)
     def _progress(self, owner: str, stage: str, fraction: float) -> None:
+        if time.monotonic() - self._job_started_at < PROGRESS_DELAY_S:
+            return  # a live preview's job: a bar flashing per stroke step only costs the engine CPU
         self.progress_bar.setVisible(True)
         self.progress_bar.setValue(int(fraction * 1000))
         self.progress_bar.setToolTip(stage)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from engine.api import reject_json_constant
+from engine.api import LivePolicy, reject_json_constant
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Regenerate the output after every edit.", "bool", section="Preview"),
     Setting("render_on_release", False, "Render only when a stroke ends",
             "For slow models: no previews while the pointer is down.", "bool", section="Preview"),
-    Setting("preview_size", 128, "Preview size while drawing (px)",
+    Setting("preview_size", LivePolicy.preview_size, "Preview size while drawing (px)",
             "Longer side of the working resolution while a stroke or slider drag is in progress; "
             "the full size is rendered on release.", "int", minimum=32, maximum=1024, section="Preview"),
     Setting("max_wait_ms", 500, "Longest wait for a preview (ms)",

@@ -54,6 +54,8 @@ class _Job:
     quality: Quality
     token: CancelToken
     deliver_as: int
+    side: int | None = None  # the working size a preview runs at
+    started: float = 0.0  # policy clock time
 
 
 def preview_size_for(request: Request, wanted: int, manifest: Manifest | None = None) -> int | None:
@@ -98,8 +100,11 @@ class LivePolicy:
     grace_s: float = 0.12
     max_wait_s: float = 0.5
     slow_threshold_s: float = 0.25
-    preview_size: int = 128
+    # 96 px drag previews: the default 128² CoCosNet model then refreshes a stroke within the 150 ms
+    # felt-latency goal on 2 cores (bench/bench_studio.py); the release renders the full size.
+    preview_size: int = 96
     preview_target_s: float = 0.15
+    release_wait_s: float = 0.1
     clock: Callable[[], float] = time.monotonic
     _durations: deque[float] = field(default_factory=lambda: deque(maxlen=8), repr=False)
     _preview_rates: deque[float] = field(default_factory=lambda: deque(maxlen=6), repr=False)  # s per pixel
@@ -147,16 +152,26 @@ class LivePolicy:
         """Whether ``a`` and ``b`` compute the same image."""
         return self.work(a) == self.work(b)
 
-    @staticmethod
-    def cancels_running(new: Request, new_quality: Quality, running: Request, running_quality: Quality) -> bool:
-        """Whether submitting ``new`` stops the running job (both as :meth:`work` gives them). A
-        running preview finishes when ``new`` is another preview (a drag then refreshes at the
-        model's own pace instead of never finishing a frame) or a release at the preview's own size
-        (that frame is as sharp as the release's and partly done: showing it first is sooner). A
-        full render, or a reduced-size preview under a release, is cancelled."""
+    def expected_seconds(self, side: int | None) -> float | None:
+        """A preview's expected time at working size ``side`` from the recent time per pixel."""
+        if not side or not self._preview_rates:
+            return None
+        return statistics.median(self._preview_rates) * side * side
+
+    def cancels_running(self, new: Request, new_quality: Quality, running: Request, running_quality: Quality,
+                        running_left_s: float | None = None) -> bool:
+        """Whether submitting ``new`` stops the running job (both as :meth:`work` gives them).
+        ``running_left_s``: the running preview's expected time left (None: unknown). A running
+        preview finishes when ``new`` is another preview (a drag then refreshes at the model's own
+        pace instead of never finishing a frame), or a release at the preview's own size (that frame
+        is as sharp as the release's and partly done), or a release that it would keep waiting no
+        longer than ``release_wait_s`` (the stroke's last edits show that much sooner; the sharper
+        release follows). A full render, or a longer reduced-size preview under a release, is cancelled."""
         if running_quality != "preview":
             return True
-        return new_quality != "preview" and new.preview_size != running.preview_size
+        if new_quality == "preview" or new.preview_size == running.preview_size:
+            return False
+        return running_left_s is None or running_left_s > self.release_wait_s
 
     def wanted_preview_size(self) -> int:
         """The drag-time working size before fitting it to a model."""
@@ -239,7 +254,11 @@ class PreviewScheduler:
                 self._pending = None
                 return rid
             self._pending = (rid, request, quality, work)
-            if running is None or self.policy.cancels_running(work, quality, running.work, running.quality):
+            left = None
+            if running is not None:
+                expected = self.policy.expected_seconds(running.side)
+                left = None if expected is None else expected - (now - running.started)
+            if running is None or self.policy.cancels_running(work, quality, running.work, running.quality, left):
                 self._floor_id = rid
                 if running is not None:
                     running.token.cancel()
@@ -306,7 +325,7 @@ class PreviewScheduler:
                 self._drain = None
                 return None
             (rid, request, quality, work), self._pending = self._pending, None
-            self._running = _Job(rid, work, quality, CancelToken(), rid)
+            self._running = _Job(rid, work, quality, CancelToken(), rid, request.preview_size, self.policy.clock())
             return rid, request, quality
 
     def _drain_loop(self) -> None:

@@ -132,11 +132,11 @@ def test_preview_size_shrinks_when_previews_are_slow(qtbot):
     try:
         policy = bridge.session.policy
         assert policy.wanted_preview_size() == 128
-        policy.record(0.6, "preview")
-        policy.record(0.6, "preview")
+        policy.record(0.6, "preview", 128)
+        policy.record(0.6, "preview", 128)
         assert 32 <= policy.wanted_preview_size() < 128
         for _ in range(6):
-            policy.record(0.01, "preview")
+            policy.record(0.01, "preview", 128)
         assert policy.wanted_preview_size() == 128
         seen: list[int | None] = []
 
@@ -253,3 +253,19 @@ def test_scheduler_starts_a_request_submitted_while_the_worker_goes_idle():
     finally:
         idle_gate.set()
         assert sched.close(timeout=5)
+
+
+def test_progress_shows_only_for_a_job_that_runs_a_while(qtbot, weights_dir, monkeypatch):
+    import app.main as main_module
+
+    win = MainWindow(Settings.defaults(), restore="no", autosave=False)
+    qtbot.addWidget(win)
+    now = [100.0]
+    monkeypatch.setattr(main_module.time, "monotonic", lambda: now[0])
+    win.bridge.started.emit("exemplar", 7)
+    win.bridge.progress.emit("exemplar", "correspondence", 0.4)  # a live preview, 0 ms in
+    assert not win.progress_bar.isVisibleTo(win)
+    now[0] += main_module.PROGRESS_DELAY_S + 0.01
+    win.bridge.progress.emit("exemplar", "translation", 0.6)  # the same job, still running
+    assert win.progress_bar.isVisibleTo(win) and win.progress_bar.value() == 600
+    win.close()

@@ -222,13 +222,13 @@ def test_settings_dialog_and_help(qtbot, weights_dir):
     qtbot.addWidget(win)
     dlg = SettingsDialog(win.settings, win)
     qtbot.addWidget(dlg)
-    dlg.set_value("preview_size", 96)
+    dlg.set_value("preview_size", 160)
     dlg.set_value("device", "cpu")
     win.apply_settings(dlg.result_settings())
-    assert win.settings.get("preview_size") == 96 and win.device_combo.currentText() == "cpu"
-    assert Settings.load(win.settings.path).get("preview_size") == 96  # persisted
+    assert win.settings.get("preview_size") == 160 and win.device_combo.currentText() == "cpu"
+    assert Settings.load(win.settings.path).get("preview_size") == 160  # persisted
     dlg.restore_defaults()
-    assert dlg.result_settings().get("preview_size") == 128
+    assert dlg.result_settings().get("preview_size") == 96
     help_dialog = HelpDialog(win)
     qtbot.addWidget(help_dialog)
     assert help_dialog.table.rowCount() == len(SHORTCUTS)

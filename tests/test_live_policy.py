@@ -108,6 +108,8 @@ def test_a_running_preview_finishes_under_a_preview_or_a_same_size_release():
     assert not policy.cancels_running(small, "preview", small, "preview")
     assert not policy.cancels_running(native, "full", native, "preview")  # same working size
     assert policy.cancels_running(native, "full", small, "preview")  # the release is sharper
+    assert policy.cancels_running(native, "full", small, "preview", 0.5)  # and the preview far from done
+    assert not policy.cancels_running(native, "full", small, "preview", 0.03)  # nearly done: show it first
     assert policy.cancels_running(small, "preview", native, "full")
     assert policy.cancels_running(native, "full", native, "full")
 
@@ -232,6 +234,24 @@ def test_a_release_over_a_reduced_preview_cancels_it():
         assert s.close()
     assert run.ran == [1, 2]
     assert seen.values == [2]
+
+
+def test_a_release_over_a_nearly_done_reduced_preview_shows_that_frame_then_renders():
+    policy = LivePolicy(clock=FakeClock())
+    for _ in range(3):
+        policy.record(0.02, "preview", 64)  # previews at 64² take 20 ms: far under the release wait
+    run, seen = BlockingRun(block=(1,)), Delivered()
+    s = PreviewScheduler(seen.callbacks(), run_fn=run, policy=policy)
+    try:
+        s.submit(Job(value=1, preview_size=64), "preview")
+        assert run.entered.wait(10)
+        s.submit(Job(value=2), "full")
+        run.gate.set()
+        assert s.wait_idle(10)
+    finally:
+        assert s.close()
+    assert run.ran == [1, 2]
+    assert seen.values == [1, 2]
 
 
 def test_cancel_stops_the_running_job_and_drops_the_pending_one():

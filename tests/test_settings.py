@@ -18,14 +18,14 @@ def test_config_dir_follows_the_environment(tmp_path, monkeypatch):
 def test_missing_file_gives_defaults_and_save_round_trips():
     s = Settings.load()
     assert not s.path.exists() and not s.problems
-    assert s.get("device") == "auto" and s["preview_size"] == 128
-    s.set("preview_size", 96)
+    assert s.get("device") == "auto" and s["preview_size"] == 96
+    s.set("preview_size", 160)
     s.set("live_preview", False)
     s.save()
     raw = json.loads(s.path.read_text())
-    assert raw["schema"] == SCHEMA_VERSION and raw["preview_size"] == 96
+    assert raw["schema"] == SCHEMA_VERSION and raw["preview_size"] == 160
     again = Settings.load()
-    assert again.get("preview_size") == 96 and again.get("live_preview") is False and not again.problems
+    assert again.get("preview_size") == 160 and again.get("live_preview") is False and not again.problems
     assert not [p for p in os.listdir(s.path.parent) if p.startswith(".settings-")]  # no temp files left
 
 
@@ -35,7 +35,7 @@ def test_invalid_values_fall_back_with_a_report():
     path.write_text(json.dumps({"schema": SCHEMA_VERSION, "device": "tpu", "preview_size": 5,
                                 "live_preview": "yes", "threads": 2, "colour": "red"}))
     s = Settings.load()
-    assert s.get("device") == "auto" and s.get("preview_size") == 128 and s.get("live_preview") is True
+    assert s.get("device") == "auto" and s.get("preview_size") == 96 and s.get("live_preview") is True
     assert s.get("threads") == 2  # valid values are kept
     text = " ".join(s.problems)
     for word in ("device", "preview_size", "live_preview", "colour"):
