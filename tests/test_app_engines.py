@@ -222,7 +222,7 @@ def test_live_preview_drag_at_default_settings_on_a_slow_machine(qtbot, weights_
     qtbot.waitUntil(lambda: ws.result is not None or bool(failures), timeout=30000)
     assert not failures, failures[0]
     for _ in range(6):
-        win.bridge.session.policy.record(1.5, "preview")  # what a laptop CPU measured on the previous drag
+        win.bridge.session.policy.record(1.5, "preview", 96)  # what a laptop CPU measured on the previous drag
     assert win.bridge.session.policy.wanted_preview_size() < 64  # the wanted size alone is below CoCosNet's minimum
     submitted = []
     original = win.bridge.session.scheduler.submit
