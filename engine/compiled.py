@@ -189,6 +189,9 @@ class StageCompiler:
         self.once_min_eager_s = once_min_eager_s
         self.capacity = capacity
         self.nice = nice
+        # "request": compile after each request (CLI, benchmarks); "idle": only when the caller says
+        # it is idle (the live scheduler: a compile's GIL-heavy tracing never starts mid-gesture)
+        self.start_on: Literal["request", "idle"] = "request"
         self.records: list[CompileRecord] = []
         self.calls: Counter[str] = Counter()  # "Stage.method compiled|eager" -> calls (benchmarks)
         self._ready: OrderedDict[Hashable, tuple[nn.Module, Callable[..., Any]]] = OrderedDict()
@@ -295,6 +298,11 @@ class StageCompiler:
             self._eager_trials.clear()
 
     # ------------------------------------------------------------------ background thread
+    def request_done(self) -> None:
+        """A request's result is ready: start compiling unless compiles wait for idle."""
+        if self.start_on == "request":
+            self.start()
+
     def start(self) -> None:
         """Start compiling what the last calls asked for. The task runner calls this after a
         request's result is ready, so a preview never shares the CPU with its own compilation."""

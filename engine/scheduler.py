@@ -199,6 +199,9 @@ class PreviewScheduler:
                  threads: int | None = None) -> None:
         self.callbacks = callbacks or SchedulerCallbacks()
         self.models = models or ModelStore(compile=compile_mode_from_env())
+        # Compile when no edit is waiting, not between the frames of a drag: tracing holds the GIL
+        # for up to hundreds of ms at a time, which the GUI thread would feel as a stall.
+        self.models.compiler.start_on = "idle"
         self.cache = LRUCache(cache_capacity)
         self.policy = policy or LivePolicy(grace_s=grace_s, max_wait_s=max_wait_s,
                                            slow_threshold_s=slow_threshold_s)
@@ -332,6 +335,7 @@ class PreviewScheduler:
         while True:
             item = self._take_pending()
             if item is None:
+                self.models.compiler.start()
                 if self.callbacks.on_idle is not None:
                     self.callbacks.on_idle()
                 return

@@ -299,3 +299,27 @@ def test_close_returns_after_its_timeout_while_a_job_blocks():
     finally:
         run.gate.set()
         s._executor.shutdown(wait=True)
+
+
+def test_the_live_scheduler_starts_compiles_only_when_no_edit_waits():
+    """Compiling (GIL-heavy tracing) starts when the worker goes idle, not between a drag's frames."""
+    events: list[str] = []
+    run = BlockingRun(block=(1,))
+
+    def run_fn(request, ctx):
+        out = run(request, ctx)
+        events.append(f"ran {request.value}")
+        ctx.models.compiler.request_done()  # what run_request does after each request
+        return out
+
+    s = PreviewScheduler(run_fn=run_fn)
+    s.models.compiler.start = lambda: events.append("compile")
+    try:
+        s.submit(Job(value=1), "preview")
+        assert run.entered.wait(10)
+        s.submit(Job(value=2), "preview")  # the next frame of the drag is waiting
+        run.gate.set()
+        assert s.wait_idle(10)
+    finally:
+        assert s.close()
+    assert events == ["ran 1", "ran 2", "compile"]

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from engine.io import save_image, save_instance_map, save_label_map
+from engine.requests.base import InputError
 from engine.train.panoptic import boundary_scores, evaluate, format_report
 
 torch.set_num_threads(1)
@@ -84,6 +85,37 @@ def test_train_smoke_resume_export_and_eval(tmp_path, weights_dir, capsys, monke
     # the exported model generates
     save_label_map(tmp_path / "l.png", np.full((64, 64), 6, np.int32))
     assert main(["generate", "panoptic", "--labels", str(tmp_path / "l.png"), "--out", str(tmp_path / "o.png")]) == 0
+
+
+def test_warm_start_from_another_resolution_stops_on_its_wall_time_budget(tmp_path, weights_dir, capsys):
+    """Progressive resolution: a 64² run's generator starts a 32² run (SPADE's weights do not depend
+    on the size); --minutes ends the run, which still saves; both are scored in one evaluation."""
+    from engine.cli import main
+    from engine.nets.panoptic import build
+    from engine.train.panoptic import make_config, warm_start
+    from engine.weights import read_safetensors, split_subnets
+
+    data = _make_scenes(tmp_path / "scenes")
+    small = tmp_path / "small"
+    assert main(["train", "panoptic", "--data", str(data), "--steps", "2", "--out", str(small), *SMALL]) == 0
+    config = make_config("panoptic_scenes", size=32, ngf=2, spade_hidden=4)
+    netG = build(config)["netG"]
+    warm_start(netG, None, config, str(small))
+    trained = split_subnets(read_safetensors(small / "latest" / "nets.safetensors"))["netG"]
+    assert all(torch.equal(v, trained[k]) for k, v in netG.state_dict().items())
+    with pytest.raises(InputError, match="ngf"):
+        warm_start(build(make_config("panoptic_scenes", size=32, ngf=3, spade_hidden=4))["netG"], None,
+                   make_config("panoptic_scenes", size=32, ngf=3, spade_hidden=4), str(small))
+    big = tmp_path / "big"
+    capsys.readouterr()
+    args = [a if a != "64" else "32" for a in SMALL]
+    assert main(["train", "panoptic", "--data", str(data), "--steps", "100000", "--minutes", "0.001",
+                 "--init", str(small), "--out", str(big), *args]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps"] < 100000 and (big / "latest" / "nets.safetensors").exists()
+    report = evaluate(data, [str(small), str(big)], split="val")
+    assert report["size"] == 64 and report["models"]["big"]["generated_size"] == 32
+    assert np.isfinite(report["models"]["big"]["boundary_auc"])
 
 
 def test_boundary_scores_detect_instance_edges():

@@ -304,12 +304,12 @@ def check_request(request: Request) -> None:
 
 def run_request(request: Request, ctx: TaskContext) -> Result:
     """Dispatch to the registered runner (after :func:`check_request`); then let the stages it ran
-    start compiling."""
+    start compiling (or wait for idle: :attr:`StageCompiler.start_on`)."""
     check_request(request)
     try:
         return get_runner(request)(request, ctx)
     finally:
-        ctx.models.compiler.start()
+        ctx.models.compiler.request_done()
 
 
 def make_context(request_id: int, request: Request, models: ModelStore, cache: LRUCache,

@@ -20,10 +20,12 @@ import argparse
 import json
 import shlex
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -184,6 +186,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         step, _ = load_checkpoint(out / "latest", ckpt_nets, optims)
         if is_main(info):
             print(f"resumed from {out / 'latest'} at step {step}", file=sys.stderr)
+    elif getattr(args, "init", ""):
+        warm_start(netG, netE, config, args.init)
+        if is_main(info):
+            print(f"generator warm-started from {args.init} (a fresh discriminator)", file=sys.stderr)
+    deadline = time.monotonic() + 60 * args.minutes if getattr(args, "minutes", 0) else None
     if is_main(info):
         out.mkdir(parents=True, exist_ok=True)
         resume_cfg.write_text(json.dumps(config, indent=1))
@@ -209,6 +216,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     netG.train()
     netD.train()
     while step < args.steps:
+        if deadline is not None and time.monotonic() >= deadline:
+            break  # the wall-time budget is spent: save and export below
         batch = next(loader)
         real = batch["image"].to(info.device)
         semantic = batch["semantic"].to(info.device)
@@ -256,6 +265,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             _write_samples(out / "samples" / f"{step:06d}.png", netG, fixed, config, info)
         if is_main(info) and (step % args.save_every == 0 or step == args.steps):
             save_checkpoint(out / "latest", ckpt_nets, optims, step, {"config": config})
+    if is_main(info) and step % args.save_every and step != args.steps:  # stopped by the wall-time budget
+        save_checkpoint(out / "latest", ckpt_nets, optims, step, {"config": config})
+        _write_samples(out / "samples" / f"{step:06d}.png", netG, fixed, config, info)
     if bar is not None:
         bar.close()
     summary = {"steps": step, "losses": last, "out": str(out), "config": config, "rank": info.rank,
@@ -264,6 +276,22 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         summary["export"] = export(out, args.export, command=args.command_line, default=args.default)
     cleanup_distributed()
     return summary
+
+
+def warm_start(netG: nn.Module, netE: nn.Module | None, config: Mapping[str, Any], spec: str) -> None:
+    """Load a trained generator (manifest name or run folder) into ``netG`` (and ``netE``) before
+    training: the same architecture, possibly another resolution (SPADE's weights do not depend on
+    it), so a 64² model starts a 128² run (progressive resolution)."""
+    from ..weights import load_strict
+
+    nets, source_config, label = load_generator(spec, torch.device("cpu"))
+    keys = ("label_nc", "ngf", "mode", "spade_hidden", "num_upsampling_layers", "use_vae", "instance_edge",
+            "contain_dontcare_label", "z_dim")
+    differ = [k for k in keys if source_config.get(k) != config.get(k)]
+    if differ:
+        raise InputError(f"cannot warm-start from {label}: its {', '.join(differ)} differ from this run's config")
+    targets = {"netG": netG, **({"netE": netE} if netE is not None else {})}
+    load_strict(targets, {k: nets[k].state_dict() for k in targets}, source=label)
 
 
 def _discriminate(D: nn.Module, semantic: torch.Tensor, fake: torch.Tensor, real: torch.Tensor):
@@ -404,7 +432,9 @@ def load_generator(spec: str, device: torch.device) -> tuple[dict[str, nn.Module
 @torch.no_grad()
 def evaluate(data: Path, models: Sequence[str], *, split: str = "val", n: int | None = None, seed: int = 0,
              device: str = "cpu", out: Path | None = None, batch: int = 8) -> dict[str, Any]:
-    """Generate ``split`` with each model and score it; returns {model: metrics} (+ the real images' scores)."""
+    """Generate ``split`` with each model and score it; returns {model: metrics} (+ the real images' scores).
+    Scored at the first model's resolution: a model of another resolution generates from the maps at
+    its own size, and its outputs are resized (bilinear) to the scoring size."""
     from ..devices import pick_device
 
     dev = pick_device(device)
@@ -422,18 +452,22 @@ def evaluate(data: Path, models: Sequence[str], *, split: str = "val", n: int | 
     report: dict[str, Any] = {"data": str(data), "split": split, "n": len(ds), "size": size, "models": {}}
     generated: dict[str, np.ndarray] = {}
     for nets, config, label in loaded:
-        if int(config["crop_size"]) != size:
-            raise InputError(f"models must share a resolution ({label} is {config['crop_size']}, first is {size})")
+        own = int(config["crop_size"])
+        own_ds = ds if own == size else PanopticScenes(Path(data), split, own, config, limit=n)
+        own_maps = maps if own == size else [own_ds.maps(i) for i in range(len(own_ds))]
         gen = torch.Generator().manual_seed(seed)
         imgs = []
-        for i in range(0, len(maps), batch):
-            chunk = maps[i:i + batch]
+        for i in range(0, len(own_maps), batch):
+            chunk = own_maps[i:i + batch]
             sems, idss = zip(*(conditioning(lab, inst, config) for _, lab, inst in chunk), strict=True)
             z = (torch.randn(len(chunk), int(config.get("z_dim", 256)), generator=gen).to(dev)
                  if config.get("use_vae") else None)
             fake = nets["netG"](torch.cat(sems).to(dev), torch.cat(idss).to(dev), z)
             imgs.append(np.stack([to_uint8_image(f) for f in fake]))
         generated[label] = np.concatenate(imgs)
+        if own != size:
+            generated[label] = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_LINEAR)
+                                         for im in generated[label]])
     sources = {"real": real, **generated}
     features = _load_eval_features()
     segmenter = _load_eval_segmenter()
@@ -443,6 +477,7 @@ def evaluate(data: Path, models: Sequence[str], *, split: str = "val", n: int | 
         metrics: dict[str, Any] = {k: _nanmean([s[k] for s in scores]) for k in scores[0]}
         if label != "real":
             metrics["mode"] = next(c["mode"] for _, c, lab_ in loaded if lab_ == label)
+            metrics["generated_size"] = next(int(c["crop_size"]) for _, c, lab_ in loaded if lab_ == label)
             if features is not None and len(imgs) >= 2:
                 from ..metrics.distribution import fd_name, frechet_distance_images
 
@@ -498,7 +533,8 @@ def format_report(report: Mapping[str, Any]) -> str:
     rows = [f"{'metric':<22}" + "".join(f"{c[:18]:>20}" for c in cols)]
     for k in keys:
         vals = [report["reference"].get(k)] + [m.get(k) for m in report["models"].values()]
-        rows.append(f"{k:<22}" + "".join(f"{v:>20.4f}" if isinstance(v, float) else f"{'-':>20}" for v in vals))
+        rows.append(f"{k:<22}" + "".join(f"{v:>20.4f}" if isinstance(v, float) else f"{v:>20}" if isinstance(v, int)
+                                         else f"{'-':>20}" for v in vals))
     rows.append(f"{'mode':<22}" + f"{'-':>20}"
                 + "".join(f"{m.get('mode', '?'):>20}" for m in report["models"].values()))
     return "\n".join(rows)
@@ -521,8 +557,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, int(args.threads)))
-    report = evaluate(Path(args.data), [args.model, args.baseline], split=args.split, n=args.n, seed=args.seed,
-                      device=args.device, out=Path(args.out) if args.out else None)
+    report = evaluate(Path(args.data), [args.model, args.baseline, *args.also], split=args.split, n=args.n,
+                      seed=args.seed, device=args.device, out=Path(args.out) if args.out else None)
     print(format_report(report))
     if args.out:
         print(f"wrote {Path(args.out) / 'eval_panoptic.json'} and side_by_side.png")
@@ -554,6 +590,9 @@ def register_cli(groups: Any) -> None:
     p.add_argument("--max-images", type=int, default=None)
     p.add_argument("--out", required=True, help="run folder (checkpoints, samples, config.json)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/latest")
+    p.add_argument("--init", default="", help="warm-start the generator from a manifest entry or run folder "
+                                              "(same architecture; may be another resolution)")
+    p.add_argument("--minutes", type=float, default=0, help="stop after this much wall time (0: --steps only)")
     p.add_argument("--sample-every", type=int, default=200)
     p.add_argument("--save-every", type=int, default=500)
     p.add_argument("--export", default="", help="register the final netG in the weights folder under this name")
@@ -567,6 +606,8 @@ def register_cli(groups: Any) -> None:
     p.add_argument("--data", default="data/scenes")
     p.add_argument("--model", required=True, help="panoptic model: manifest name or training run folder")
     p.add_argument("--baseline", required=True, help="semantic-only SPADE baseline: manifest name or run folder")
+    p.add_argument("--also", action="append", default=[],
+                   help="another model to score in the same run (repeatable; e.g. the current default)")
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
     p.add_argument("--n", type=int, default=None, help="at most N images")
     p.add_argument("--seed", type=int, default=0)
