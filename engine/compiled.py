@@ -4,8 +4,8 @@ A *stage* is a bound module method the tasks call per preview (StarGAN v2's ``en
 ``decode_style``, CoCosNet's ``input_keys`` / ``exemplar_keys`` / ``netG``). :class:`StageCompiler`
 runs a stage eagerly until a compiled twin for the same input signature (shapes, strides, dtypes,
 grad / inference mode, autocast dtype) is ready, so the first preview is never slower than eager:
-compilation starts only after the request that needed it has its result (:meth:`StageCompiler.start`,
-called by the task runner). Compiling (``torch.compile`` with inductor freezing: oneDNN weight
+compilation starts only after the request that needed it has its result (:meth:`StageCompiler.start`;
+in the studio only once no edit waits). Compiling (``torch.compile`` with inductor freezing: oneDNN weight
 prepacking and conv + activation fusion, fused norm / modulation kernels) happens on one
 low-priority background thread, started only for stages whose eager run takes at least
 ``min_eager_s`` (:data:`MIN_EAGER_S`; the smallest stages gain too little to pay for the compile).
@@ -304,8 +304,9 @@ class StageCompiler:
             self.start()
 
     def start(self) -> None:
-        """Start compiling what the last calls asked for. The task runner calls this after a
-        request's result is ready, so a preview never shares the CPU with its own compilation."""
+        """Start compiling what the last calls asked for: after a request's result is ready
+        (:meth:`request_done`), or when the live scheduler goes idle, so a preview never shares the
+        CPU with its own compilation."""
         with self._lock:
             if self._jobs.empty() or (self._thread is not None and self._thread.is_alive()):
                 return
