@@ -108,7 +108,6 @@ class LiveProbe:
                 return True
         return False
 
-
     def latencies(self) -> list[float]:
         return edit_latencies(self.edits, [(ts, rid) for ts, rid, _ in self.shown])
 
@@ -268,13 +267,10 @@ def _warm_up(win, edit, compile_wait_s: float, rounds: int = 4) -> float:
 
 def _wait_compiled(win, timeout_s: float) -> float:
     """Let background compilation (I2I_COMPILE) finish before measuring the steady state."""
-    from PySide6.QtWidgets import QApplication
-
     compiler = win.bridge.session.scheduler.models.compiler
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < timeout_s and not compiler.wait(0):
-        QApplication.processEvents()
-        time.sleep(0.05)
+        run_event_loop(0.05)  # asleep between checks, as the application's event loop is
     return time.perf_counter() - t0
 
 
