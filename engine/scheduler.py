@@ -56,6 +56,7 @@ class _Job:
     deliver_as: int
     side: int | None = None  # the working size a preview runs at
     started: float = 0.0  # policy clock time
+    handed_over: bool = False  # its result went out under ``deliver_as``: too late to adopt it
 
 
 def preview_size_for(request: Request, wanted: int, manifest: Manifest | None = None) -> int | None:
@@ -250,6 +251,8 @@ class PreviewScheduler:
                 self.dropped += 1
             self._last_submit = now
             running = self._running
+            if running is not None and running.handed_over:
+                running = None  # finished: it neither answers nor waits for the new request
             if running is not None and not running.token.cancelled and running.work == work:
                 # The job already computes exactly this: its result answers the new id.
                 running.deliver_as = rid
@@ -348,6 +351,7 @@ class PreviewScheduler:
             with self._cond:
                 assert self._running is not None
                 deliver_as = self._running.deliver_as
+                self._running.handed_over = True
             self._deliver(deliver_as, outcome)
         finally:
             # Cleared only after delivery, so wait_idle() returning means callbacks have run.

@@ -206,6 +206,28 @@ def test_a_release_equal_to_the_running_preview_adopts_it_instead_of_recomputing
     assert ids == [release]
 
 
+def test_a_release_equal_to_a_frame_already_handed_over_is_delivered_itself():
+    """The release arrives while the equal drag frame's result is being delivered (the job is
+    still registered as running): too late to adopt, so the release gets its own result. Before,
+    it was adopted by a job whose delivery was over, and the release never arrived (CI flake)."""
+    run, ids = BlockingRun(), []
+    s: PreviewScheduler
+
+    def on_result(result):
+        ids.append(result.request_id)
+        if len(ids) == 1:
+            ids.append(s.submit(Job(value=1), "full"))  # the release, during the frame's delivery
+
+    s = PreviewScheduler(SchedulerCallbacks(on_result=on_result), run_fn=run)
+    try:
+        s.submit(Job(value=1), "preview")
+        assert s.wait_idle(10)
+    finally:
+        assert s.close()
+    frame, release = ids[0], ids[1]
+    assert ids == [frame, release, release]  # the release's own result came
+
+
 def test_a_release_at_the_preview_size_shows_the_running_frame_then_renders():
     run, seen = BlockingRun(block=(1,)), Delivered()
     s = PreviewScheduler(seen.callbacks(), run_fn=run)
