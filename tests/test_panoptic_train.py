@@ -101,7 +101,7 @@ def test_warm_start_from_another_resolution_stops_on_its_wall_time_budget(tmp_pa
     config = make_config("panoptic_scenes", size=32, ngf=2, spade_hidden=4)
     netG = build(config)["netG"]
     warm_start(netG, None, config, str(small))
-    trained = split_subnets(read_safetensors(small / "latest" / "nets.safetensors"))["netG"]
+    trained = split_subnets(read_safetensors(small / "latest" / "nets.safetensors"))["netG_ema"]  # what ships
     assert all(torch.equal(v, trained[k]) for k, v in netG.state_dict().items())
     with pytest.raises(InputError, match="ngf"):
         warm_start(build(make_config("panoptic_scenes", size=32, ngf=3, spade_hidden=4))["netG"], None,
@@ -116,6 +116,38 @@ def test_warm_start_from_another_resolution_stops_on_its_wall_time_budget(tmp_pa
     report = evaluate(data, [str(small), str(big)], split="val")
     assert report["size"] == 64 and report["models"]["big"]["generated_size"] == 32
     assert np.isfinite(report["models"]["big"]["boundary_auc"])
+
+
+def test_ema_generator_ships_snapshots_load_and_the_lr_decays_over_the_last_minutes(tmp_path, weights_dir, capsys):
+    """A run without an EMA resumes with one (started from its generator); the export and the
+    run folder's generator are the EMA; snapshots load as generators; --decay-minutes takes the lr
+    towards 0 at the end of the wall-time budget."""
+    from engine.cli import main
+    from engine.train.panoptic import load_generator
+    from engine.weights import Manifest, read_safetensors, split_subnets
+
+    data = _make_scenes(tmp_path / "scenes")
+    run = tmp_path / "run"
+    assert main(["train", "panoptic", "--data", str(data), "--steps", "2", "--out", str(run), "--ema-beta", "0",
+                 *SMALL]) == 0
+    assert "netG_ema" not in split_subnets(read_safetensors(run / "latest" / "nets.safetensors"))
+    assert main(["train", "panoptic", "--data", str(data), "--steps", "4", "--out", str(run), "--resume",
+                 "--ema-beta", "0.5", "--snapshot-every", "1", "--export", "pan_ema", *SMALL]) == 0
+    nets = split_subnets(read_safetensors(run / "latest" / "nets.safetensors"))
+    ema, raw = nets["netG_ema"], nets["netG"]
+    assert any(not torch.equal(ema[k], raw[k]) for k in raw)  # an average, not a copy
+    exported = split_subnets(read_safetensors(Manifest().file_path(Manifest().get("pan_ema"))))["netG"]
+    assert all(torch.equal(exported[k], ema[k]) for k in ema)
+    assert sorted(p.name for p in (run / "snapshots").iterdir()) == ["000003", "000004"]
+    snap_nets, snap_config, label = load_generator(str(run / "snapshots" / "000004"), torch.device("cpu"))
+    assert label == "run@000004" and snap_config["crop_size"] == 64
+    assert all(torch.equal(v, ema[k]) for k, v in snap_nets["netG"].state_dict().items())
+    decayed = tmp_path / "decayed"
+    capsys.readouterr()
+    assert main(["train", "panoptic", "--data", str(data), "--steps", "100000", "--minutes", "0.03",
+                 "--decay-minutes", "1000", "--out", str(decayed), *SMALL]) == 0
+    state = torch.load(decayed / "latest" / "state.pt", weights_only=True)
+    assert state["step"] >= 1 and state["optims"]["G"]["param_groups"][0]["lr"] < 1e-4 * 1e-3
 
 
 def test_boundary_scores_detect_instance_edges():

@@ -41,10 +41,12 @@ from . import losses as L
 from .common import (
     DistInfo,
     cleanup_distributed,
+    ema_update,
     infinite_loader,
     is_main,
     linear_decay,
     load_checkpoint,
+    make_ema,
     save_checkpoint,
     save_grid,
     seed_everything,
@@ -181,16 +183,30 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     opt_d = torch.optim.Adam(netD.parameters(), lr=lr_d, betas=betas)
     ckpt_nets = {"netG": netG, "netD": netD, **({"netE": netE} if netE is not None else {})}
     optims = {"G": opt_g, "D": opt_d}
+    ema_beta = float(getattr(args, "ema_beta", 0.0))
+    # What ships is the EMA generator: the average smooths the step-to-step swings of GAN training.
+    netG_ema = make_ema(netG) if ema_beta > 0 else None
+    ema_restored = False
     step = 0
     if args.resume and (out / "latest" / "nets.safetensors").exists():
-        step, _ = load_checkpoint(out / "latest", ckpt_nets, optims)
+        saved = _checkpoint_subnets(out / "latest")
+        restore = {k: m for k, m in ckpt_nets.items() if k in saved}
+        if "netG_ema" in saved:  # (read even when this run keeps no EMA: the checkpoint is strict)
+            restore["netG_ema"] = netG_ema if netG_ema is not None else make_ema(netG)
+            ema_restored = netG_ema is not None
+        step, _ = load_checkpoint(out / "latest", restore, optims)
         if is_main(info):
             print(f"resumed from {out / 'latest'} at step {step}", file=sys.stderr)
     elif getattr(args, "init", ""):
         warm_start(netG, netE, config, args.init)
         if is_main(info):
             print(f"generator warm-started from {args.init} (a fresh discriminator)", file=sys.stderr)
+    if netG_ema is not None:
+        if not ema_restored:  # a new average (or one added to a run that had none) starts at G
+            netG_ema.load_state_dict(unwrap(netG).state_dict())
+        ckpt_nets["netG_ema"] = netG_ema
     deadline = time.monotonic() + 60 * args.minutes if getattr(args, "minutes", 0) else None
+    decay_s = 60 * float(getattr(args, "decay_minutes", 0.0))
     if is_main(info):
         out.mkdir(parents=True, exist_ok=True)
         resume_cfg.write_text(json.dumps(config, indent=1))
@@ -223,6 +239,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         semantic = batch["semantic"].to(info.device)
         ids = batch["ids"].to(info.device)
         decay = linear_decay(step, args.steps - args.decay_steps, args.steps) if args.decay_steps else 1.0
+        if deadline is not None and decay_s > 0:  # the wall-time budget's last minutes
+            decay *= min(1.0, max(0.0, deadline - time.monotonic()) / decay_s)
         for group in opt_g.param_groups:
             group["lr"] = lr_g * decay
         for group in opt_d.param_groups:
@@ -258,16 +276,24 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         last["d"] = loss_d.item()
         if not all(np.isfinite(v) for v in last.values()):
             raise RuntimeError(f"training diverged at step {step}: {last}")
+        if netG_ema is not None:
+            ema_update(netG_ema, netG, beta=ema_beta)
         step += 1
         if bar is not None:
             bar.update(1, **{k: round(v, 3) for k, v in last.items()})
         if is_main(info) and (step % args.sample_every == 0 or step == args.steps):
-            _write_samples(out / "samples" / f"{step:06d}.png", netG, fixed, config, info)
+            _write_samples(out / "samples" / f"{step:06d}.png", netG_ema or netG, fixed, config, info)
         if is_main(info) and (step % args.save_every == 0 or step == args.steps):
             save_checkpoint(out / "latest", ckpt_nets, optims, step, {"config": config})
+        if is_main(info) and getattr(args, "snapshot_every", 0) and step % args.snapshot_every == 0:
+            keep = {"netG": netG_ema if netG_ema is not None else netG, **({"netE": netE} if netE is not None else {})}
+            from ..weights import save_state_dicts
+
+            save_state_dicts({k: unwrap(m).state_dict() for k, m in keep.items()},
+                             out / "snapshots" / f"{step:06d}" / "nets.safetensors", metadata={"step": str(step)})
     if is_main(info) and step % args.save_every and step != args.steps:  # stopped by the wall-time budget
         save_checkpoint(out / "latest", ckpt_nets, optims, step, {"config": config})
-        _write_samples(out / "samples" / f"{step:06d}.png", netG, fixed, config, info)
+        _write_samples(out / "samples" / f"{step:06d}.png", netG_ema or netG, fixed, config, info)
     if bar is not None:
         bar.close()
     summary = {"steps": step, "losses": last, "out": str(out), "config": config, "rank": info.rank,
@@ -321,8 +347,7 @@ def export(run: Path, name: str, *, command: str, default: bool = False) -> str:
     from ..weights import Manifest, read_safetensors, register_file, save_state_dicts, split_subnets
 
     config = json.loads((Path(run) / "config.json").read_text())
-    state = split_subnets(read_safetensors(Path(run) / "latest" / "nets.safetensors"))
-    keep = {k: v for k, v in state.items() if k in ("netG", "netE")}
+    keep = _inference_subnets(split_subnets(read_safetensors(Path(run) / "latest" / "nets.safetensors")))
     manifest = Manifest()
     path = manifest.root / f"{name}.safetensors"
     save_state_dicts(keep, path, metadata={"family": "panoptic"})
@@ -409,17 +434,33 @@ def boundary_scores(image: np.ndarray, labels: np.ndarray, instances: np.ndarray
 # ==============================================================================================
 # Evaluation
 # ==============================================================================================
+def _checkpoint_subnets(folder: Path) -> set[str]:
+    from ..weights import read_safetensors, split_subnets
+
+    return set(split_subnets(read_safetensors(Path(folder) / "nets.safetensors")))
+
+
+def _inference_subnets(state: Mapping[str, Any]) -> dict[str, Any]:
+    """The networks that generate, from a checkpoint: the EMA generator where the run kept one."""
+    keep = {k: v for k, v in state.items() if k in ("netG", "netE")}
+    if "netG_ema" in state:
+        keep["netG"] = state["netG_ema"]
+    return keep
+
+
 def load_generator(spec: str, device: torch.device) -> tuple[dict[str, nn.Module], dict[str, Any], str]:
     """A manifest entry name, or a training run folder (``config.json`` + ``latest/``)."""
     from ..weights import Manifest, build_and_load, load_strict, read_safetensors, split_subnets
 
     path = Path(spec)
-    if path.is_dir() and (path / "config.json").exists():
-        config = json.loads((path / "config.json").read_text())
+    run = path.parent.parent if (path / "nets.safetensors").exists() else path  # a snapshot: run/snapshots/N/
+    if path.is_dir() and (run / "config.json").exists():
+        config = json.loads((run / "config.json").read_text())
         nets = build(config)
-        state = split_subnets(read_safetensors(path / "latest" / "nets.safetensors"))
-        load_strict(nets, {k: v for k, v in state.items() if k in nets}, source=str(path))
-        label = path.name
+        weights = path / "nets.safetensors" if run != path else path / "latest" / "nets.safetensors"
+        state = _inference_subnets(split_subnets(read_safetensors(weights)))
+        load_strict(nets, {k: v for k, v in state.items() if k in nets}, source=str(weights))
+        label = path.name if run == path else f"{run.name}@{path.name}"
     else:
         manifest = Manifest()
         entry = manifest.get(spec)
@@ -593,6 +634,12 @@ def register_cli(groups: Any) -> None:
     p.add_argument("--init", default="", help="warm-start the generator from a manifest entry or run folder "
                                               "(same architecture; may be another resolution)")
     p.add_argument("--minutes", type=float, default=0, help="stop after this much wall time (0: --steps only)")
+    p.add_argument("--decay-minutes", type=float, default=0,
+                   help="with --minutes: decay the lr linearly to 0 over the budget's last M minutes")
+    p.add_argument("--ema-beta", type=float, default=0.999,
+                   help="EMA of the generator's weights, exported (0: export the raw generator)")
+    p.add_argument("--snapshot-every", type=int, default=0,
+                   help="keep the generator every N steps under OUT/snapshots/ (0: none)")
     p.add_argument("--sample-every", type=int, default=200)
     p.add_argument("--save-every", type=int, default=500)
     p.add_argument("--export", default="", help="register the final netG in the weights folder under this name")
