@@ -3,6 +3,7 @@ instance-boundary metric."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,20 @@ def test_train_smoke_resume_export_and_eval(tmp_path, weights_dir, capsys, monke
     assert main(["eval-panoptic", "--data", str(data), "--model", "pan_run", "--baseline", str(base),
                  "--n", "2"]) == 0
     assert "boundary_auc" in capsys.readouterr().out
+    # painted maps (no photos): speckle and the touching-instance sheet
+    painted = tmp_path / "painted"
+    (painted / "instances").mkdir(parents=True)
+    for i, name in enumerate(sorted((data / "val" / "label").glob("*.png"))[:2]):
+        shutil.copyfile(name, painted / f"painted_{i}.png")
+        shutil.copyfile(data / "val" / "instance" / name.name, painted / "instances" / f"painted_{i}.png")
+    assert main(["eval-panoptic", "--data", str(data), "--model", "pan_run", "--baseline", str(base), "--n", "2",
+                 "--painted", str(painted), "--out", str(tmp_path / "ev")]) == 0
+    printed = capsys.readouterr().out
+    assert "speckle_per_10k" in printed and "small_offcolour" in printed and "painted maps" in printed
+    painted_report = json.loads((tmp_path / "ev" / "painted.json").read_text())
+    assert painted_report["n"] == 2 and set(painted_report["models"]) == {"pan_run", "base"}
+    assert np.isfinite(painted_report["models"]["pan_run"]["speckle_per_10k"])
+    assert (tmp_path / "ev" / "painted.png").exists() and (tmp_path / "ev" / "touching.png").exists()
     # the exported model generates
     save_label_map(tmp_path / "l.png", np.full((64, 64), 6, np.int32))
     assert main(["generate", "panoptic", "--labels", str(tmp_path / "l.png"), "--out", str(tmp_path / "o.png")]) == 0

@@ -34,6 +34,7 @@ from torch.utils.data import Dataset
 
 from ..inputs.panoptic import conditioning, panoptic_ids
 from ..io import instance_edges, load_image, load_instance_map, load_label_map, load_palette, resize_nearest
+from ..metrics.speckle import ClassColours, speckle_scores
 from ..nets.panoptic import CONFIGS, build, build_discriminator, reparameterize
 from ..requests.base import InputError
 from ..tasks import to_uint8_image
@@ -496,26 +497,19 @@ def evaluate(data: Path, models: Sequence[str], *, split: str = "val", n: int | 
         own = int(config["crop_size"])
         own_ds = ds if own == size else PanopticScenes(Path(data), split, own, config, limit=n)
         own_maps = maps if own == size else [own_ds.maps(i) for i in range(len(own_ds))]
-        gen = torch.Generator().manual_seed(seed)
-        imgs = []
-        for i in range(0, len(own_maps), batch):
-            chunk = own_maps[i:i + batch]
-            sems, idss = zip(*(conditioning(lab, inst, config) for _, lab, inst in chunk), strict=True)
-            z = (torch.randn(len(chunk), int(config.get("z_dim", 256)), generator=gen).to(dev)
-                 if config.get("use_vae") else None)
-            fake = nets["netG"](torch.cat(sems).to(dev), torch.cat(idss).to(dev), z)
-            imgs.append(np.stack([to_uint8_image(f) for f in fake]))
-        generated[label] = np.concatenate(imgs)
-        if own != size:
-            generated[label] = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_LINEAR)
-                                         for im in generated[label]])
+        generated[label] = _generate(nets, config, [(lab, inst) for _, lab, inst in own_maps], size, dev,
+                                     seed=seed, batch=batch)
     sources = {"real": real, **generated}
     features = _load_eval_features()
     segmenter = _load_eval_segmenter()
+    colours = _class_colours(Path(data), size, loaded[0][1])
     real_t = torch.from_numpy(real).permute(0, 3, 1, 2).float() / 127.5 - 1
     for label, imgs in sources.items():
-        scores = [boundary_scores(img, lab, inst, things) for img, (_, lab, inst) in zip(imgs, maps, strict=True)]
+        scores = [{**boundary_scores(img, lab, inst, things),
+                   **speckle_scores(img, lab, panoptic_ids(lab, inst), colours)}
+                  for img, (_, lab, inst) in zip(imgs, maps, strict=True)]
         metrics: dict[str, Any] = {k: _nanmean([s[k] for s in scores]) for k in scores[0]}
+        metrics["small_segments"] = float(sum(s["small_segments"] for s in scores))
         if label != "real":
             metrics["mode"] = next(c["mode"] for _, c, lab_ in loaded if lab_ == label)
             metrics["generated_size"] = next(int(c["crop_size"]) for _, c, lab_ in loaded if lab_ == label)
@@ -542,6 +536,113 @@ def evaluate(data: Path, models: Sequence[str], *, split: str = "val", n: int | 
                                            for v in generated.values()]
         save_grid(out / "side_by_side.png", rows)
     return report
+
+
+def _generate(nets: Mapping[str, nn.Module], config: Mapping[str, Any],
+              maps: Sequence[tuple[np.ndarray, np.ndarray | None]], size: int, dev: torch.device, *,
+              seed: int = 0, batch: int = 8) -> np.ndarray:
+    """uint8 (N, size, size, 3) images of (labels, instances) maps given at the model's own size;
+    a model of another size is resized (bilinear) to ``size`` to be scored beside the others."""
+    gen = torch.Generator().manual_seed(seed)
+    imgs = []
+    for i in range(0, len(maps), batch):
+        chunk = maps[i:i + batch]
+        sems, idss = zip(*(conditioning(lab, inst, config) for lab, inst in chunk), strict=True)
+        z = (torch.randn(len(chunk), int(config.get("z_dim", 256)), generator=gen).to(dev)
+             if config.get("use_vae") else None)
+        fake = nets["netG"](torch.cat(sems).to(dev), torch.cat(idss).to(dev), z)
+        imgs.append(np.stack([to_uint8_image(f) for f in fake]))
+    out = np.concatenate(imgs)
+    if out.shape[1] != size:
+        out = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_LINEAR) for im in out])
+    return out
+
+
+def _class_colours(data: Path, size: int, config: Mapping[str, Any], limit: int = 120) -> ClassColours | None:
+    """Each class's colours in the real photos of ``data``'s train split (None where it has none)."""
+    try:
+        ds = PanopticScenes(data, "train", size, config, limit=limit)
+    except (FileNotFoundError, InputError):
+        return None
+    if len(ds) == 0:
+        return None
+    maps = [ds.maps(i) for i in range(len(ds))]
+    return ClassColours.fit([m[0] for m in maps], [m[1] for m in maps])
+
+
+@torch.no_grad()
+def evaluate_painted(maps_dir: Path, models: Sequence[str], *, data: Path, device: str = "cpu",
+                     out: Path | None = None, seed: int = 0) -> dict[str, Any]:
+    """Score models on painted panoptic maps (``maps_dir/painted_*.png`` + ``maps_dir/instances/``),
+    which have no photo: speckle (:mod:`engine.metrics.speckle`, class colours from ``data``'s
+    train photos) and the instance-boundary measure. Writes ``painted.json``, ``painted.png``
+    (map | each model) and ``touching.png`` (crops where instances of one class touch, 3× enlarged)."""
+    from ..devices import pick_device
+
+    dev = pick_device(device)
+    loaded = [load_generator(m, dev) for m in models]
+    size = int(loaded[0][1]["crop_size"])
+    names = sorted(Path(maps_dir).glob("painted_*.png"))
+    if not names:
+        raise InputError(f"{maps_dir} holds no painted_*.png maps")
+    full = [(load_label_map(p), load_instance_map(Path(maps_dir) / "instances" / p.name)) for p in names]
+    colours = _class_colours(Path(data), size, loaded[0][1])
+    things = sorted(load_palette(loaded[0][1]["palette"]).things) if loaded[0][1].get("palette") else None
+    maps = [(resize_nearest(lab, size).astype(np.int32), resize_nearest(inst, size).astype(np.int32))
+            for lab, inst in full]
+    report: dict[str, Any] = {"maps": str(maps_dir), "n": len(maps), "size": size, "models": {}}
+    generated = {}
+    for nets, config, label in loaded:
+        own = int(config["crop_size"])
+        own_maps = maps if own == size else [(resize_nearest(lab, own).astype(np.int32),
+                                              resize_nearest(inst, own).astype(np.int32)) for lab, inst in full]
+        imgs = generated[label] = _generate(nets, config, own_maps, size, dev, seed=seed)
+        scores = [{**boundary_scores(img, lab, inst, things),
+                   **speckle_scores(img, lab, panoptic_ids(lab, inst), colours)}
+                  for img, (lab, inst) in zip(imgs, maps, strict=True)]
+        metrics = {k: _nanmean([s[k] for s in scores]) for k in scores[0]}
+        metrics["small_segments"] = float(sum(s["small_segments"] for s in scores))
+        metrics["mode"] = config["mode"]
+        metrics["generated_size"] = own
+        report["models"][label] = metrics
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "painted.json").write_text(json.dumps(report, indent=1))
+        labels_rgb = colour_labels(torch.from_numpy(np.stack([m[0] for m in maps])).long(),
+                                   loaded[0][1].get("palette"))
+        rows = [labels_rgb] + [torch.from_numpy(v).permute(0, 3, 1, 2).float() / 127.5 - 1
+                               for v in generated.values()]
+        save_grid(out / "painted.png", rows)
+        _touching_sheet(out / "touching.png", maps, labels_rgb, generated, things)
+    return report
+
+
+def _touching_sheet(path: Path, maps: Sequence[tuple[np.ndarray, np.ndarray]], labels_rgb: torch.Tensor,
+                    generated: Mapping[str, np.ndarray], things: Sequence[int] | None, crop: int = 40) -> None:
+    """One row per place where two instances of one thing class touch: the map (instance edges in
+    black) and each model's output, cropped around it and enlarged 3×."""
+    cells: list[list[np.ndarray]] = []
+    for i, (lab, inst) in enumerate(maps):
+        ids = panoptic_ids(lab, inst)
+        edge = instance_edges(ids) > 0
+        for cls in things or []:
+            same = np.zeros(lab.shape, bool)
+            same[:, 1:] |= (ids[:, 1:] != ids[:, :-1]) & (lab[:, 1:] == cls) & (lab[:, :-1] == cls)
+            same[1:] |= (ids[1:] != ids[:-1]) & (lab[1:] == cls) & (lab[:-1] == cls)
+            if not same.any():
+                continue
+            ys, xs = np.nonzero(same)
+            h = lab.shape[0]
+            y0 = int(np.clip(ys.mean() - crop // 2, 0, h - crop))
+            x0 = int(np.clip(xs.mean() - crop // 2, 0, h - crop))
+            window = (slice(y0, y0 + crop), slice(x0, x0 + crop))
+            drawn = ((labels_rgb[i].permute(1, 2, 0).numpy() + 1) * 127.5).astype(np.uint8)
+            drawn[edge] = 0
+            row = [drawn[window]] + [g[i][window] for g in generated.values()]
+            cells.append([cv2.resize(c, (3 * crop, 3 * crop), interpolation=cv2.INTER_NEAREST) for c in row])
+    if cells:  # a row per case: map | each model
+        save_grid(path, [torch.from_numpy(np.stack(row)).permute(0, 3, 1, 2).float() / 127.5 - 1 for row in cells])
 
 
 def _nanmean(values: Sequence[float]) -> float:
@@ -603,6 +704,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     print(format_report(report))
     if args.out:
         print(f"wrote {Path(args.out) / 'eval_panoptic.json'} and side_by_side.png")
+    if args.painted:
+        painted = evaluate_painted(Path(args.painted), [args.model, args.baseline, *args.also], data=Path(args.data),
+                                   device=args.device, out=Path(args.out) if args.out else None, seed=args.seed)
+        print(f"\npainted maps ({args.painted}, {painted['n']} maps; no photos: the real photos' rates are the "
+              f"test split's, above)")
+        print(format_report({**painted, "reference": {}}))
+        if args.out:
+            print(f"wrote {Path(args.out) / 'painted.json'}, painted.png and touching.png")
     return 0
 
 
@@ -661,8 +770,11 @@ def register_cli(groups: Any) -> None:
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="", help="folder for eval_panoptic.json and side_by_side.png")
+    p.add_argument("--painted", default="", help="a folder of painted maps (painted_*.png + instances/), e.g. "
+                                                 "assets/examples/maps: speckle and touching instances, no photos")
     p.set_defaults(func=_cmd_eval)
 
 
-__all__ = ["PanopticScenes", "make_config", "train", "export", "boundary_scores", "evaluate", "load_generator",
+__all__ = ["PanopticScenes", "make_config", "train", "export", "boundary_scores", "evaluate", "evaluate_painted",
+           "load_generator",
            "format_report", "register_cli"]
