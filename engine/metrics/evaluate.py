@@ -7,6 +7,8 @@ Metrics, each only where it is defined:
 - ``PSNR``/``SSIM``: output ↔ ground truth (procedural pairs have an exact one).
 - ``mIoU``/``pixel_acc``: the small scenes segmenter run on the outputs, against the input label map
   (mask faithfulness); also reported on the real images as the segmenter's own ceiling.
+- StarGAN v2 on faces: the face measures of :mod:`engine.metrics.faces` (dlib, gender classifier,
+  diversity, interpolation), beside an untrained floor and the unchanged sources.
 
 Dataset layouts (see the project's data conventions): ``scenes`` (<split>/image, label, instance,
 exemplar), ``faces`` (<split>/female, male), ``sketches`` (<split>/<class>/<id>.png = [edges | photo]).
@@ -242,6 +244,12 @@ def evaluate(model: str, data: Path, *, split: str = "test", n: int | None = Non
 
         result["objects"] = sketch_object_report(model, es, outputs, data=data, seed=seed, device=device,
                                                  centroid_split=centroid_split)
+    if es.layout == FACE_LAYOUT and family == "stargan2":
+        from .faces import stargan2_faces
+
+        faces = stargan2_faces(model, es, seed=seed, device=device, features=_pick_backbone(backbone), notes=notes)
+        if faces is not None:
+            result["faces"] = faces
     label = Path(model).name if Path(model).is_dir() else model
     return {"model": model, "model_label": label, "data": str(data), "split": split, "layout": es.layout,
             "n": len(es.cases), "reference": reference if es.layout == SCENE_LAYOUT else None,
@@ -265,6 +273,10 @@ def format_table(report: dict[str, Any]) -> str:
         rows += [(k, " | ".join(f"{v.get(c, float('nan')):.3f}" for c in cols)) for k, v in measures]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
+    if report.get("faces"):
+        from .faces import format_faces
+
+        lines += ["", *format_faces(report["faces"])]
     lines += [f"note: {n}" for n in report["notes"]]
     return "\n".join(lines)
 
