@@ -529,7 +529,7 @@ def evaluate(data: Path, models: Sequence[str], *, split: str = "val", n: int | 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "eval_panoptic.json").write_text(json.dumps(report, indent=1))
-        k = min(8, len(maps))
+        k = min(16, len(maps))  # the contact sheet: 16 test cases (TRAINING.md)
         labels_rgb = colour_labels(torch.from_numpy(np.stack([m[1] for m in maps[:k]])).long(),
                                    loaded[0][1].get("palette"))
         rows = [labels_rgb, real_t[:k]] + [torch.from_numpy(v[:k]).permute(0, 3, 1, 2).float() / 127.5 - 1
