@@ -75,6 +75,25 @@ def test_train_resume_and_export(tmp_path: Path, weights_dir: Path) -> None:
     assert torch.equal(nets["generator"].from_rgb.weight, resumed.ema["generator"].from_rgb.weight)
 
 
+def test_lazy_r1_applies_the_penalty_every_n_steps_weighted_by_n(tmp_path: Path) -> None:
+    """--r1-every N: steps 0, N, 2N carry N × the penalty; the others compute none (no double backward)."""
+    from engine.train.stargan2 import compute_d_loss
+
+    _make_data(tmp_path / "faces" / "train")
+    opt = _options(tmp_path / "faces", tmp_path / "run", iters=4)
+    opt.r1_every = 2
+    trainer = StarGAN2Trainer(opt)
+    regs = [trainer.train_step()["D_latent_reg"] for _ in range(4)]
+    assert regs[0] > 0 and regs[2] > 0 and regs[1] == 0 and regs[3] == 0
+    x, y = next(trainer.src_iter)
+    z = torch.randn(x.size(0), trainer.args["latent_dim"])
+    full, parts = compute_d_loss(trainer.nets, opt, x, y, y, z_trg=z, r1_weight=1.0)
+    lazy, _ = compute_d_loss(trainer.nets, opt, x, y, y, z_trg=z, r1_weight=2.0)
+    off, off_parts = compute_d_loss(trainer.nets, opt, x, y, y, z_trg=z, r1_weight=0.0)
+    assert float(lazy - off) == pytest.approx(2 * float(full - off), rel=1e-4)
+    assert float(full - off) == pytest.approx(opt.lambda_reg * parts["reg"], rel=1e-4) and off_parts["reg"] == 0
+
+
 def test_cli_trains_and_registers(tmp_path: Path, weights_dir: Path) -> None:
     from engine.cli import main
     from engine.weights import Manifest

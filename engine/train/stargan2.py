@@ -74,6 +74,7 @@ class TrainOptions:
     beta2: float = 0.99
     weight_decay: float = 1e-4
     lambda_reg: float = 1.0
+    r1_every: int = 1                 # lazy R1 (StyleGAN2): the penalty every N steps, weighted ×N
     lambda_sty: float = 1.0
     lambda_ds: float = 1.0
     ds_iter: int = 100_000
@@ -168,17 +169,19 @@ class DomainImages(Dataset):
 # ------------------------------------------------------------------------------------ losses
 def compute_d_loss(nets: Mapping[str, nn.Module], opt: TrainOptions, x_real: torch.Tensor, y_org: torch.Tensor,
                    y_trg: torch.Tensor, *, z_trg: torch.Tensor | None = None, x_ref: torch.Tensor | None = None,
-                   masks: Any = None) -> tuple[torch.Tensor, dict[str, float]]:
-    """Adversarial loss on real/fake plus R1 on real (official ``compute_d_loss``)."""
-    x_real = x_real.detach().requires_grad_()
+                   masks: Any = None, r1_weight: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
+    """Adversarial loss on real/fake plus R1 on real (official ``compute_d_loss``); ``r1_weight``
+    scales the penalty (N on the steps of lazy R1 every N steps, 0 on the others: no double
+    backward through D then)."""
+    x_real = x_real.detach().requires_grad_(r1_weight > 0)
     out_real = nets["discriminator"](x_real, y_org)
-    loss_reg = r1_penalty(out_real, x_real)
+    loss_reg = r1_penalty(out_real, x_real) if r1_weight > 0 else out_real.new_zeros(())
     with torch.no_grad():
         s_trg = nets["mapping_network"](z_trg, y_trg) if z_trg is not None else nets["style_encoder"](x_ref, y_trg)
         x_fake = nets["generator"](x_real.detach(), s_trg, masks=masks)
     out_fake = nets["discriminator"](x_fake, y_trg)
     loss_adv = bce_d_loss(out_real, out_fake)
-    loss = loss_adv + opt.lambda_reg * loss_reg
+    loss = loss_adv + opt.lambda_reg * r1_weight * loss_reg
     return loss, {"adv": loss_adv.item(), "reg": loss_reg.item()}
 
 
@@ -367,8 +370,9 @@ class StarGAN2Trainer:
                     _set_trainable(nets[k], k in names)
 
         trainable(("discriminator",))
+        r1_weight = float(opt.r1_every) if self.step % max(1, opt.r1_every) == 0 else 0.0
         for tag, kw in (("latent", {"z_trg": z_trg}), ("ref", {"x_ref": x_ref})):
-            d_loss, d_parts = compute_d_loss(nets, opt, x_real, y_org, y_trg, masks=masks, **kw)
+            d_loss, d_parts = compute_d_loss(nets, opt, x_real, y_org, y_trg, masks=masks, r1_weight=r1_weight, **kw)
             self._zero_grad()
             d_loss.backward()
             self._step(("discriminator",))
@@ -455,6 +459,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         data=Path(args.data), out=Path(args.out), config=args.config, img_size=args.img_size,
         domains=[d for d in args.domains.split(",") if d] if args.domains else [],
         iters=args.iters, batch_size=args.batch_size, lr=args.lr, f_lr=args.f_lr, lambda_reg=args.lambda_reg,
+        r1_every=args.r1_every,
         lambda_sty=args.lambda_sty, lambda_ds=args.lambda_ds, ds_iter=args.ds_iter, lambda_cyc=args.lambda_cyc,
         ema_beta=args.ema_beta, sample_every=args.sample_every, save_every=args.save_every, resume=args.resume,
         seed=args.seed, device=args.device, wing=args.wing, num_workers=args.workers,
@@ -524,6 +529,8 @@ def register_cli(groups: Any) -> None:
     p.add_argument("--lr", type=float, default=d.lr, help="G, E and D learning rate")
     p.add_argument("--f-lr", type=float, default=d.f_lr, help="mapping network learning rate")
     p.add_argument("--lambda-reg", type=float, default=d.lambda_reg, help="R1 weight")
+    p.add_argument("--r1-every", type=int, default=d.r1_every,
+                   help="lazy R1: apply the penalty every N steps, weighted ×N (paper: 1; StyleGAN2: 16)")
     p.add_argument("--lambda-sty", type=float, default=d.lambda_sty)
     p.add_argument("--lambda-ds", type=float, default=d.lambda_ds, help="diversity weight (paper: 1 CelebA-HQ, 2 AFHQ)")
     p.add_argument("--ds-iter", type=int, default=d.ds_iter, help="iterations over which λ_ds decays to 0")
