@@ -169,28 +169,36 @@ def measure(es: EvalSet, outputs: list[np.ndarray], *, backbone: Any = "auto", s
         info["backbone"] = {"name": feats.display, "source": feats.source}
         with torch.no_grad():
             groups = sorted({c.target_group for c in es.cases})
-            fake_stats, real_stats = FeatureStats(feats.spec.pooled_dim), FeatureStats(feats.spec.pooled_dim)
-            for g in groups:  # faces: each output against the real images of its target domain
+            # Faces: each output against the real images of its target domain, one FD per domain,
+            # averaged (pooling the domains would make the untranslated sources match the real set).
+            fds, src_fds, n_fake = [], [], 0
+            for g in groups:
                 outs_g = [o for o, c in zip(outputs, es.cases, strict=True) if c.target_group == g]
                 real_g = es.real.get(g) or es.real.get("", [])
                 size = real_g[0].shape[:2] if real_g else outs_g[0].shape[:2]
+                fake_stats, real_stats = FeatureStats(feats.spec.pooled_dim), FeatureStats(feats.spec.pooled_dim)
                 fake_stats.update(pooled_features(feats, images_to_tensor([_resize_to(o, size) for o in outs_g])))
                 real_stats.update(pooled_features(feats, images_to_tensor([_resize_to(r, size) for r in real_g])))
-            if fake_stats.n >= 2 and real_stats.n >= 2:
-                metrics[fd_name(feats)] = frechet_distance_stats(fake_stats, real_stats)
-                if fake_stats.n < feats.spec.pooled_dim:
-                    notes.append(f"FD from {fake_stats.n} outputs vs {real_stats.n} real images in "
-                                 f"{feats.spec.pooled_dim} dimensions: strongly biased upward, compare only at equal N")
-            else:
-                notes.append("FD needs at least 2 outputs and 2 real images")
-            if es.layout == FACE_LAYOUT and fake_stats.n >= 2:
-                # baseline: the untranslated sources against the same target-domain statistics
-                src_stats = FeatureStats(feats.spec.pooled_dim)
-                for g in groups:
+                if fake_stats.n < 2 or real_stats.n < 2:
+                    continue
+                n_fake += fake_stats.n
+                fds.append(frechet_distance_stats(fake_stats, real_stats))
+                if es.layout == FACE_LAYOUT:  # baseline: the untranslated sources, same statistics
                     srcs = [c.inputs["source"] for c in es.cases if c.target_group == g]
-                    size = (es.real.get(g) or srcs)[0].shape[:2]
+                    src_stats = FeatureStats(feats.spec.pooled_dim)
                     src_stats.update(pooled_features(feats, images_to_tensor([_resize_to(o, size) for o in srcs])))
-                metrics[f"{fd_name(feats)} sources (untranslated)"] = frechet_distance_stats(src_stats, real_stats)
+                    src_fds.append(frechet_distance_stats(src_stats, real_stats))
+            if fds:
+                metrics[fd_name(feats)] = float(np.mean(fds))
+                if src_fds:
+                    metrics[f"{fd_name(feats)} sources (untranslated)"] = float(np.mean(src_fds))
+                if len(fds) > 1:
+                    notes.append(f"FD per target domain, averaged over {len(fds)} domains")
+                if n_fake < feats.spec.pooled_dim:
+                    notes.append(f"FD from {n_fake} outputs in {feats.spec.pooled_dim} dimensions: strongly biased "
+                                 f"upward, compare only at equal N")
+            else:
+                notes.append("FD needs at least 2 outputs and 2 real images (per target domain)")
             if pairs and min(pairs[0][1].shape[:2]) >= 32:
                 dists = []
                 for i in range(0, len(pairs), 8):
