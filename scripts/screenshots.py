@@ -155,17 +155,18 @@ def main(argv: list[str] | None = None) -> int:
         elif key == "panoptic":
             doc = ws.editor.doc
             if doc.palette.names[:3] == ("other", "sky", "cloud"):
-                labels = load_label_map(EXAMPLES / "maps" / "scene_000019.png")
-                inst = load_instance_map(EXAMPLES / "maps" / "instances" / "scene_000019.png")
+                # a painted map: houses wall to wall, tree crowns and animals touching, 3-4 px flowers
+                labels = load_label_map(EXAMPLES / "maps" / "painted_1.png")
+                inst = load_instance_map(EXAMPLES / "maps" / "instances" / "painted_1.png")
                 doc.replace(labels, inst)
-                # paint a second instance of a thing class beside the existing ones
+                # paint one more instance of a thing class in the corner of the grass
                 thing = sorted(doc.palette.things)[0] if doc.palette.things else 1
                 ws.editor.canvas.set_label(thing)
                 ws.editor.palette_list.select(thing)
                 ws.editor.canvas.new_instance()
                 doc.begin_stroke()
-                doc.stroke_to(30, 100, 9, thing, ws.editor.canvas.current_instance)
-                doc.stroke_to(44, 96, 9, thing, ws.editor.canvas.current_instance)
+                doc.stroke_to(112, 118, 5, thing, ws.editor.canvas.current_instance)
+                doc.stroke_to(120, 117, 5, thing, ws.editor.canvas.current_instance)
                 doc.end_stroke()
             else:
                 paint_scene_map(doc)
