@@ -158,8 +158,8 @@ def painted(n: int = 6, size: int = 128) -> None:
                 dab = pt.blank()
                 dab[y:y + 2, x:x + 4] = 1
                 pt.thing(bird, dab)
-        save_label_map(OUT / "maps" / f"painted_{index}.png", pt.labels, load_palette("scenes"))
-        save_instance_map(OUT / "maps" / "instances" / f"painted_{index}.png", pt.ids)
+        save_label_map(OUT / "painted" / f"painted_{index}.png", pt.labels, load_palette("scenes"))
+        save_instance_map(OUT / "painted" / "instances" / f"painted_{index}.png", pt.ids)
 
 
 def main() -> int:

@@ -156,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
             doc = ws.editor.doc
             if doc.palette.names[:3] == ("other", "sky", "cloud"):
                 # a painted map: houses wall to wall, tree crowns and animals touching, 3-4 px flowers
-                labels = load_label_map(EXAMPLES / "maps" / "painted_1.png")
-                inst = load_instance_map(EXAMPLES / "maps" / "instances" / "painted_1.png")
+                labels = load_label_map(EXAMPLES / "painted" / "painted_1.png")
+                inst = load_instance_map(EXAMPLES / "painted" / "instances" / "painted_1.png")
                 doc.replace(labels, inst)
                 # paint one more instance of a thing class in the corner of the grass
                 thing = sorted(doc.palette.things)[0] if doc.palette.things else 1

@@ -169,22 +169,27 @@ def test_face_tools_fetched_by_data_fetch_are_found(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("I2I_DATA_CACHE", str(cache))
     monkeypatch.delenv("I2I_DLIB_PREDICTOR", raising=False)
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    monkeypatch.delitem(sys.modules, "dlib", raising=False)
-    photo = np.zeros((32, 32, 3), np.uint8)
-    with pytest.raises(MissingDependencyError, match="i2i data fetch"):
-        face_landmarks_from_photo(photo)  # nothing installed, nothing fetched: says how to get it
-    wheel = cache / "dlib-bin"
-    (wheel / "dlib").mkdir(parents=True)
-    (wheel / "dlib" / "__init__.py").write_text(
-        "def get_frontal_face_detector():\n    return lambda image, upsample: []\n")
-    (wheel / ".fetched").write_text("")
-    data = cache / "dlib-data"
-    (data / "usr/share/dlib").mkdir(parents=True)
-    (data / "usr/share/dlib/shape_predictor_68_face_landmarks.dat").write_bytes(b"\0")
-    (data / ".fetched").write_text("")
-    with pytest.raises(InputError, match="no face was found"):
-        face_landmarks_from_photo(photo)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if "dlib-bin" not in p])  # no fetched dlib on the path
+    real_dlib = sys.modules.pop("dlib", None)
+    try:
+        photo = np.zeros((32, 32, 3), np.uint8)
+        with pytest.raises(MissingDependencyError, match="i2i data fetch"):
+            face_landmarks_from_photo(photo)  # nothing installed, nothing fetched: says how to get it
+        wheel = cache / "dlib-bin"
+        (wheel / "dlib").mkdir(parents=True)
+        (wheel / "dlib" / "__init__.py").write_text(
+            "def get_frontal_face_detector():\n    return lambda image, upsample: []\n")
+        (wheel / ".fetched").write_text("")
+        data = cache / "dlib-data"
+        (data / "usr/share/dlib").mkdir(parents=True)
+        (data / "usr/share/dlib/shape_predictor_68_face_landmarks.dat").write_bytes(b"\0")
+        (data / ".fetched").write_text("")
+        with pytest.raises(InputError, match="no face was found"):
+            face_landmarks_from_photo(photo)
+    finally:  # the stand-in must not outlive the test (later tests may use the real fetched dlib)
+        sys.modules.pop("dlib", None)
+        if real_dlib is not None:
+            sys.modules["dlib"] = real_dlib
 
 
 def test_eval_reads_generated_folders_of_every_split_and_names_its_naming(in_user_dir, capsys):

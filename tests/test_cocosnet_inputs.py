@@ -24,6 +24,7 @@ from engine.inputs.cocosnet import (
     parsing_from_landmarks68,
     pose_from_photo,
 )
+from engine.io import source_dir
 from engine.requests.base import InputError, MissingDependencyError
 
 
@@ -224,7 +225,8 @@ def test_parsing_from_landmarks_places_parts() -> None:
     assert (p == names.index("nose")).any() and (p == names.index("l_brow")).any()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("dlib") is not None, reason="dlib is installed")
+@pytest.mark.skipif(importlib.util.find_spec("dlib") is not None or source_dir("dlib-bin") is not None,
+                    reason="dlib is installed or fetched")
 def test_face_landmarks_need_dlib() -> None:
     with pytest.raises(MissingDependencyError, match="dlib"):
         face_landmarks_from_photo(np.zeros((32, 32, 3), np.uint8))

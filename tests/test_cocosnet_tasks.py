@@ -11,7 +11,7 @@ import torch
 
 from engine.cli import main
 from engine.inputs.cocosnet import celebamask_names, encode_image, encode_labels
-from engine.io import load_image, save_image, save_label_map, save_openpose_json
+from engine.io import load_image, save_image, save_label_map, save_openpose_json, source_dir
 from engine.nets.cocosnet import CONFIGS, build
 from engine.requests.base import FrozenArray, InputError
 from engine.requests.cocosnet import EditRequest, ExemplarRequest, MakeupRequest
@@ -217,7 +217,8 @@ def test_cli_weights_keys_lists_three_subnetworks(capsys: pytest.CaptureFixture)
     assert data["netG"]["fc.weight"][0] == [64, 22, 3, 3]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("dlib") is not None, reason="dlib is installed")
+@pytest.mark.skipif(importlib.util.find_spec("dlib") is not None or source_dir("dlib-bin") is not None,
+                    reason="dlib is installed or fetched")
 def test_cli_makeup_without_maps_names_the_missing_extra(weights_dir: Path, tmp_path: Path,
                                                           capsys: pytest.CaptureFixture) -> None:
     _register(weights_dir, "tiny_celebahqedge")

@@ -11,7 +11,7 @@ from engine.io import load_instance_map, load_label_map, load_palette
 from engine.metrics.speckle import ClassColours, speckle_scores
 
 SKY, GRASS, FLOWER = 1, 6, 12
-MAPS = Path(__file__).resolve().parent.parent / "assets" / "examples" / "maps"
+MAPS = Path(__file__).resolve().parent.parent / "assets" / "examples" / "painted"
 
 
 def _scene(size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

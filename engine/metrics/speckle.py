@@ -21,20 +21,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..io import instance_edges
+
 
 def to_lab(image: np.ndarray) -> np.ndarray:
     """uint8 H×W×3 RGB → float32 CIELAB (L in 0..100)."""
     return cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
-
-
-def _boundary(ids: np.ndarray) -> np.ndarray:
-    edge = np.zeros(ids.shape, bool)
-    dx, dy = ids[:, 1:] != ids[:, :-1], ids[1:, :] != ids[:-1, :]
-    edge[:, 1:] |= dx
-    edge[:, :-1] |= dx
-    edge[1:, :] |= dy
-    edge[:-1, :] |= dy
-    return edge
 
 
 def _segment_medians(lab: np.ndarray, ids: np.ndarray) -> dict[int, np.ndarray]:
@@ -96,7 +88,7 @@ def speckle_scores(image: np.ndarray, labels: np.ndarray, ids: np.ndarray, colou
     for s, m in medians.items():
         centre[ids == s] = m
     far = np.linalg.norm(lab - centre, axis=2) > delta_e
-    interior = ~cv2.dilate(_boundary(ids).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    interior = ~cv2.dilate((instance_edges(ids) > 0).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     candidates = far & interior
     n, comp, stats, _ = cv2.connectedComponentsWithStats(candidates.astype(np.uint8), connectivity=8)
     clusters = int(np.sum(stats[1:, cv2.CC_STAT_AREA] <= max_cluster)) if n > 1 else 0

@@ -771,7 +771,7 @@ def register_cli(groups: Any) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="", help="folder for eval_panoptic.json and side_by_side.png")
     p.add_argument("--painted", default="", help="a folder of painted maps (painted_*.png + instances/), e.g. "
-                                                 "assets/examples/maps: speckle and touching instances, no photos")
+                                                 "assets/examples/painted: speckle and touching instances, no photos")
     p.set_defaults(func=_cmd_eval)
 
 
