@@ -90,8 +90,9 @@ def test_lazy_r1_applies_the_penalty_every_n_steps_weighted_by_n(tmp_path: Path)
     full, parts = compute_d_loss(trainer.nets, opt, x, y, y, z_trg=z, r1_weight=1.0)
     lazy, _ = compute_d_loss(trainer.nets, opt, x, y, y, z_trg=z, r1_weight=2.0)
     off, off_parts = compute_d_loss(trainer.nets, opt, x, y, y, z_trg=z, r1_weight=0.0)
-    assert float(lazy - off) == pytest.approx(2 * float(full - off), rel=1e-4)
-    assert float(full - off) == pytest.approx(opt.lambda_reg * parts["reg"], rel=1e-4) and off_parts["reg"] == 0
+    full, lazy, off = (loss.item() for loss in (full, lazy, off))
+    assert lazy - off == pytest.approx(2 * (full - off), rel=1e-4)
+    assert full - off == pytest.approx(opt.lambda_reg * parts["reg"], rel=1e-4) and off_parts["reg"] == 0
 
 
 def test_cli_trains_and_registers(tmp_path: Path, weights_dir: Path) -> None:
