@@ -206,6 +206,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         if not ema_restored:  # a new average (or one added to a run that had none) starts at G
             netG_ema.load_state_dict(unwrap(netG).state_dict())
         ckpt_nets["netG_ema"] = netG_ema
+    shipped = netG_ema if netG_ema is not None else netG  # sampled, snapshotted and exported
     deadline = time.monotonic() + 60 * args.minutes if getattr(args, "minutes", 0) else None
     decay_s = 60 * float(getattr(args, "decay_minutes", 0.0))
     if is_main(info):
@@ -283,18 +284,18 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         if bar is not None:
             bar.update(1, **{k: round(v, 3) for k, v in last.items()})
         if is_main(info) and (step % args.sample_every == 0 or step == args.steps):
-            _write_samples(out / "samples" / f"{step:06d}.png", netG_ema or netG, fixed, config, info)
+            _write_samples(out / "samples" / f"{step:06d}.png", shipped, fixed, config, info)
         if is_main(info) and (step % args.save_every == 0 or step == args.steps):
             save_checkpoint(out / "latest", ckpt_nets, optims, step, {"config": config})
         if is_main(info) and getattr(args, "snapshot_every", 0) and step % args.snapshot_every == 0:
-            keep = {"netG": netG_ema if netG_ema is not None else netG, **({"netE": netE} if netE is not None else {})}
+            keep = {"netG": shipped, **({"netE": netE} if netE is not None else {})}
             from ..weights import save_state_dicts
 
             save_state_dicts({k: unwrap(m).state_dict() for k, m in keep.items()},
                              out / "snapshots" / f"{step:06d}" / "nets.safetensors", metadata={"step": str(step)})
     if is_main(info) and step % args.save_every and step != args.steps:  # stopped by the wall-time budget
         save_checkpoint(out / "latest", ckpt_nets, optims, step, {"config": config})
-        _write_samples(out / "samples" / f"{step:06d}.png", netG_ema or netG, fixed, config, info)
+        _write_samples(out / "samples" / f"{step:06d}.png", shipped, fixed, config, info)
     if bar is not None:
         bar.close()
     summary = {"steps": step, "losses": last, "out": str(out), "config": config, "rank": info.rank,
