@@ -92,23 +92,28 @@ def gender_classifier():
     return AgeAndGender()
 
 
-def landmarks_68(image: np.ndarray) -> np.ndarray | None:
-    """68 (x, y) points of a roughly centred face (uint8 RGB); None when dlib is not fetched."""
+def landmarks_68(image: np.ndarray, *, side: int | None = None, centred_fallback: bool = True) -> np.ndarray | None:
+    """68 (x, y) points, in ``image``'s pixels, of its largest face: dlib's HOG detector on the image
+    upsampled to ``side`` (default 4×: the detector's window is 80 px, the faces are 64). Where HOG
+    finds none: a fixed centred box when ``centred_fallback`` (the recipe's faces are centred), else
+    None. None also when dlib is not fetched."""
     lm = landmarker()
     if lm is None:
         return None
     detector, predictor, dlib = lm
-    up = 4  # the HOG detector's window is 80 px; the faces are 64
-    big = cv2.resize(image, (image.shape[1] * up, image.shape[0] * up), interpolation=cv2.INTER_CUBIC)
+    h, w = image.shape[:2]
+    big_w, big_h = (side, side) if side else (4 * w, 4 * h)
+    big = cv2.resize(image, (big_w, big_h), interpolation=cv2.INTER_CUBIC)
     boxes = detector(big, 0)
     if len(boxes):
         box = max(boxes, key=lambda r: r.width() * r.height())
+    elif centred_fallback:
+        box = dlib.rectangle(int(big_w * 0.14), int(big_h * 0.2), int(big_w * 0.86), int(big_h * 0.92))
     else:
-        h, w = big.shape[:2]
-        box = dlib.rectangle(int(w * 0.14), int(h * 0.2), int(w * 0.86), int(h * 0.92))
+        return None
     shape = predictor(big, box)
     pts = np.array([[shape.part(k).x, shape.part(k).y] for k in range(68)], np.float32)
-    return (pts + 0.5) / up - 0.5
+    return (pts + 0.5) * np.array([w / big_w, h / big_h], np.float32) - 0.5
 
 
 # --------------------------------------------------------------------------------------------

@@ -44,10 +44,8 @@ INTERPOLATION_STEPS = 16
 
 @dataclass
 class FaceJudge:
-    """dlib's HOG detector and 68-point predictor, and the gender classifier (fetched tools)."""
+    """dlib's face detector and 68-point predictor, and the gender classifier (fetched tools)."""
 
-    detector: Any
-    predictor: Any
     classifier: Any
 
     @classmethod
@@ -55,20 +53,14 @@ class FaceJudge:
         """The judge, or None when the tools are not fetched (see :func:`missing_tools`)."""
         from ..data.faces import gender_classifier, landmarker
 
-        lm, clf = landmarker(), gender_classifier()
-        if lm is None or clf is None:
-            return None
-        return cls(lm[0], lm[1], clf)
+        clf = gender_classifier()
+        return cls(clf) if landmarker() is not None and clf is not None else None
 
     def landmarks(self, image: np.ndarray) -> np.ndarray | None:
-        """68 (x, y) points in the 256² frame where dlib finds a face; None where it finds none."""
-        big = cv2.resize(image, (JUDGE_SIZE, JUDGE_SIZE), interpolation=cv2.INTER_CUBIC)
-        boxes = self.detector(big, 0)
-        if not len(boxes):
-            return None
-        box = max(boxes, key=lambda r: r.width() * r.height())
-        shape = self.predictor(big, box)
-        return np.array([[shape.part(k).x, shape.part(k).y] for k in range(68)], np.float64)
+        """68 (x, y) points where dlib finds a face on the image upsampled to 256²; None where it finds none."""
+        from ..data.faces import landmarks_68
+
+        return landmarks_68(image, side=JUDGE_SIZE, centred_fallback=False)
 
     def gender(self, image: np.ndarray) -> str:
         small = cv2.resize(image, (GENDER_SIZE, GENDER_SIZE),

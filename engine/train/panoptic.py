@@ -396,6 +396,25 @@ def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
     return out
 
 
+def touching_boundary(labels: np.ndarray, instances: np.ndarray | None,
+                      things: Sequence[int] | None = None) -> np.ndarray:
+    """Pixels on a boundary between two instances of the same thing class (both sides marked);
+    ``things`` limits the classes."""
+    lab = np.asarray(labels)
+    inst = np.asarray(instances) if instances is not None else np.zeros_like(lab)
+    ids = panoptic_ids(lab, instances)
+    is_thing = (inst != 0) & (inst != lab)
+    if things is not None:
+        is_thing &= np.isin(lab, list(things))
+    same_class = np.zeros(ids.shape, bool)
+    for a, b in (((slice(None), slice(1, None)), (slice(None), slice(None, -1))),
+                 ((slice(1, None), slice(None)), (slice(None, -1), slice(None)))):
+        m = (ids[a] != ids[b]) & (lab[a] == lab[b]) & is_thing[a] & is_thing[b]
+        same_class[a] |= m
+        same_class[b] |= m
+    return same_class
+
+
 def boundary_scores(image: np.ndarray, labels: np.ndarray, instances: np.ndarray | None,
                     things: Sequence[int] | None = None) -> dict[str, float]:
     """How well an image shows the panoptic map's boundaries.
@@ -408,17 +427,7 @@ def boundary_scores(image: np.ndarray, labels: np.ndarray, instances: np.ndarray
     """
     ids = panoptic_ids(labels, instances)
     mag = _gradient_magnitude(image)
-    lab = np.asarray(labels)
-    inst = np.asarray(instances) if instances is not None else np.zeros_like(lab)
-    is_thing = (inst != 0) & (inst != lab)
-    if things is not None:
-        is_thing &= np.isin(lab, list(things))
-    same_class = np.zeros(ids.shape, bool)
-    for a, b in (((slice(None), slice(1, None)), (slice(None), slice(None, -1))),
-                 ((slice(1, None), slice(None)), (slice(None, -1), slice(None)))):
-        m = (ids[a] != ids[b]) & (lab[a] == lab[b]) & is_thing[a] & is_thing[b]
-        same_class[a] |= m
-        same_class[b] |= m
+    same_class = touching_boundary(labels, instances, things)
     edges = instance_edges(ids) > 0
     interior = ~_dilate(edges, 3)
     out = {"boundary_auc": float("nan"), "instance_auc": float("nan"), "instance_acc": float("nan")}
@@ -506,11 +515,7 @@ def evaluate(data: Path, models: Sequence[str], *, split: str = "val", n: int | 
     colours = _class_colours(Path(data), size, loaded[0][1])
     real_t = torch.from_numpy(real).permute(0, 3, 1, 2).float() / 127.5 - 1
     for label, imgs in sources.items():
-        scores = [{**boundary_scores(img, lab, inst, things),
-                   **speckle_scores(img, lab, panoptic_ids(lab, inst), colours)}
-                  for img, (_, lab, inst) in zip(imgs, maps, strict=True)]
-        metrics: dict[str, Any] = {k: _nanmean([s[k] for s in scores]) for k in scores[0]}
-        metrics["small_segments"] = float(sum(s["small_segments"] for s in scores))
+        metrics = _image_scores(imgs, [(lab, inst) for _, lab, inst in maps], things, colours)
         if label != "real":
             metrics["mode"] = next(c["mode"] for _, c, lab_ in loaded if lab_ == label)
             metrics["generated_size"] = next(int(c["crop_size"]) for _, c, lab_ in loaded if lab_ == label)
@@ -559,6 +564,17 @@ def _generate(nets: Mapping[str, nn.Module], config: Mapping[str, Any],
     return out
 
 
+def _image_scores(imgs: np.ndarray, maps: Sequence[tuple[np.ndarray, np.ndarray | None]],
+                  things: Sequence[int] | None, colours: ClassColours | None) -> dict[str, Any]:
+    """Instance-boundary and speckle measures of images generated from (labels, instances) maps,
+    averaged over the images (small segments: summed)."""
+    scores = [{**boundary_scores(img, lab, inst, things), **speckle_scores(img, lab, panoptic_ids(lab, inst), colours)}
+              for img, (lab, inst) in zip(imgs, maps, strict=True)]
+    metrics: dict[str, Any] = {k: _nanmean([s[k] for s in scores]) for k in scores[0]}
+    metrics["small_segments"] = float(sum(s["small_segments"] for s in scores))
+    return metrics
+
+
 def _class_colours(data: Path, size: int, config: Mapping[str, Any], limit: int = 120) -> ClassColours | None:
     """Each class's colours in the real photos of ``data``'s train split (None where it has none)."""
     try:
@@ -598,11 +614,7 @@ def evaluate_painted(maps_dir: Path, models: Sequence[str], *, data: Path, devic
         own_maps = maps if own == size else [(resize_nearest(lab, own).astype(np.int32),
                                               resize_nearest(inst, own).astype(np.int32)) for lab, inst in full]
         imgs = generated[label] = _generate(nets, config, own_maps, size, dev, seed=seed)
-        scores = [{**boundary_scores(img, lab, inst, things),
-                   **speckle_scores(img, lab, panoptic_ids(lab, inst), colours)}
-                  for img, (lab, inst) in zip(imgs, maps, strict=True)]
-        metrics = {k: _nanmean([s[k] for s in scores]) for k in scores[0]}
-        metrics["small_segments"] = float(sum(s["small_segments"] for s in scores))
+        metrics = _image_scores(imgs, maps, things, colours)
         metrics["mode"] = config["mode"]
         metrics["generated_size"] = own
         report["models"][label] = metrics
@@ -628,9 +640,7 @@ def _touching_sheet(path: Path, maps: Sequence[tuple[np.ndarray, np.ndarray]], l
         ids = panoptic_ids(lab, inst)
         edge = instance_edges(ids) > 0
         for cls in things or []:
-            same = np.zeros(lab.shape, bool)
-            same[:, 1:] |= (ids[:, 1:] != ids[:, :-1]) & (lab[:, 1:] == cls) & (lab[:, :-1] == cls)
-            same[1:] |= (ids[1:] != ids[:-1]) & (lab[1:] == cls) & (lab[:-1] == cls)
+            same = touching_boundary(lab, inst, [cls])
             if not same.any():
                 continue
             ys, xs = np.nonzero(same)
@@ -776,6 +786,7 @@ def register_cli(groups: Any) -> None:
     p.set_defaults(func=_cmd_eval)
 
 
-__all__ = ["PanopticScenes", "make_config", "train", "export", "boundary_scores", "evaluate", "evaluate_painted",
+__all__ = ["PanopticScenes", "make_config", "train", "export", "boundary_scores", "touching_boundary", "evaluate",
+           "evaluate_painted",
            "load_generator",
            "format_report", "register_cli"]
