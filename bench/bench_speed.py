@@ -51,6 +51,7 @@ from engine.devices import CPU_FLAGS_OF_INTEREST, cpu_flags, cpu_name, native_bf
 from engine.tasks import to_uint8_image
 
 SIZE = 256
+CPU = torch.device("cpu")
 
 
 @dataclass
@@ -65,6 +66,16 @@ class Case:
     compiler: Any
     first_call: Callable[[], float]  # seconds of the first (eager, compile-triggering) call
     size: int = SIZE
+
+
+def device_label(device: torch.device) -> str:
+    """"cpu", or the GPU's name (``torch.cuda.get_device_name``)."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def tf32_state() -> dict[str, Any]:
+    return {"cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+            "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32}
 
 
 def loadavg() -> list[float]:
@@ -90,21 +101,30 @@ def register_random(manifest: Any, family: str, config_name: str, nets: dict[str
     return name
 
 
-def store(manifest: Any) -> Any:
-    """One model store per model, as in the studio: both cases share its compiled stages."""
+def store(manifest: Any, device: torch.device = CPU) -> Any:
+    """One model store per model, as in the studio: both cases share its compiled stages. On CUDA
+    the studio's ``auto`` policy applies: no inductor compile (engine.compiled.compile_enabled), so
+    "ours" is the engine's eager path (inference mode, folded / cached stages)."""
     from engine.tasks import ModelStore
 
-    return ModelStore(manifest=manifest, compile="on")
+    return ModelStore(manifest=manifest, compile="on" if device.type == "cpu" else "auto")
 
 
-def run(req: Any, models: Any, cache: Any) -> np.ndarray:
+def run(req: Any, models: Any, cache: Any, device: torch.device = CPU) -> np.ndarray:
     from engine.tasks import make_context, run_request
 
-    return run_request(req, make_context(1, req, models, cache, device=torch.device("cpu"))).image
+    return run_request(req, make_context(1, req, models, cache, device=device)).image
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued GPU work, so wall time covers it (no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 # ---------------------------------------------------------------------------------- StarGAN v2
-def stargan_cases(manifest: Any, config_name: str, rng: np.random.Generator) -> list[Case]:
+def stargan_cases(manifest: Any, config_name: str, rng: np.random.Generator,
+                  device: torch.device = CPU) -> list[Case]:
     from engine.nets import stargan2 as sg
     from engine.requests.base import FrozenArray
     from engine.requests.stargan2 import StarGANLatentRequest
@@ -120,12 +140,12 @@ def stargan_cases(manifest: Any, config_name: str, rng: np.random.Generator) -> 
         if k != "fan":
             he_init(m)  # the trained networks' initialisation keeps activations in a realistic range
     name = register_random(manifest, "stargan2", config_name, nets, config)
-    eager_nets = build_and_load(manifest.get(name), manifest)  # the same file, loaded as-is
+    eager_nets = {k: m.to(device) for k, m in build_and_load(manifest.get(name), manifest).items()}  # as-is
     G, F, fan = eager_nets["generator"], eager_nets["mapping_network"], eager_nets.get("fan")
     sources = [FrozenArray(rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)) for _ in range(64)]
-    x0 = image_to_tensor(sources[0].array, SIZE)
+    x0 = image_to_tensor(sources[0].array, SIZE).to(device)
     with torch.no_grad():
-        s0 = F.for_domain(latent_code(0, sg.network_args(config)["latent_dim"]), 1)
+        s0 = F.for_domain(latent_code(0, sg.network_args(config)["latent_dim"]).to(device), 1)
         masks0 = fan.get_heatmap(x0) if fan is not None else None
     flops = count_flops(lambda: G(x0, s0, masks0))
     latent_dim = sg.network_args(config)["latent_dim"]
@@ -133,13 +153,13 @@ def stargan_cases(manifest: Any, config_name: str, rng: np.random.Generator) -> 
     def eager(source: FrozenArray, seed: int) -> torch.Tensor:
         # official test loop: resize, masks from FAN (w_hpf > 0), style from the mapping network, G in full
         with torch.no_grad():
-            x = image_to_tensor(source.array, SIZE)
+            x = image_to_tensor(source.array, SIZE).to(device)
             masks = fan.get_heatmap(x) if fan is not None else None
-            s = F(latent_code(seed, latent_dim), torch.tensor([1]))
+            s = F(latent_code(seed, latent_dim).to(device), torch.tensor([1], device=device))
             return G(x, s, masks)
 
     cases = []
-    models = store(manifest)
+    models = store(manifest, device)
     for what, source_of, seed_of in (("new_input", lambda i: sources[i % len(sources)], lambda i: 0),
                                      ("edit", lambda i: sources[0], lambda i: 1000 + i)):
         cache = LRUCache(64)
@@ -147,13 +167,13 @@ def stargan_cases(manifest: Any, config_name: str, rng: np.random.Generator) -> 
         def ours(i: int, models: Any = models, cache: Any = cache, source_of: Any = source_of,
                  seed_of: Any = seed_of) -> np.ndarray:
             req = StarGANLatentRequest(model=name, source=source_of(i), seed=seed_of(i), target_domain=1,
-                                       precision="float32", device="cpu")
-            return run(req, models, cache)
+                                       precision="float32", device=device.type)
+            return run(req, models, cache, device)
 
         first_calls = itertools.count(10_000)  # warm-up inputs, apart from the measured ones
 
         def first(ours: Any = ours, calls: Iterator[int] = first_calls) -> float:
-            models.get(name, torch.device("cpu"))  # loading is not part of a preview
+            models.get(name, device)  # loading is not part of a preview
             t0 = time.perf_counter()
             ours(next(calls))  # eager; slow stages compile after a few such calls, in the background
             return time.perf_counter() - t0
@@ -168,7 +188,7 @@ def stargan_cases(manifest: Any, config_name: str, rng: np.random.Generator) -> 
 # ---------------------------------------------------------------------------------- CoCosNet
 def cocosnet_cases(manifest: Any, config_name: str, rng: np.random.Generator, *, size: int = SIZE,
                    model: str | None = None, label: str | None = None,
-                   whats: tuple[str, ...] = ("new_input", "edit")) -> list[Case]:
+                   whats: tuple[str, ...] = ("new_input", "edit"), device: torch.device = CPU) -> list[Case]:
     """Random weights of ``config_name`` at ``size``, or the registered ``model`` (its own config);
     cases are named ``cocosnet_{label or config_name}_{what}[_{size}]``."""
     from engine.inputs.cocosnet import encode_for_config, encode_image
@@ -185,7 +205,7 @@ def cocosnet_cases(manifest: Any, config_name: str, rng: np.random.Generator, *,
     else:
         config, name = dict(manifest.get(model).config), model
     nc = int(config["semantic_nc"])
-    eager_nets = build_and_load(manifest.get(name), manifest)
+    eager_nets = {k: m.to(device) for k, m in build_and_load(manifest.get(name), manifest).items()}
     net_corr, net_g = eager_nets["netCorr"], eager_nets["netG"]
 
     def label_map(seed: int) -> np.ndarray:
@@ -209,7 +229,7 @@ def cocosnet_cases(manifest: Any, config_name: str, rng: np.random.Generator, *,
     def tensors(labels: np.ndarray, photo: np.ndarray) -> tuple[torch.Tensor, ...]:
         sem = encode_for_config("labels", nc, labels=labels, size=size).unsqueeze(0)
         ref_sem = encode_for_config("labels", nc, labels=ex_map, size=size).unsqueeze(0)
-        return encode_image(photo, size).unsqueeze(0), sem, ref_sem
+        return encode_image(photo, size).unsqueeze(0).to(device), sem.to(device), ref_sem.to(device)
 
     ref0, sem0, ref_sem0 = tensors(base_map, photos[0])
     flops = count_flops(lambda: net_g(sem0, net_corr(ref0, sem0, ref_sem0)["warp_out"]))
@@ -222,7 +242,7 @@ def cocosnet_cases(manifest: Any, config_name: str, rng: np.random.Generator, *,
             return net_g(sem, warp)
 
     cases = []
-    models = store(manifest)
+    models = store(manifest, device)
     for what, map_of, ex_of in (("new_input", lambda i: base_map, lambda i: i % len(exemplars)),
                                 ("edit", edited_map, lambda i: 0)):
         if what not in whats:
@@ -234,13 +254,14 @@ def cocosnet_cases(manifest: Any, config_name: str, rng: np.random.Generator, *,
                  ex_of: Any = ex_of) -> np.ndarray:
             photo, exmap = exemplars[ex_of(i)]
             req = ExemplarRequest(model=name, input_map=FrozenArray(map_of(i)), exemplar=photo, exemplar_map=exmap,
-                                  canvas_size=(size, size), preview_size=size, precision="float32", device="cpu")
-            return run(req, models, cache)
+                                  canvas_size=(size, size), preview_size=size, precision="float32",
+                                  device=device.type)
+            return run(req, models, cache, device)
 
         first_calls = itertools.count(10_000)  # warm-up inputs, apart from the measured ones
 
         def first(ours: Any = ours, calls: Iterator[int] = first_calls) -> float:
-            models.get(name, torch.device("cpu"))  # loading is not part of a preview
+            models.get(name, device)  # loading is not part of a preview
             t0 = time.perf_counter()
             ours(next(calls))
             return time.perf_counter() - t0
@@ -267,7 +288,7 @@ def default_cocosnet_live_case() -> list[Case]:
 
 
 # ---------------------------------------------------------------------------------- measuring
-def measure(case: Case, rounds: int) -> dict[str, Any]:
+def measure(case: Case, rounds: int, device: torch.device = CPU, warmup: int = 1) -> dict[str, Any]:
     print(f"{case.name}: {case.what}", flush=True)
     done_before = len(case.compiler.records)
     first_s = case.first_call()
@@ -282,14 +303,17 @@ def measure(case: Case, rounds: int) -> dict[str, Any]:
     print(f"  first call (eager, compiling behind it) {first_s * 1e3:.0f} ms; compile "
           f"{sum(r.seconds for r in records):.1f} s ({stages})"
           + (f"; FAILED: {failed}" if failed else ""), flush=True)
-    # warm both sides once (first compiled call, allocator)
-    case.ours(0), case.eager(0)
+    # warm both sides (first compiled call, allocator; on CUDA also cuDNN algorithm choice)
+    for _ in range(warmup):
+        case.ours(0), case.eager(0)
+    sync(device)
     eager_s: list[float] = []
     ours_s: list[float] = []
     case.compiler.calls.clear()
     quality = []
     load_before = loadavg()
-    sgemm_before = sgemm_gflops(n=1024, repeats=3)
+    cuda = device.type == "cuda"
+    sgemm_before = None if cuda else sgemm_gflops(n=1024, repeats=3)
     for r in range(rounds):
         i = 1 + r
         order = (("eager", case.eager), ("ours", case.ours))
@@ -297,11 +321,14 @@ def measure(case: Case, rounds: int) -> dict[str, Any]:
             order = order[::-1]
         outs: dict[str, Any] = {}
         for side, fn in order:
+            sync(device)
             t = time.perf_counter()
             outs[side] = fn(i)
+            sync(device)
             (eager_s if side == "eager" else ours_s).append(time.perf_counter() - t)
         quality.append(image_psnr(outs["ours"], to_uint8_image(outs["eager"])))
-    sgemm_after = sgemm_gflops(n=1024, repeats=3)
+    sgemm_after = None if cuda else sgemm_gflops(n=1024, repeats=3)
+    sgemm = None if cuda else (sgemm_before + sgemm_after) / 2
     eager_med, ours_med = statistics.median(eager_s), statistics.median(ours_s)
     row = {
         "case": case.name, "family": case.family, "config": case.config, "what": case.what, "size": case.size,
@@ -309,8 +336,8 @@ def measure(case: Case, rounds: int) -> dict[str, Any]:
         "eager_ms_all": [round(v * 1e3, 1) for v in eager_s], "ours_ms_all": [round(v * 1e3, 1) for v in ours_s],
         "gflop": case.flops / 1e9, "eager_gflops_s": case.flops / eager_med / 1e9,
         "ours_gflops_s_eager_equivalent": case.flops / ours_med / 1e9,
-        "sgemm_gflops": (sgemm_before + sgemm_after) / 2, "sgemm_gflops_before_after": [sgemm_before, sgemm_after],
-        "eager_pct_of_sgemm": 100 * case.flops / eager_med / 1e9 / ((sgemm_before + sgemm_after) / 2),
+        "sgemm_gflops": sgemm, "sgemm_gflops_before_after": [sgemm_before, sgemm_after],
+        "eager_pct_of_sgemm": None if sgemm is None else 100 * case.flops / eager_med / 1e9 / sgemm,
         "first_call_ms": first_s * 1e3, "compile_s": sum(r.seconds for r in records),
         "compile_wait_s": compile_wait_s,
         "compiled_stages": {r.stage: round(r.seconds, 1) for r in records if r.ok}, "compile_failures": failed,
@@ -318,9 +345,13 @@ def measure(case: Case, rounds: int) -> dict[str, Any]:
         "ours_stage_calls": dict(case.compiler.calls),
         "loadavg_before": load_before, "loadavg_after": loadavg(),
         "cpu": cpu_name(), "cpu_flags": [f for f in CPU_FLAGS_OF_INTEREST if f in cpu_flags()],
-        "threads": torch.get_num_threads(), "device": "cpu", "precision": "float32",
+        "threads": torch.get_num_threads(), "device": device_label(device), "precision": "float32",
     }
-    print(f"  eager {eager_med * 1e3:8.0f} ms   ours {ours_med * 1e3:8.0f} ms   ×{row['speedup_vs_eager']:.2f}   "
+    if cuda:
+        row["tf32"] = tf32_state()
+    digits = 2 if cuda else 0
+    print(f"  eager {eager_med * 1e3:8.{digits}f} ms   ours {ours_med * 1e3:8.{digits}f} ms   "
+          f"×{row['speedup_vs_eager']:.2f}   "
           f"(output PSNR vs eager ≥ {row['output_psnr_vs_eager_db']:.1f} dB, load {load_before})", flush=True)
     return row
 
@@ -373,6 +404,156 @@ def bf16_check(rounds: int) -> dict[str, Any]:
           f"PSNR {quality:.1f} dB", flush=True)
     return row
 
+# ---------------------------------------------------------------------------------- CUDA (issue 17)
+# Issue 17's targets on a GPU, printed beside the measured numbers.
+CUDA_TARGETS = {"stargan2_ms": 3.0, "cocosnet_ms": 15.0, "bf16_psnr_db": 35.0}
+CUDA_ROUNDS = 20  # timed calls per side after warm-up (the whole CUDA bench stays well under 90 s)
+CUDA_WARMUP = 5
+
+
+def cuda_time(fn: Callable[[], Any], rounds: int, device: torch.device) -> list[float]:
+    """Seconds per call of ``fn``, each synchronised (CUDA events would give the same medians)."""
+    times = []
+    for _ in range(rounds):
+        sync(device)
+        t = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def cuda_bf16_check(rounds: int, device: torch.device) -> list[dict[str, Any]]:
+    """bfloat16 autocast vs float32 at 256² on the GPU: the StarGAN v2 afhq generator and CoCosNet
+    ade20k (netCorr + netG), random weights; alternated, both times and the output PSNR."""
+    from engine.nets import cocosnet as cc
+    from engine.nets import stargan2 as sg
+    from engine.train.common import he_init
+
+    torch.manual_seed(0)
+    G = sg.build(sg.CONFIGS["afhq"], with_discriminator=False)["generator"]
+    he_init(G)
+    G = G.to(device).eval()
+    x, s = (torch.rand(1, 3, SIZE, SIZE) * 2 - 1).to(device), torch.randn(1, 64).to(device)
+    nets = cc.build(cc.CONFIGS["ade20k"])
+    net_corr, net_g = nets["netCorr"].to(device).eval(), nets["netG"].to(device).eval()
+    nc = int(cc.CONFIGS["ade20k"]["semantic_nc"])
+    g = torch.Generator().manual_seed(1)
+
+    def one_hot(seed: int) -> torch.Tensor:
+        coarse = torch.randint(0, nc, (1, SIZE // 16, SIZE // 16), generator=g.manual_seed(seed))
+        lab = coarse.repeat_interleave(16, 1).repeat_interleave(16, 2)
+        return torch.nn.functional.one_hot(lab, nc).permute(0, 3, 1, 2).float().to(device)
+
+    sem, ref_sem = one_hot(1), one_hot(2)
+    ref = (torch.rand(1, 3, SIZE, SIZE, generator=g) * 2 - 1).to(device)
+    cases = {"StarGAN v2 afhq generator 256²": lambda: G(x, s),
+             "CoCosNet ade20k netCorr+netG 256²": lambda: net_g(sem, net_corr(ref, sem, ref_sem)["warp_out"])}
+    rows = []
+    for label, fn in cases.items():
+        def bf16(fn: Callable[[], torch.Tensor] = fn) -> torch.Tensor:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                return fn()
+        fns = {"float32": fn, "bfloat16": bf16}
+        times: dict[str, list[float]] = {k: [] for k in fns}
+        with torch.inference_mode():
+            outs = {k: f().float() for k, f in fns.items()}
+            for _ in range(CUDA_WARMUP):
+                for f in fns.values():
+                    f()
+            for _ in range(rounds):
+                for k, f in fns.items():
+                    times[k] += cuda_time(f, 1, device)
+        f32, b16 = statistics.median(times["float32"]), statistics.median(times["bfloat16"])
+        scale = outs["float32"].abs().max().clamp_min(1e-6)
+        quality = psnr(outs["float32"] / scale, outs["bfloat16"] / scale)
+        rows.append({"case": "bf16_vs_fp32", "what": label, "fp32_ms": f32 * 1e3, "bf16_ms": b16 * 1e3,
+                     "bf16_speedup": f32 / b16, "psnr_db": quality, "target_psnr_db": CUDA_TARGETS["bf16_psnr_db"],
+                     "meets_target": quality >= CUDA_TARGETS["bf16_psnr_db"], "device": device_label(device),
+                     "tf32": tf32_state()})
+        print(f"bfloat16 vs float32, {label}: {f32 * 1e3:.2f} ms vs {b16 * 1e3:.2f} ms (×{f32 / b16:.2f}), "
+              f"PSNR {quality:.1f} dB (target ≥ {CUDA_TARGETS['bf16_psnr_db']:.0f} dB)", flush=True)
+    return rows
+
+
+def cuda_cocosnet_512(manifest: Any, device: torch.device) -> list[dict[str, Any]]:
+    """CoCosNet ade20k (random weights) at 512² (twice its native size, the engine's largest
+    preview): one warm-up and one timed call per side, peak GPU memory of each recorded."""
+    from engine.weights import Manifest
+
+    root = manifest.root / "size512"  # its own manifest: the 256² cases registered "ade20k_random"
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    case = cocosnet_cases(Manifest(root), "ade20k", np.random.default_rng(5), size=512, whats=("new_input",),
+                          device=device)[0]
+    for side, fn in (("eager", case.eager), ("ours", case.ours)):
+        sync(device)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        first = cuda_time(lambda fn=fn: fn(1), 1, device)[0]
+        second = cuda_time(lambda fn=fn: fn(2), 1, device)[0]
+        peak = torch.cuda.max_memory_allocated(device)
+        rows.append({"case": f"cocosnet_ade20k_512_{side}", "size": 512, "first_call_ms": first * 1e3,
+                     "ms": second * 1e3, "max_memory_allocated_mib": peak / 2**20, "device": device_label(device)})
+        print(f"CoCosNet ade20k 512², {side}: first call {first * 1e3:.1f} ms, then {second * 1e3:.1f} ms; "
+              f"peak GPU memory {peak / 2**20:.0f} MiB", flush=True)
+    return rows
+
+
+def main_cuda(args: argparse.Namespace) -> int:
+    """``--device cuda``: the same alternated eager/ours comparison on the GPU (StarGAN v2 afhq and
+    CoCosNet ade20k at 256², random weights), bfloat16 vs float32, CoCosNet at 512²."""
+    from engine.weights import Manifest
+
+    if not torch.cuda.is_available():
+        print("bench_speed: no CUDA device (torch.cuda.is_available() is False); run without "
+              "--device cuda for the CPU benchmark", file=sys.stderr)
+        return 2
+    device = torch.device("cuda")
+    rounds = args.rounds or CUDA_ROUNDS
+    t_start = time.perf_counter()
+    gpu = device_label(device)
+    print(f"GPU {gpu}, torch {torch.__version__} (CUDA {torch.version.cuda}), TF32 {tf32_state()}; "
+          f"CPU {cpu_name()}, {rounds} timed calls per side", flush=True)
+    rows: list[dict[str, Any]] = []
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = Manifest(Path(tmp))
+        builders: list[tuple[str, Callable[[], list[Case]]]] = [
+            ("stargan2_afhq", lambda: stargan_cases(manifest, "afhq", rng, device)),
+            ("cocosnet_ade20k", lambda: cocosnet_cases(manifest, "ade20k", rng, device=device))]
+        for prefix, make in builders:
+            if args.case and not any(c.startswith(prefix) for c in args.case):
+                continue
+            for case in make():
+                if args.case and case.name not in args.case:
+                    continue
+                row = measure(case, rounds, device, warmup=CUDA_WARMUP)
+                target = CUDA_TARGETS["stargan2_ms" if case.family == "stargan2" else "cocosnet_ms"]
+                row.update(target_ms=target, meets_target=row["ours_ms"] <= target)
+                rows.append(row)
+                del case
+        big = [] if args.case else cuda_cocosnet_512(manifest, device)
+    precision = [] if args.case else cuda_bf16_check(rounds, device)
+    total = time.perf_counter() - t_start
+    path = write_results("speed_cuda" + (f"_{args.tag}" if args.tag else ""), {
+        "device": gpu, "cuda": torch.version.cuda, "cpu": cpu_name(),
+        "cpu_flags": [f for f in CPU_FLAGS_OF_INTEREST if f in cpu_flags()], "tf32": tf32_state(),
+        "rounds": rounds, "warmup": CUDA_WARMUP, "targets": CUDA_TARGETS, "seconds": total,
+        "rows": rows, "precision": precision, "cocosnet_512": big})
+    print()
+    print_table(rows, ["case", "eager_ms", "ours_ms", "speedup_vs_eager", "target_ms", "meets_target",
+                       "output_psnr_vs_eager_db", "device"])
+    if precision:
+        print()
+        print_table(precision, ["what", "fp32_ms", "bf16_ms", "bf16_speedup", "psnr_db", "target_psnr_db",
+                                "meets_target"])
+    if big:
+        print()
+        print_table(big, ["case", "first_call_ms", "ms", "max_memory_allocated_mib"])
+    print(f"wrote {path} in {total:.0f} s")
+    return 0
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -385,8 +566,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tag", default="", help="results file suffix: bench/results/speed_TAG.json")
     ap.add_argument("--precision-only", action="store_true",
                     help="only the bfloat16 vs float32 check (writes speed_precision.json)")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="cuda: the GPU comparison (issue 17 targets, bfloat16, CoCosNet 512²) "
+                         "-> bench/results/speed_cuda.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.device == "cuda":
+        return main_cuda(args)
     rounds = args.rounds or (3 if args.quick else 5)
     t_start = time.perf_counter()
     print(f"CPU {cpu_name()}, flags {[f for f in CPU_FLAGS_OF_INTEREST if f in cpu_flags()]}, {args.threads} threads, "

@@ -242,3 +242,39 @@ def test_unsupported_and_bad_options_fail_clearly(scenes, tmp_path):
         T.train(T.TrainOptions(**dict(base, data=tmp_path)))
     with pytest.raises(InputError, match="unknown loss setting"):
         T.train(T.TrainOptions(**base, loss_overrides={"bogus_weight": 1.0}))
+
+
+def test_wall_time_budget_checkpoints_exports_and_decays_the_lr(scenes, tmp_path, weights_dir, monkeypatch):
+    """--minutes stops the run (checkpoint and export at the step reached, not at --iters); with
+    --decay-minutes the lr factor falls to 0 over the budget's last minutes; --workers loads in
+    worker processes, each with its own crops and exemplar draws."""
+    from engine.cli import main
+    from engine.weights import Manifest
+
+    factors: list[float] = []
+    real_set = T.CocosnetTrainer.set_lr_factor
+    monkeypatch.setattr(T.CocosnetTrainer, "set_lr_factor",
+                        lambda self, f: (factors.append(f), real_set(self, f))[1])
+    clock = iter(float(t) for t in range(0, 10_000, 30))  # every reading of the clock: 30 s later
+    monkeypatch.setattr(T, "_clock", lambda: next(clock))
+    run = tmp_path / "run"
+    assert main(["train", "cocosnet", "--config", "tiny_ade20k", "--data", str(scenes), "--out", str(run),
+                 "--batch-size", "2", "--iters", "1000", "--minutes", "3", "--decay-minutes", "2",
+                 "--save-every", "100", "--sample-every", "100", "--threads", "1", "--workers", "2",
+                 "--export", "cocosnet_budget"]) == 0
+    steps = len(factors)
+    assert 3 <= steps < 10  # stopped by the 3-minute budget long before 1000 iterations
+    assert factors[0] == 1.0 and factors[-1] < 0.5 and factors == sorted(factors, reverse=True)
+    assert (run / "latest" / "nets.safetensors").exists()
+    entry = Manifest().get("cocosnet_budget")
+    assert entry.extra["iterations"] == steps and f"{steps} iterations" in entry.description
+
+
+def test_loader_workers_draw_their_own_crops(scenes):
+    """Two worker processes must not repeat each other's random crops and exemplar choices."""
+    from torch.utils.data import DataLoader
+
+    ds = T.CocosnetPairs(scenes / "train", "scenes", 48, T.onehot_label_encoder(NC), load_size=SIZE, seed=3)
+    batches = list(DataLoader(ds, batch_size=1, num_workers=2, sampler=[0, 0, 0, 0]))
+    crops = [b["image"] for b in batches]
+    assert any(not torch.equal(crops[0], c) for c in crops[1:])

@@ -121,3 +121,30 @@ def test_data_errors_are_input_errors(tmp_path: Path) -> None:
         find_domains(tmp_path)
     with pytest.raises(InputError, match="missing"):
         find_domains(tmp_path, ["only", "missing"])
+
+
+def test_init_warm_starts_g_e_f_and_their_ema_with_a_fresh_discriminator(tmp_path: Path) -> None:
+    from engine.weights import read_safetensors, split_subnets
+
+    _make_data(tmp_path / "faces" / "train")
+    first = StarGAN2Trainer(_options(tmp_path / "faces", tmp_path / "a", iters=1))
+    first.fit()
+    exported = first.export(tmp_path / "exported.safetensors")
+    opts = _options(tmp_path / "faces", tmp_path / "b", iters=1)
+    opts.init, opts.seed = str(exported), 99
+    warm = StarGAN2Trainer(opts)
+    for k in ("generator", "mapping_network", "style_encoder"):
+        for a, b in zip(first.ema[k].parameters(), warm.nets[k].parameters(), strict=True):
+            assert torch.equal(a, b), k
+        for a, b in zip(first.ema[k].parameters(), warm.ema[k].parameters(), strict=True):
+            assert torch.equal(a, b), k
+    assert any(not torch.equal(a, b) for a, b in zip(first.nets["discriminator"].parameters(),
+                                                    warm.nets["discriminator"].parameters(), strict=True))
+    assert warm.step == 0
+    state = split_subnets(read_safetensors(exported))
+    del state["style_encoder"]
+    from engine.weights import save_state_dicts
+    save_state_dicts(state, tmp_path / "partial.safetensors")
+    opts.init = str(tmp_path / "partial.safetensors")
+    with pytest.raises(InputError, match="no style_encoder"):
+        StarGAN2Trainer(opts)

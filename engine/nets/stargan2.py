@@ -524,6 +524,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # trained-here default: 64 px faces, narrow widths (fast previews on a laptop CPU)
     "default": dict(img_size=64, style_dim=32, latent_dim=16, num_domains=2, w_hpf=0, max_conv_dim=128,
                     base_dim=16, hidden_dim=128, domains=["female", "male"]),
+    # trained-here faces default (GPU-trained): twice the widths, G 1.6 M parameters, 27 ms at 64² on 2 cores
+    "faces64": dict(img_size=64, style_dim=64, latent_dim=16, num_domains=2, w_hpf=0, max_conv_dim=256,
+                    base_dim=32, hidden_dim=256, domains=["female", "male"]),
     # for tests
     "tiny": dict(img_size=32, style_dim=16, latent_dim=8, num_domains=2, w_hpf=0, max_conv_dim=32,
                  base_dim=8, hidden_dim=32, domains=["a", "b"]),

@@ -29,6 +29,7 @@ import json
 import math
 import random
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -45,6 +46,7 @@ from ..requests.base import InputError
 from . import losses as L
 
 Layout = Literal["scenes", "faces", "poses"]
+_clock = time.monotonic  # the wall-time budget's clock (tests replace it)
 
 
 # ================================================================================================
@@ -197,6 +199,7 @@ class CocosnetPairs(Dataset):
         # official: load 286, random crop 256 (scaled for smaller sizes)
         self.load_size = int(load_size or round(self.size * 286 / 256))
         self.rng = random.Random(seed)
+        self._rng_worker = -1                # loader worker whose seed ``rng`` carries (-1: main process)
         self._by_group: dict[str, list[int]] = {}
         for i, r in enumerate(self.records):
             self._by_group.setdefault(r.group, []).append(i)
@@ -229,6 +232,9 @@ class CocosnetPairs(Dataset):
         return out
 
     def __getitem__(self, idx: int) -> dict[str, Tensor]:
+        worker = torch.utils.data.get_worker_info()
+        if worker is not None and worker.id != self._rng_worker:  # each worker its own crops and exemplars
+            self.rng, self._rng_worker = random.Random(worker.seed), worker.id
         rec = self.records[idx]
         image_full, sem_full = self._load(rec.image, rec.semantics, rec)
         image, sem = self._augment(image_full, sem_full)
@@ -483,6 +489,9 @@ class TrainOptions:
     default: bool = False
     command: str = ""
     split: str = "train"
+    minutes: float = 0.0                 # >0: stop (checkpoint, export) after this much wall time
+    decay_minutes: float = 0.0           # with ``minutes``: the lr falls linearly to 0 over the last M minutes
+    workers: int = 0                     # data loader worker processes
 
 
 def _data_root(data: Path, layout: Layout, split: str) -> Path:
@@ -574,13 +583,21 @@ def train(opts: TrainOptions, log: Callable[[str], None] | None = None) -> dict[
            f"batch {opts.batch_size}, {opts.iters} iterations (lr decay from {decay_start}), device {info.device}"
            + (f", {info.world_size} processes" if info.enabled else ""))
 
-    loader = infinite_loader(dataset, opts.batch_size, info=info, seed=opts.seed)
+    loader = infinite_loader(dataset, opts.batch_size, info=info, seed=opts.seed, num_workers=opts.workers)
     bar = ProgressBar(opts.iters, desc="cocosnet", initial=step) if main else None
+    deadline = _clock() + 60 * opts.minutes if opts.minutes > 0 else None
     one_hot = config.get("input_kind", "labels") in ("labels", "celebahq_parsing")
+    meta = {"config": config, "config_name": opts.config, "preset": preset_name, "loss_overrides": opts.loss_overrides}
     logged: dict[str, float] = {}
     try:
         while step < opts.iters:
-            trainer.set_lr_factor(linear_decay(step, decay_start, opts.iters))
+            if deadline is not None and _clock() > deadline:
+                log_fn(f"time limit reached at step {step}")
+                break
+            factor = linear_decay(step, decay_start, opts.iters)
+            if deadline is not None and opts.decay_minutes > 0:  # the wall-time budget's last minutes
+                factor *= min(1.0, max(0.0, deadline - _clock()) / (60 * opts.decay_minutes))
+            trainer.set_lr_factor(factor)
             batch = {k: v.to(info.device) for k, v in next(loader).items()}
             logged, outs = trainer.step(batch)
             bad = [k for k, v in logged.items() if not math.isfinite(v)]
@@ -595,23 +612,23 @@ def train(opts: TrainOptions, log: Callable[[str], None] | None = None) -> dict[
                           [semantics_preview(batch["semantics"], one_hot), batch["exemplar"],
                            outs["warp_out"].clamp(-1, 1), outs["fake_image"], batch["image"]])
             if main and (step % opts.save_every == 0 or step == opts.iters):
-                save_checkpoint(ckpt, nets, optims, step,
-                                meta={"config": config, "config_name": opts.config, "preset": preset_name,
-                                      "loss_overrides": opts.loss_overrides})
+                save_checkpoint(ckpt, nets, optims, step, meta=meta)
+        if main and step % opts.save_every and step != opts.iters:  # stopped by the time limit
+            save_checkpoint(ckpt, nets, optims, step, meta=meta)
     finally:
         if bar is not None:
             bar.close()
     # losses are this process's own (not averaged over DDP ranks)
     result: dict[str, Any] = {"step": step, "losses": logged, "checkpoint": ckpt, "weights": None, "main": main}
     if main and opts.export:
-        result["weights"] = export_weights(nets, config, opts, preset_name)
+        result["weights"] = export_weights(nets, config, opts, preset_name, step)
         log_fn(f"saved {result['weights']}")
     cleanup_distributed()
     return result
 
 
 def export_weights(nets: Mapping[str, nn.Module], config: Mapping[str, Any], opts: TrainOptions,
-                   preset_name: str) -> Path:
+                   preset_name: str, steps: int) -> Path:
     """netG + netCorr (what inference needs) to ``weights/<export>.safetensors``, registered in the
     manifest as trained here."""
     from ..weights import Manifest, register_file, save_state_dicts
@@ -623,8 +640,8 @@ def export_weights(nets: Mapping[str, nn.Module], config: Mapping[str, Any], opt
     manifest = Manifest()  # re-read: other trainers register too
     register_file(manifest, name=opts.export, family="cocosnet", config_name=opts.config, config=config,
                   path=path, provenance={"kind": "trained-here", "command": opts.command},
-                  description=f"CoCosNet {opts.config} trained here ({preset_name} losses, {opts.iters} iterations)",
-                  extra={"default": True} if opts.default else None)
+                  description=f"CoCosNet {opts.config} trained here ({preset_name} losses, {steps} iterations)",
+                  extra={"iterations": steps, **({"default": True} if opts.default else {})})
     return path
 
 
@@ -651,7 +668,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                         decay_start=args.decay_start, lr=args.lr, feature_losses=not args.no_feature_losses,
                         resume=args.resume, sample_every=args.sample_every, save_every=args.save_every,
                         seed=args.seed, device=args.device, threads=args.threads, export=args.export,
-                        default=args.default, command=command, split=args.split)
+                        default=args.default, command=command, split=args.split, minutes=args.minutes,
+                        decay_minutes=args.decay_minutes, workers=args.workers)
     res = train(opts)
     if res["main"]:
         losses = "  ".join(f"{k}={v:.4g}" for k, v in res["losses"].items())
@@ -689,6 +707,11 @@ def register_cli(groups: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
+    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    p.add_argument("--minutes", type=float, default=0.0,
+                   help="stop after this much wall time (checkpoint and export still happen)")
+    p.add_argument("--decay-minutes", type=float, default=0.0,
+                   help="with --minutes: decay the lr linearly to 0 over the budget's last M minutes")
     p.add_argument("--export", default="", metavar="NAME",
                    help="save netG + netCorr to weights/NAME.safetensors and register it")
     p.add_argument("--default", action="store_true", help="mark the exported model as the family default")

@@ -226,7 +226,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     G = wrap_ddp(netG, info, find_unused=True)
     D = wrap_ddp(netD, info)
     E = wrap_ddp(netE, info) if netE is not None else None
-    loader = infinite_loader(data, args.batch, info=info, seed=args.seed)
+    loader = infinite_loader(data, args.batch, info=info, seed=args.seed, num_workers=getattr(args, "workers", 0))
     bar = ProgressBar(args.steps, desc="train panoptic" if config["mode"] == "panoptic" else "train spade",
                       initial=step) if is_main(info) else None
     fixed = next(infinite_loader(data, min(4, len(data)), shuffle=False))
@@ -766,6 +766,7 @@ def register_cli(groups: Any) -> None:
     p.add_argument("--default", action="store_true", help="mark the export the family's default model")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=_cmd_train)
 

@@ -88,6 +88,7 @@ class TrainOptions:
     wing: str = ""                    # wing.ckpt for configs with w_hpf > 0
     num_workers: int = 0
     time_limit_min: float = 0.0       # >0: stop (save, export) after this many minutes
+    init: str = ""                    # warm start G, E, F (and their EMA) from exported weights; D starts fresh
 
 
 # ------------------------------------------------------------------------------------ data
@@ -270,6 +271,8 @@ class StarGAN2Trainer:
         self.step = 0
         if opt.resume:
             self._resume()
+        elif opt.init:
+            self._warm_start(Path(opt.init))
 
         size = int(self.args["img_size"])
         src = DomainImages(self.root, self.domains, size, seed=opt.seed + self.info.rank)
@@ -318,6 +321,20 @@ class StarGAN2Trainer:
         self.step = step
         if is_main(self.info):
             print(f"resumed from {folder} at iteration {step}", file=sys.stderr)
+
+    def _warm_start(self, path: Path) -> None:
+        """G, E and F from an exported file (another machine's run, say): the same config, a fresh D."""
+        from ..weights import load_strict, read_safetensors, split_subnets
+
+        state = split_subnets(read_safetensors(path))
+        state = {k: {p: t.float() for p, t in sd.items()} for k, sd in state.items() if k in EMA_NETS}
+        missing = [k for k in EMA_NETS if k not in state]
+        if missing:
+            raise InputError(f"--init {path}: no {', '.join(missing)} in it (expected exported StarGAN v2 weights)")
+        load_strict({k: self.nets[k] for k in EMA_NETS}, state, source=str(path))
+        load_strict(self.ema, state, source=str(path))
+        if is_main(self.info):
+            print(f"warm-started G, E, F and their EMA from {path} (a fresh discriminator)", file=sys.stderr)
 
     def save(self) -> Path:
         meta = {"config": self.config, "domains": self.domains, "options": _jsonable(asdict(self.opt))}
@@ -463,7 +480,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         lambda_sty=args.lambda_sty, lambda_ds=args.lambda_ds, ds_iter=args.ds_iter, lambda_cyc=args.lambda_cyc,
         ema_beta=args.ema_beta, sample_every=args.sample_every, save_every=args.save_every, resume=args.resume,
         seed=args.seed, device=args.device, wing=args.wing, num_workers=args.workers,
-        time_limit_min=args.time_limit)
+        time_limit_min=args.time_limit, init=args.init)
     info = setup_distributed(args.device)
     try:
         trainer = StarGAN2Trainer(opt, info)
@@ -539,6 +556,8 @@ def register_cli(groups: Any) -> None:
     p.add_argument("--sample-every", type=int, default=d.sample_every)
     p.add_argument("--save-every", type=int, default=d.save_every)
     p.add_argument("--resume", action="store_true", help="continue from OUT/latest")
+    p.add_argument("--init", default="", metavar="FILE",
+                   help="warm start G, E, F (and their EMA) from exported weights; D starts fresh")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")

@@ -1,0 +1,308 @@
+"""Train the embedded defaults on a lent GPU in one prepared call (../shared/TRAINING.md §4).
+
+A lent GPU comes for minutes, with its own torch and no PySide6, over a copy of the working tree
+(at most 64 MiB, so the training data travels as two tar packs carried in two calls):
+
+    here:   python scripts/gpu_session.py pack            # .gpu/pack_a.tar.gz, .gpu/pack_b.tar.gz
+    there:  python3 scripts/gpu_session.py smoke          # unpack, every job for 1 minute, CUDA tests
+    there:  python3 scripts/gpu_session.py train --minutes 7   # every job side by side, then the CUDA bench
+    here:   python scripts/gpu_session.py unpack DIR      # the returned job tars -> runs/gpu/<job>/
+    here:   python scripts/gpu_session.py adopt runs/gpu/<job> --hardware "..."   # into weights/
+
+Each job trains with its own weights folder (so concurrent exports never race on one manifest)
+and ends in ``$OUT/<job>.tar``: the exported weights (float16 when float32 would not fit the
+16 MiB a returned file may have), its manifest entry, the run log and the last sample grids. The
+tars are rewritten every 2 minutes while the jobs run, so a cut-off call still returns the latest
+checkpoints' inference networks.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GPU = ROOT / ".gpu"
+MAX_RETURNED = 15 * 2**20           # a returned file may have 16 MiB
+BACKBONE = "mobilenet_v2-b0353104.pth"
+
+# CoCosNet on a wall-time budget: constant lr, then linearly to 0 over the last minutes (no EMA in the paper)
+COCOSNET_SCHEDULE = ("--lr 4e-4 --iters 1000000 --decay-start 1000000 --minutes {minutes} --decay-minutes {decay} "
+                     "--sample-every 500 --save-every 500 --workers 3 --threads 2")
+# (job, data packs it needs, init weights (manifest entries), command after `python -m engine.cli train`)
+JOBS: list[dict] = [
+    dict(name="stargan2_faces", pack="a", init=[], export="stargan2_faces",
+         cmd="stargan2 --data data/faces --domains female,male --config faces64 --batch-size 32 "
+             "--lr 1e-4 --f-lr 1e-6 --r1-every 16 --ds-iter {ds_iter} --ema-beta 0.999 --iters 1000000 "
+             "--sample-every 1000 --save-every 1000 --workers 3 --threads 2 --time-limit {minutes}"),
+    dict(name="cocosnet_scenes128", pack="ab", init=[], export="cocosnet_scenes128",
+         cmd="cocosnet --config small_ade20k --set semantic_nc=16 --data data/scenes --size 128 --batch-size 16 "
+             + COCOSNET_SCHEDULE),
+    dict(name="cocosnet_faces64", pack="a", init=[], export="cocosnet_faces64",
+         cmd="cocosnet --config small_celebahqedge --data data/faces --size 64 --batch-size 32 "
+             + COCOSNET_SCHEDULE),
+    dict(name="cocosnet_poses128", pack="b", init=[], export="cocosnet_poses128",
+         cmd="cocosnet --config small_deepfashion --data data/poses --size 128 --batch-size 16 "
+             + COCOSNET_SCHEDULE),
+    dict(name="panoptic_scenes128", pack="b", init=["panoptic_scenes128"], export="panoptic_scenes128_gpu",
+         cmd="panoptic --data data/scenes --config panoptic_scenes --mode panoptic --size 128 --ndf 16 --batch 16 "
+             "--init panoptic_scenes128 --steps 1000000 --minutes {minutes} --decay-minutes {decay} "
+             "--ema-beta 0.999 --sample-every 500 --save-every 500 --workers 2 --threads 2"),
+    dict(name="spade_scenes128", pack="b", init=["panoptic_scenes128_spade_baseline"],
+         export="panoptic_scenes128_spade_baseline_gpu",
+         cmd="panoptic --data data/scenes --config panoptic_scenes --mode semantic --size 128 --ndf 16 --batch 16 "
+             "--init panoptic_scenes128_spade_baseline --steps 1000000 --minutes {minutes} --decay-minutes {decay} "
+             "--ema-beta 0.999 --sample-every 500 --save-every 500 --workers 2 --threads 2"),
+]
+PACKS = {
+    # pack b travels with the short first call, pack a (the faces: issue 12) with the long one, so a
+    # machine that went cold in between loses the less urgent half
+    "a": ["data/faces/train", "data/scenes/train/exemplar", "data/scenes/train/edge", f"weights/{BACKBONE}"],
+    "b": ["data/poses/train:700", "data/scenes/train/image", "data/scenes/train/label", "data/scenes/train/instance",
+          "weights/panoptic_scenes128.safetensors", "weights/panoptic_scenes128_spade_baseline.safetensors"],
+}
+
+
+# ------------------------------------------------------------------------------------ here
+def _pose_ids(folder: Path, n: int) -> set[str]:
+    return {p.stem for p in sorted((folder / "image").glob("*.png"))[:n]}
+
+
+def pack() -> None:
+    """Write .gpu/pack_<x>.tar (gzip: it takes the tar headers and the JSON files down; the PNGs stay as they are)."""
+    GPU.mkdir(exist_ok=True)
+    for key, items in PACKS.items():
+        path = GPU / f"pack_{key}.tar.gz"
+        with tarfile.open(path, "w:gz", compresslevel=9) as tar:
+            for item in items:
+                rel, _, limit = item.partition(":")
+                src = ROOT / rel
+                if limit:  # a subset of a split: the first N samples, every file of each
+                    keep = _pose_ids(src, int(limit))
+                    for f in sorted(src.rglob("*")):
+                        if f.is_file() and f.stem in keep:
+                            tar.add(f, arcname=str(f.relative_to(ROOT)))
+                else:
+                    tar.add(src, arcname=rel)
+        print(f"{path}: {path.stat().st_size / 2**20:.1f} MiB")
+
+
+def unpack_results(folder: Path) -> None:
+    """Returned job tars -> runs/gpu/<job>/."""
+    for t in sorted(Path(folder).glob("*.tar")):
+        dest = ROOT / "runs" / "gpu" / t.stem
+        dest.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(t) as tar:
+            tar.extractall(dest, filter="data")
+        print(f"{t.name} -> {dest}: {sorted(p.name for p in dest.iterdir())}")
+
+
+def adopt(folder: Path, hardware: str) -> None:
+    """Register a returned job's weights (runs/gpu/<call>/<job>/) in weights/, provenance kept."""
+    sys.path.insert(0, str(ROOT))
+    from engine.weights import Manifest, register_file
+
+    folder = Path(folder)
+    returned = {p.stem: p for p in folder.glob("*.safetensors")}
+    entries = [e for e in json.loads((folder / "manifest.json").read_text())["models"] if e["name"] in returned]
+    if not entries:
+        raise SystemExit(f"{folder}: no returned weights with a manifest entry")
+    log = (folder / "train.log").read_text(errors="replace") if (folder / "train.log").exists() else ""
+    for e in entries:
+        dest = ROOT / "weights" / f"{e['name']}.safetensors"
+        dest.write_bytes(returned[e["name"]].read_bytes())
+        prov = dict(e["provenance"], hardware=hardware,
+                    transport=(folder / "source.txt").read_text().strip() if (folder / "source.txt").exists() else "")
+        if "time limit reached" in log or "trained to iteration" in log:
+            prov["stopped_by"] = "its wall-time limit"
+        entry = register_file(Manifest(), name=e["name"], family=e["family"], config_name=e["config_name"],
+                              config=e["config"], path=dest, provenance=prov, description=e["description"],
+                              extra=e.get("extra"))
+        print(f"registered {entry.name}: {entry.bytes / 1e6:.1f} MB")
+
+
+# ------------------------------------------------------------------------------------ there
+def _unpack_packs() -> list[str]:
+    found = []
+    for key in PACKS:
+        path = GPU / f"pack_{key}.tar.gz"
+        if path.exists():
+            with tarfile.open(path) as tar:
+                tar.extractall(ROOT, filter="data")
+            found.append(key)
+    return found
+
+
+def _job_weights(job: dict) -> Path:
+    """A weights folder of the job's own: the backbone, the init entries and nothing else."""
+    from engine.weights import Manifest
+
+    wdir = GPU / "w" / job["name"]
+    wdir.mkdir(parents=True, exist_ok=True)
+    if (ROOT / "weights" / BACKBONE).exists() and not (wdir / BACKBONE).exists():
+        os.symlink(ROOT / "weights" / BACKBONE, wdir / BACKBONE)
+    src = json.loads((ROOT / "weights" / "manifest.json").read_text())
+    entries = [e for e in src["models"] if e["name"] in job["init"]]
+    for e in entries:
+        f = ROOT / "weights" / e["file"]
+        if not (wdir / e["file"]).exists():
+            os.symlink(f, wdir / e["file"])
+    (wdir / "manifest.json").write_text(json.dumps(dict(src, models=entries), indent=1))
+    Manifest(wdir)  # fails here, not in the job, if the folder is unusable
+    return wdir
+
+
+def _launch(job: dict, minutes: float, fmt: dict, tag: str, device: str) -> subprocess.Popen:
+    run = ROOT / "runs" / f"{tag}_{job['name']}"
+    args = job["cmd"].format(minutes=minutes, **fmt).split()
+    cmd = [sys.executable, "-m", "engine.cli", "train", *args[:1], "--device", device, "--out", str(run), *args[1:]]
+    if tag == "train":
+        cmd += ["--export", job["export"]]
+    env = dict(os.environ, I2I_WEIGHTS_DIR=str(_job_weights(job)), PYTHONUNBUFFERED="1", OMP_NUM_THREADS="2")
+    run.parent.mkdir(parents=True, exist_ok=True)
+    log = open(ROOT / "runs" / f"{tag}_{job['name']}.log", "w")
+    log.write(" ".join(cmd) + "\n")
+    log.flush()
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _inference_nets(ckpt: Path) -> dict:
+    """The networks inference needs from a checkpoint (EMA where the family keeps one)."""
+    from engine.weights import read_safetensors, split_subnets
+
+    nets = split_subnets(read_safetensors(ckpt))
+    if "netG_ema" in nets:  # panoptic
+        return {"netG": nets["netG_ema"]}
+    return {k: v for k, v in nets.items() if k in ("netG", "netCorr")}  # cocosnet
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime = len(data), int(time.time())
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _weights_bytes(nets: dict, half: bool) -> bytes:
+    from safetensors.torch import save
+
+    flat = {f"{k}.{p}": (t.half() if half and t.is_floating_point() else t).contiguous()
+            for k, sd in nets.items() for p, t in sd.items()}
+    return save(flat, metadata={"transport": "float16" if half else "float32"})
+
+
+def collect(job: dict, tag: str, out: Path) -> None:
+    """$OUT/<job>.tar: exported weights (or the latest checkpoint's inference nets), log, samples."""
+    from engine.weights import read_safetensors, split_subnets
+
+    run = ROOT / "runs" / f"{tag}_{job['name']}"
+    wdir = GPU / "w" / job["name"]
+    exported = wdir / f"{job['export']}.safetensors"
+    nets, source = None, None
+    if exported.exists():
+        nets, source = split_subnets(read_safetensors(exported)), "export"
+    elif (run / "stargan2_ema.safetensors").exists():  # StarGAN v2 writes its EMA nets at each save
+        nets, source = split_subnets(read_safetensors(run / "stargan2_ema.safetensors")), "checkpoint"
+    elif (run / "latest" / "nets.safetensors").exists():
+        try:
+            nets, source = _inference_nets(run / "latest" / "nets.safetensors"), "checkpoint"
+        except Exception as exc:  # a checkpoint being rewritten right now: next round
+            print(f"{job['name']}: checkpoint unreadable now ({exc})")
+    tmp = out / f"{job['name']}.tar.tmp"
+    with tarfile.open(tmp, "w") as tar:
+        if nets is not None:
+            data = _weights_bytes(nets, half=False)
+            if len(data) > MAX_RETURNED * 0.8:
+                data = _weights_bytes(nets, half=True)
+            _add_bytes(tar, f"{job['export']}.safetensors", data)
+            _add_bytes(tar, "source.txt", source.encode())
+        if (wdir / "manifest.json").exists():
+            tar.add(wdir / "manifest.json", arcname="manifest.json")
+        log = ROOT / "runs" / f"{tag}_{job['name']}.log"
+        if log.exists():
+            tar.add(log, arcname="train.log")
+        samples = sorted((run / "samples").glob("*.png")) if (run / "samples").is_dir() else []
+        for s in samples[-2:] + samples[:1] if len(samples) > 2 else samples:
+            if tar.fileobj.tell() + s.stat().st_size < MAX_RETURNED:
+                tar.add(s, arcname=f"samples/{s.name}")
+    os.replace(tmp, out / f"{job['name']}.tar")
+
+
+def _last_progress(log: Path) -> str:
+    text = log.read_text(errors="replace") if log.exists() else ""
+    lines = [ln for ln in text.replace("\r", "\n").splitlines() if ln.strip()]
+    rates = [ln for ln in lines if "it/s" in ln]
+    return " || ".join(ln[:200] for ln in (rates[-1:] + lines[-1:])) if lines else "(no output)"
+
+
+def run_jobs(minutes: float, tag: str, out: Path, fmt: dict, device: str) -> dict[str, int]:
+    packs = _unpack_packs()
+    present = set()
+    for key in PACKS:
+        if all((ROOT / i.partition(":")[0]).exists() for i in PACKS[key]):
+            present.add(key)
+    print(f"packs unpacked now: {packs}; data present: {sorted(present)}", flush=True)
+    procs = {j["name"]: (j, _launch(j, minutes, fmt, tag, device)) for j in JOBS if set(j["pack"]) <= present}
+    t0, last_collect = time.monotonic(), time.monotonic()
+    while any(p.poll() is None for _, p in procs.values()):
+        time.sleep(5)
+        if tag == "train" and time.monotonic() - last_collect > 120:
+            for j, _ in procs.values():
+                collect(j, tag, out)
+            last_collect = time.monotonic()
+            print(f"[{time.monotonic() - t0:.0f} s] collected", flush=True)
+        if time.monotonic() - t0 > 60 * minutes + 150:  # a job that overruns its own limit
+            for _, p in procs.values():
+                if p.poll() is None:
+                    p.kill()
+    codes = {}
+    for name, (j, p) in procs.items():
+        codes[name] = p.wait()
+        if tag == "train":
+            collect(j, tag, out)
+        print(f"{name}: exit {codes[name]} | {_last_progress(ROOT / 'runs' / f'{tag}_{name}.log')}", flush=True)
+    return codes
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", choices=["pack", "smoke", "train", "unpack", "adopt"])
+    ap.add_argument("folder", nargs="?", default="")
+    ap.add_argument("--minutes", type=float, default=7.0)
+    ap.add_argument("--ds-iter", type=int, default=10000, help="StarGAN v2 diversity decay (≈ iterations reached)")
+    ap.add_argument("--decay", type=float, default=3.0, help="panoptic, CoCosNet: lr decay over the last minutes")
+    ap.add_argument("--device", default="cuda", help="cpu: try the whole session here first")
+    ap.add_argument("--hardware", default="", help="adopt: where the job ran (recorded in the manifest)")
+    args = ap.parse_args(argv)
+    if args.what == "pack":
+        pack()
+        return 0
+    if args.what == "unpack":
+        unpack_results(Path(args.folder))
+        return 0
+    if args.what == "adopt":
+        adopt(Path(args.folder), args.hardware)
+        return 0
+    sys.path.insert(0, str(ROOT))
+    out = Path(os.environ.get("OUT", ROOT / "out"))
+    out.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    print(f"torch {torch.__version__}, cuda {torch.cuda.is_available()}, "
+          f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}", flush=True)
+    fmt = dict(ds_iter=args.ds_iter, decay=args.decay)
+    codes = run_jobs(args.minutes, args.what, out, fmt, args.device)
+    if args.what == "smoke":
+        with tarfile.open(out / "smoke_logs.tar", "w") as tar:
+            for log in sorted((ROOT / "runs").glob("smoke_*.log")):
+                tar.add(log, arcname=log.name)
+    return 0 if all(c == 0 for c in codes.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
