@@ -278,3 +278,24 @@ def test_loader_workers_draw_their_own_crops(scenes):
     batches = list(DataLoader(ds, batch_size=1, num_workers=2, sampler=[0, 0, 0, 0]))
     crops = [b["image"] for b in batches]
     assert any(not torch.equal(crops[0], c) for c in crops[1:])
+
+
+def test_init_warm_starts_netg_and_netcorr_from_exported_weights(scenes, tmp_path, weights_dir):
+    from engine.cli import main
+    from engine.weights import Manifest, read_safetensors, split_subnets
+
+    base = ["train", "cocosnet", "--config", "tiny_ade20k", "--data", str(scenes), "--batch-size", "2",
+            "--sample-every", "100", "--save-every", "100", "--threads", "1"]
+    assert main(base + ["--out", str(tmp_path / "a"), "--iters", "1", "--export", "first"]) == 0
+    # zero iterations from the warm start: what is exported is what was loaded
+    assert main(base + ["--out", str(tmp_path / "b"), "--iters", "0", "--init", "first", "--seed", "5",
+                        "--export", "second"]) == 0
+    m = Manifest()
+    first, second = (split_subnets(read_safetensors(m.root / m.get(n).file)) for n in ("first", "second"))
+    for net in ("netG", "netCorr"):
+        assert first[net].keys() == second[net].keys()
+        assert all(torch.equal(first[net][p], second[net][p]) for p in first[net]), net
+    assert main(base + ["--out", str(tmp_path / "c"), "--iters", "0", "--export", "fresh", "--seed", "5"]) == 0
+    fresh = split_subnets(read_safetensors(Manifest().root / Manifest().get("fresh").file))
+    assert any(not torch.equal(first["netG"][p], fresh["netG"][p]) for p in first["netG"])  # --init mattered
+    assert main(base + ["--out", str(tmp_path / "d"), "--iters", "1", "--init", "nowhere"]) == 2

@@ -68,3 +68,35 @@ def test_face_report_on_the_example_portraits_beside_floor_and_sources(weights_d
     table = format_table({"model": "faces_model", "data": "examples", "split": "-", "layout": FACE_LAYOUT, "n": 4,
                           "info": {}, "metrics": {}, "notes": [], "faces": section})
     assert "latent gender_agreement" in table and "floor (untrained)" in table
+
+
+def test_contact_sheet_has_one_row_per_case_source_latents_reference_output(weights_dir, tmp_path):
+    from PIL import Image
+
+    from engine.io import load_image
+    from engine.metrics.eval_set import FACE_LAYOUT, Case, EvalSet
+    from engine.metrics.faces import LATENT_SEEDS, stargan2_sheet
+
+    from .test_app_workspaces import register_tiny
+
+    register_tiny(weights_dir, "stargan2", "default", "faces_model")
+    paths = sorted(FACES.glob("*.png"))
+    real: dict[str, list[np.ndarray]] = {"female": [], "male": []}
+    cases = []
+    for path in paths:
+        group = path.name.split("_")[0]
+        real[group].append(load_image(path))
+        cases.append(Case(path.stem, {"source": real[group][-1], "source_group": group},
+                          target_group="male" if group == "female" else "female"))
+    sheet = np.asarray(Image.open(stargan2_sheet("faces_model", EvalSet(FACE_LAYOUT, cases, real),
+                                                 tmp_path / "s.png", n=3, scale=1)))
+    side, pad = cases[0].inputs["source"].shape[0], 2
+
+    def cell(row: int, col: int) -> np.ndarray:
+        y, x = pad + row * (side + pad), pad + col * (side + pad)
+        return sheet[y:y + side, x:x + side]
+
+    assert sheet.shape[:2] == (3 * side + 4 * pad, (LATENT_SEEDS + 3) * side + (LATENT_SEEDS + 4) * pad)
+    assert np.array_equal(cell(0, 0), cases[0].inputs["source"][..., :3])  # column 1 is the source itself
+    latents = [cell(0, j) for j in range(1, LATENT_SEEDS + 1)]
+    assert any(not np.array_equal(latents[0], other) for other in latents[1:])  # 4 seeds, not one image

@@ -74,16 +74,22 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     for split in splits:
         report = evaluate(args.model, data, split=split, n=args.n, seed=args.seed,
                           device=args.device, backbone=args.backbone, segmenter=args.segmenter or None,
-                          reference=args.reference, centroid_split=args.centroid_split)
+                          reference=args.reference, centroid_split=args.centroid_split,
+                          sheet=_per_split(Path(args.sheet), split, len(splits)) if args.sheet else None)
         print(format_table(report))
         default_out = Path("out") / "eval" / f"{report['model_label']}-{data.name}-{split}.json"
         out = Path(args.json) if args.json else default_out
-        if args.json and len(splits) > 1:
-            out = out.with_name(f"{out.stem}-{split}{out.suffix}")
+        if args.json:
+            out = _per_split(out, split, len(splits))
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(json_safe(report), indent=2) + "\n")
         print(f"wrote {out}")
     return 0
+
+
+def _per_split(path: Path, split: str, n_splits: int) -> Path:
+    """``--split all`` writes one file per split: NAME-SPLIT.EXT."""
+    return path.with_name(f"{path.stem}-{split}{path.suffix}") if n_splits > 1 else path
 
 
 def register(groups: CliGroups) -> None:
@@ -130,5 +136,8 @@ def register(groups: CliGroups) -> None:
                    help="EdgeGAN on sketches: split whose real photos fit the nearest-centroid classifier "
                         "(use a dataset built with a seed the model was not trained on)")
     p.add_argument("--json", default="", help="where to write the JSON report (default out/eval/…)")
+    p.add_argument("--sheet", default="", metavar="PNG",
+                   help="StarGAN v2 on faces: contact sheet, one row per case: source | 4 latent-guided outputs | "
+                        "reference | reference-guided output")
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=_cmd_eval)

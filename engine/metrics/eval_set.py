@@ -89,8 +89,13 @@ def _limit(items: list, n: int | None, seed: int) -> list:
 
 
 def load_eval_set(root: Path, split: str, *, n: int | None = None, seed: int = 0,
-                  reference: str = "image") -> EvalSet:
-    """Read a split into cases (at most ``n``, a seeded subset) plus the real images for FD."""
+                  reference: str = "image", face_exemplars: bool = False) -> EvalSet:
+    """Read a split into cases (at most ``n``, a seeded subset) plus the real images for FD.
+
+    Faces with ``face_exemplars`` (CoCosNet): each case also gets its parsing map (``parsing``) and
+    an exemplar of another identity, the next sample of the split in sorted id order (wrapping):
+    ``exemplar``, ``exemplar_map``, ``exemplar_id``, ``exemplar_group``. Samples without a
+    ``parsing/<id>.png`` get neither."""
     layout = detect_layout(root, split)
     base = root / split
     if layout == SCENE_LAYOUT:
@@ -111,11 +116,21 @@ def load_eval_set(root: Path, split: str, *, n: int | None = None, seed: int = 0
         groups = [g for g in ("female", "male") if (base / g).is_dir()]
         real = {g: [load_image(p) for p in sorted((base / g).glob("*.png"))] for g in groups}
         items = [(g, p) for g in groups for p in sorted((base / g).glob("*.png"))]
+        maps = base / "parsing"
+        by_id = {p.stem: (g, p) for g, p in items}
+        mapped = sorted(i for i in by_id if (maps / f"{i}.png").exists()) if face_exemplars else []
         cases = []
         for g, p in _limit(items, n, seed):
             target = [o for o in groups if o != g]
-            cases.append(Case(p.stem, {"source": load_image(p), "source_group": g},
-                              target_group=target[0] if target else g))
+            inputs: dict[str, Any] = {"source": load_image(p), "source_group": g}
+            if p.stem in mapped:
+                inputs["parsing"] = load_label_map(maps / f"{p.stem}.png")
+                ex_id = mapped[(mapped.index(p.stem) + 1) % len(mapped)]
+                if ex_id != p.stem:
+                    ex_group, ex_path = by_id[ex_id]
+                    inputs.update(exemplar=load_image(ex_path), exemplar_map=load_label_map(maps / f"{ex_id}.png"),
+                                  exemplar_id=ex_id, exemplar_group=ex_group)
+            cases.append(Case(p.stem, inputs, target_group=target[0] if target else g))
         real[""] = [im for ims in real.values() for im in ims]
         return EvalSet(layout, cases, real)
     # sketches: each file is [edge map | photo] side by side

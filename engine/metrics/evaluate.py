@@ -9,10 +9,15 @@ Metrics, each only where it is defined:
   (mask faithfulness); also reported on the real images as the segmenter's own ceiling.
 - StarGAN v2 on faces: the face measures of :mod:`engine.metrics.faces` (dlib, gender classifier,
   diversity, interpolation), beside an untrained floor and the unchanged sources.
+- CoCosNet face models on faces: the exemplar-translation and makeup measures of
+  :mod:`engine.metrics.cocosnet_faces` (face rate, region colour distance to the exemplar, PSNR
+  outside the regions, seam), beside an untrained floor and the unchanged sources; at most
+  ``MAX_PAIRS`` (60) samples unless ``--n`` says otherwise.
 
 Dataset layouts (see the project's data conventions): ``scenes`` (<split>/image, label, instance,
 exemplar), ``faces`` (<split>/female, male), ``sketches`` (<split>/<class>/<id>.png = [edges | photo]).
-Model adapters: panoptic and cocosnet on scenes, stargan2 on faces, edgegan on sketches.
+Model adapters: panoptic and cocosnet on scenes, stargan2 and cocosnet (face configs) on faces,
+edgegan on sketches.
 """
 from __future__ import annotations
 
@@ -32,8 +37,10 @@ from .eval_set import (
     SKETCH_LAYOUT,
     Case,
     EvalSet,
+    detect_layout,
     load_eval_set,
     no_samples_message,
+    split_sizes,
 )
 from .objects import sketch_object_report
 
@@ -56,6 +63,20 @@ def _request_for(family: str, layout: str, entry_name: str, case: Case, *, seed:
         # the exemplar rendering has the same layout, so its semantics are the input's
         return ExemplarRequest(input_map=frozen(case.inputs["labels"]), exemplar=frozen(case.inputs["exemplar"]),
                                exemplar_map=frozen(case.inputs["labels"]), **common)
+    if family == "cocosnet" and layout == FACE_LAYOUT:
+        from ..requests.cocosnet import ExemplarRequest
+
+        if "parsing" not in case.inputs:
+            raise InputError(f"face {case.id} has no parsing map (parsing/{case.id}.png): CoCosNet face models "
+                             f"translate from it")
+        if "exemplar" not in case.inputs:
+            raise InputError(f"face {case.id} has no exemplar: CoCosNet pairs each face with another sample "
+                             f"of the split, and this split has one")
+        # what `i2i generate cocosnet --input <parsing> --input-photo <photo> --exemplar <face>
+        # --exemplar-map <its parsing>` runs
+        return ExemplarRequest(input_map=frozen(case.inputs["parsing"]), input_photo=frozen(case.inputs["source"]),
+                               exemplar=frozen(case.inputs["exemplar"]),
+                               exemplar_map=frozen(case.inputs["exemplar_map"]), **common)
     if family == "stargan2" and layout == FACE_LAYOUT:
         from ..requests.stargan2 import StarGANLatentRequest
 
@@ -69,7 +90,7 @@ def _request_for(family: str, layout: str, entry_name: str, case: Case, *, seed:
         return SketchObjectRequest(sketch=frozen(case.inputs["sketch"]), class_name=case.inputs["class_name"],
                                    **common)
     raise InputError(f"`i2i eval` has no adapter for a {family} model on a {layout} dataset "
-                     f"(supported: panoptic/cocosnet on scenes, stargan2 on faces, edgegan on sketches)")
+                     f"(supported: panoptic/cocosnet on scenes, stargan2/cocosnet on faces, edgegan on sketches)")
 
 
 def model_outputs(model: str, es: EvalSet, *, seed: int, device: str) -> tuple[list[np.ndarray], dict[str, Any]]:
@@ -87,6 +108,8 @@ def model_outputs(model: str, es: EvalSet, *, seed: int, device: str) -> tuple[l
                              f"{len(missing)} of {len(es.cases)} missing): `i2i eval` reads "
                              f"{OUTPUT_NAMING[es.layout]}{found}")
         return [load_image(folder / f"{c.id}.png") for c in es.cases], {"source": "folder", "folder": str(folder)}
+    import torch
+
     from ..devices import configure_threads
     from ..tasks import CancelToken, LRUCache, ModelStore, make_context, run_request
     from ..weights import Manifest
@@ -97,7 +120,9 @@ def model_outputs(model: str, es: EvalSet, *, seed: int, device: str) -> tuple[l
         from ..nets.stargan2 import domain_names
 
         domains = list(domain_names(entry.config))
-    configure_threads()
+    # the caller's thread count (`i2i eval --threads`), not the GUI default of all cores but one: on
+    # busy cores an unasked-for second thread slows every convolution several times over
+    configure_threads(torch.get_num_threads())
     store = ModelStore()  # the model is loaded once for all cases
     outs, t0 = [], time.perf_counter()
     for k, c in enumerate(es.cases):
@@ -230,23 +255,38 @@ def measure(es: EvalSet, outputs: list[np.ndarray], *, backbone: Any = "auto", s
 
 def evaluate(model: str, data: Path, *, split: str = "test", n: int | None = None, seed: int = 0,
              device: str = "cpu", backbone: Any = "auto", segmenter: str | None = None,
-             reference: str = "auto", centroid_split: str = "train") -> dict[str, Any]:
+             reference: str = "auto", centroid_split: str = "train", sheet: Path | None = None) -> dict[str, Any]:
     """Load the split, produce outputs, measure; returns the JSON-ready report. EdgeGAN models on a
     sketches dataset also get the object measures of :mod:`engine.metrics.objects` (its classifier's
     centroids from ``centroid_split``, which must be data the model was not trained on)."""
     data = Path(data)
-    family = ""
+    family, input_kind = "", None
     if not Path(model).is_dir():
         from ..weights import Manifest
 
-        family = Manifest().get(model).family
+        entry = Manifest().get(model)
+        family, input_kind = entry.family, entry.config.get("input_kind")
     if reference == "auto":
         reference = "exemplar" if family == "cocosnet" else "image"
-    es = load_eval_set(data, split, n=n, seed=seed, reference=reference)
+    notes: list[str] = []
+    face_pairs = family == "cocosnet" and detect_layout(data, split) == FACE_LAYOUT
+    if face_pairs and input_kind not in ("celebahq_edges", "celebahq_parsing"):
+        raise InputError(f"`i2i eval` runs CoCosNet on faces only for face models (celebahqedge, celebahq); "
+                         f"{model!r} takes {input_kind} input")
+    if face_pairs and n is None:
+        from .cocosnet_faces import MAX_PAIRS
+
+        total = split_sizes(data)[split]
+        if total > MAX_PAIRS:
+            n = MAX_PAIRS
+            notes.append(f"CoCosNet on faces: a seeded {MAX_PAIRS} of the split's {total} samples (--n to change)")
+    es = load_eval_set(data, split, n=n, seed=seed, reference=reference, face_exemplars=face_pairs)
     if not es.cases:
         raise InputError(no_samples_message(data, split))
+    if face_pairs:  # exemplar translation has no target gender: FD against all of the split's faces
+        for c in es.cases:
+            c.target_group = ""
     outputs, source = model_outputs(model, es, seed=seed, device=device)
-    notes: list[str] = []
     result = measure(es, outputs, backbone=backbone, segmenter=segmenter, notes=notes)
     if es.layout == SKETCH_LAYOUT and family == "edgegan":
 
@@ -258,6 +298,18 @@ def evaluate(model: str, data: Path, *, split: str = "test", n: int | None = Non
         faces = stargan2_faces(model, es, seed=seed, device=device, features=_pick_backbone(backbone), notes=notes)
         if faces is not None:
             result["faces"] = faces
+        if sheet is not None:
+            from .faces import stargan2_sheet
+
+            notes.append(f"contact sheet: {stargan2_sheet(model, es, sheet, seed=seed, device=device)}")
+    if face_pairs:
+        from .cocosnet_faces import cocosnet_faces
+
+        # the sources are the very faces FD compares with: their "baseline" FD is 0 by construction
+        for k in [k for k in result["metrics"] if k.endswith(" sources (untranslated)")]:
+            del result["metrics"][k]
+
+        result["faces"] = cocosnet_faces(model, es, seed=seed, device=device, exemplar_outputs=outputs, notes=notes)
     label = Path(model).name if Path(model).is_dir() else model
     return {"model": model, "model_label": label, "data": str(data), "split": split, "layout": es.layout,
             "n": len(es.cases), "reference": reference if es.layout == SCENE_LAYOUT else None,

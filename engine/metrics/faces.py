@@ -112,19 +112,28 @@ def generator_for(model: str, *, device: str = "cpu", manifest: Any = None) -> G
     return generate
 
 
-def untrained_floor(config_name: str, config: dict, folder: Path, *, seed: int = 0):
-    """A manifest in ``folder`` holding an untrained StarGAN v2 of ``config`` (seeded init): the floor."""
+def untrained_floor(config_name: str, config: dict, folder: Path, *, seed: int = 0, family: str = "stargan2"):
+    """A manifest in ``folder`` holding an untrained network of ``family`` and ``config`` (seeded
+    init, inference sub-networks only), registered as ``untrained``: the floor."""
     import torch
 
-    from ..nets.stargan2 import build
     from ..weights import Manifest, register_file, save_state_dicts
 
     torch.manual_seed(seed)
-    nets = build(config, with_discriminator=False)
+    if family == "stargan2":
+        from ..nets.stargan2 import build
+
+        nets = build(config, with_discriminator=False)
+    else:
+        from ..families import get_family
+
+        fam = get_family(family)
+        nets = fam.build(config)
+        nets = {k: nets[k] for k in (fam.inference_subnets or tuple(nets))}
     manifest = Manifest(folder)
     path = folder / "untrained.safetensors"
-    save_state_dicts({k: m.state_dict() for k, m in nets.items()}, path, metadata={"family": "stargan2"})
-    register_file(manifest, name="untrained", family="stargan2", config_name=config_name, config=config, path=path,
+    save_state_dicts({k: m.state_dict() for k, m in nets.items()}, path, metadata={"family": family})
+    register_file(manifest, name="untrained", family=family, config_name=config_name, config=config, path=path,
                   provenance={"kind": "untrained", "seed": str(seed)}, description="untrained floor")
     return Manifest(folder)
 
@@ -250,13 +259,45 @@ def stargan2_faces(model: str, es: EvalSet, *, seed: int = 0, device: str = "cpu
     return out
 
 
+def stargan2_sheet(model: str, es: EvalSet, path: Path, *, n: int = 16, seed: int = 0, device: str = "cpu",
+                   scale: int = 2) -> Path:
+    """Contact sheet of ``n`` cases, one row each: source | 4 latent-guided outputs (the case's target
+    domain, seeds seed+1000…) | reference (the other domain's real face) | reference-guided output."""
+    from PIL import Image
+
+    from ..io import image_grid
+    from ..nets.stargan2 import domain_names
+    from ..requests.stargan2 import StarGANLatentRequest, StarGANReferenceRequest
+    from ..weights import Manifest
+
+    domains = list(domain_names(Manifest().get(model).config))
+    generate = generator_for(model, device=device)
+    cells = []
+    for c, (ref, ref_domain) in zip(es.cases[:n], _references(es, domains)[:n], strict=True):
+        src = c.inputs["source"]
+        latent = [generate(StarGANLatentRequest(model=model, source=frozen(src), seed=seed + 1000 + j,
+                                                target_domain=domains.index(c.target_group)))
+                  for j in range(LATENT_SEEDS)]
+        guided = generate(StarGANReferenceRequest(model=model, source=frozen(src), reference=frozen(ref),
+                                                  reference_domain=domains.index(ref_domain)))
+        side = src.shape[0]
+        row = [src, *latent, ref, guided]
+        cells += [np.asarray(Image.fromarray(np.asarray(im)).resize((side * scale, side * scale), Image.NEAREST))
+                  for im in row]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image_grid(cells, columns=LATENT_SEEDS + 3, pad=2)).save(path)
+    return path
+
+
 def format_faces(section: dict[str, Any]) -> list[str]:
-    """Rows: measure | model | floor | sources."""
+    """Rows: measure | model | floor | sources; one row per measure of each part (a dict-valued
+    entry of the model's column: StarGAN v2 ``latent``/``reference``, CoCosNet ``exemplar``/``makeup``)."""
     cols = list(section)
     keys: list[tuple[str, str]] = []
-    for part in ("latent", "reference"):
-        for k in section[cols[0]].get(part, {}):
-            keys.append((part, k))
+    for part, measures in section[cols[0]].items():
+        if isinstance(measures, dict):
+            keys += [(part, k) for k in measures]
     keys += [("", k) for k in ("diversity", "interpolation_step_ratio") if k in section[cols[0]]]
     lines = [f"{'faces':<36}" + "".join(f"{c:>22}" for c in cols)]
     for part, k in keys:

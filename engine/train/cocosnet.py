@@ -491,6 +491,7 @@ class TrainOptions:
     split: str = "train"
     minutes: float = 0.0                 # >0: stop (checkpoint, export) after this much wall time
     decay_minutes: float = 0.0           # with ``minutes``: the lr falls linearly to 0 over the last M minutes
+    init: str = ""                       # warm start netG + netCorr: a manifest entry or an exported file
     workers: int = 0                     # data loader worker processes
 
 
@@ -578,6 +579,9 @@ def train(opts: TrainOptions, log: Callable[[str], None] | None = None) -> dict[
         if meta.get("config") and meta["config"] != json.loads(json.dumps(config)):
             raise InputError(f"--resume: {ckpt} was trained with another config ({meta['config']})")
         log_fn(f"resumed from {ckpt} at step {step}")
+    elif opts.init:
+        warm_start(nets, opts.init)
+        log_fn(f"netG and netCorr warm-started from {opts.init} (a fresh discriminator)")
     decay_start = opts.decay_start if opts.decay_start >= 0 else opts.iters // 2
     log_fn(f"cocosnet {opts.config} ({preset_name} losses) on {root}: {len(dataset)} samples, {size} px, "
            f"batch {opts.batch_size}, {opts.iters} iterations (lr decay from {decay_start}), device {info.device}"
@@ -627,6 +631,22 @@ def train(opts: TrainOptions, log: Callable[[str], None] | None = None) -> dict[
     return result
 
 
+def warm_start(nets: Mapping[str, nn.Module], init: str) -> None:
+    """netG and netCorr from exported weights (a manifest entry or a .safetensors file) of the same
+    config, e.g. a run on another machine; the discriminator starts fresh."""
+    from ..weights import Manifest, load_strict, read_safetensors, split_subnets
+
+    path = Path(init)
+    if not path.is_file():
+        manifest = Manifest()
+        if init not in manifest.entries:
+            raise InputError(f"--init {init}: neither a file nor a weights manifest entry")
+        path = manifest.root / manifest.entries[init].file
+    state = {k: {p: t.float() for p, t in sd.items()}
+             for k, sd in split_subnets(read_safetensors(path)).items() if k in ("netG", "netCorr")}
+    load_strict({k: nets[k] for k in ("netG", "netCorr")}, state, source=str(path))
+
+
 def export_weights(nets: Mapping[str, nn.Module], config: Mapping[str, Any], opts: TrainOptions,
                    preset_name: str, steps: int) -> Path:
     """netG + netCorr (what inference needs) to ``weights/<export>.safetensors``, registered in the
@@ -669,7 +689,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                         resume=args.resume, sample_every=args.sample_every, save_every=args.save_every,
                         seed=args.seed, device=args.device, threads=args.threads, export=args.export,
                         default=args.default, command=command, split=args.split, minutes=args.minutes,
-                        decay_minutes=args.decay_minutes, workers=args.workers)
+                        decay_minutes=args.decay_minutes, workers=args.workers, init=args.init)
     res = train(opts)
     if res["main"]:
         losses = "  ".join(f"{k}={v:.4g}" for k, v in res["losses"].items())
@@ -702,6 +722,8 @@ def register_cli(groups: Any) -> None:
     p.add_argument("--no-feature-losses", action="store_true",
                    help="train without the VGG-based losses (pseudo-exemplar, perceptual, contextual)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/latest")
+    p.add_argument("--init", default="", metavar="MODEL",
+                   help="warm start netG + netCorr from a manifest entry or exported file; D starts fresh")
     p.add_argument("--sample-every", type=int, default=200)
     p.add_argument("--save-every", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)

@@ -499,7 +499,7 @@ def weights_cases(ckpts: dict[str, Path], weights: Path, marker: Path) -> list[d
                            _expect_for(path)))
     src = ckpts["text.pt"]
     for name in ["../../x", "../escape", "/tmp/abs", "a/b", "", ".", "..", "x" * 200, "\x1b[31mred",
-                 "stargan2_faces64", "name with space", "-dash"]:
+                 "stargan2_faces", "name with space", "-dash"]:
         cases.append(_cli(f"import-name-{name[:20]!a}", ["weights", "import", src, "--as", name, "--family", "stargan2",
                                                           "--config", "celeba_hq"], [name[:40], "model name", "--as"]))
     cases.append(_cli("import-family-unknown", ["weights", "import", src, "--as", "ok", "--family", "nofam",
@@ -524,12 +524,12 @@ def tf_cases(prefixes: dict[str, Path]) -> list[dict]:
 def manifest_variants() -> dict[str, Any]:
     """Hostile ``manifest.json`` contents (each gets its own weights folder)."""
     good = json.loads((REPO / "weights" / "manifest.json").read_text())
-    entry = next(e for e in good["models"] if e["name"] == "stargan2_faces64")
+    entry = next(e for e in good["models"] if e["name"] == "stargan2_faces")
     wide = {**entry, "name": "wide", "config": {**entry["config"], "max_conv_dim": 200_000, "hidden_dim": 200_000}}
     return {
         "list": [entry],
         "models_dict": {"models": {"a": entry}},
-        "string_entries": {"models": ["stargan2_faces64"]},
+        "string_entries": {"models": ["stargan2_faces"]},
         "int_entries": {"models": [1, 2]},
         "missing_field": {"models": [{k: v for k, v in entry.items() if k != "file"}]},
         "bytes_string": {"models": [{**entry, "bytes": "many"}]},
@@ -559,7 +559,7 @@ def manifest_cases(root: Path, out: Path) -> list[dict]:
             path.write_text('{"models": [], "x": NaN}')
         else:
             path.write_text(json.dumps(value))
-        os.symlink(REPO / "weights" / "stargan2_faces64.safetensors", d / "stargan2_faces64.safetensors")
+        os.symlink(REPO / "weights" / "stargan2_faces.safetensors", d / "stargan2_faces.safetensors")
         expect = [str(path), "wide"]
         if key == "wide_config":
             argvs = [["generate", "stargan2-latent", "--model", "wide", "--source", FACE, "--domain", "male",
