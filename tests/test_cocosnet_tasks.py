@@ -5,6 +5,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -145,7 +146,10 @@ def test_makeup_blends_only_selected_regions(weights_dir: Path) -> None:
     result, _ = _run(MakeupRequest(**req, regions=("lips",), strength=1.0))
     mask = result.aux["makeup_mask"][..., 0]
     lips = np.isin(face, [NAMES.index("u_lip"), NAMES.index("l_lip")])
-    assert (mask[lips] > 200).all()
+    inner = cv2.erode(lips.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    assert inner.any() and (mask[inner] > 200).all()  # full strength inside the lips
+    edge = lips & ~inner
+    assert (mask[edge] > 60).all() and (mask[edge] < 250).any()  # a soft edge, not a cut
     outside = mask == 0
     assert outside.sum() > 3000 and np.array_equal(result.image[outside], portrait[outside])
     assert not np.array_equal(result.image[lips], portrait[lips])
@@ -153,7 +157,7 @@ def test_makeup_blends_only_selected_regions(weights_dir: Path) -> None:
     assert np.array_equal(none.image, portrait)
     eyes, _ = _run(MakeupRequest(**req, regions=("eyes",)))
     emask = eyes.aux["makeup_mask"][..., 0]
-    assert emask[24, 22] == 255 and emask[20, 22] > 0 and emask[45, 30] == 0  # eye + shadow band, no lips
+    assert emask[24, 22] >= 250 and emask[20, 22] > 0 and emask[45, 30] == 0  # eye + shadow band, no lips
     with pytest.raises(InputError, match="strength"):
         _run(MakeupRequest(**req, strength=2.0))
 

@@ -161,7 +161,7 @@ def test_cli_prints_the_face_table_and_writes_the_json(weights_dir, tmp_path, ca
     src = faces["sources (unchanged)"]["makeup"]
     assert src["lip_dE_ratio"] == src["skin_dE_ratio"] == src["seam_ratio"] == 1.0 and src["psnr_outside"] == 100
     model = faces["model"]["makeup"]
-    assert model["psnr_outside"] == 100  # region-only blend: nothing outside the regions changes
+    assert model["psnr_outside"] >= 40  # region-only blend: 2 px beyond the regions only the feather's tail
     assert model["lip_dE"] > 0 and model["seam_ratio"] > 0
 
 

@@ -19,7 +19,7 @@ the split in sorted id order (see :func:`engine.metrics.eval_set.load_eval_set`'
     pairs; lips = ``u_lip`` + ``l_lip``, skin = ``skin``. ``lip_dE_ratio`` / ``skin_dE_ratio``: over
     the same distance of the unchanged source (bar: ≤ 0.6);
   - ``psnr_outside``: PSNR between output and source over the pixels outside the blended regions
-    (the support of the feathered makeup mask, dilated by one pixel), capped at 100 dB (bar: ≥ 40);
+    (the chosen regions of the parsing map grown by 2 pixels), capped at 100 dB (bar: ≥ 40);
   - ``seam_ratio``: mean absolute gradient on the regions' boundary (a band one pixel either side)
     in the outputs over that in the sources; 1.0 = as smooth as the source, above = a harder seam.
 
@@ -111,12 +111,13 @@ def region_delta_e(image: np.ndarray, parsing: np.ndarray, exemplar: np.ndarray,
     return float(np.linalg.norm(a - b)) if a is not None and b is not None else float("nan")
 
 
-def outside_mask(parsing: np.ndarray, regions: Sequence[str] = MAKEUP_REGIONS) -> np.ndarray:
-    """Pixels the makeup blend cannot touch: outside the feathered mask's support, dilated by one pixel."""
+def outside_mask(parsing: np.ndarray, regions: Sequence[str] = MAKEUP_REGIONS, margin: int = 2) -> np.ndarray:
+    """Pixels that are not makeup: outside the chosen regions (hard, from the parsing map) grown by
+    ``margin`` pixels, whatever the blend's own mask reaches (so a blend that spills fails)."""
     from ..tasks.makeup import region_mask
 
-    touched = (region_mask(parsing, regions) > 0).astype(np.uint8)
-    return cv2.dilate(touched, np.ones((3, 3), np.uint8)) == 0
+    hard = (region_mask(parsing, regions, feather=0) > 0.5).astype(np.uint8)
+    return cv2.dilate(hard, np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)) == 0
 
 
 def psnr_outside(output: np.ndarray, source: np.ndarray, parsing: np.ndarray,
