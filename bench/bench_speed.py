@@ -288,6 +288,17 @@ def default_cocosnet_live_case() -> list[Case]:
 
 
 # ---------------------------------------------------------------------------------- measuring
+def selected_cases(builders: list[tuple[str, Callable[[], list[Case]]]], wanted: list[str]) -> Iterator[Case]:
+    """The cases of ``builders`` (name prefix, maker) that ``--case`` asks for (all without it); a
+    maker whose prefix no wanted case has is not run (building a case loads its model)."""
+    for prefix, make in builders:
+        if wanted and not any(c.startswith(prefix) for c in wanted):
+            continue
+        for case in make():
+            if not wanted or case.name in wanted:
+                yield case
+
+
 def measure(case: Case, rounds: int, device: torch.device = CPU, warmup: int = 1) -> dict[str, Any]:
     print(f"{case.name}: {case.what}", flush=True)
     done_before = len(case.compiler.records)
@@ -522,17 +533,12 @@ def main_cuda(args: argparse.Namespace) -> int:
         builders: list[tuple[str, Callable[[], list[Case]]]] = [
             ("stargan2_afhq", lambda: stargan_cases(manifest, "afhq", rng, device)),
             ("cocosnet_ade20k", lambda: cocosnet_cases(manifest, "ade20k", rng, device=device))]
-        for prefix, make in builders:
-            if args.case and not any(c.startswith(prefix) for c in args.case):
-                continue
-            for case in make():
-                if args.case and case.name not in args.case:
-                    continue
-                row = measure(case, rounds, device, warmup=CUDA_WARMUP)
-                target = CUDA_TARGETS["stargan2_ms" if case.family == "stargan2" else "cocosnet_ms"]
-                row.update(target_ms=target, meets_target=row["ours_ms"] <= target)
-                rows.append(row)
-                del case
+        for case in selected_cases(builders, args.case):
+            row = measure(case, rounds, device, warmup=CUDA_WARMUP)
+            target = CUDA_TARGETS["stargan2_ms" if case.family == "stargan2" else "cocosnet_ms"]
+            row.update(target_ms=target, meets_target=row["ours_ms"] <= target)
+            rows.append(row)
+            del case
         big = [] if args.case else cuda_cocosnet_512(manifest, device)
     precision = [] if args.case else cuda_bf16_check(rounds, device)
     total = time.perf_counter() - t_start
@@ -597,14 +603,9 @@ def main(argv: list[str] | None = None) -> int:
             ("cocosnet_default", default_cocosnet_live_case)]
         if not args.quick:
             builders.insert(1, ("stargan2_celeba_hq", lambda: stargan_cases(manifest, "celeba_hq", rng)))
-        for prefix, make in builders:
-            if args.case and not any(c.startswith(prefix) for c in args.case):
-                continue
-            for case in make():
-                if args.case and case.name not in args.case:
-                    continue
-                rows.append(measure(case, rounds))
-                del case
+        for case in selected_cases(builders, args.case):
+            rows.append(measure(case, rounds))
+            del case
     extra: list[dict[str, Any]] = []
     if not args.quick and not args.case:
         extra.append(bf16_check(rounds))
