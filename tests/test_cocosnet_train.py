@@ -138,6 +138,20 @@ def test_warp_cycle_and_warp_self_presets(scenes):
     assert "mask" not in losses  # celebahqedge warps no mask
 
 
+def test_paired_l1_start_only_where_asked_and_only_on_paired_samples(scenes):
+    torch.manual_seed(0)
+    fam = get_family("cocosnet")
+    nets = fam.build(fam.configs["tiny_ade20k"])
+    batch = _batch(_pairs(scenes, real_reference_probability=0.0), 2)  # every sample its own exemplar: paired
+    trainer = T.CocosnetTrainer(nets, T.LossPreset(layout="scenes", l1_paired=10.0))
+    losses, out = trainer.generator_losses(batch)
+    expected = (out["fake_image"] - batch["image"]).abs().mean() * 10.0 / 2  # weights 1/2 each, mean over N too
+    assert torch.allclose(losses["l1"], expected, rtol=1e-4)
+    unpaired = dict(batch, self_ref=torch.zeros(2))
+    assert trainer.generator_losses(unpaired)[0]["l1"].item() == 0.0
+    assert "l1" not in T.CocosnetTrainer(nets, T.PRESETS["ade20k"]).generator_losses(batch)[0]  # off in presets
+
+
 def test_lr_schedule_ttur():
     fam = get_family("cocosnet")
     trainer = T.CocosnetTrainer(fam.build(fam.configs["tiny_ade20k"]), T.PRESETS["ade20k"], lr=2e-4)

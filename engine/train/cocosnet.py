@@ -68,6 +68,8 @@ class LossPreset:
     weight_mask: float = 0.0             # warped exemplar mask vs ground-truth labels (NLL)
     warp_cycle_w: float = 0.0            # warp forth and back, L1 to the ¼-res exemplar
     warp_self_w: float = 0.0             # warped exemplar vs ground truth (self-reference only)
+    l1_paired: float = 0.0               # not in the paper: output vs ground truth, L1 (paired samples only),
+    #                                      a short-budget start (../shared/TRAINING.md §5); off in every preset
     real_reference_probability: float = 0.7
     hard_reference_probability: float = 0.2
     flip: bool = True
@@ -391,6 +393,8 @@ class CocosnetTrainer:
             losses["warp_self"] = L.weighted_l1(out["warp_out"], real, sample_w) * p.warp_self_w
         if p.weight_mask > 0 and "warp_mask" in out:
             losses["mask"] = mask_nll(out["warp_mask"], sem, ref_sem) * p.weight_mask
+        if p.l1_paired > 0:
+            losses["l1"] = L.weighted_l1(fake, real, sample_w) * p.l1_paired
 
         pred = _d_outputs(self.netD(torch.cat([torch.cat([sem, fake], 1), torch.cat([sem, real], 1)], 0)))
         pred_fake, pred_real = _split_pred(pred)
