@@ -70,7 +70,7 @@ PACKS = {
 
 
 # ------------------------------------------------------------------------------------ here
-def _pose_ids(folder: Path, n: int) -> set[str]:
+def _first_ids(folder: Path, n: int) -> set[str]:
     return {p.stem for p in sorted((folder / "image").glob("*.png"))[:n]}
 
 
@@ -84,7 +84,7 @@ def pack() -> None:
                 rel, _, limit = item.partition(":")
                 src = ROOT / rel
                 if limit:  # a subset of a split: the first N samples, every file of each
-                    keep = _pose_ids(src, int(limit))
+                    keep = _first_ids(src, int(limit))
                     for f in sorted(src.rglob("*")):
                         if f.is_file() and f.stem in keep:
                             tar.add(f, arcname=str(f.relative_to(ROOT)))
