@@ -306,6 +306,12 @@ def check_poses(root: Path, n: int, size: int) -> None:
         assert parts[int(round(kp[0, 1])), int(round(kp[0, 0]))] in {PARTS.index("head"), PARTS.index("hair")} | arms
         assert parts[int(round(kp[4, 1])), int(round(kp[4, 0]))] not in {PARTS.index("background")}
         assert not np.allclose(kp[:, :2], ekp[:, :2]), "exemplar is another pose"
+        # one photo shoot: the same wall behind both (rows of pure background compared by their medians)
+        rows = [r for r in range(size) if not (parts[r] > 0).any()]
+        assert rows, "some row of the image is all background"
+        wall_img = np.median(img[rows].reshape(-1, 3), axis=0)
+        ex_rows = [r for r in rows if np.abs(ex[r].astype(int) - wall_img).max(axis=1).mean() < 12] or rows
+        assert np.abs(np.median(ex[ex_rows].reshape(-1, 3), axis=0) - wall_img).max() <= 6, f"{sid}: walls differ"
         # the figure is drawn where the part mask says (background pixels untouched by the body colours)
         assert (parts > 0).mean() > 0.03
 

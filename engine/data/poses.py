@@ -164,9 +164,15 @@ def _material(pattern: str, color: tuple[int, int, int], size: int, rng: np.rand
     return np.clip(c * (lum / max(float(lum.mean()), 1.0)) * 0.7 + tex * 0.3, 0, 255)
 
 
+def studio_wall(rng: np.random.Generator) -> np.ndarray:
+    """A light wall colour (RGB)."""
+    return np.array(rng.integers(170, 250, 3), np.float32)
+
+
 def render_figure(joints: np.ndarray, visible: np.ndarray, yaw: float, scale: float, outfit: Outfit,
-                  size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Draw the mannequin; returns (RGB image, part mask)."""
+                  size: int, rng: np.random.Generator, wall: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Draw the mannequin in front of ``wall`` (RGB; drawn from ``rng`` when not given); returns (RGB
+    image, part mask)."""
 
     def pt(name):
         return tuple(int(round(v)) for v in joints[J[name]])
@@ -248,7 +254,7 @@ def render_figure(joints: np.ndarray, visible: np.ndarray, yaw: float, scale: fl
         return "shoes"
 
     # background: a light studio wall with a soft vertical gradient
-    wall = np.array(rng.integers(170, 250, 3), np.float32)
+    wall = np.asarray(wall if wall is not None else studio_wall(rng), np.float32)
     t = np.linspace(0, 1, size, dtype=np.float32)[:, None, None]
     img = wall * (1.0 - 0.15 * t) + rng.normal(0, 2, (size, size, 3)).astype(np.float32)
     for part, _ in order_masks:
@@ -263,7 +269,7 @@ def render_figure(joints: np.ndarray, visible: np.ndarray, yaw: float, scale: fl
 
 class PosesRecipe:
     name = "poses"
-    version = 2
+    version = 3  # 3: a sample's image and exemplar share one studio wall (the exemplar's background is knowable)
 
     def __init__(self) -> None:
         self.have_fabrics = any(load_pattern(f) is not None for f in FABRICS)
@@ -284,10 +290,11 @@ class PosesRecipe:
                       "exemplar_pose": "OpenPose JSON of the exemplar"},
         }
 
-    def _draw(self, rng: np.random.Generator, outfit: Outfit, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _draw(self, rng: np.random.Generator, outfit: Outfit, size: int,
+              wall: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         sk = random_skeleton(rng)
         joints, scale = fit_to_canvas(sk, rng, size)
-        img, parts = render_figure(joints, sk.visible, sk.yaw, scale, outfit, size, rng)
+        img, parts = render_figure(joints, sk.visible, sk.yaw, scale, outfit, size, rng, wall)
         kp = np.concatenate([joints, sk.visible[:, None].astype(np.float32)], 1)
         kp[~sk.visible, :2] = 0
         return img, parts, kp
@@ -300,8 +307,11 @@ class PosesRecipe:
     def render(self, index: int, rng: np.random.Generator, size: int) -> Sample:
         sid = f"{index:06d}"
         outfit = random_outfit(rng, self.have_fabrics)
-        img, parts, kp = self._draw(rng, outfit, size)
-        ex, _, ekp = self._draw(rng, outfit, size)
+        # one photo shoot: the same wall behind both poses (as DeepFashion's uniform backgrounds), so the
+        # exemplar tells the network the background as well as the outfit
+        wall = studio_wall(rng)
+        img, parts, kp = self._draw(rng, outfit, size, wall)
+        ex, _, ekp = self._draw(rng, outfit, size, wall)
         return Sample({
             f"image/{sid}.png": Png(img),
             f"parts/{sid}.png": Png(parts, "L"),
