@@ -16,12 +16,12 @@ from engine.data.faces import PALETTE, _procedural_face, parsing_from_landmarks
 from engine.metrics import cocosnet_faces as cf
 from engine.metrics.cocosnet_faces import (
     boundary_gradient,
-    missing_face_tools,
     outside_mask,
     psnr_outside,
     region_delta_e,
 )
 from engine.metrics.eval_set import FACE_LAYOUT, load_eval_set
+from engine.metrics.faces import DETECTOR_TOOLS, missing_tools
 from engine.nets.cocosnet import CONFIGS, build
 from engine.weights import Manifest, register_file, save_state_dicts
 
@@ -141,7 +141,7 @@ def test_each_face_is_paired_with_the_next_sample_as_exemplar(tmp_path):
 # ------------------------------------------------------------------------------ CLI
 def test_cli_prints_the_face_table_and_writes_the_json(weights_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(cf, "face_finder", lambda: None)  # as on a machine without dlib
-    monkeypatch.setattr(cf, "missing_face_tools", lambda: ["dlib-bin", "dlib-data"])
+    monkeypatch.setattr(cf, "missing_tools", lambda needed: ["dlib-bin", "dlib-data"])
     _register(weights_dir, "tiny_celebahqedge", "tiny_faces")
     root = _faces_folder(tmp_path / "faces")
     out = tmp_path / "report.json"
@@ -172,7 +172,8 @@ def test_cli_refuses_a_scene_cocosnet_model_on_faces(weights_dir, tmp_path, caps
     assert "only for face models" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(bool(missing_face_tools()), reason="dlib not fetched (`i2i data fetch dlib-bin dlib-data`)")
+@pytest.mark.skipif(bool(missing_tools(DETECTOR_TOOLS)),
+                    reason="dlib not fetched (`i2i data fetch dlib-bin dlib-data`)")
 def test_face_rate_on_the_example_portraits(weights_dir, tmp_path):
     from engine.metrics.evaluate import evaluate
 

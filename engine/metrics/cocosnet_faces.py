@@ -39,7 +39,9 @@ import numpy as np
 
 from ..requests.base import InputError, frozen
 from .eval_set import EvalSet
-from .faces import JUDGE_SIZE, Generate, generator_for, untrained_floor
+from .faces import DETECTOR_TOOLS, Generate, face_landmarks, generator_for, missing_tools, untrained_floor
+from .image import psnr
+from .speckle import to_lab
 
 MAX_PAIRS = 60  # `i2i eval` evaluates at most this many pairs unless --n says otherwise
 MAKEUP_REGIONS = ("lips", "skin")  # the makeup task's regions (engine.tasks.makeup.REGION_PARTS)
@@ -47,7 +49,6 @@ MEASURE_PARTS = {"lip": ("u_lip", "l_lip"), "skin": ("skin",)}  # colour distanc
 DE_RATIO_BAR = 0.6
 PSNR_BAR = 40.0
 PSNR_CAP = 100.0
-FACE_TOOLS = ("dlib-bin", "dlib-data")
 
 FaceFinder = Callable[[np.ndarray], bool]
 
@@ -55,20 +56,13 @@ FaceFinder = Callable[[np.ndarray], bool]
 # --------------------------------------------------------------------------------------------
 # The judge
 # --------------------------------------------------------------------------------------------
-def missing_face_tools() -> list[str]:
-    """The fetch sources the face rate needs and this machine lacks."""
-    from ..io import source_dir
-
-    return [n for n in FACE_TOOLS if source_dir(n) is None]
-
-
 def face_finder() -> FaceFinder | None:
     """``image -> bool``: dlib finds a face on the image upsampled to 256²; None without dlib."""
-    from ..data.faces import landmarker, landmarks_68
+    from ..data.faces import landmarker
 
     if landmarker() is None:
         return None
-    return lambda image: landmarks_68(image, side=JUDGE_SIZE, centred_fallback=False) is not None
+    return lambda image: face_landmarks(image) is not None
 
 
 def _face_rate(find: FaceFinder | None, images: Sequence[np.ndarray]) -> float:
@@ -98,8 +92,7 @@ def median_lab(image: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
     """The per-channel median CIELAB colour (L 0..100) of ``image``'s pixels in ``mask``; None if empty."""
     if not mask.any():
         return None
-    lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
-    return np.median(lab[mask], axis=0)
+    return np.median(to_lab(image)[mask], axis=0)
 
 
 def region_delta_e(image: np.ndarray, parsing: np.ndarray, exemplar: np.ndarray, exemplar_map: np.ndarray,
@@ -129,9 +122,7 @@ def psnr_outside(output: np.ndarray, source: np.ndarray, parsing: np.ndarray,
     keep = outside_mask(part_map(parsing, source.shape[:2]), regions)
     if not keep.any():
         return float("nan")
-    d = output[keep].astype(np.float64) - source[keep].astype(np.float64)
-    mse = float(np.mean(d * d))
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
+    return psnr(output[keep], source[keep])
 
 
 def boundary_band(parsing: np.ndarray, regions: Sequence[str] = MAKEUP_REGIONS) -> np.ndarray:
@@ -251,8 +242,8 @@ def cocosnet_faces(model: str, es: EvalSet, *, seed: int = 0, device: str = "cpu
     notes = notes if notes is not None else []
     find = face_finder()
     if find is None:
-        missing = missing_face_tools()
-        how = f"`i2i data fetch {' '.join(missing or FACE_TOOLS)}`"
+        missing = missing_tools(DETECTOR_TOOLS)
+        how = f"`i2i data fetch {' '.join(missing or DETECTOR_TOOLS)}`"
         notes.append(f"face_rate skipped: it needs dlib's face detector ({how}"
                      f"{'' if missing else '; fetched, but dlib does not load'}); the colour, PSNR and seam "
                      f"measures do not")
@@ -272,4 +263,4 @@ def cocosnet_faces(model: str, es: EvalSet, *, seed: int = 0, device: str = "cpu
 
 
 __all__ = ["MAX_PAIRS", "boundary_gradient", "cocosnet_faces", "face_finder", "face_report", "median_lab",
-           "missing_face_tools", "outside_mask", "psnr_outside", "region_delta_e", "source_baseline"]
+           "outside_mask", "psnr_outside", "region_delta_e", "source_baseline"]

