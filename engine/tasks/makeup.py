@@ -67,7 +67,7 @@ def region_mask(parsing: np.ndarray, regions: Sequence[str], names: Sequence[str
 
     # the union's blur keeps touching regions (skin + lips) whole; each region's own keeps a thin one strong
     soft = feathered(union)
-    for sel in sels:
+    for sel in sels if len(sels) > 1 else ():  # one region: the union is that region
         soft = np.maximum(soft, feathered(sel))
     return np.clip(soft, 0.0, 1.0)
 
