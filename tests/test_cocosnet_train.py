@@ -152,6 +152,22 @@ def test_paired_l1_start_only_where_asked_and_only_on_paired_samples(scenes):
     assert "l1" not in T.CocosnetTrainer(nets, T.PRESETS["ade20k"]).generator_losses(batch)[0]  # off in presets
 
 
+def test_reconstruction_only_start_leaves_the_discriminator_alone(scenes):
+    torch.manual_seed(0)
+    fam = get_family("cocosnet")
+    nets = fam.build(fam.configs["tiny_ade20k"])
+    batch = _batch(_pairs(scenes, real_reference_probability=0.0), 2)
+    preset = T.LossPreset(layout="scenes", l1_paired=10.0, weight_gan=0.0, lambda_feat=0.0)
+    trainer = T.CocosnetTrainer(nets, preset, g_eps=1e-8)
+    assert trainer.opt_g.param_groups[0]["eps"] == 1e-8
+    d_before = [p.detach().clone() for p in nets["netD"].parameters()]
+    g_before = [p.detach().clone() for p in nets["netG"].parameters()]
+    losses, _ = trainer.step(batch)
+    assert not {"gan", "feat", "d_fake", "d_real"} & set(losses) and losses["l1"] > 0
+    assert all(torch.equal(a, b) for a, b in zip(d_before, nets["netD"].parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(g_before, nets["netG"].parameters(), strict=True))
+
+
 def test_lr_schedule_ttur():
     fam = get_family("cocosnet")
     trainer = T.CocosnetTrainer(fam.build(fam.configs["tiny_ade20k"]), T.PRESETS["ade20k"], lr=2e-4)

@@ -157,12 +157,13 @@ def _pairs(es: EvalSet) -> list[Any]:
     return cases
 
 
-def _mean(values: Sequence[float]) -> float:
+def finite_mean(values: Sequence[float]) -> float:
     finite = [v for v in values if np.isfinite(v)]
     return float(np.mean(finite)) if finite else float("nan")
 
 
-def _ratio(num: Sequence[float], den: Sequence[float]) -> float:
+def ratio_of_sums(num: Sequence[float], den: Sequence[float]) -> float:
+    """sum(num) / sum(den) over the pairs where both are finite (NaN where none are)."""
     ok = [(a, b) for a, b in zip(num, den, strict=True) if np.isfinite(a) and np.isfinite(b)]
     total = sum(b for _, b in ok)
     return sum(a for a, _ in ok) / total if ok and total > 0 else float("nan")
@@ -175,12 +176,13 @@ def _makeup_measures(outputs: Sequence[np.ndarray], cases: Sequence[Any], find: 
                  for o, c in zip(outputs, cases, strict=True)]
         source = [region_delta_e(c.inputs["source"], c.inputs["parsing"], c.inputs["exemplar"],
                                  c.inputs["exemplar_map"], parts) for c in cases]
-        out[f"{name}_dE"] = _mean(model)
-        out[f"{name}_dE_ratio"] = _ratio(model, source)
-    out["psnr_outside"] = _mean([min(psnr_outside(o, c.inputs["source"], c.inputs["parsing"]), PSNR_CAP)
-                                 for o, c in zip(outputs, cases, strict=True)])
-    out["seam_ratio"] = _ratio([boundary_gradient(o, c.inputs["parsing"]) for o, c in zip(outputs, cases, strict=True)],
-                               [boundary_gradient(c.inputs["source"], c.inputs["parsing"]) for c in cases])
+        out[f"{name}_dE"] = finite_mean(model)
+        out[f"{name}_dE_ratio"] = ratio_of_sums(model, source)
+    out["psnr_outside"] = finite_mean([min(psnr_outside(o, c.inputs["source"], c.inputs["parsing"]), PSNR_CAP)
+                                       for o, c in zip(outputs, cases, strict=True)])
+    out["seam_ratio"] = ratio_of_sums([boundary_gradient(o, c.inputs["parsing"])
+                                       for o, c in zip(outputs, cases, strict=True)],
+                                      [boundary_gradient(c.inputs["source"], c.inputs["parsing"]) for c in cases])
     return out
 
 
@@ -262,5 +264,5 @@ def cocosnet_faces(model: str, es: EvalSet, *, seed: int = 0, device: str = "cpu
     return out
 
 
-__all__ = ["MAX_PAIRS", "boundary_gradient", "cocosnet_faces", "face_finder", "face_report", "median_lab",
-           "outside_mask", "psnr_outside", "region_delta_e", "source_baseline"]
+__all__ = ["MAX_PAIRS", "boundary_gradient", "cocosnet_faces", "face_finder", "face_report", "finite_mean",
+           "median_lab", "outside_mask", "psnr_outside", "ratio_of_sums", "region_delta_e", "source_baseline"]

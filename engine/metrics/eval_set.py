@@ -1,5 +1,5 @@
 """Evaluation sets: the cases of a dataset split in any of the recipe layouts (``scenes``,
-``faces``, ``sketches``), read once for ``i2i eval`` and the object measures."""
+``faces``, ``sketches``, ``poses``), read once for ``i2i eval`` and the object measures."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from ..io import load_image, load_instance_map, load_label_map
+from ..io import load_image, load_instance_map, load_label_map, load_openpose_canvas, load_openpose_json
 from ..requests.base import InputError
 
-SCENE_LAYOUT, FACE_LAYOUT, SKETCH_LAYOUT = "scenes", "faces", "sketches"
+SCENE_LAYOUT, FACE_LAYOUT, SKETCH_LAYOUT, POSE_LAYOUT = "scenes", "faces", "sketches", "poses"
 SPLITS = ("train", "val", "test")
 
 # How a folder of outputs must name them: one PNG per sample, named by the sample's id. These are
@@ -20,6 +20,7 @@ OUTPUT_NAMING = {
     SCENE_LAYOUT: "<id>.png, the sample's file name in <split>/label and <split>/image (e.g. 000018.png)",
     FACE_LAYOUT: "<id>.png, the source photo's file name in <split>/female or <split>/male",
     SKETCH_LAYOUT: "<class>/<id>.png, the pair's path under <split>/",
+    POSE_LAYOUT: "<id>.png, the sample's file name in <split>/image and <split>/pose (e.g. 000018.png)",
 }
 
 
@@ -74,11 +75,13 @@ def detect_layout(root: Path, split: str) -> str:
         raise InputError(no_samples_message(root, split))
     if (base / "image").is_dir() and (base / "label").is_dir():
         return SCENE_LAYOUT
+    if (base / "image").is_dir() and (base / "pose").is_dir():
+        return POSE_LAYOUT
     if (base / "female").is_dir() or (base / "male").is_dir():
         return FACE_LAYOUT
     if any(d.is_dir() and d.name != "scene" and any(d.glob("*.png")) for d in base.iterdir()):
         return SKETCH_LAYOUT
-    raise InputError(f"{base} is not a scenes, faces or sketches layout")
+    raise InputError(f"{base} is not a scenes, faces, poses or sketches layout")
 
 
 def _limit(items: list, n: int | None, seed: int) -> list:
@@ -112,6 +115,8 @@ def load_eval_set(root: Path, split: str, *, n: int | None = None, seed: int = 0
                                   "exemplar": exemplar},
                               ground_truth=gt, labels=load_label_map(base / "label" / f"{i}.png")))
         return EvalSet(layout, cases, {"": [c.ground_truth for c in cases]})
+    if layout == POSE_LAYOUT:
+        return _pose_set(base, _limit(sorted(p.stem for p in (base / "image").glob("*.png")), n, seed))
     if layout == FACE_LAYOUT:
         groups = [g for g in ("female", "male") if (base / g).is_dir()]
         real = {g: [load_image(p) for p in sorted((base / g).glob("*.png"))] for g in groups}
@@ -145,6 +150,25 @@ def load_eval_set(root: Path, split: str, *, n: int | None = None, seed: int = 0
         sketch = pair[:, :h].mean(axis=2).round().astype(np.uint8)
         cases.append(Case(f"{cls}/{p.stem}", {"sketch": sketch, "class_name": cls}, ground_truth=pair[:, h:]))
     return EvalSet(layout, cases, {"": [c.ground_truth for c in cases]})
+
+
+def _pose_set(base: Path, ids: list[str]) -> EvalSet:
+    """Poses: the target keypoints (and their canvas), the same-outfit exemplar and its keypoints,
+    the part mask (``parts``, None where absent); the ground truth is the photo."""
+    cases = []
+    for i in ids:
+        img = load_image(base / "image" / f"{i}.png")
+        pose, ex_pose = base / "pose" / f"{i}.json", base / "exemplar_pose" / f"{i}.json"
+        parts = base / "parts" / f"{i}.png"
+        for needed in (pose, ex_pose, base / "exemplar" / f"{i}.png"):
+            if not needed.exists():
+                raise InputError(f"pose sample {i} has no {needed.relative_to(base)}")
+        exemplar = load_image(base / "exemplar" / f"{i}.png")
+        canvas = load_openpose_canvas(pose) or (img.shape[1], img.shape[0])
+        cases.append(Case(i, {"keypoints": load_openpose_json(pose), "canvas_size": canvas, "exemplar": exemplar,
+                              "exemplar_keypoints": load_openpose_json(ex_pose),
+                              "parts": load_label_map(parts) if parts.exists() else None}, ground_truth=img))
+    return EvalSet(POSE_LAYOUT, cases, {"": [c.ground_truth for c in cases]})
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,15 +9,18 @@ Metrics, each only where it is defined:
   (mask faithfulness); also reported on the real images as the segmenter's own ceiling.
 - StarGAN v2 on faces: the face measures of :mod:`engine.metrics.faces` (dlib, gender classifier,
   diversity, interpolation), beside an untrained floor and the unchanged sources.
+- CoCosNet pose models on poses: the silhouette and garment-colour measures of
+  :mod:`engine.metrics.cocosnet_poses`, beside an untrained floor, the raw warp and the real photos.
 - CoCosNet face models on faces: the exemplar-translation and makeup measures of
   :mod:`engine.metrics.cocosnet_faces` (face rate, region colour distance to the exemplar, PSNR
   outside the regions, seam), beside an untrained floor and the unchanged sources; at most
   ``MAX_PAIRS`` (60) samples unless ``--n`` says otherwise.
 
 Dataset layouts (see the project's data conventions): ``scenes`` (<split>/image, label, instance,
-exemplar), ``faces`` (<split>/female, male), ``sketches`` (<split>/<class>/<id>.png = [edges | photo]).
+exemplar), ``faces`` (<split>/female, male), ``poses`` (<split>/image, pose, parts, exemplar,
+exemplar_pose), ``sketches`` (<split>/<class>/<id>.png = [edges | photo]).
 Model adapters: panoptic and cocosnet on scenes, stargan2 and cocosnet (face configs) on faces,
-edgegan on sketches.
+cocosnet (pose configs) on poses, edgegan on sketches.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from ..requests.base import InputError, frozen
 from .eval_set import (
     FACE_LAYOUT,
     OUTPUT_NAMING,
+    POSE_LAYOUT,
     SCENE_LAYOUT,
     SKETCH_LAYOUT,
     Case,
@@ -77,6 +81,10 @@ def _request_for(family: str, layout: str, entry_name: str, case: Case, *, seed:
         return ExemplarRequest(input_map=frozen(case.inputs["parsing"]), input_photo=frozen(case.inputs["source"]),
                                exemplar=frozen(case.inputs["exemplar"]),
                                exemplar_map=frozen(case.inputs["exemplar_map"]), **common)
+    if family == "cocosnet" and layout == POSE_LAYOUT:
+        from .cocosnet_poses import pose_request
+
+        return pose_request(entry_name, case, seed=seed, device=device)
     if family == "stargan2" and layout == FACE_LAYOUT:
         from ..requests.stargan2 import StarGANLatentRequest
 
@@ -90,7 +98,8 @@ def _request_for(family: str, layout: str, entry_name: str, case: Case, *, seed:
         return SketchObjectRequest(sketch=frozen(case.inputs["sketch"]), class_name=case.inputs["class_name"],
                                    **common)
     raise InputError(f"`i2i eval` has no adapter for a {family} model on a {layout} dataset "
-                     f"(supported: panoptic/cocosnet on scenes, stargan2/cocosnet on faces, edgegan on sketches)")
+                     f"(supported: panoptic/cocosnet on scenes, stargan2/cocosnet on faces, cocosnet on poses, "
+                     f"edgegan on sketches)")
 
 
 def model_outputs(model: str, es: EvalSet, *, seed: int, device: str) -> tuple[list[np.ndarray], dict[str, Any]]:
@@ -310,6 +319,10 @@ def evaluate(model: str, data: Path, *, split: str = "test", n: int | None = Non
             del result["metrics"][k]
 
         result["faces"] = cocosnet_faces(model, es, seed=seed, device=device, exemplar_outputs=outputs, notes=notes)
+    if es.layout == POSE_LAYOUT and family == "cocosnet":
+        from .cocosnet_poses import cocosnet_poses
+
+        result["poses"] = cocosnet_poses(model, es, seed=seed, device=device, notes=notes)
     label = Path(model).name if Path(model).is_dir() else model
     return {"model": model, "model_label": label, "data": str(data), "split": split, "layout": es.layout,
             "n": len(es.cases), "reference": reference if es.layout == SCENE_LAYOUT else None,
@@ -337,6 +350,10 @@ def format_table(report: dict[str, Any]) -> str:
         from .faces import format_faces
 
         lines += ["", *format_faces(report["faces"])]
+    if report.get("poses"):
+        from .cocosnet_poses import format_poses
+
+        lines += ["", *format_poses(report["poses"])]
     lines += [f"note: {n}" for n in report["notes"]]
     return "\n".join(lines)
 

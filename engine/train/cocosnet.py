@@ -351,14 +351,19 @@ class CocosnetTrainer:
     """Networks, optimisers and one training iteration (generator step, then discriminator step)."""
 
     def __init__(self, nets: Mapping[str, nn.Module], preset: LossPreset, *, lr: float = 2e-4,
-                 features: FeatureTerms | None = None, warp_stride: int = 4, warp_patch: bool = False) -> None:
+                 features: FeatureTerms | None = None, warp_stride: int = 4, warp_patch: bool = False,
+                 g_eps: float = 1e-3) -> None:
         self.netG, self.netCorr, self.netD = nets["netG"], nets["netCorr"], nets["netD"]
         self.preset, self.features = preset, features
+        # with both discriminator terms weighted 0 (a reconstruction-only warm start) D is not run
+        self.adversarial = preset.weight_gan > 0 or preset.lambda_feat > 0
         self.warp_stride, self.warp_patch = warp_stride, warp_patch
-        # TTUR (official create_optimizers): G and Corr at lr/2, D at 2·lr, β = (0, 0.9); G eps 1e-3
+        # TTUR (official create_optimizers): G and Corr at lr/2, D at 2·lr, β = (0, 0.9); G eps 1e-3.
+        # That eps freezes weights whose gradients stay far below it (a small netG's SPADE heads on
+        # sparse pose maps: ~1e-7), so it is an option.
         self.base_lr_g, self.base_lr_d = lr / 2, lr * 2
         self.opt_g = torch.optim.Adam(list(self.netG.parameters()) + list(self.netCorr.parameters()),
-                                      lr=self.base_lr_g, betas=(0.0, 0.9), eps=1e-3)
+                                      lr=self.base_lr_g, betas=(0.0, 0.9), eps=g_eps)
         self.opt_d = torch.optim.Adam(self.netD.parameters(), lr=self.base_lr_d, betas=(0.0, 0.9))
 
     def set_lr_factor(self, factor: float) -> None:
@@ -396,11 +401,12 @@ class CocosnetTrainer:
         if p.l1_paired > 0:
             losses["l1"] = L.weighted_l1(fake, real, sample_w) * p.l1_paired
 
-        pred = _d_outputs(self.netD(torch.cat([torch.cat([sem, fake], 1), torch.cat([sem, real], 1)], 0)))
-        pred_fake, pred_real = _split_pred(pred)
-        losses["gan"] = L.hinge_g_loss(pred_fake) * p.weight_gan
-        if p.lambda_feat > 0:
-            losses["feat"] = L.feature_matching_loss(pred_fake, pred_real) * p.lambda_feat
+        if self.adversarial:
+            pred = _d_outputs(self.netD(torch.cat([torch.cat([sem, fake], 1), torch.cat([sem, real], 1)], 0)))
+            pred_fake, pred_real = _split_pred(pred)
+            losses["gan"] = L.hinge_g_loss(pred_fake) * p.weight_gan
+            if p.lambda_feat > 0:
+                losses["feat"] = L.feature_matching_loss(pred_fake, pred_real) * p.lambda_feat
 
         if self.features is not None:
             with torch.no_grad():
@@ -438,10 +444,12 @@ class CocosnetTrainer:
         g_losses, out = self.generator_losses(batch)
         sum(g_losses.values()).backward()  # type: ignore[union-attr]
         self.opt_g.step()
-        self.opt_d.zero_grad(set_to_none=True)
-        d_losses = self.discriminator_losses(batch, out["fake_image"])
-        sum(d_losses.values()).backward()  # type: ignore[union-attr]
-        self.opt_d.step()
+        d_losses: dict[str, Tensor] = {}
+        if self.adversarial:
+            self.opt_d.zero_grad(set_to_none=True)
+            d_losses = self.discriminator_losses(batch, out["fake_image"])
+            sum(d_losses.values()).backward()  # type: ignore[union-attr]
+            self.opt_d.step()
         logged = {k: float(v.detach()) for k, v in {**g_losses, **d_losses}.items()}
         return logged, {k: v.detach() for k, v in out.items() if isinstance(v, Tensor)}
 
@@ -497,6 +505,7 @@ class TrainOptions:
     decay_minutes: float = 0.0           # with ``minutes``: the lr falls linearly to 0 over the last M minutes
     init: str = ""                       # warm start netG + netCorr: a manifest entry or an exported file
     workers: int = 0                     # data loader worker processes
+    g_eps: float = 1e-3                  # Adam eps of netG + netCorr (official 1e-3)
 
 
 def _data_root(data: Path, layout: Layout, split: str) -> Path:
@@ -571,7 +580,8 @@ def train(opts: TrainOptions, log: Callable[[str], None] | None = None) -> dict[
                # the discriminator's ``dec`` head is in the checkpoints but never used in training
                "netD": wrap_ddp(nets["netD"], info, find_unused=True)}
     trainer = CocosnetTrainer(wrapped, preset, lr=opts.lr, features=features,
-                              warp_stride=int(config.get("down", 4)), warp_patch=bool(config.get("warp_patch")))
+                              warp_stride=int(config.get("down", 4)), warp_patch=bool(config.get("warp_patch")),
+                              g_eps=opts.g_eps)
     out = Path(opts.out)
     ckpt = out / "latest"
     optims = {"G": trainer.opt_g, "D": trainer.opt_d}
@@ -693,7 +703,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                         resume=args.resume, sample_every=args.sample_every, save_every=args.save_every,
                         seed=args.seed, device=args.device, threads=args.threads, export=args.export,
                         default=args.default, command=command, split=args.split, minutes=args.minutes,
-                        decay_minutes=args.decay_minutes, workers=args.workers, init=args.init)
+                        decay_minutes=args.decay_minutes, workers=args.workers, init=args.init, g_eps=args.g_eps)
     res = train(opts)
     if res["main"]:
         losses = "  ".join(f"{k}={v:.4g}" for k, v in res["losses"].items())
@@ -723,6 +733,8 @@ def register_cli(groups: Any) -> None:
     p.add_argument("--decay-start", type=int, default=-1,
                    help="iteration where the linear lr decay starts (default: half way)")
     p.add_argument("--lr", type=float, default=2e-4, help="base lr; TTUR gives G/Corr lr/2 and D 2·lr")
+    p.add_argument("--g-eps", type=float, default=1e-3,
+                   help="Adam eps of netG + netCorr (official 1e-3; smaller lets tiny gradients move weights)")
     p.add_argument("--no-feature-losses", action="store_true",
                    help="train without the VGG-based losses (pseudo-exemplar, perceptual, contextual)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/latest")

@@ -1,0 +1,91 @@
+"""CoCosNet on poses in `i2i eval` (engine.metrics.cocosnet_poses): the silhouette and garment
+measures on recipe samples, and the CLI table/JSON with a tiny random deepfashion model."""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from engine.cli import main
+from engine.data.common import DataWarning, build_dataset
+from engine.data.poses import PARTS, PosesRecipe
+from engine.metrics.cocosnet_poses import garment_region, measures, silhouette_iou
+from engine.metrics.eval_set import POSE_LAYOUT, load_eval_set
+from engine.nets.cocosnet import CONFIGS, build
+from engine.weights import Manifest, register_file, save_state_dicts
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def poses(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("poses")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        build_dataset(PosesRecipe(), root, n=6, size=64, seed=3, progress=False)
+    return root
+
+
+def test_the_real_photo_scores_the_ceiling_and_a_blank_wall_the_floor(poses):
+    es = load_eval_set(poses, "train")
+    assert es.layout == POSE_LAYOUT and len(es.cases) == 6
+    real = measures([c.ground_truth for c in es.cases], es)
+    assert real["silhouette_iou"] > 0.9 and real["garment_dE"] == 0.0
+    assert real["garment_dE_other_outfit"] > 10  # the next sample wears another outfit
+    # the wall alone: no person, and garments the wall's colour
+    walls = []
+    for c in es.cases:
+        wall = c.ground_truth.copy()
+        bg = c.inputs["parts"] == 0
+        wall[~bg] = np.median(c.ground_truth[bg], axis=0).astype(np.uint8)
+        walls.append(wall)
+    blank = measures(walls, es)
+    assert blank["silhouette_iou"] < 0.1 and blank["garment_dE_ratio"] > 0.3
+
+
+def test_the_right_figure_in_the_wrong_outfit_fails_the_colour_bar(poses):
+    es = load_eval_set(poses, "train")
+    repainted = []
+    for c in es.cases:
+        img = c.ground_truth.copy()
+        for g in ("top", "bottom"):
+            img[garment_region(c.inputs["parts"], g)] = (255 - img[garment_region(c.inputs["parts"], g)])
+        repainted.append(img)
+    m = measures(repainted, es)
+    assert m["silhouette_iou"] > 0.8 and m["garment_dE_ratio"] > 0.6
+
+
+def test_silhouette_iou_drops_when_a_limb_is_missing(poses):
+    c = load_eval_set(poses, "train").cases[0]
+    parts, photo = c.inputs["parts"], c.ground_truth
+    bg = np.median(photo[parts == 0], axis=0).astype(np.uint8)
+    no_legs = photo.copy()
+    no_legs[np.isin(parts, [PARTS.index(p) for p in PARTS if "leg" in p or "foot" in p])] = bg
+    assert silhouette_iou(no_legs, photo, parts) < silhouette_iou(photo, photo, parts) - 0.1
+
+
+def test_cli_prints_the_pose_table_and_writes_the_json(weights_dir, poses, tmp_path, capsys):
+    torch.manual_seed(0)
+    config = CONFIGS["tiny_deepfashion"]
+    nets = build(config)
+    path = weights_dir / "tiny_poses.safetensors"
+    save_state_dicts({k: nets[k].state_dict() for k in ("netG", "netCorr")}, path)
+    register_file(Manifest(), name="tiny_poses", family="cocosnet", config_name="tiny_deepfashion", config=config,
+                  path=path, provenance={"kind": "trained-here", "command": "test"})
+    out = tmp_path / "report.json"
+    rc = main(["eval", "tiny_poses", "--data", str(poses), "--split", "train", "--backbone", "none",
+               "--json", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    for row in ("silhouette_iou", "garment_dE_ratio", "warp (model's)", "floor (untrained)", "real photos",
+                "pose bars (model)"):
+        assert row in printed
+    section = json.loads(out.read_text())["poses"]
+    assert section["samples"] == 6
+    assert section["real photos"]["silhouette_iou"] > 0.9
+    # a random network does not draw the figure
+    assert section["model"]["silhouette_iou"] < section["real photos"]["silhouette_iou"] - 0.3
