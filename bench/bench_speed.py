@@ -9,7 +9,8 @@ every image (``torch.no_grad``), nothing cached or folded. *Ours* is the engine'
 counted on our side only.
 
 Cases at 256², released-size configurations with random weights (and ``cocosnet_default_edit_128``:
-the default CoCosNet model's trained weights at its 128² live preview size, a label-map edit):
+the default CoCosNet model's trained weights at its 128² live preview size, a label-map edit; and
+``cocosnet_pose_<model>_drag``: the shipped pose model at its preview size, one joint dragged per call):
 
 * ``*_new_input``: every call brings a new source photo (StarGAN v2) / a new exemplar (CoCosNet), so
   no cache helps — the speed-up is the compiled code alone;
@@ -285,6 +286,68 @@ def default_cocosnet_live_case() -> list[Case]:
     size = int(manifest.get(model).config.get("size", SIZE))
     return cocosnet_cases(manifest, manifest.get(model).config_name, np.random.default_rng(1), size=size,
                           model=model, label="default", whats=("edit",))
+
+
+def pose_live_case(model: str = "") -> list[Case]:
+    """What dragging a joint on the pose canvas costs: the registered pose model (``model``, else the
+    first whose input is a pose) at its preview size, same exemplar, one wrist moved per call."""
+    from engine.inputs.cocosnet import encode_for_config, encode_image
+    from engine.io import load_image, load_openpose_json
+    from engine.requests.base import FrozenArray
+    from engine.requests.cocosnet import ExemplarRequest
+    from engine.tasks import LRUCache
+    from engine.weights import Manifest, build_and_load
+
+    manifest = Manifest()
+    model = model or next((n for n, e in manifest.entries.items() if e.config.get("input_kind") == "pose"), "")
+    if not model:
+        return []
+    config = dict(manifest.get(model).config)
+    size, nc = int(config.get("size", SIZE)), int(config["semantic_nc"])
+    examples = Path(__file__).resolve().parent.parent / "assets" / "examples"
+    exemplar = load_image(examples / "exemplars" / "pose_000039.png")
+    ex_kp = load_openpose_json(examples / "maps" / "pose_000039.json")
+    base_kp = load_openpose_json(examples / "maps" / "pose_000019.json")
+    canvas = (exemplar.shape[1], exemplar.shape[0])
+    nets = build_and_load(manifest.get(model), manifest)
+    net_corr, net_g = nets["netCorr"], nets["netG"]
+
+    def dragged(i: int) -> np.ndarray:
+        kp = base_kp.copy()  # the right wrist (joint 4) dragged around its start
+        kp[4, :2] += (8 * np.cos(i * 0.7), 8 * np.sin(i * 0.7))
+        return kp
+
+    def tensors(kp: np.ndarray) -> tuple[torch.Tensor, ...]:
+        sem = encode_for_config("pose", nc, keypoints=kp, size=size, canvas_size=canvas).unsqueeze(0)
+        ref_sem = encode_for_config("pose", nc, keypoints=ex_kp, size=size, canvas_size=canvas).unsqueeze(0)
+        return encode_image(exemplar, size).unsqueeze(0), sem, ref_sem
+
+    ref0, sem0, ref_sem0 = tensors(base_kp)
+    flops = count_flops(lambda: net_g(sem0, net_corr(ref0, sem0, ref_sem0)["warp_out"]))
+
+    def eager(i: int) -> torch.Tensor:
+        with torch.no_grad():
+            ref, sem, ref_sem = tensors(dragged(i))
+            return net_g(sem, net_corr(ref, sem, ref_sem)["warp_out"])
+
+    models, cache = store(manifest), LRUCache(64)
+
+    def ours(i: int) -> np.ndarray:
+        req = ExemplarRequest(model=model, keypoints=FrozenArray(dragged(i)), exemplar=FrozenArray(exemplar),
+                              exemplar_keypoints=FrozenArray(ex_kp), canvas_size=canvas, preview_size=size,
+                              precision="float32")
+        return run(req, models, cache)
+
+    first_calls = itertools.count(10_000)
+
+    def first() -> float:
+        models.get(model, CPU)
+        t0 = time.perf_counter()
+        ours(next(first_calls))
+        return time.perf_counter() - t0
+
+    return [Case(f"cocosnet_pose_{model}_drag", "cocosnet", manifest.get(model).config_name,
+                 "pose joint drag, same exemplar", eager, ours, flops, models.compiler, first, size)]
 
 
 # ---------------------------------------------------------------------------------- measuring
@@ -600,7 +663,8 @@ def main(argv: list[str] | None = None) -> int:
         builders: list[tuple[str, Callable[[], list[Case]]]] = [
             ("stargan2_afhq", lambda: stargan_cases(manifest, "afhq", rng)),
             ("cocosnet_ade20k", lambda: cocosnet_cases(manifest, "ade20k", rng)),
-            ("cocosnet_default", default_cocosnet_live_case)]
+            ("cocosnet_default", default_cocosnet_live_case),
+            ("cocosnet_pose", pose_live_case)]
         if not args.quick:
             builders.insert(1, ("stargan2_celeba_hq", lambda: stargan_cases(manifest, "celeba_hq", rng)))
         for case in selected_cases(builders, args.case):

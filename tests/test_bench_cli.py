@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from engine.cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -38,3 +40,23 @@ def test_percentile_is_nearest_rank():
     assert percentile(values, 50) == 50
     assert percentile(values, 95) == 95
     assert percentile([7.0], 95) == 7.0
+
+
+def test_pose_drag_case_runs_both_sides_on_the_registered_pose_model(weights_dir, monkeypatch):
+    from bench import bench_speed
+    from bench.bench_speed import pose_live_case
+    from engine.tasks import ModelStore
+
+    # the case's logic, not inductor: our side stays eager (the bench itself compiles)
+    monkeypatch.setattr(bench_speed, "store", lambda manifest, device=None: ModelStore(manifest=manifest,
+                                                                                        compile="off"))
+    from .test_app_workspaces import register_tiny
+
+    assert pose_live_case() == []  # no pose model registered: no case
+    register_tiny(weights_dir, "cocosnet", "tiny_deepfashion", "coco_pose")
+    (case,) = pose_live_case()
+    assert case.name == "cocosnet_pose_coco_pose_drag" and case.size == 64
+    eager, ours = case.eager(1), case.ours(1)
+    assert tuple(eager.shape) == (1, 3, 64, 64)
+    assert ours.shape[2] == 3 and ours.dtype.name == "uint8"
+    assert not np.array_equal(case.ours(1), case.ours(2))  # each call drags the wrist elsewhere

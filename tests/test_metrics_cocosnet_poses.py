@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from engine.cli import main
 from engine.data.common import DataWarning, build_dataset
@@ -77,8 +78,9 @@ def test_cli_prints_the_pose_table_and_writes_the_json(weights_dir, poses, tmp_p
     register_file(Manifest(), name="tiny_poses", family="cocosnet", config_name="tiny_deepfashion", config=config,
                   path=path, provenance={"kind": "trained-here", "command": "test"})
     out = tmp_path / "report.json"
+    sheet = tmp_path / "sheet.png"
     rc = main(["eval", "tiny_poses", "--data", str(poses), "--split", "train", "--backbone", "none",
-               "--json", str(out)])
+               "--json", str(out), "--sheet", str(sheet)])
     assert rc == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
     for row in ("silhouette_iou", "garment_dE_ratio", "warp (model's)", "floor (untrained)", "real photos",
@@ -87,5 +89,6 @@ def test_cli_prints_the_pose_table_and_writes_the_json(weights_dir, poses, tmp_p
     section = json.loads(out.read_text())["poses"]
     assert section["samples"] == 6
     assert section["real photos"]["silhouette_iou"] > 0.9
+    assert Image.open(sheet).size == (5 * 128 + 6 * 2, 6 * 128 + 7 * 2)  # 5 panels per case at 2×, padded
     # a random network does not draw the figure
     assert section["model"]["silhouette_iou"] < section["real photos"]["silhouette_iou"] - 0.3

@@ -137,7 +137,8 @@ def register(groups: CliGroups) -> None:
                         "(use a dataset built with a seed the model was not trained on)")
     p.add_argument("--json", default="", help="where to write the JSON report (default out/eval/…)")
     p.add_argument("--sheet", default="", metavar="PNG",
-                   help="StarGAN v2 on faces: contact sheet, one row per case: source | 4 latent-guided outputs | "
-                        "reference | reference-guided output")
+                   help="contact sheet, one row per case. StarGAN v2 on faces: source | 4 latent-guided outputs | "
+                        "reference | reference-guided output; CoCosNet on poses: pose | exemplar | warp | output | "
+                        "real photo")
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=_cmd_eval)

@@ -136,10 +136,32 @@ def _run(generate: Generate, model: str, es: EvalSet, *, seed: int, device: str)
     return images, warps
 
 
+def poses_sheet(es: EvalSet, images: Sequence[np.ndarray], warps: Sequence[np.ndarray], path: Path, *,
+                n: int = 16, scale: int = 2) -> Path:
+    """Contact sheet of the first ``n`` cases, one row each: pose (over the darkened real photo) |
+    exemplar | the model's warp | output | real photo."""
+    from PIL import Image
+
+    from ..data.contact import pose_overlay
+    from ..io import image_grid
+
+    cells = []
+    for c, out, warp in list(zip(es.cases, images, warps, strict=True))[:n]:
+        real = c.ground_truth
+        side = real.shape[0]
+        row = [pose_overlay(real, c.inputs["keypoints"]), c.inputs["exemplar"], warp, out, real]
+        cells += [np.asarray(Image.fromarray(np.asarray(_at(im, real.shape[:2]))).resize(
+            (side * scale, side * scale), Image.NEAREST)) for im in row]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image_grid(cells, columns=5, pad=2)).save(path)
+    return path
+
+
 def cocosnet_poses(model: str, es: EvalSet, *, seed: int = 0, device: str = "cpu",
-                   notes: list[str] | None = None) -> dict[str, Any]:
+                   notes: list[str] | None = None, sheet: Path | None = None) -> dict[str, Any]:
     """``i2i eval``'s pose section: the model, its raw warp, an untrained network of its config
-    (floor) and the real photos."""
+    (floor) and the real photos; ``sheet``: also write :func:`poses_sheet` there."""
     from ..weights import Manifest
 
     notes = notes if notes is not None else []
@@ -148,6 +170,9 @@ def cocosnet_poses(model: str, es: EvalSet, *, seed: int = 0, device: str = "cpu
     entry = Manifest().get(model)
     images, warps = _run(generator_for(model, device=device, full_result=True), model, es, seed=seed, device=device)
     out = {"model": measures(images, es), "warp (model's)": measures(warps, es)}
+    if sheet is not None:
+        notes.append(f"contact sheet (pose | exemplar | warp | output | real): "
+                     f"{poses_sheet(es, images, warps, sheet)}")
     with tempfile.TemporaryDirectory() as tmp:
         floor = untrained_floor(entry.config_name, dict(entry.config), Path(tmp), seed=seed, family="cocosnet")
         floor_images, _ = _run(generator_for("untrained", device=device, manifest=floor, full_result=True),
@@ -176,5 +201,5 @@ def format_poses(section: dict[str, Any]) -> list[str]:
     return lines
 
 
-__all__ = ["GARMENTS", "cocosnet_poses", "format_poses", "garment_delta_e", "measures", "pose_request", "silhouette",
-           "silhouette_iou", "wall_rows"]
+__all__ = ["GARMENTS", "cocosnet_poses", "format_poses", "garment_delta_e", "measures", "pose_request",
+           "poses_sheet", "silhouette", "silhouette_iou", "wall_rows"]

@@ -322,7 +322,7 @@ def evaluate(model: str, data: Path, *, split: str = "test", n: int | None = Non
     if es.layout == POSE_LAYOUT and family == "cocosnet":
         from .cocosnet_poses import cocosnet_poses
 
-        result["poses"] = cocosnet_poses(model, es, seed=seed, device=device, notes=notes)
+        result["poses"] = cocosnet_poses(model, es, seed=seed, device=device, notes=notes, sheet=sheet)
     label = Path(model).name if Path(model).is_dir() else model
     return {"model": model, "model_label": label, "data": str(data), "split": split, "layout": es.layout,
             "n": len(es.cases), "reference": reference if es.layout == SCENE_LAYOUT else None,

@@ -1,0 +1,83 @@
+"""The shipped pose model (committed in weights/): the pose canvas has a model out of the box, it draws
+the figure where the pose says, in the exemplar's outfit colours, and dragging a joint moves that limb."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from engine.io import OPENPOSE_JOINTS, load_image, load_openpose_json
+from engine.requests.base import frozen
+from engine.requests.cocosnet import ExemplarRequest
+from engine.tasks import CancelToken, LRUCache, ModelStore, make_context, run_request
+from engine.weights import Manifest
+
+torch.set_num_threads(1)
+EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
+J = {n: i for i, n in enumerate(OPENPOSE_JOINTS)}
+
+
+@pytest.fixture(scope="module")
+def pose_model() -> str:
+    names = [n for n, e in Manifest().entries.items() if e.config.get("input_kind") == "pose"]
+    assert names, "no pose model is registered in weights/manifest.json"
+    return names[0]
+
+
+@pytest.fixture(scope="module")
+def generate(pose_model):
+    store, cache = ModelStore(), LRUCache(8)
+    exemplar = load_image(EXAMPLES / "exemplars" / "pose_000039.png")
+    ex_kp = load_openpose_json(EXAMPLES / "maps" / "pose_000039.json")
+
+    def run(keypoints: np.ndarray) -> np.ndarray:
+        req = ExemplarRequest(model=pose_model, keypoints=frozen(keypoints), exemplar=frozen(exemplar),
+                              exemplar_keypoints=frozen(ex_kp), canvas_size=(exemplar.shape[1], exemplar.shape[0]))
+        return run_request(req, make_context(0, req, store, cache, CancelToken())).image.astype(np.float32)
+
+    return run
+
+
+def _limb_band(kp: np.ndarray, joints: tuple[str, ...], shape: tuple[int, int], radius: int) -> np.ndarray:
+    band = np.zeros(shape, np.uint8)
+    pts = [tuple(int(round(v)) for v in kp[J[j], :2]) for j in joints]
+    for a, b in zip(pts, pts[1:], strict=False):
+        cv2.line(band, a, b, 1, thickness=2 * radius)
+    return band > 0
+
+
+def test_dragging_a_joint_moves_that_limb(generate):
+    kp = load_openpose_json(EXAMPLES / "maps" / "pose_000019.json")
+    before = generate(kp)
+    moved = kp.copy()
+    # swing the right forearm: the wrist rotates 70° about the elbow
+    elbow, wrist = moved[J["r_elbow"], :2], moved[J["r_wrist"], :2]
+    angle = np.deg2rad(70)
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]], np.float32)
+    moved[J["r_wrist"], :2] = elbow + rot @ (wrist - elbow)
+    after = generate(moved)
+    diff = np.abs(after - before).mean(axis=2)
+    radius = max(4, before.shape[0] // 24)
+    limb = (_limb_band(kp, ("r_elbow", "r_wrist"), diff.shape, radius)
+            | _limb_band(moved, ("r_elbow", "r_wrist"), diff.shape, radius))
+    inside, outside = diff[limb].mean(), diff[~limb].mean()
+    assert inside > 8.0, f"the forearm region barely changed ({inside:.1f} grey levels)"
+    assert inside > 4 * outside, f"the change is not on the dragged limb: {inside:.1f} inside vs {outside:.1f} outside"
+
+
+def test_the_figure_is_drawn_where_the_pose_is(generate):
+    from engine.metrics.cocosnet_poses import WALL_DE
+    from engine.metrics.speckle import to_lab
+
+    kp = load_openpose_json(EXAMPLES / "maps" / "pose_000019.json")
+    out = generate(kp).astype(np.uint8)
+    lab = to_lab(out)
+    wall = np.median(lab[:, :8].reshape(-1, 3), axis=0)  # the left edge: wall only in this example
+    person = np.linalg.norm(lab - wall, axis=2) > WALL_DE
+    on_skeleton = _limb_band(kp, ("neck", "r_hip", "r_knee", "r_ankle"), person.shape, 2)
+    far = ~_limb_band(kp, ("nose", "neck", "r_hip", "r_knee", "r_ankle"), person.shape, out.shape[0] // 4)
+    assert person[on_skeleton].mean() > 0.7, "the torso and right leg are not drawn along the skeleton"
+    assert person[far].mean() < 0.1, "paint far from the figure"
