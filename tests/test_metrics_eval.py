@@ -185,3 +185,40 @@ def test_scenes_requests(scenes) -> None:
     assert isinstance(req, PanopticRequest) and req.labels.shape == req.instances.shape == case.labels.shape
     req = _request_for("cocosnet", es.layout, "c", case, seed=0, device="cpu", domains=[])
     assert isinstance(req, ExemplarRequest) and req.exemplar.shape == case.ground_truth.shape
+
+
+def test_class_colour_distance_is_zero_for_the_exemplar_and_grows_with_a_recolour(scenes) -> None:
+    from engine.metrics.cocosnet_scenes import class_delta_e
+
+    case = load_eval_set(scenes, "train", n=1, reference="exemplar").cases[0]
+    ex, labels = case.inputs["exemplar"], case.labels
+    assert class_delta_e(ex, labels, ex, labels) == 0.0
+    shifted = ex.copy()
+    shifted[labels == np.unique(labels)[0]] = 255 - shifted[labels == np.unique(labels)[0]]
+    assert class_delta_e(shifted, labels, ex, labels) > 5.0
+    assert np.isnan(class_delta_e(ex, np.zeros_like(labels), ex, np.ones_like(labels)))  # no class shared
+
+
+def test_cocosnet_scene_section_has_model_warp_floor_and_real_columns(scenes, weights_dir, tmp_path, capsys) -> None:
+    from engine.nets.cocosnet import CONFIGS, build
+    from engine.weights import register_file, save_state_dicts
+
+    torch.manual_seed(0)
+    config = dict(CONFIGS["tiny_ade20k"], semantic_nc=16)  # the scenes recipe's 16 classes
+    nets = build(config)
+    path = weights_dir / "tiny_scenes.safetensors"
+    save_state_dicts({k: nets[k].state_dict() for k in ("netG", "netCorr")}, path)
+    register_file(Manifest(), name="tiny_scenes", family="cocosnet", config_name="tiny_ade20k", config=config,
+                  path=path, provenance={"kind": "trained-here", "command": "test"})
+    out = tmp_path / "r.json"
+    rc = main(["eval", "tiny_scenes", "--data", str(scenes), "--split", "train", "--backbone", "none",
+               "--json", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "class_dE" in printed and "scene bars (model)" in printed and "warp (model's)" in printed
+    section = json.loads(out.read_text())["scenes"]
+    assert section["samples"] == 6
+    real, model = section["real photos"], section["model"]
+    # the real photo ignores the exemplar's style: far from it, yet not as far as a random network
+    assert 0 < real["class_dE"] < section["floor (untrained)"]["class_dE"]
+    assert model["class_dE"] > 0 and set(model) == set(real)

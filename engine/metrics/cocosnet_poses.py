@@ -191,15 +191,5 @@ def cocosnet_poses(model: str, es: EvalSet, *, seed: int = 0, device: str = "cpu
     return out
 
 
-def format_poses(section: dict[str, Any]) -> list[str]:
-    """Rows: measure | model | warp | floor | real photos."""
-    cols = [c for c, v in section.items() if isinstance(v, dict)]
-    lines = [f"{'poses':<26}" + "".join(f"{c:>20}" for c in cols)]
-    for k in section[cols[0]]:
-        vals = [section[c].get(k) for c in cols]
-        lines.append(f"{k:<26}" + "".join(f"{v:>20.3f}" if np.isfinite(v) else f"{'-':>20}" for v in vals))
-    return lines
-
-
-__all__ = ["GARMENTS", "cocosnet_poses", "format_poses", "garment_delta_e", "measures", "pose_request",
+__all__ = ["GARMENTS", "cocosnet_poses", "garment_delta_e", "measures", "pose_request",
            "poses_sheet", "silhouette", "silhouette_iou", "wall_rows"]

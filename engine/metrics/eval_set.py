@@ -112,7 +112,7 @@ def load_eval_set(root: Path, split: str, *, n: int | None = None, seed: int = 0
             gt = exemplar if reference == "exemplar" and exemplar is not None else img
             cases.append(Case(i, {"labels": load_label_map(base / "label" / f"{i}.png"),
                                   "instances": load_instance_map(inst_path) if inst_path.exists() else None,
-                                  "exemplar": exemplar},
+                                  "exemplar": exemplar, "photo": img},
                               ground_truth=gt, labels=load_label_map(base / "label" / f"{i}.png")))
         return EvalSet(layout, cases, {"": [c.ground_truth for c in cases]})
     if layout == POSE_LAYOUT:

@@ -9,6 +9,8 @@ Metrics, each only where it is defined:
   (mask faithfulness); also reported on the real images as the segmenter's own ceiling.
 - StarGAN v2 on faces: the face measures of :mod:`engine.metrics.faces` (dlib, gender classifier,
   diversity, interpolation), beside an untrained floor and the unchanged sources.
+- CoCosNet scene models on scenes: :mod:`engine.metrics.cocosnet_scenes` (mIoU, per-class colour
+  distance to the exemplar, FD) beside an untrained floor, the raw warp and the real photos.
 - CoCosNet pose models on poses: the silhouette and garment-colour measures of
   :mod:`engine.metrics.cocosnet_poses`, beside an untrained floor, the raw warp and the real photos.
 - CoCosNet face models on faces: the exemplar-translation and makeup measures of
@@ -319,6 +321,12 @@ def evaluate(model: str, data: Path, *, split: str = "test", n: int | None = Non
             del result["metrics"][k]
 
         result["faces"] = cocosnet_faces(model, es, seed=seed, device=device, exemplar_outputs=outputs, notes=notes)
+    if es.layout == SCENE_LAYOUT and family == "cocosnet":
+        from .cocosnet_scenes import cocosnet_scenes
+
+        result["scenes"] = cocosnet_scenes(
+            model, es, seed=seed, device=device, notes=notes,
+            measure=lambda e, o: measure(e, o, backbone=backbone, segmenter=segmenter, notes=[]))
     if es.layout == POSE_LAYOUT and family == "cocosnet":
         from .cocosnet_poses import cocosnet_poses
 
@@ -350,12 +358,22 @@ def format_table(report: dict[str, Any]) -> str:
         from .faces import format_faces
 
         lines += ["", *format_faces(report["faces"])]
-    if report.get("poses"):
-        from .cocosnet_poses import format_poses
-
-        lines += ["", *format_poses(report["poses"])]
+    for section in ("scenes", "poses"):
+        if report.get(section):
+            lines += ["", *format_columns(section, report[section])]
     lines += [f"note: {n}" for n in report["notes"]]
     return "\n".join(lines)
+
+
+def format_columns(title: str, section: dict[str, Any]) -> list[str]:
+    """Rows: measure | one column per dict-valued entry of ``section`` (model, baselines, floor)."""
+    cols = [c for c, v in section.items() if isinstance(v, dict)]
+    lines = [f"{title:<26}" + "".join(f"{c:>20}" for c in cols)]
+    for k in section[cols[0]]:
+        vals = [section[c].get(k) for c in cols]
+        lines.append(f"{k:<26}" + "".join(f"{v:>20.3f}" if isinstance(v, float) and np.isfinite(v) else f"{'-':>20}"
+                                          for v in vals))
+    return lines
 
 
 def json_safe(o: Any) -> Any:

@@ -11,8 +11,11 @@
   two adaptive feature pyramids ×10, pseudo-exemplar feature loss (VGG, self-reference samples
   only) ×10·fm_ratio, perceptual MSE, contextual loss ×10 (relu5_2 ×8, relu4_2 ×4, relu3_2 pooled
   ×2), correspondence regularisation (warped-mask NLL, warp cycle, warp-to-self) by preset;
-- discriminator: hinge ×10; TTUR Adam β=(0, 0.9): G+Corr lr 1e-4 (eps 1e-3), D 4e-4, constant
-  then linear decay to 0;
+- discriminator: hinge ×10; TTUR Adam β=(0, 0.9): G+Corr lr 1e-4 (eps 1e-3; ``--g-eps``), D 4e-4,
+  constant then linear decay to 0;
+- a short-budget start (not in the paper, off unless asked): ``--loss l1_paired=W`` (output vs ground
+  truth on self-reference samples) with ``--loss weight_gan=0 --loss lambda_feat=0`` trains netG and
+  netCorr by reconstruction only (D is then not run); ``--init`` the adversarial run from it;
 - resume from ``RUN/latest``, a progress bar with losses and it/s, sample grids, torchrun DDP.
 
 The VGG-based terms use the shared feature extractor (:func:`engine.metrics.features.load_features`):

@@ -1,0 +1,115 @@
+"""Scene measures for CoCosNet scene models (ade20k configs) on the ``scenes`` recipe, each beside
+an untrained network of the same config (the floor), the model's own raw warped exemplar and the
+scene's real photo (which ignores the exemplar).
+
+The exemplar of a case is the recipe's rendering of the same layout in another style, so its
+semantics are the input map. Columns, each measured on the same cases:
+
+* ``mIoU``: the scenes segmenter on the outputs against the input map (bar: ≥ 0.8 × the real
+  photos', and above the raw warp's);
+* ``class_dE``: per-class colour distance to the exemplar: for each class covering at least
+  ``MIN_CLASS_PIXELS`` in both the input map and the exemplar's map, the ΔE (CIE76) between the
+  median CIELAB colours of its pixels in the output and in the exemplar, averaged over classes and
+  cases (bar: ≤ ½ × the real photo's);
+* ``FD-<backbone>``: Fréchet distance of the outputs' features to the real test photos' (bar:
+  below the raw warp's).
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..io import resize_nearest
+from ..requests.base import InputError, frozen
+from .cocosnet_faces import finite_mean, median_lab
+from .eval_set import EvalSet
+from .faces import generator_for, untrained_floor
+
+MIN_CLASS_PIXELS = 16
+MIOU_RATIO_BAR = 0.8
+DE_RATIO_BAR = 0.5
+
+
+def class_delta_e(image: np.ndarray, labels: np.ndarray, exemplar: np.ndarray, exemplar_labels: np.ndarray) -> float:
+    """Mean over the classes present in both maps of the ΔE between their median colours in
+    ``image`` and in ``exemplar``; NaN when no class is shared."""
+    labels = resize_nearest(labels, image.shape[:2])
+    exemplar_labels = resize_nearest(exemplar_labels, exemplar.shape[:2])
+    out = []
+    for cls in np.intersect1d(np.unique(labels), np.unique(exemplar_labels)):
+        here, there = labels == cls, exemplar_labels == cls
+        if here.sum() < MIN_CLASS_PIXELS or there.sum() < MIN_CLASS_PIXELS:
+            continue
+        out.append(float(np.linalg.norm(median_lab(image, here) - median_lab(exemplar, there))))
+    return float(np.mean(out)) if out else float("nan")
+
+
+def _photo_set(es: EvalSet) -> EvalSet:
+    """The cases with the real photo as ground truth and as FD's real set."""
+    if any(c.inputs.get("exemplar") is None for c in es.cases):
+        raise InputError("CoCosNet scene measures need each sample's exemplar rendering (exemplar/<id>.png)")
+    cases = [replace(c, ground_truth=c.inputs["photo"]) for c in es.cases]
+    return EvalSet(es.layout, cases, {"": [c.ground_truth for c in cases]})
+
+
+def _column(es: EvalSet, outputs: list[np.ndarray], measure: Any) -> dict[str, float]:
+    metrics = measure(es, outputs)["metrics"]
+    col = {k: v for k, v in metrics.items() if k == "mIoU" or k.startswith("FD-")}
+    col["class_dE"] = finite_mean([class_delta_e(o, c.labels, c.inputs["exemplar"], c.labels)
+                                   for o, c in zip(outputs, es.cases, strict=True)])
+    return col
+
+
+def _run(model: str, es: EvalSet, *, seed: int, device: str, manifest: Any = None) -> tuple[list, list]:
+    from ..requests.cocosnet import ExemplarRequest
+
+    generate = generator_for(model, device=device, manifest=manifest, full_result=True)
+    images, warps = [], []
+    for k, c in enumerate(es.cases):
+        res = generate(ExemplarRequest(model=model, seed=seed + k, device=device, input_map=frozen(c.labels),
+                                       exemplar=frozen(c.inputs["exemplar"]), exemplar_map=frozen(c.labels)))
+        images.append(res.image)
+        warps.append(res.aux["warped_exemplar"])
+    return images, warps
+
+
+def cocosnet_scenes(model: str, es: EvalSet, *, measure: Any, seed: int = 0, device: str = "cpu",
+                    notes: list[str] | None = None) -> dict[str, Any]:
+    """``i2i eval``'s scene section for a CoCosNet scene model; ``measure(es, outputs)`` is
+    ``i2i eval``'s own metric pass (segmenter mIoU, FD) with its backbone and segmenter."""
+    from ..weights import Manifest
+
+    notes = notes if notes is not None else []
+    t0 = time.perf_counter()
+    photos = _photo_set(es)
+    entry = Manifest().get(model)
+    images, warps = _run(model, photos, seed=seed, device=device)
+    out = {"model": _column(photos, images, measure), "warp (model's)": _column(photos, warps, measure)}
+    with tempfile.TemporaryDirectory() as tmp:
+        floor = untrained_floor(entry.config_name, dict(entry.config), Path(tmp), seed=seed, family="cocosnet")
+        out["floor (untrained)"] = _column(photos, _run("untrained", photos, seed=seed, device=device,
+                                                         manifest=floor)[0], measure)
+    out["real photos"] = _column(photos, [c.inputs["photo"] for c in photos.cases], measure)
+    out["samples"], out["seconds"] = len(photos.cases), time.perf_counter() - t0
+    m, w, r = out["model"], out["warp (model's)"], out["real photos"]
+    verdicts = []
+    if "mIoU" in m:
+        ok = m["mIoU"] >= MIOU_RATIO_BAR * r["mIoU"] and m["mIoU"] > w["mIoU"]
+        verdicts.append(f"mIoU ≥ {MIOU_RATIO_BAR} × real's ({MIOU_RATIO_BAR * r['mIoU']:.3f}) and above the warp's "
+                        f"({w['mIoU']:.3f}): {m['mIoU']:.3f} ({'pass' if ok else 'FAIL'})")
+    ok = m["class_dE"] <= DE_RATIO_BAR * r["class_dE"]
+    verdicts.append(f"class ΔE ≤ {DE_RATIO_BAR} × the real photo's ({DE_RATIO_BAR * r['class_dE']:.1f}): "
+                    f"{m['class_dE']:.1f} ({'pass' if ok else 'FAIL'})")
+    fd = next((k for k in m if k.startswith("FD-")), None)
+    if fd:
+        verdicts.append(f"{fd} below the warp's ({w[fd]:.1f}): {m[fd]:.1f} ({'pass' if m[fd] < w[fd] else 'FAIL'})")
+    notes.append("scene bars (model): " + "; ".join(verdicts))
+    return out
+
+
+__all__ = ["class_delta_e", "cocosnet_scenes"]
