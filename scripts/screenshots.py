@@ -211,11 +211,23 @@ def main(argv: list[str] | None = None) -> int:
                         doc.stroke_to(W * x0 + x * scale, H * y0 + y * scale)
                     doc.end_stroke()
 
+    # one shot per workspace, and the pose canvas: the Exemplar workspace on the first pose model
+    shots = [(key, key, ws, "") for key, ws in win.workspaces.items()]
+    exemplar_ws = win.workspaces.get("exemplar")
+    if exemplar_ws is not None:
+        combo = exemplar_ws.weights.combo
+        pose_models = [combo.itemData(k) for k in range(combo.count())
+                       if (e := exemplar_ws.weights.entries.get(combo.itemData(k))) is not None
+                       and e.config.get("input_kind") == "pose"]
+        if pose_models:
+            shots.append(("pose", "exemplar", exemplar_ws, pose_models[0]))
     failures = 0
-    for i, (key, ws) in enumerate(win.workspaces.items()):
-        if args.only and key not in args.only:
+    for name, key, ws, model in shots:
+        if args.only and name not in args.only:
             continue
-        win.tabs.setCurrentIndex(i)
+        win.tabs.setCurrentIndex(list(win.workspaces).index(key))
+        if model:
+            ws.weights.combo.setCurrentIndex(ws.weights.combo.findData(model))
         pump(0.2)
         started = time.monotonic()
         try:
@@ -224,9 +236,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{key}: scripted session failed: {type(exc).__name__}: {exc}")
             failures += 1
         status = wait_output(ws, started) if ws.weights.model else "no weights: " + ws.weights.missing
-        path = args.out / f"{key}.png"
+        path = args.out / f"{name}.png"
         win.grab().save(str(path))
-        print(f"{key:<10} {status[:110]:<110} -> {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+        print(f"{name:<10} {status[:110]:<110} -> {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
     win.shutdown()  # a scripted session: no "save changes?"
     return 1 if failures else 0
 
