@@ -24,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import count_flops, print_table, psnr, sgemm_gflops, time_median, write_results
+from engine.devices import cpu_name, native_bf16
 from engine.nets import stargan2 as sg
 from engine.train.common import he_init
 
@@ -61,6 +62,11 @@ def main() -> None:
     sgemm = sgemm_gflops()
     print(f"float32 sgemm ceiling: {sgemm:.0f} GFLOP/s on {args.threads} threads")
     rows: list[dict[str, Any]] = []
+    # bfloat16 is emulated where the CPU lacks avx512_bf16/amx_bf16 (20–300× slower than float32):
+    # the quick run leaves it out there instead of spending most of its time on it
+    with_bf16 = native_bf16() or not args.quick
+    if not with_bf16:
+        print(f"bfloat16 cases skipped: {cpu_name()} has no native bfloat16 (run without --quick to time them)")
 
     def add(name: str, fn: Callable[[], Any], flops: int | None, **extra: Any) -> float:
         # The ceiling is re-measured beside every case: on a shared machine the load drifts.
@@ -95,7 +101,7 @@ def main() -> None:
                 ("bfloat16 autocast", "inference_mode", torch.bfloat16, False),
                 ("bfloat16 autocast, channels_last", "inference_mode", torch.bfloat16, True)]
     if args.quick:
-        variants = variants[1:2] + variants[3:4]
+        variants = variants[1:2] + (variants[3:4] if with_bf16 else [])
     times: dict[str, float] = {}
     for label, kind, dtype, cl in variants:
         fmt = torch.channels_last if cl else torch.contiguous_format
@@ -135,15 +141,17 @@ def main() -> None:
         with mode("inference_mode", torch.bfloat16):
             return G(x, s)
 
-    paired: dict[str, list[float]] = {"fp32": [], "bf16": []}
-    fp32_run(), bf16_run()
-    for _ in range(reps):
-        for key, fn in (("fp32", fp32_run), ("bf16", bf16_run)):
-            t0 = time.perf_counter()
-            fn()
-            paired[key].append(time.perf_counter() - t0)
-    bf16_paired_speedup = float(np.median(paired["fp32"]) / np.median(paired["bf16"]))
-    print(f"  bfloat16 autocast speed-up, alternated runs: {bf16_paired_speedup:.2f}×")
+    bf16_paired_speedup = None
+    if with_bf16:
+        paired: dict[str, list[float]] = {"fp32": [], "bf16": []}
+        fp32_run(), bf16_run()
+        for _ in range(reps):
+            for key, fn in (("fp32", fp32_run), ("bf16", bf16_run)):
+                t0 = time.perf_counter()
+                fn()
+                paired[key].append(time.perf_counter() - t0)
+        bf16_paired_speedup = float(np.median(paired["fp32"]) / np.median(paired["bf16"]))
+        print(f"  bfloat16 autocast speed-up, alternated runs: {bf16_paired_speedup:.2f}×")
 
     def inf(fn: Callable[[], Any]) -> Callable[[], Any]:
         def wrapped() -> Any:
@@ -159,7 +167,8 @@ def main() -> None:
         with mode("inference_mode", torch.bfloat16):
             return G(x, E(ref, y))
 
-    add("afhq reference-guided pass 256² (E + G), bfloat16", ref_bf16, g_flops + e_flops)
+    if with_bf16:
+        add("afhq reference-guided pass 256² (E + G), bfloat16", ref_bf16, g_flops + e_flops)
     h_cache = None
     with torch.inference_mode():
         h_cache = G.encode_source(x)
@@ -185,7 +194,7 @@ def main() -> None:
         del nets, G, E, fan
 
     # ------------------------------------------------------------------ default model preview via the task
-    preview = bench_preview(reps)
+    preview = bench_preview(reps, with_bf16=with_bf16)
     rows.extend(preview)
     for r in preview:
         print(f"  {r['case']:<48s} {r['median_ms']:8.1f} ms")
@@ -215,8 +224,9 @@ def main() -> None:
     print(f"wrote {path}")
 
 
-def bench_preview(reps: int) -> list[dict[str, Any]]:
-    """The default model at its preview size through the task runner (registered default, else random)."""
+def bench_preview(reps: int, *, with_bf16: bool = True) -> list[dict[str, Any]]:
+    """The default model at its preview size through the task runner (registered default, else
+    random), in float32 and (``with_bf16``) bfloat16."""
     import tempfile
 
     from engine.requests.base import FrozenArray
@@ -243,7 +253,8 @@ def bench_preview(reps: int) -> list[dict[str, Any]]:
     models = ModelStore(manifest=manifest)
     models.get(name, torch.device("cpu"))  # load once: loading is not part of a preview
     rows = []
-    for label, precision in (("float32", "float32"), ("bfloat16", "bfloat16")):
+    precisions = ("float32", "bfloat16") if with_bf16 else ("float32",)
+    for label, precision in ((p, p) for p in precisions):
         counter = iter(range(10_000))
 
         def cold(counter=counter, precision=precision) -> None:
@@ -262,13 +273,14 @@ def bench_preview(reps: int) -> list[dict[str, Any]]:
             med, best = time_median(fn, repeats=max(reps, 7), warmup=2)
             rows.append({"case": case, "median_ms": med * 1e3, "min_ms": best * 1e3, "model": source})
     outs = {}
-    for precision in ("float32", "bfloat16"):
+    for precision in precisions if with_bf16 else ():
         req = StarGANLatentRequest(model=name, source=src, seed=5, precision=precision)
         outs[precision] = run_request(req, make_context(1, req, models, LRUCache(8))).image
-    a, b = (torch.from_numpy(outs[k].astype(np.float32)) / 127.5 - 1 for k in ("float32", "bfloat16"))
-    for r in rows:
-        if "bfloat16" in r["case"]:
-            r["psnr_vs_fp32_db"] = psnr(a, b)  # on the uint8 outputs
+    if outs:
+        a, b = (torch.from_numpy(outs[k].astype(np.float32)) / 127.5 - 1 for k in ("float32", "bfloat16"))
+        for r in rows:
+            if "bfloat16" in r["case"]:
+                r["psnr_vs_fp32_db"] = psnr(a, b)  # on the uint8 outputs
     if tmp is not None:
         tmp.cleanup()
     return rows
