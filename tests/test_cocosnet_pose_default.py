@@ -33,9 +33,9 @@ def generate(pose_model):
     exemplar = load_image(EXAMPLES / "exemplars" / "pose_000039.png")
     ex_kp = load_openpose_json(EXAMPLES / "maps" / "pose_000039.json")
 
-    def run(keypoints: np.ndarray) -> np.ndarray:
+    def run(keypoints: np.ndarray, canvas: tuple[int, int] = (128, 128)) -> np.ndarray:
         req = ExemplarRequest(model=pose_model, keypoints=frozen(keypoints), exemplar=frozen(exemplar),
-                              exemplar_keypoints=frozen(ex_kp), canvas_size=(exemplar.shape[1], exemplar.shape[0]))
+                              exemplar_keypoints=frozen(ex_kp), canvas_size=canvas)
         return run_request(req, make_context(0, req, store, cache, CancelToken())).image.astype(np.float32)
 
     return run
@@ -81,3 +81,25 @@ def test_the_figure_is_drawn_where_the_pose_is(generate):
     far = ~_limb_band(kp, ("nose", "neck", "r_hip", "r_knee", "r_ankle"), person.shape, out.shape[0] // 4)
     assert person[on_skeleton].mean() > 0.7, "the torso and right leg are not drawn along the skeleton"
     assert person[far].mean() < 0.1, "paint far from the figure"
+
+
+def test_a_portrait_canvas_is_padded_to_the_models_square_frame_not_squeezed(generate):
+    from engine.tasks.exemplar import pad_photo, padded_canvas
+
+    assert padded_canvas((176, 256), 1.0) == ((256, 256), (40, 0))
+    assert padded_canvas((300, 100), 1.0) == ((300, 300), (0, 100))
+    photo = np.zeros((4, 2, 3), np.uint8)
+    photo[:, 0], photo[:, 1] = 10, 200
+    padded, offset = pad_photo(photo, 1.0)
+    assert padded.shape == (4, 4, 3) and offset == (1, 0)
+    assert (padded[:, 0] == 10).all() and (padded[:, 3] == 200).all()  # the border colours carried outwards
+
+    kp = load_openpose_json(EXAMPLES / "maps" / "pose_000019.json")  # drawn on a 128² canvas
+    square = generate(kp)
+    tall = kp.copy()  # the same figure, twice as large, centred on the studio's 176×256 canvas
+    tall[:, 0] = (tall[:, 0] - 64) * 2 + 88
+    tall[:, 1] *= 2
+    portrait = generate(tall, canvas=(176, 256))
+    assert portrait.shape == (128, 88, 3)
+    # what the network drew on its square frame, cropped to the canvas: not a squeezed figure
+    assert np.abs(portrait - square[:, 20:108]).mean() < 1.0

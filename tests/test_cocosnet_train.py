@@ -329,3 +329,14 @@ def test_init_warm_starts_netg_and_netcorr_from_exported_weights(scenes, tmp_pat
     fresh = split_subnets(read_safetensors(Manifest().root / Manifest().get("fresh").file))
     assert any(not torch.equal(first["netG"][p], fresh["netG"][p]) for p in first["netG"])  # --init mattered
     assert main(base + ["--out", str(tmp_path / "d"), "--iters", "1", "--init", "nowhere"]) == 2
+
+
+def test_export_records_the_pose_canvas_of_a_pose_model(weights_dir):
+    from engine.weights import Manifest
+
+    fam = get_family("cocosnet")
+    for config_name, expected in (("tiny_deepfashion", [64, 64]), ("tiny_ade20k", None)):
+        config = dict(fam.configs[config_name])
+        opts = T.TrainOptions(config=config_name, data=Path("unused"), out=Path("unused"), export=f"x_{config_name}")
+        T.export_weights(fam.build(config), config, opts, "p", 1)
+        assert Manifest().get(f"x_{config_name}").config.get("pose_canvas") == expected

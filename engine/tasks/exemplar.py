@@ -98,6 +98,38 @@ def resize_rgb(image: np.ndarray, shape_hw: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((w, h), Image.BICUBIC))
 
 
+def padded_canvas(canvas: tuple[int, int], aspect: float) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The smallest canvas (W, H) of width/height ``aspect`` that holds ``canvas`` centred, and the
+    offset (x0, y0) of ``canvas`` in it."""
+    w, h = canvas
+    if w < h * aspect:
+        pw = max(w, round(h * aspect))
+        return (pw, h), ((pw - w) // 2, 0)
+    ph = max(h, round(w / aspect))
+    return (w, ph), (0, (ph - h) // 2)
+
+
+def pad_photo(photo: np.ndarray, aspect: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """``photo`` centred on a canvas of ``aspect``, its border pixels repeated outwards (a studio
+    wall stays a wall); returns the photo and its offset."""
+    (pw, ph), (x0, y0) = padded_canvas((photo.shape[1], photo.shape[0]), aspect)
+    if (pw, ph) == (photo.shape[1], photo.shape[0]):
+        return photo, (0, 0)
+    pads = ((y0, ph - photo.shape[0] - y0), (x0, pw - photo.shape[1] - x0), (0, 0))
+    return np.pad(photo, pads, mode="edge"), (x0, y0)
+
+
+def _place(keypoints: np.ndarray | None, offset: tuple[int, int], scale: float) -> np.ndarray | None:
+    """Keypoints moved by ``offset`` then scaled by ``scale`` (confidences kept)."""
+    if keypoints is None:
+        return None
+    kp = np.asarray(keypoints, np.float32).copy()
+    if kp.ndim == 2 and kp.shape[1] >= 2:
+        kp[:, 0] = (kp[:, 0] + offset[0]) * scale
+        kp[:, 1] = (kp[:, 1] + offset[1]) * scale
+    return kp
+
+
 def translate(ctx: TaskContext, model: str, *, input_labels: np.ndarray | None = None,
               input_keypoints: np.ndarray | None = None, input_photo: np.ndarray | None = None,
               exemplar: FrozenArray | np.ndarray, exemplar_labels: FrozenArray | np.ndarray | None = None,
@@ -179,14 +211,37 @@ def run_exemplar(request: ExemplarRequest, ctx: TaskContext) -> Result:
         raise InputError("exemplar translation needs an input semantic map (or pose keypoints)")
     ex = _check_photo(_array(request.exemplar), "exemplar")
     canvas = request.canvas_size or (ex.shape[1], ex.shape[0])
+    exemplar, ex_kp = request.exemplar, _array(request.exemplar_keypoints)
+    pose_canvas = ctx.models.entry(model).config.get("pose_canvas")
+    crop = None
+    if keypoints is not None and pose_canvas:
+        # A model trained on pose canvases of one size (``pose_canvas``, W×H) gets its poses in
+        # that frame: the canvas and the exemplar are padded to its shape (never squeezed) and
+        # scaled to its size (the skeleton's strokes as thick as in training); the output is
+        # cropped back to the canvas.
+        mw, mh = (int(v) for v in pose_canvas)
+        (pw, ph), offset = padded_canvas(canvas, mw / mh)
+        keypoints, crop = _place(keypoints, offset, mh / ph), ((offset[0] * mh / ph, offset[1] * mh / ph),
+                                                                (canvas[0] * mh / ph, canvas[1] * mh / ph))
+        canvas = (mw, mh)
+        padded, ex_offset = pad_photo(ex, mw / mh)
+        ex_kp = _place(ex_kp, ex_offset, mh / padded.shape[0])
+        exemplar = resize_rgb(padded, (mh, mw))
     out = translate(ctx, model, input_labels=labels, input_keypoints=keypoints,
-                    input_photo=_array(request.input_photo), exemplar=request.exemplar,
-                    exemplar_labels=request.exemplar_map, exemplar_keypoints=request.exemplar_keypoints,
+                    input_photo=_array(request.input_photo), exemplar=exemplar,
+                    exemplar_labels=request.exemplar_map, exemplar_keypoints=ex_kp,
                     canvas_size=canvas, preview_size=request.preview_size, precision=request.precision,
                     seed=request.seed)
     shape = labels.shape[:2] if labels is not None else (canvas[1], canvas[0])
     target = output_shape(shape, out.size)
-    return ctx.result(resize_rgb(out.image, target), {"warped_exemplar": resize_rgb(out.warped_exemplar, target)})
+    image, warped = resize_rgb(out.image, target), resize_rgb(out.warped_exemplar, target)
+    if crop is not None:
+        (x0, y0), (w, h) = crop
+        scale = target[0] / canvas[1]
+        box = (round(y0 * scale), max(round((y0 + h) * scale), round(y0 * scale) + 1),
+               round(x0 * scale), max(round((x0 + w) * scale), round(x0 * scale) + 1))
+        image, warped = (im[box[0]:box[1], box[2]:box[3]].copy() for im in (image, warped))
+    return ctx.result(image, {"warped_exemplar": warped})
 
 
-__all__ = ["translate", "run_exemplar", "resolve_model", "working_size", "Translation"]
+__all__ = ["translate", "run_exemplar", "resolve_model", "working_size", "Translation", "padded_canvas", "pad_photo"]

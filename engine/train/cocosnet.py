@@ -675,6 +675,11 @@ def export_weights(nets: Mapping[str, nn.Module], config: Mapping[str, Any], opt
     save_state_dicts({k: nets[k].state_dict() for k in ("netG", "netCorr")}, path,
                      metadata={"family": "cocosnet", "config": opts.config})
     manifest = Manifest()  # re-read: other trainers register too
+    if str(config.get("input_kind")) == "pose":
+        # the training poses' canvas (the poses recipe's square images, encoded at ``size``): the
+        # studio brings a pose canvas to it (tasks.exemplar); the official DeepFashion model was
+        # trained on squeezed 176×256 canvases and has no such key
+        config = dict(config, pose_canvas=[int(config["size"]), int(config["size"])])
     register_file(manifest, name=opts.export, family="cocosnet", config_name=opts.config, config=config,
                   path=path, provenance={"kind": "trained-here", "command": opts.command},
                   description=f"CoCosNet {opts.config} trained here ({preset_name} losses, {steps} iterations)",
