@@ -94,7 +94,8 @@ def cocosnet_scenes(model: str, es: EvalSet, *, measure: Any, seed: int = 0, dev
         floor = untrained_floor(entry.config_name, dict(entry.config), Path(tmp), seed=seed, family="cocosnet")
         out["floor (untrained)"] = _column(photos, _run("untrained", photos, seed=seed, device=device,
                                                          manifest=floor)[0], measure)
-    out["real photos"] = _column(photos, [c.inputs["photo"] for c in photos.cases], measure)
+    real = _column(photos, [c.inputs["photo"] for c in photos.cases], measure)
+    out["real photos"] = {k: (float("nan") if k.startswith("FD-") else v) for k, v in real.items()}  # FD 0: itself
     out["samples"], out["seconds"] = len(photos.cases), time.perf_counter() - t0
     m, w, r = out["model"], out["warp (model's)"], out["real photos"]
     verdicts = []
