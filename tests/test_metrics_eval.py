@@ -211,8 +211,9 @@ def test_cocosnet_scene_section_has_model_warp_floor_and_real_columns(scenes, we
     register_file(Manifest(), name="tiny_scenes", family="cocosnet", config_name="tiny_ade20k", config=config,
                   path=path, provenance={"kind": "trained-here", "command": "test"})
     out = tmp_path / "r.json"
+    sheet = tmp_path / "sheet.png"
     rc = main(["eval", "tiny_scenes", "--data", str(scenes), "--split", "train", "--backbone", "none",
-               "--json", str(out)])
+               "--json", str(out), "--sheet", str(sheet)])
     assert rc == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
     assert "class_dE" in printed and "scene bars (model)" in printed and "warp (model's)" in printed
@@ -222,3 +223,4 @@ def test_cocosnet_scene_section_has_model_warp_floor_and_real_columns(scenes, we
     # the real photo ignores the exemplar's style: far from it, yet not as far as a random network
     assert 0 < real["class_dE"] < section["floor (untrained)"]["class_dE"]
     assert model["class_dE"] > 0 and set(model) == set(real)
+    assert Image.open(sheet).size == (5 * 128 + 6 * 2, 6 * 128 + 7 * 2)  # map | exemplar | warp | output | photo

@@ -138,7 +138,7 @@ def register(groups: CliGroups) -> None:
     p.add_argument("--json", default="", help="where to write the JSON report (default out/eval/…)")
     p.add_argument("--sheet", default="", metavar="PNG",
                    help="contact sheet, one row per case. StarGAN v2 on faces: source | 4 latent-guided outputs | "
-                        "reference | reference-guided output; CoCosNet on poses: pose | exemplar | warp | output | "
-                        "real photo")
+                        "reference | reference-guided output; CoCosNet on poses (scenes): pose (map) | exemplar | "
+                        "warp | output | real photo")
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=_cmd_eval)

@@ -142,26 +142,30 @@ def _run(generate: Generate, model: str, es: EvalSet, *, seed: int, device: str)
     return images, warps
 
 
-def poses_sheet(es: EvalSet, images: Sequence[np.ndarray], warps: Sequence[np.ndarray], path: Path, *,
-                n: int = 16, scale: int = 2) -> Path:
-    """Contact sheet of the first ``n`` cases, one row each: pose (over the darkened real photo) |
-    exemplar | the model's warp | output | real photo."""
+def save_sheet(rows: Sequence[Sequence[np.ndarray]], path: Path, *, scale: int = 2) -> Path:
+    """One row of panels per case, each panel at the first panel's size × ``scale`` (nearest)."""
     from PIL import Image
 
-    from ..data.contact import pose_overlay
     from ..io import image_grid
 
-    cells = []
-    for c, out, warp in list(zip(es.cases, images, warps, strict=True))[:n]:
-        real = c.ground_truth
-        side = real.shape[0]
-        row = [pose_overlay(real, c.inputs["keypoints"]), c.inputs["exemplar"], warp, out, real]
-        cells += [np.asarray(Image.fromarray(np.asarray(_at(im, real.shape[:2]))).resize(
-            (side * scale, side * scale), Image.NEAREST)) for im in row]
+    h, w = rows[0][0].shape[:2]
+    cells = [np.asarray(Image.fromarray(np.asarray(_at(im, (h, w)))).resize((w * scale, h * scale), Image.NEAREST))
+             for row in rows for im in row]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image_grid(cells, columns=5, pad=2)).save(path)
+    Image.fromarray(image_grid(cells, columns=len(rows[0]), pad=2)).save(path)
     return path
+
+
+def poses_sheet(es: EvalSet, images: Sequence[np.ndarray], warps: Sequence[np.ndarray], path: Path, *,
+                n: int = 16) -> Path:
+    """Contact sheet of the first ``n`` cases, one row each: pose (over the darkened real photo) |
+    exemplar | the model's warp | output | real photo."""
+    from ..data.contact import pose_overlay
+
+    rows = [[pose_overlay(c.ground_truth, c.inputs["keypoints"]), c.inputs["exemplar"], warp, out, c.ground_truth]
+            for c, out, warp in list(zip(es.cases, images, warps, strict=True))[:n]]
+    return save_sheet(rows, path)
 
 
 def cocosnet_poses(model: str, es: EvalSet, *, seed: int = 0, device: str = "cpu",
@@ -198,4 +202,4 @@ def cocosnet_poses(model: str, es: EvalSet, *, seed: int = 0, device: str = "cpu
 
 
 __all__ = ["GARMENTS", "cocosnet_poses", "garment_delta_e", "measures", "pose_request",
-           "poses_sheet", "silhouette", "silhouette_iou", "wall_rows"]
+           "poses_sheet", "save_sheet", "silhouette", "silhouette_iou", "wall_rows"]

@@ -78,10 +78,23 @@ def _run(model: str, es: EvalSet, *, seed: int, device: str, manifest: Any = Non
     return images, warps
 
 
+def scenes_sheet(es: EvalSet, images: list[np.ndarray], warps: list[np.ndarray], path: Path, *, n: int = 16) -> Path:
+    """Contact sheet of the first ``n`` cases, one row each: input map | exemplar | the model's warp |
+    output | the scene's real photo."""
+    from ..io import load_palette
+    from .cocosnet_poses import save_sheet
+
+    palette = load_palette("scenes")
+    rows = [[palette.colorize(c.labels), c.inputs["exemplar"], warp, out, c.inputs["photo"]]
+            for c, out, warp in list(zip(es.cases, images, warps, strict=True))[:n]]
+    return save_sheet(rows, path)
+
+
 def cocosnet_scenes(model: str, es: EvalSet, *, measure: Any, seed: int = 0, device: str = "cpu",
-                    notes: list[str] | None = None) -> dict[str, Any]:
+                    notes: list[str] | None = None, sheet: Path | None = None) -> dict[str, Any]:
     """``i2i eval``'s scene section for a CoCosNet scene model; ``measure(es, outputs)`` is
-    ``i2i eval``'s own metric pass (segmenter mIoU, FD) with its backbone and segmenter."""
+    ``i2i eval``'s own metric pass (segmenter mIoU, FD) with its backbone and segmenter; ``sheet``:
+    also write :func:`scenes_sheet` there."""
     from ..weights import Manifest
 
     notes = notes if notes is not None else []
@@ -90,6 +103,9 @@ def cocosnet_scenes(model: str, es: EvalSet, *, measure: Any, seed: int = 0, dev
     entry = Manifest().get(model)
     images, warps = _run(model, photos, seed=seed, device=device)
     out = {"model": _column(photos, images, measure), "warp (model's)": _column(photos, warps, measure)}
+    if sheet is not None:
+        notes.append(f"contact sheet (map | exemplar | warp | output | real photo): "
+                     f"{scenes_sheet(photos, images, warps, sheet)}")
     with tempfile.TemporaryDirectory() as tmp:
         floor = untrained_floor(entry.config_name, dict(entry.config), Path(tmp), seed=seed, family="cocosnet")
         out["floor (untrained)"] = _column(photos, _run("untrained", photos, seed=seed, device=device,
@@ -113,4 +129,4 @@ def cocosnet_scenes(model: str, es: EvalSet, *, measure: Any, seed: int = 0, dev
     return out
 
 
-__all__ = ["class_delta_e", "cocosnet_scenes"]
+__all__ = ["class_delta_e", "cocosnet_scenes", "scenes_sheet"]

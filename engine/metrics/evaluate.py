@@ -325,7 +325,7 @@ def evaluate(model: str, data: Path, *, split: str = "test", n: int | None = Non
         from .cocosnet_scenes import cocosnet_scenes
 
         result["scenes"] = cocosnet_scenes(
-            model, es, seed=seed, device=device, notes=notes,
+            model, es, seed=seed, device=device, notes=notes, sheet=sheet,
             measure=lambda e, o: measure(e, o, backbone=backbone, segmenter=segmenter, notes=[]))
     if es.layout == POSE_LAYOUT and family == "cocosnet":
         from .cocosnet_poses import cocosnet_poses
