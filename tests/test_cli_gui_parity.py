@@ -1,6 +1,6 @@
 """The CLI and the studio resolve the same default model and palette and give the same pixels.
 
-The default scenes model (``cocosnet_scenes_small_lr8``: 16 classes, config ``small_ade20k``) used
+The default scenes model (``cocosnet_scenes128``: 16 classes, config ``small_ade20k``) used
 to be decoded with the ADE20k palette by the CLI ("colour is not in the ade20k palette") while the
 studio painted it in the scenes palette."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ from engine.api import ASSETS, ExemplarRequest, FrozenArray, Session, load_image
 from engine.cli import main as cli_main
 from engine.weights import current_manifest
 
-MODEL = "cocosnet_scenes_small_lr8"
+MODEL = "cocosnet_scenes128"
 MAPS, EXEMPLARS = ASSETS / "examples" / "maps", ASSETS / "examples" / "exemplars"
 
 
