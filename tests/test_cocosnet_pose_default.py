@@ -103,3 +103,15 @@ def test_a_portrait_canvas_is_padded_to_the_models_square_frame_not_squeezed(gen
     assert portrait.shape == (128, 88, 3)
     # what the network drew on its square frame, cropped to the canvas: not a squeezed figure
     assert np.abs(portrait - square[:, 20:108]).mean() < 1.0
+
+
+@pytest.mark.parametrize("canvas", [(0, 256), (176, -3), (10**9, 256)])
+def test_an_absurd_pose_canvas_is_one_plain_error(pose_model, canvas):
+    from engine.requests.base import InputError
+
+    exemplar = load_image(EXAMPLES / "exemplars" / "pose_000039.png")
+    kp = load_openpose_json(EXAMPLES / "maps" / "pose_000019.json")
+    req = ExemplarRequest(model=pose_model, keypoints=frozen(kp), exemplar=frozen(exemplar),
+                          exemplar_keypoints=frozen(kp), canvas_size=canvas)
+    with pytest.raises(InputError, match="pose canvas"):
+        run_request(req, make_context(0, req, ModelStore(), LRUCache(2), CancelToken()))

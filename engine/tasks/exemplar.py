@@ -219,6 +219,10 @@ def run_exemplar(request: ExemplarRequest, ctx: TaskContext) -> Result:
         # that frame: the canvas and the exemplar are padded to its shape (never squeezed) and
         # scaled to its size (the skeleton's strokes as thick as in training); the output is
         # cropped back to the canvas.
+        from ..limits import MAX_CANVAS_SIDE, check_int_range
+
+        canvas = tuple(check_int_range(int(v) if isinstance(v, np.integer) else v, f"pose canvas {name}", 1,
+                                       MAX_CANVAS_SIDE) for v, name in zip(canvas, ("width", "height"), strict=True))
         mw, mh = (int(v) for v in pose_canvas)
         (pw, ph), offset = padded_canvas(canvas, mw / mh)
         keypoints, crop = _place(keypoints, offset, mh / ph), ((offset[0] * mh / ph, offset[1] * mh / ph),
