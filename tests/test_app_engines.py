@@ -8,7 +8,7 @@ import pytest
 from app.main import MainWindow
 from app.settings import Settings
 
-from .test_app_workspaces import register_tiny
+from .helpers import register_tiny
 
 RNG = np.random.default_rng(0)
 

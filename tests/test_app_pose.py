@@ -7,7 +7,7 @@ import numpy as np
 from app.main import MainWindow
 from app.settings import Settings
 
-from .test_app_workspaces import register_tiny
+from .helpers import register_tiny
 
 
 def _window(qtbot):

@@ -21,20 +21,7 @@ from app.settings import Settings
 from engine.api import Request, StarGANInterpolateRequest
 from engine.tasks import TaskContext
 
-
-def register_tiny(weights_dir, family: str, config_name: str, name: str) -> str:
-    from engine.families import get_family
-    from engine.weights import Manifest, register_file, save_state_dicts
-
-    torch.manual_seed(0)
-    fam = get_family(family)
-    config = dict(fam.configs[config_name])
-    nets = fam.build(config)
-    path = weights_dir / f"{name}.safetensors"
-    save_state_dicts({k: m.state_dict() for k, m in nets.items()}, path)
-    register_file(Manifest(), name=name, family=family, config_name=config_name, config=config, path=path,
-                  provenance={"kind": "trained-here", "command": "test"})
-    return name
+from .helpers import register_tiny
 
 
 class GatedEngine:

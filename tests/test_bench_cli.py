@@ -50,7 +50,7 @@ def test_pose_drag_case_runs_both_sides_on_the_registered_pose_model(weights_dir
     # the case's logic, not inductor: our side stays eager (the bench itself compiles)
     monkeypatch.setattr(bench_speed, "store", lambda manifest, device=None: ModelStore(manifest=manifest,
                                                                                         compile="off"))
-    from .test_app_workspaces import register_tiny
+    from .helpers import register_tiny
 
     assert pose_live_case() == []  # no pose model registered: no case
     register_tiny(weights_dir, "cocosnet", "tiny_deepfashion", "coco_pose")

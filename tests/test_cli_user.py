@@ -17,7 +17,7 @@ from engine.api import InputError, MissingDependencyError
 from engine.cli import common as cli_common
 from engine.weights import REPO_ROOT
 
-from .test_app_workspaces import register_tiny
+from .helpers import register_tiny
 from .test_preview_sizes import register_config
 
 

@@ -16,8 +16,6 @@ from engine.data.common import DataWarning, build_dataset
 from engine.data.poses import PARTS, PosesRecipe
 from engine.metrics.cocosnet_poses import garment_region, measures, silhouette_iou
 from engine.metrics.eval_set import POSE_LAYOUT, load_eval_set
-from engine.nets.cocosnet import CONFIGS, build
-from engine.weights import Manifest, register_file, save_state_dicts
 
 torch.set_num_threads(1)
 
@@ -74,13 +72,9 @@ def test_silhouette_iou_drops_when_a_limb_is_missing(poses):
 
 
 def test_cli_prints_the_pose_table_and_writes_the_json(weights_dir, poses, tmp_path, capsys):
-    torch.manual_seed(0)
-    config = CONFIGS["tiny_deepfashion"]
-    nets = build(config)
-    path = weights_dir / "tiny_poses.safetensors"
-    save_state_dicts({k: nets[k].state_dict() for k in ("netG", "netCorr")}, path)
-    register_file(Manifest(), name="tiny_poses", family="cocosnet", config_name="tiny_deepfashion", config=config,
-                  path=path, provenance={"kind": "trained-here", "command": "test"})
+    from .helpers import register_tiny
+
+    register_tiny(weights_dir, "cocosnet", "tiny_deepfashion", "tiny_poses")
     out = tmp_path / "report.json"
     sheet = tmp_path / "sheet.png"
     rc = main(["eval", "tiny_poses", "--data", str(poses), "--split", "train", "--backbone", "none",

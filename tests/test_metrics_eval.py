@@ -200,16 +200,9 @@ def test_class_colour_distance_is_zero_for_the_exemplar_and_grows_with_a_recolou
 
 
 def test_cocosnet_scene_section_has_model_warp_floor_and_real_columns(scenes, weights_dir, tmp_path, capsys) -> None:
-    from engine.nets.cocosnet import CONFIGS, build
-    from engine.weights import register_file, save_state_dicts
+    from .helpers import register_tiny
 
-    torch.manual_seed(0)
-    config = dict(CONFIGS["tiny_ade20k"], semantic_nc=16)  # the scenes recipe's 16 classes
-    nets = build(config)
-    path = weights_dir / "tiny_scenes.safetensors"
-    save_state_dicts({k: nets[k].state_dict() for k in ("netG", "netCorr")}, path)
-    register_file(Manifest(), name="tiny_scenes", family="cocosnet", config_name="tiny_ade20k", config=config,
-                  path=path, provenance={"kind": "trained-here", "command": "test"})
+    register_tiny(weights_dir, "cocosnet", "tiny_ade20k", "tiny_scenes", semantic_nc=16)  # the recipe's 16 classes
     out = tmp_path / "r.json"
     sheet = tmp_path / "sheet.png"
     rc = main(["eval", "tiny_scenes", "--data", str(scenes), "--split", "train", "--backbone", "none",

@@ -43,7 +43,7 @@ def test_face_report_on_the_example_portraits_beside_floor_and_sources(weights_d
     from engine.metrics.evaluate import format_table
     from engine.metrics.faces import stargan2_faces
 
-    from .test_app_workspaces import register_tiny
+    from .helpers import register_tiny
 
     register_tiny(weights_dir, "stargan2", "default", "faces_model")  # 64 px female/male, seeded weights
     real: dict[str, list[np.ndarray]] = {"female": [], "male": []}
@@ -77,7 +77,7 @@ def test_contact_sheet_has_one_row_per_case_source_latents_reference_output(weig
     from engine.metrics.eval_set import FACE_LAYOUT, Case, EvalSet
     from engine.metrics.faces import LATENT_SEEDS, stargan2_sheet
 
-    from .test_app_workspaces import register_tiny
+    from .helpers import register_tiny
 
     register_tiny(weights_dir, "stargan2", "default", "faces_model")
     paths = sorted(FACES.glob("*.png"))
