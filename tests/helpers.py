@@ -1,7 +1,21 @@
 """Helpers shared by engine and studio tests (no Qt here)."""
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
 import torch
+
+
+def recipe_dataset(root: Path, recipe: str, *, n: int, size: int, seed: int = 0) -> Path:
+    """A small recipe build; without fetched material (a fresh clone, CI) the procedural stand-ins
+    serve, without their warnings."""
+    from engine.data.common import DataWarning
+    from engine.data.recipes import build
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        return build(recipe, root, n=n, size=size, seed=seed, progress=False)
 
 
 def register_tiny(weights_dir, family: str, config_name: str, name: str, **overrides) -> str:

@@ -3,7 +3,6 @@ measures on recipe samples, and the CLI table/JSON with a tiny random deepfashio
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,21 +11,18 @@ import torch
 from PIL import Image
 
 from engine.cli import main
-from engine.data.common import DataWarning, build_dataset
-from engine.data.poses import PARTS, PosesRecipe
+from engine.data.poses import PARTS
 from engine.metrics.cocosnet_poses import garment_region, measures, silhouette_iou
 from engine.metrics.eval_set import POSE_LAYOUT, load_eval_set
+
+from .helpers import recipe_dataset, register_tiny
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
 def poses(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("poses")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DataWarning)
-        build_dataset(PosesRecipe(), root, n=6, size=64, seed=3, progress=False)
-    return root
+    return recipe_dataset(tmp_path_factory.mktemp("poses"), "poses", n=6, size=64, seed=3)
 
 
 def test_the_real_photo_scores_the_ceiling_and_a_blank_wall_the_floor(poses):
@@ -72,8 +68,6 @@ def test_silhouette_iou_drops_when_a_limb_is_missing(poses):
 
 
 def test_cli_prints_the_pose_table_and_writes_the_json(weights_dir, poses, tmp_path, capsys):
-    from .helpers import register_tiny
-
     register_tiny(weights_dir, "cocosnet", "tiny_deepfashion", "tiny_poses")
     out = tmp_path / "report.json"
     sheet = tmp_path / "sheet.png"

@@ -15,21 +15,14 @@ from engine.metrics.segmenter import SmallUNet, load_segmenter
 from engine.requests.base import InputError, WeightsError
 from engine.weights import Manifest
 
+from .helpers import recipe_dataset
+
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory) -> Path:
-    import warnings
-
-    from engine.data.common import DataWarning
-    from engine.data.recipes import build
-
-    root = tmp_path_factory.mktemp("scenes")
-    with warnings.catch_warnings():
-        # A fresh clone (CI) has no fetched textures: the procedural stand-ins are fine here.
-        warnings.simplefilter("ignore", DataWarning)
-        return build("scenes", root, n=6, size=64, progress=False)
+    return recipe_dataset(tmp_path_factory.mktemp("scenes"), "scenes", n=6, size=64)
 
 
 def test_small_unet_shapes_and_size() -> None:
