@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from ..data.poses import PARTS
 from ..requests.base import InputError, frozen
 from .cocosnet_faces import finite_mean, median_lab, ratio_of_sums
 from .eval_set import EvalSet
-from .faces import Generate, generator_for, untrained_floor
+from .faces import untrained_floor
 from .speckle import to_lab
 
 WALL_DE = 12.0          # further than this from the wall colour = the person
@@ -133,15 +133,6 @@ def pose_request(model: str, case: Any, *, seed: int, device: str):
                            canvas_size=case.inputs["canvas_size"])
 
 
-def _run(generate: Generate, model: str, es: EvalSet, *, seed: int, device: str) -> tuple[list, list]:
-    images, warps = [], []
-    for k, c in enumerate(es.cases):
-        res = generate(pose_request(model, c, seed=seed + k, device=device))
-        images.append(res.image)
-        warps.append(res.aux["warped_exemplar"])
-    return images, warps
-
-
 def save_sheet(rows: Sequence[Sequence[np.ndarray]], path: Path, *, scale: int = 2) -> Path:
     """One row of panels per case, each panel at the first panel's size × ``scale`` (nearest)."""
     from PIL import Image
@@ -168,26 +159,25 @@ def poses_sheet(es: EvalSet, images: Sequence[np.ndarray], warps: Sequence[np.nd
     return save_sheet(rows, path)
 
 
-def cocosnet_poses(model: str, es: EvalSet, *, seed: int = 0, device: str = "cpu",
+def cocosnet_poses(model: str, es: EvalSet, images: Sequence[np.ndarray], warps: Sequence[np.ndarray],
+                   floor_outputs: Callable[[Any], list[np.ndarray]], *, seed: int = 0,
                    notes: list[str] | None = None, sheet: Path | None = None) -> dict[str, Any]:
-    """``i2i eval``'s pose section: the model, its raw warp, an untrained network of its config
-    (floor) and the real photos; ``sheet``: also write :func:`poses_sheet` there."""
+    """``i2i eval``'s pose section: the model's outputs and raw warps (as ``i2i eval`` ran them), an
+    untrained network of its config (``floor_outputs(manifest)`` runs it the same way) and the real
+    photos; ``sheet``: also write :func:`poses_sheet` there."""
     from ..weights import Manifest
 
     notes = notes if notes is not None else []
     _cases(es)
     t0 = time.perf_counter()
     entry = Manifest().get(model)
-    images, warps = _run(generator_for(model, device=device, full_result=True), model, es, seed=seed, device=device)
     out = {"model": measures(images, es), "warp (model's)": measures(warps, es)}
     if sheet is not None:
         notes.append(f"contact sheet (pose | exemplar | warp | output | real): "
                      f"{poses_sheet(es, images, warps, sheet)}")
     with tempfile.TemporaryDirectory() as tmp:
         floor = untrained_floor(entry.config_name, dict(entry.config), Path(tmp), seed=seed, family="cocosnet")
-        floor_images, _ = _run(generator_for("untrained", device=device, manifest=floor, full_result=True),
-                               "untrained", es, seed=seed, device=device)
-        out["floor (untrained)"] = measures(floor_images, es)
+        out["floor (untrained)"] = measures(floor_outputs(floor), es)
     out["real photos"] = measures([c.ground_truth for c in es.cases], es)
     out["samples"], out["seconds"] = len(es.cases), time.perf_counter() - t0
     m = out["model"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,10 @@ from typing import Any
 import numpy as np
 
 from ..io import resize_nearest
-from ..requests.base import InputError, frozen
+from ..requests.base import InputError
 from .cocosnet_faces import finite_mean, median_lab
 from .eval_set import EvalSet
-from .faces import generator_for, untrained_floor
+from .faces import untrained_floor
 
 MIN_CLASS_PIXELS = 16
 MIOU_RATIO_BAR = 0.8
@@ -65,19 +66,6 @@ def _column(es: EvalSet, outputs: list[np.ndarray], measure: Any) -> dict[str, f
     return col
 
 
-def _run(model: str, es: EvalSet, *, seed: int, device: str, manifest: Any = None) -> tuple[list, list]:
-    from ..requests.cocosnet import ExemplarRequest
-
-    generate = generator_for(model, device=device, manifest=manifest, full_result=True)
-    images, warps = [], []
-    for k, c in enumerate(es.cases):
-        res = generate(ExemplarRequest(model=model, seed=seed + k, device=device, input_map=frozen(c.labels),
-                                       exemplar=frozen(c.inputs["exemplar"]), exemplar_map=frozen(c.labels)))
-        images.append(res.image)
-        warps.append(res.aux["warped_exemplar"])
-    return images, warps
-
-
 def scenes_sheet(es: EvalSet, images: list[np.ndarray], warps: list[np.ndarray], path: Path, *, n: int = 16) -> Path:
     """Contact sheet of the first ``n`` cases, one row each: input map | exemplar | the model's warp |
     output | the scene's real photo."""
@@ -90,26 +78,26 @@ def scenes_sheet(es: EvalSet, images: list[np.ndarray], warps: list[np.ndarray],
     return save_sheet(rows, path)
 
 
-def cocosnet_scenes(model: str, es: EvalSet, *, measure: Any, seed: int = 0, device: str = "cpu",
+def cocosnet_scenes(model: str, es: EvalSet, images: list[np.ndarray], warps: list[np.ndarray],
+                    floor_outputs: Callable[[Any], list[np.ndarray]], *, measure: Any, seed: int = 0,
                     notes: list[str] | None = None, sheet: Path | None = None) -> dict[str, Any]:
-    """``i2i eval``'s scene section for a CoCosNet scene model; ``measure(es, outputs)`` is
-    ``i2i eval``'s own metric pass (segmenter mIoU, FD) with its backbone and segmenter; ``sheet``:
-    also write :func:`scenes_sheet` there."""
+    """``i2i eval``'s scene section for a CoCosNet scene model, from its outputs and raw warps as
+    ``i2i eval`` ran them; ``floor_outputs(manifest)`` runs the untrained floor the same way;
+    ``measure(es, outputs)`` is ``i2i eval``'s own metric pass (segmenter mIoU, FD) with its backbone
+    and segmenter; ``sheet``: also write :func:`scenes_sheet` there."""
     from ..weights import Manifest
 
     notes = notes if notes is not None else []
     t0 = time.perf_counter()
     photos = _photo_set(es)
     entry = Manifest().get(model)
-    images, warps = _run(model, photos, seed=seed, device=device)
     out = {"model": _column(photos, images, measure), "warp (model's)": _column(photos, warps, measure)}
     if sheet is not None:
         notes.append(f"contact sheet (map | exemplar | warp | output | real photo): "
                      f"{scenes_sheet(photos, images, warps, sheet)}")
     with tempfile.TemporaryDirectory() as tmp:
         floor = untrained_floor(entry.config_name, dict(entry.config), Path(tmp), seed=seed, family="cocosnet")
-        out["floor (untrained)"] = _column(photos, _run("untrained", photos, seed=seed, device=device,
-                                                         manifest=floor)[0], measure)
+        out["floor (untrained)"] = _column(photos, floor_outputs(floor), measure)
     real = _column(photos, [c.inputs["photo"] for c in photos.cases], measure)
     out["real photos"] = {k: (float("nan") if k.startswith("FD-") else v) for k, v in real.items()}  # FD 0: itself
     out["samples"], out["seconds"] = len(photos.cases), time.perf_counter() - t0

@@ -106,6 +106,20 @@ def _request_for(family: str, layout: str, entry_name: str, case: Case, *, seed:
 
 def model_outputs(model: str, es: EvalSet, *, seed: int, device: str) -> tuple[list[np.ndarray], dict[str, Any]]:
     """Outputs for every case: from a folder of ``<id>.png`` files, or by running a manifest entry."""
+    results, source = model_results(model, es, seed=seed, device=device)
+    return [_image(r) for r in results], source
+
+
+def _image(result: Any) -> np.ndarray:
+    """A run's output image, or a folder's image as it is."""
+    return result.image if hasattr(result, "image") else result
+
+
+def model_results(model: str, es: EvalSet, *, seed: int, device: str,
+                  manifest: Any = None) -> tuple[list[Any], dict[str, Any]]:
+    """What :func:`model_outputs` returns, but a run model's whole results (image and aux, e.g.
+    CoCosNet's warped exemplar); a folder's outputs stay images. ``manifest``: where ``model`` is
+    registered (default: the project's weights folder)."""
     folder = Path(model)
     if folder.is_dir():
         missing = [c.id for c in es.cases if not (folder / f"{c.id}.png").exists()]
@@ -125,7 +139,7 @@ def model_outputs(model: str, es: EvalSet, *, seed: int, device: str) -> tuple[l
     from ..tasks import CancelToken, LRUCache, ModelStore, make_context, run_request
     from ..weights import Manifest
 
-    entry = Manifest().get(model)
+    entry = (manifest or Manifest()).get(model)
     domains: list[str] = []
     if entry.family == "stargan2":
         from ..nets.stargan2 import domain_names
@@ -134,11 +148,11 @@ def model_outputs(model: str, es: EvalSet, *, seed: int, device: str) -> tuple[l
     # the caller's thread count (`i2i eval --threads`), not the GUI default of all cores but one: on
     # busy cores an unasked-for second thread slows every convolution several times over
     configure_threads(torch.get_num_threads())
-    store = ModelStore()  # the model is loaded once for all cases
+    store = ModelStore(manifest=manifest) if manifest is not None else ModelStore()  # loaded once for all cases
     outs, t0 = [], time.perf_counter()
     for k, c in enumerate(es.cases):
         req = _request_for(entry.family, es.layout, entry.name, c, seed=seed + k, device=device, domains=domains)
-        outs.append(run_request(req, make_context(k, req, store, LRUCache(1), CancelToken())).image)
+        outs.append(run_request(req, make_context(k, req, store, LRUCache(1), CancelToken())))
     return outs, {"source": "model", "family": entry.family, "config": entry.config_name,
                   "seconds_per_image": (time.perf_counter() - t0) / max(len(es.cases), 1)}
 
@@ -297,7 +311,14 @@ def evaluate(model: str, data: Path, *, split: str = "test", n: int | None = Non
     if face_pairs:  # exemplar translation has no target gender: FD against all of the split's faces
         for c in es.cases:
             c.target_group = ""
-    outputs, source = model_outputs(model, es, seed=seed, device=device)
+    results, source = model_results(model, es, seed=seed, device=device)
+    outputs = [_image(r) for r in results]
+    warps = [r.aux["warped_exemplar"] for r in results] if family == "cocosnet" and source["source"] == "model" \
+        else None
+
+    def floor_outputs(manifest: Any) -> list[np.ndarray]:  # the untrained floor, run the same way
+        return [r.image for r in model_results("untrained", es, seed=seed, device=device, manifest=manifest)[0]]
+
     result = measure(es, outputs, backbone=backbone, segmenter=segmenter, notes=notes)
     if es.layout == SKETCH_LAYOUT and family == "edgegan":
 
@@ -325,12 +346,13 @@ def evaluate(model: str, data: Path, *, split: str = "test", n: int | None = Non
         from .cocosnet_scenes import cocosnet_scenes
 
         result["scenes"] = cocosnet_scenes(
-            model, es, seed=seed, device=device, notes=notes, sheet=sheet,
+            model, es, outputs, warps, floor_outputs, seed=seed, notes=notes, sheet=sheet,
             measure=lambda e, o: measure(e, o, backbone=backbone, segmenter=segmenter, notes=[]))
     if es.layout == POSE_LAYOUT and family == "cocosnet":
         from .cocosnet_poses import cocosnet_poses
 
-        result["poses"] = cocosnet_poses(model, es, seed=seed, device=device, notes=notes, sheet=sheet)
+        result["poses"] = cocosnet_poses(model, es, outputs, warps, floor_outputs, seed=seed, notes=notes,
+                                         sheet=sheet)
     label = Path(model).name if Path(model).is_dir() else model
     return {"model": model, "model_label": label, "data": str(data), "split": split, "layout": es.layout,
             "n": len(es.cases), "reference": reference if es.layout == SCENE_LAYOUT else None,

@@ -105,17 +105,15 @@ def step_ratio(frames: Sequence[np.ndarray]) -> float:
 Generate = Callable[[Request], np.ndarray]
 
 
-def generator_for(model: str, *, device: str = "cpu", manifest: Any = None, full_result: bool = False) -> Generate:
-    """Run requests for ``model`` (a manifest entry) through the engine's task runner, one model load;
-    the output image, or with ``full_result`` the whole result (image and aux)."""
+def generator_for(model: str, *, device: str = "cpu", manifest: Any = None) -> Generate:
+    """Run requests for ``model`` (a manifest entry) through the engine's task runner, one model load."""
     from ..tasks import CancelToken, LRUCache, ModelStore, make_context, run_request
 
     store = ModelStore(manifest=manifest) if manifest is not None else ModelStore()
     cache = LRUCache(8)
 
     def generate(request: Request) -> np.ndarray:
-        result = run_request(request, make_context(0, request, store, cache, CancelToken()))
-        return result if full_result else result.image
+        return run_request(request, make_context(0, request, store, cache, CancelToken())).image
 
     return generate
 
