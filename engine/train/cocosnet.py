@@ -421,7 +421,8 @@ class CocosnetTrainer:
             losses["fm"] = fm * p.lambda_vgg * p.fm_ratio  # type: ignore[operator]
             k = -1 if p.which_perceptual == "5_2" or len(fake_f) < 2 else -2
             losses["perc"] = F.mse_loss(fake_f[k], real_f[k]) * p.weight_perceptual
-            losses["ctx"] = self._contextual(fake_f, ref_f) * p.lambda_vgg * p.ctx_w
+            if p.ctx_w > 0:  # the costliest term (all-pairs feature similarities): not run at weight 0
+                losses["ctx"] = self._contextual(fake_f, ref_f) * p.lambda_vgg * p.ctx_w
         return losses, out
 
     @staticmethod
