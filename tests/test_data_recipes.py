@@ -196,8 +196,18 @@ def test_celebahq_edge_encoding_channels():
 def test_faces_fetched(tmp_path):
     recipe = _recipe("faces")
     assert recipe.provenance()["material"]["faces"] == "gan-face-generate"
-    build_dataset(recipe, tmp_path / "f", n=4, size=64, seed=0, progress=False)
-    check_faces(tmp_path / "f", 4, 64)
+    n = 12  # about one DCGAN face in six escapes HOG: 12 kept faces all found by chance is ~12 %
+    build_dataset(recipe, tmp_path / "f", n=n, size=64, seed=0, progress=False)
+    check_faces(tmp_path / "f", n, 64)
+    # version 3: every face is one dlib finds, and its landmarks are the detected ones (no fixed box)
+    from engine.data.faces import landmarks_68
+    for i in range(n):
+        d, sid = tmp_path / "f" / split_of(i), f"{i:06d}"
+        img = load_image(next(d.glob(f"*male/{sid}.png")))
+        found = landmarks_68(img, centred_fallback=False)
+        assert found is not None, f"sample {sid}: dlib finds no face"
+        saved = np.asarray(json.loads((d / "landmarks" / f"{sid}.json").read_text()))
+        assert np.abs(saved - found).max() < 0.01
 
 
 # --------------------------------------------------------------------------------------------
