@@ -145,7 +145,9 @@ def test_cli_prints_the_face_table_and_writes_the_json(weights_dir, tmp_path, ca
     _register(weights_dir, "tiny_celebahqedge", "tiny_faces")
     root = _faces_folder(tmp_path / "faces")
     out = tmp_path / "report.json"
-    rc = main(["eval", "tiny_faces", "--data", str(root), "--backbone", "none", "--json", str(out)])
+    sheet = tmp_path / "sheet.png"
+    rc = main(["eval", "tiny_faces", "--data", str(root), "--backbone", "none", "--json", str(out),
+               "--sheet", str(sheet)])
     assert rc == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
     for row in ("makeup lip_dE_ratio", "makeup skin_dE", "makeup psnr_outside", "makeup seam_ratio",
@@ -163,6 +165,14 @@ def test_cli_prints_the_face_table_and_writes_the_json(weights_dir, tmp_path, ca
     model = faces["model"]["makeup"]
     assert model["psnr_outside"] >= 40  # region-only blend: 2 px beyond the regions only the feather's tail
     assert model["lip_dE"] > 0 and model["seam_ratio"] > 0
+    # contact sheet: one row per pair (4), source | exemplar | translation | makeup, each 64² at 3×, 2 px apart
+    grid = np.asarray(Image.open(sheet).convert("RGB"))
+    assert grid.shape[:2] == (4 * 192 + 5 * 2, 4 * 192 + 5 * 2)
+    first = load_eval_set(root, "test", face_exemplars=True).cases[0].inputs
+    first, second = (np.asarray(Image.fromarray(first[k]).resize((192, 192), Image.NEAREST))
+                     for k in ("source", "exemplar"))
+    assert np.array_equal(grid[2:194, 2:194], first)        # row 1: the source …
+    assert np.array_equal(grid[2:194, 196:388], second)     # … and its exemplar
 
 
 def test_cli_refuses_a_scene_cocosnet_model_on_faces(weights_dir, tmp_path, capsys):

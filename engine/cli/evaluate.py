@@ -139,6 +139,7 @@ def register(groups: CliGroups) -> None:
     p.add_argument("--sheet", default="", metavar="PNG",
                    help="contact sheet, one row per case. StarGAN v2 on faces: source | 4 latent-guided outputs | "
                         "reference | reference-guided output; CoCosNet on poses (scenes): pose (map) | exemplar | "
-                        "warp | output | real photo")
+                        "warp | output | real photo; CoCosNet on faces: source | exemplar | "
+                        "exemplar translation | makeup output")
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=_cmd_eval)

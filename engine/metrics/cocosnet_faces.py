@@ -49,6 +49,7 @@ MEASURE_PARTS = {"lip": ("u_lip", "l_lip"), "skin": ("skin",)}  # colour distanc
 DE_RATIO_BAR = 0.6
 PSNR_BAR = 40.0
 PSNR_CAP = 100.0
+SHEET_ROWS = 16  # pairs on the contact sheet
 
 FaceFinder = Callable[[np.ndarray], bool]
 
@@ -187,10 +188,12 @@ def _makeup_measures(outputs: Sequence[np.ndarray], cases: Sequence[Any], find: 
 
 
 def face_report(generate: Generate, model: str, es: EvalSet, *, find: FaceFinder | None, seed: int = 0,
-                device: str = "cpu", exemplar_outputs: Sequence[np.ndarray] | None = None) -> dict[str, Any]:
+                device: str = "cpu", exemplar_outputs: Sequence[np.ndarray] | None = None,
+                keep: dict[str, list[np.ndarray]] | None = None) -> dict[str, Any]:
     """The module's measures for one model (``generate`` runs its requests). Case k runs with seed
     ``seed + k``, as ``i2i eval``'s outputs do; ``exemplar_outputs`` (one per case of ``es``, already
-    generated that way) skips regenerating the exemplar translations."""
+    generated that way) skips regenerating the exemplar translations. ``keep`` receives the outputs
+    (``exemplar``, ``makeup``; one per pair) for a contact sheet."""
     from ..requests.cocosnet import ExemplarRequest, MakeupRequest
 
     t0 = time.perf_counter()
@@ -208,6 +211,8 @@ def face_report(generate: Generate, model: str, es: EvalSet, *, find: FaceFinder
         model=model, seed=seeds[id(c)], device=device, portrait=frozen(c.inputs["source"]),
         portrait_map=frozen(c.inputs["parsing"]), exemplar=frozen(c.inputs["exemplar"]),
         exemplar_map=frozen(c.inputs["exemplar_map"]), regions=MAKEUP_REGIONS, strength=1.0)) for c in cases]
+    if keep is not None:
+        keep.update(exemplar=list(translated), makeup=made_up)
     return {"exemplar": {"face_rate": _face_rate(find, translated)},
             "makeup": _makeup_measures(made_up, cases, find),
             "pairs": len(cases), "seconds": time.perf_counter() - t0}
@@ -236,9 +241,10 @@ def bar_notes(section: dict[str, Any]) -> list[str]:
 
 def cocosnet_faces(model: str, es: EvalSet, *, seed: int = 0, device: str = "cpu",
                    exemplar_outputs: Sequence[np.ndarray] | None = None,
-                   notes: list[str] | None = None) -> dict[str, Any]:
+                   notes: list[str] | None = None, sheet: Path | None = None) -> dict[str, Any]:
     """``i2i eval``'s face section for a CoCosNet face model: the model, an untrained network of its
-    config (floor, registered in a temporary weights folder) and the unchanged sources (baseline)."""
+    config (floor, registered in a temporary weights folder) and the unchanged sources (baseline).
+    ``sheet``: contact sheet of the first 16 pairs, source | exemplar | exemplar translation | makeup."""
     from ..weights import Manifest
 
     notes = notes if notes is not None else []
@@ -250,8 +256,16 @@ def cocosnet_faces(model: str, es: EvalSet, *, seed: int = 0, device: str = "cpu
                      f"{'' if missing else '; fetched, but dlib does not load'}); the colour, PSNR and seam "
                      f"measures do not")
     entry = Manifest().get(model)
+    kept: dict[str, list[np.ndarray]] = {}
     out = {"model": face_report(generator_for(model, device=device), model, es, find=find, seed=seed,
-                                device=device, exemplar_outputs=exemplar_outputs)}
+                                device=device, exemplar_outputs=exemplar_outputs, keep=kept)}
+    if sheet is not None:
+        from .cocosnet_poses import save_sheet
+
+        pairs = list(zip(_pairs(es), kept["exemplar"], kept["makeup"], strict=True))[:SHEET_ROWS]
+        rows = [[c.inputs["source"], c.inputs["exemplar"], translated, made_up] for c, translated, made_up in pairs]
+        notes.append(f"contact sheet (source | exemplar | exemplar translation | makeup): "
+                     f"{save_sheet(rows, sheet, scale=3)}")
     with tempfile.TemporaryDirectory() as tmp:
         floor = untrained_floor(entry.config_name, dict(entry.config), Path(tmp), seed=seed, family="cocosnet")
         out["floor (untrained)"] = face_report(generator_for("untrained", device=device, manifest=floor),

@@ -341,7 +341,8 @@ def evaluate(model: str, data: Path, *, split: str = "test", n: int | None = Non
         for k in [k for k in result["metrics"] if k.endswith(" sources (untranslated)")]:
             del result["metrics"][k]
 
-        result["faces"] = cocosnet_faces(model, es, seed=seed, device=device, exemplar_outputs=outputs, notes=notes)
+        result["faces"] = cocosnet_faces(model, es, seed=seed, device=device, exemplar_outputs=outputs, notes=notes,
+                                         sheet=sheet)
     if es.layout == SCENE_LAYOUT and family == "cocosnet":
         from .cocosnet_scenes import cocosnet_scenes
 
