@@ -10,7 +10,8 @@ counted on our side only.
 
 Cases at 256², released-size configurations with random weights (and ``cocosnet_default_edit_128``:
 the default CoCosNet model's trained weights at its 128² live preview size, a label-map edit; and
-``cocosnet_pose_<model>_drag``: the shipped pose model at its preview size, one joint dragged per call):
+``cocosnet_pose_<model>_drag``: the shipped pose model at its preview size, one joint dragged per call;
+``cocosnet_makeup_<model>_new_exemplar``: the shipped face model's whole makeup request, a new exemplar per call):
 
 * ``*_new_input``: every call brings a new source photo (StarGAN v2) / a new exemplar (CoCosNet), so
   no cache helps — the speed-up is the compiled code alone;
@@ -350,6 +351,79 @@ def pose_live_case(model: str = "") -> list[Case]:
                  "pose joint drag, same exemplar", eager, ours, flops, models.compiler, first, size)]
 
 
+def makeup_live_case(model: str = "") -> list[Case]:
+    """What dropping a new makeup exemplar onto a portrait costs: the registered face model
+    (``model``, else the first whose input is face edges or parsing) at its preview size, the whole
+    request (edges, warp, generator, region blend) on both sides. Each call's exemplar differs by one
+    pixel, so no stage is served from a cache."""
+    from engine.inputs.cocosnet import encode_for_config, encode_image
+    from engine.io import load_image, load_label_map
+    from engine.requests.base import FrozenArray
+    from engine.requests.cocosnet import MakeupRequest
+    from engine.tasks import LRUCache, to_uint8_image
+    from engine.tasks.edit import paste_back
+    from engine.tasks.exemplar import resize_rgb
+    from engine.tasks.makeup import region_mask
+    from engine.weights import Manifest, build_and_load
+
+    manifest = Manifest()
+    faces = ("celebahq_edges", "celebahq_parsing")
+    model = model or next((n for n, e in manifest.entries.items() if e.config.get("input_kind") in faces), "")
+    if not model:
+        return []
+    config = dict(manifest.get(model).config)
+    size, nc, kind = int(config.get("size", SIZE)), int(config["semantic_nc"]), str(config["input_kind"])
+    examples = Path(__file__).resolve().parent.parent / "assets" / "examples"
+    portrait, portrait_map = (load_image(examples / "faces" / "female_000019.png"),
+                              load_label_map(examples / "parsing" / "female_000019.png"))
+    exemplar0, exemplar_map = (load_image(examples / "faces" / "male_000039.png"),
+                               load_label_map(examples / "parsing" / "male_000039.png"))
+    nets = build_and_load(manifest.get(model), manifest)
+    net_corr, net_g = nets["netCorr"], nets["netG"]
+
+    def exemplar(i: int) -> np.ndarray:
+        ex = exemplar0.copy()
+        ex[i % ex.shape[0], (i // ex.shape[0]) % ex.shape[1], 0] ^= 1
+        return ex
+
+    def tensors(ex: np.ndarray) -> tuple[torch.Tensor, ...]:
+        sem = encode_for_config(kind, nc, labels=portrait_map, photo=portrait, size=size).unsqueeze(0)
+        ref_sem = encode_for_config(kind, nc, labels=exemplar_map, photo=ex, size=size).unsqueeze(0)
+        return encode_image(ex, size).unsqueeze(0), sem, ref_sem
+
+    ref0, sem0, ref_sem0 = tensors(exemplar0)
+    flops = count_flops(lambda: net_g(sem0, net_corr(ref0, sem0, ref_sem0)["warp_out"]))
+
+    regions = ("lips", "skin")
+
+    def eager(i: int) -> torch.Tensor:
+        with torch.no_grad():
+            ref, sem, ref_sem = tensors(exemplar(i))
+            generated = resize_rgb(to_uint8_image(net_g(sem, net_corr(ref, sem, ref_sem)["warp_out"])),
+                                   portrait.shape[:2])
+        made_up = paste_back(portrait, generated, region_mask(portrait_map, regions))
+        return torch.from_numpy(made_up).permute(2, 0, 1).float() / 127.5 - 1
+
+    models, cache = store(manifest), LRUCache(64)
+
+    def ours(i: int) -> np.ndarray:
+        req = MakeupRequest(model=model, portrait=FrozenArray(portrait), portrait_map=FrozenArray(portrait_map),
+                            exemplar=FrozenArray(exemplar(i)), exemplar_map=FrozenArray(exemplar_map),
+                            regions=regions, preview_size=size, precision="float32")
+        return run(req, models, cache)
+
+    first_calls = itertools.count(10_000)
+
+    def first() -> float:
+        models.get(model, CPU)
+        t0 = time.perf_counter()
+        ours(next(first_calls))
+        return time.perf_counter() - t0
+
+    return [Case(f"cocosnet_makeup_{model}_new_exemplar", "cocosnet", manifest.get(model).config_name,
+                 "makeup, a new exemplar on the same portrait", eager, ours, flops, models.compiler, first, size)]
+
+
 # ---------------------------------------------------------------------------------- measuring
 def selected_cases(builders: list[tuple[str, Callable[[], list[Case]]]], wanted: list[str]) -> Iterator[Case]:
     """The cases of ``builders`` (name prefix, maker) that ``--case`` asks for (all without it); a
@@ -664,7 +738,8 @@ def main(argv: list[str] | None = None) -> int:
             ("stargan2_afhq", lambda: stargan_cases(manifest, "afhq", rng)),
             ("cocosnet_ade20k", lambda: cocosnet_cases(manifest, "ade20k", rng)),
             ("cocosnet_default", default_cocosnet_live_case),
-            ("cocosnet_pose", pose_live_case)]
+            ("cocosnet_pose", pose_live_case),
+            ("cocosnet_makeup", makeup_live_case)]
         if not args.quick:
             builders.insert(1, ("stargan2_celeba_hq", lambda: stargan_cases(manifest, "celeba_hq", rng)))
         for case in selected_cases(builders, args.case):
