@@ -60,3 +60,22 @@ def test_pose_drag_case_runs_both_sides_on_the_registered_pose_model(weights_dir
     assert tuple(eager.shape) == (1, 3, 64, 64)
     assert ours.shape[2] == 3 and ours.dtype.name == "uint8"
     assert not np.array_equal(case.ours(1), case.ours(2))  # each call drags the wrist elsewhere
+
+
+def test_makeup_case_runs_the_same_blend_on_both_sides(weights_dir, monkeypatch):
+    from bench import bench_speed
+    from bench.bench_speed import makeup_live_case
+    from engine.tasks import ModelStore, to_uint8_image
+
+    monkeypatch.setattr(bench_speed, "store", lambda manifest, device=None: ModelStore(manifest=manifest,
+                                                                                        compile="off"))
+    from .helpers import register_tiny
+
+    assert makeup_live_case() == []  # no face model registered: no case
+    register_tiny(weights_dir, "cocosnet", "tiny_celebahqedge", "coco_face")
+    (case,) = makeup_live_case()
+    assert case.name == "cocosnet_makeup_coco_face_new_exemplar"
+    eager, ours = to_uint8_image(case.eager(1)), case.ours(1)
+    assert eager.shape == ours.shape == (64, 64, 3)
+    # both sides are the whole makeup result (generator + region blend), equal up to float rounding
+    assert np.abs(eager.astype(int) - ours.astype(int)).max() <= 2
