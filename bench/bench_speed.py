@@ -276,6 +276,19 @@ def cocosnet_cases(manifest: Any, config_name: str, rng: np.random.Generator, *,
     return cases
 
 
+def first_call_timer(models: Any, model: str, ours: Callable[[int], Any]) -> Callable[[], float]:
+    """Seconds of one call on inputs never seen before, the model loaded first: the first preview."""
+    calls = itertools.count(10_000)
+
+    def first() -> float:
+        models.get(model, CPU)
+        t0 = time.perf_counter()
+        ours(next(calls))
+        return time.perf_counter() - t0
+
+    return first
+
+
 def default_cocosnet_live_case() -> list[Case]:
     """What a brush stroke in the studio's Exemplar workspace costs: the default CoCosNet model
     (trained weights from the project's manifest) at its live preview size, same exemplar."""
@@ -339,13 +352,7 @@ def pose_live_case(model: str = "") -> list[Case]:
                               precision="float32")
         return run(req, models, cache)
 
-    first_calls = itertools.count(10_000)
-
-    def first() -> float:
-        models.get(model, CPU)
-        t0 = time.perf_counter()
-        ours(next(first_calls))
-        return time.perf_counter() - t0
+    first = first_call_timer(models, model, ours)
 
     return [Case(f"cocosnet_pose_{model}_drag", "cocosnet", manifest.get(model).config_name,
                  "pose joint drag, same exemplar", eager, ours, flops, models.compiler, first, size)]
@@ -412,13 +419,7 @@ def makeup_live_case(model: str = "") -> list[Case]:
                             regions=regions, preview_size=size, precision="float32")
         return run(req, models, cache)
 
-    first_calls = itertools.count(10_000)
-
-    def first() -> float:
-        models.get(model, CPU)
-        t0 = time.perf_counter()
-        ours(next(first_calls))
-        return time.perf_counter() - t0
+    first = first_call_timer(models, model, ours)
 
     return [Case(f"cocosnet_makeup_{model}_new_exemplar", "cocosnet", manifest.get(model).config_name,
                  "makeup, a new exemplar on the same portrait", eager, ours, flops, models.compiler, first, size)]
