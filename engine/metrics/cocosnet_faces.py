@@ -260,7 +260,7 @@ def cocosnet_faces(model: str, es: EvalSet, *, seed: int = 0, device: str = "cpu
     out = {"model": face_report(generator_for(model, device=device), model, es, find=find, seed=seed,
                                 device=device, exemplar_outputs=exemplar_outputs, keep=kept)}
     if sheet is not None:
-        from .cocosnet_poses import save_sheet
+        from .image import save_sheet
 
         pairs = list(zip(_pairs(es), kept["exemplar"], kept["makeup"], strict=True))[:SHEET_ROWS]
         rows = [[c.inputs["source"], c.inputs["exemplar"], translated, made_up] for c, translated, made_up in pairs]

@@ -31,6 +31,7 @@ from ..requests.base import InputError, frozen
 from .cocosnet_faces import finite_mean, median_lab, ratio_of_sums
 from .eval_set import EvalSet
 from .faces import untrained_floor
+from .image import save_sheet
 from .speckle import to_lab
 
 WALL_DE = 12.0          # further than this from the wall colour = the person
@@ -133,21 +134,6 @@ def pose_request(model: str, case: Any, *, seed: int, device: str):
                            canvas_size=case.inputs["canvas_size"])
 
 
-def save_sheet(rows: Sequence[Sequence[np.ndarray]], path: Path, *, scale: int = 2) -> Path:
-    """One row of panels per case, each panel at the first panel's size × ``scale`` (nearest)."""
-    from PIL import Image
-
-    from ..io import image_grid
-
-    h, w = rows[0][0].shape[:2]
-    cells = [np.asarray(Image.fromarray(np.asarray(_at(im, (h, w)))).resize((w * scale, h * scale), Image.NEAREST))
-             for row in rows for im in row]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image_grid(cells, columns=len(rows[0]), pad=2)).save(path)
-    return path
-
-
 def poses_sheet(es: EvalSet, images: Sequence[np.ndarray], warps: Sequence[np.ndarray], path: Path, *,
                 n: int = 16) -> Path:
     """Contact sheet of the first ``n`` cases, one row each: pose (over the darkened real photo) |
@@ -192,4 +178,4 @@ def cocosnet_poses(model: str, es: EvalSet, images: Sequence[np.ndarray], warps:
 
 
 __all__ = ["GARMENTS", "cocosnet_poses", "garment_delta_e", "measures", "pose_request",
-           "poses_sheet", "save_sheet", "silhouette", "silhouette_iou", "wall_rows"]
+           "poses_sheet", "silhouette", "silhouette_iou", "wall_rows"]

@@ -70,7 +70,7 @@ def scenes_sheet(es: EvalSet, images: list[np.ndarray], warps: list[np.ndarray],
     """Contact sheet of the first ``n`` cases, one row each: input map | exemplar | the model's warp |
     output | the scene's real photo."""
     from ..io import load_palette
-    from .cocosnet_poses import save_sheet
+    from .image import save_sheet
 
     palette = load_palette("scenes")
     rows = [[palette.colorize(c.labels), c.inputs["exemplar"], warp, out, c.inputs["photo"]]

@@ -269,16 +269,14 @@ def stargan2_sheet(model: str, es: EvalSet, path: Path, *, n: int = 16, seed: in
                    scale: int = 2) -> Path:
     """Contact sheet of ``n`` cases, one row each: source | 4 latent-guided outputs (the case's target
     domain, seeds seed+1000…) | reference (the other domain's real face) | reference-guided output."""
-    from PIL import Image
-
-    from ..io import image_grid
     from ..nets.stargan2 import domain_names
     from ..requests.stargan2 import StarGANLatentRequest, StarGANReferenceRequest
     from ..weights import Manifest
+    from .image import save_sheet
 
     domains = list(domain_names(Manifest().get(model).config))
     generate = generator_for(model, device=device)
-    cells = []
+    rows = []
     for c, (ref, ref_domain) in zip(es.cases[:n], _references(es, domains)[:n], strict=True):
         src = c.inputs["source"]
         latent = [generate(StarGANLatentRequest(model=model, source=frozen(src), seed=seed + 1000 + j,
@@ -286,14 +284,8 @@ def stargan2_sheet(model: str, es: EvalSet, path: Path, *, n: int = 16, seed: in
                   for j in range(LATENT_SEEDS)]
         guided = generate(StarGANReferenceRequest(model=model, source=frozen(src), reference=frozen(ref),
                                                   reference_domain=domains.index(ref_domain)))
-        side = src.shape[0]
-        row = [src, *latent, ref, guided]
-        cells += [np.asarray(Image.fromarray(np.asarray(im)).resize((side * scale, side * scale), Image.NEAREST))
-                  for im in row]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image_grid(cells, columns=LATENT_SEEDS + 3, pad=2)).save(path)
-    return path
+        rows.append([src, *latent, ref, guided])
+    return save_sheet(rows, path, scale=scale)
 
 
 def format_faces(section: dict[str, Any]) -> list[str]:

@@ -7,6 +7,8 @@ mean over the "valid" part of the map and over channels.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -53,6 +55,28 @@ def psnr(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> float:
         mse = ((x - y) ** 2).flatten(1).mean(1).numpy()
     vals = [math.inf if m == 0 else 10 * math.log10(255.0 ** 2 / float(m)) for m in mse]
     return float(np.mean(vals))
+
+
+def save_sheet(rows: Sequence[Sequence[np.ndarray]], path: Path | str, *, scale: int = 2) -> Path:
+    """A contact sheet of ``i2i eval --sheet``: one row of panels per case, each panel at the first
+    panel's size (area-resized where it differs) enlarged ``scale``× (nearest), 2 px apart."""
+    import cv2
+    from PIL import Image
+
+    from ..io import image_grid
+
+    h, w = rows[0][0].shape[:2]
+
+    def panel(im: np.ndarray) -> np.ndarray:
+        im = np.asarray(im)
+        if im.shape[:2] != (h, w):
+            im = cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA)
+        return cv2.resize(im, (w * scale, h * scale), interpolation=cv2.INTER_NEAREST)
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image_grid([panel(im) for row in rows for im in row], columns=len(rows[0]), pad=2)).save(path)
+    return path
 
 
 def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
