@@ -370,12 +370,11 @@ def makeup_live_case(model: str = "") -> list[Case]:
     from engine.tasks import LRUCache, to_uint8_image
     from engine.tasks.edit import paste_back
     from engine.tasks.exemplar import resize_rgb
-    from engine.tasks.makeup import region_mask
+    from engine.tasks.makeup import FACE_KINDS, region_mask
     from engine.weights import Manifest, build_and_load
 
     manifest = Manifest()
-    faces = ("celebahq_edges", "celebahq_parsing")
-    model = model or next((n for n, e in manifest.entries.items() if e.config.get("input_kind") in faces), "")
+    model = model or next((n for n, e in manifest.entries.items() if e.config.get("input_kind") in FACE_KINDS), "")
     if not model:
         return []
     config = dict(manifest.get(model).config)
