@@ -286,37 +286,62 @@ def test_panoptic_generator_trains_every_parameter_and_is_resolution_free():
         g(sem[..., :20], ids[..., :20])
 
 
+def _perturbed_in_a(g: torch.nn.Module, cfg: dict, layer: str) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """conv_img's output inside instance A of :func:`_scene` without and with noise added to
+    ``layer``'s output inside A's touching same-class neighbour B; and whether the noise changed
+    the output anywhere."""
+    labels, inst = _scene()
+    a_mask = torch.from_numpy(inst == 2001)  # touches 2002 (same class 2) along column 16
+    g.eval()
+    sem, ids = conditioning(labels, inst, cfg)
+    b_id = int(ids[0][inst == 2002][0])
+    captured: list[torch.Tensor] = []
+    g.conv_img.register_forward_hook(lambda m, i, o: captured.append(o))
+
+    def perturb(module, inputs, out):
+        f = 32 // out.shape[-1]
+        in_b = (ids[:, ::f, ::f] == b_id)[:, None]
+        scale = out.abs().max()  # untrained spectral norms leave activations at any magnitude
+        return out + scale * torch.randn(out.shape, generator=torch.Generator().manual_seed(0)) * in_b
+
+    with torch.no_grad():
+        g(sem, ids)
+        handle = getattr(g, layer).register_forward_hook(perturb)
+        g(sem, ids)
+        handle.remove()
+    return captured[0][0][:, a_mask], captured[1][0][:, a_mask], not torch.equal(captured[0], captured[1])
+
+
 def test_generator_features_never_cross_touching_same_class_instances():
     """Perturb an intermediate feature map inside instance B only: in panoptic mode the output
     (before tanh) inside its touching same-class neighbour A is bit-identical; SPADE's is not."""
-    labels, inst = _scene()
-    a_mask = inst == 2001  # touches 2002 (same class 2) along column 16
     for mode in ("panoptic", "semantic"):
         torch.manual_seed(10)
         cfg, g = _tiny(mode)
-        g.eval()
-        sem, ids = conditioning(labels, inst, cfg)
-        b_id = int(ids[0][inst == 2002][0])
-        captured: list[torch.Tensor] = []
-        g.conv_img.register_forward_hook(lambda m, i, o, captured=captured: captured.append(o))
-
-        def perturb(module, inputs, out, ids=ids, b_id=b_id):
-            f = 32 // out.shape[-1]
-            in_b = (ids[:, ::f, ::f] == b_id)[:, None]
-            scale = out.abs().max()  # untrained spectral norms leave activations at any magnitude
-            return out + scale * torch.randn(out.shape, generator=torch.Generator().manual_seed(0)) * in_b
-
-        with torch.no_grad():
-            g(sem, ids)
-            handle = g.up_1.register_forward_hook(perturb)  # 8×8 features
-            g(sem, ids)
-            handle.remove()
-        clean, noisy = captured[0][0][:, torch.from_numpy(a_mask)], captured[1][0][:, torch.from_numpy(a_mask)]
+        clean, noisy, reached = _perturbed_in_a(g, cfg, "up_1")  # 8×8 features
         if mode == "panoptic":
             assert torch.equal(clean, noisy)
-            assert not torch.equal(captured[0], captured[1])  # the perturbation did reach instance B
+            assert reached  # the perturbation did reach instance B
         else:
             assert (clean - noisy).abs().max() > 1e-3 * clean.abs().max()
+
+
+def test_plain_levels_share_context_below_and_isolate_segments_above():
+    """plain_levels=4 (tiny: 1×1 to 8×8 plain, panoptic-aware from 16×16): noise in B at 4×4 reaches A
+    through the plain 8×8 block; noise at 8×8 does not (every later layer is panoptic-aware). The
+    plain levels have no hole encoders; full-panoptic weights load (minus those)."""
+    torch.manual_seed(11)
+    cfg, g = _tiny("panoptic", plain_levels=4)
+    assert sorted(g.ups) == ["3", "4"]  # the ×2 steps into levels 4 and 5
+    clean, noisy, _ = _perturbed_in_a(g, cfg, "up_0")  # level 2 (4×4)
+    assert (clean - noisy).abs().max() > 1e-3 * clean.abs().max()
+    clean, noisy, reached = _perturbed_in_a(g, cfg, "up_1")  # level 3 (8×8), the last plain one
+    assert torch.equal(clean, noisy) and reached
+    _, full = _tiny("panoptic")
+    missing, unexpected = g.load_state_dict(full.state_dict(), strict=False)
+    assert not missing and sorted({k.split(".")[1] for k in unexpected}) == ["0", "1", "2"]
+    with pytest.raises(ValueError, match="plain_levels"):
+        _tiny("panoptic", plain_levels=6)
 
 
 def test_vae_generator_and_encoder():

@@ -31,6 +31,10 @@ Design decisions where the paper is silent (PANOPTIC.md "NOT FOUND"):
   1×1 shortcut is too, but a 1×1 window is only its centre, so it equals the plain conv.
 - Hole filling: one 3×3 PAConv from the full conditioning (one-hot labels [+ instance edges])
   at the new resolution to the feature width, parameters ``ups.<i>.encode.*``.
+- ``plain_levels`` (default 0: every layer panoptic-aware, as above) keeps the lowest N
+  resolution levels plain SPADE (level 0 is the ``fc``/``head_0`` grid, each ×2 step one more):
+  at 4×4 or 8×8 most windows cross a segment boundary, so there PAConv is nearly a 1×1 conv
+  scaled up to ×9 and no layer can share context (lighting, the horizon) across segments.
 """
 from __future__ import annotations
 
@@ -354,11 +358,12 @@ class PanopticSPADE(nn.Module):
         self.mlp_gamma = PanopticConv2d(hidden, norm_nc, 3, padding=1)
         self.mlp_beta = PanopticConv2d(hidden, norm_nc, 3, padding=1)
 
-    def forward(self, x: torch.Tensor, pmap: PanopticMap) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, pmap: PanopticMap, panoptic: bool = True) -> torch.Tensor:
         normalized = self.param_free_norm(x)
         cond = pmap.semantic_at(x.shape[-2:])
-        actv = self.mlp_shared[1](self.mlp_shared[0](cond, pmap))
-        return normalized * (1 + self.mlp_gamma(actv, pmap)) + self.mlp_beta(actv, pmap)
+        pm = pmap if panoptic else None  # None: the plain convolutions (a plain-SPADE level)
+        actv = self.mlp_shared[1](self.mlp_shared[0](cond, pm))
+        return normalized * (1 + self.mlp_gamma(actv, pm)) + self.mlp_beta(actv, pm)
 
 
 class PanopticSPADEResnetBlock(nn.Module):
@@ -378,10 +383,11 @@ class PanopticSPADEResnetBlock(nn.Module):
         if self.learned_shortcut:
             self.norm_s = PanopticSPADE(fin, label_nc, norm=norm, hidden=spade_hidden)
 
-    def forward(self, x: torch.Tensor, pmap: PanopticMap) -> torch.Tensor:
-        x_s = self.conv_s(self.norm_s(x, pmap), pmap) if self.learned_shortcut else x
-        dx = self.conv_0(F.leaky_relu(self.norm_0(x, pmap), 0.2), pmap)
-        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, pmap), 0.2), pmap)
+    def forward(self, x: torch.Tensor, pmap: PanopticMap, panoptic: bool = True) -> torch.Tensor:
+        pm = pmap if panoptic else None
+        x_s = self.conv_s(self.norm_s(x, pmap, panoptic), pm) if self.learned_shortcut else x
+        dx = self.conv_0(F.leaky_relu(self.norm_0(x, pmap, panoptic), 0.2), pm)
+        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, pmap, panoptic), 0.2), pm)
         return x_s + dx
 
 
@@ -403,7 +409,7 @@ class PanopticSPADEGenerator(nn.Module):
     def __init__(self, semantic_nc: int, *, ngf: int = 64, crop_size: int = 256, aspect_ratio: float = 1.0,
                  num_upsampling_layers: UpsamplingLayers = "normal", mode: GeneratorMode = "panoptic",
                  use_vae: bool = False, z_dim: int = 256, spade_hidden: int = 128,
-                 pad_mode: PadMode = "zero") -> None:
+                 pad_mode: PadMode = "zero", plain_levels: int = 0) -> None:
         super().__init__()
         if num_upsampling_layers not in _NUM_UPSAMPLINGS:
             raise ValueError(f"num_upsampling_layers must be one of {list(_NUM_UPSAMPLINGS)}")
@@ -413,6 +419,9 @@ class PanopticSPADEGenerator(nn.Module):
         self.semantic_nc, self.pad_mode = semantic_nc, pad_mode
         self.num_upsampling_layers = num_upsampling_layers
         self.num_ups = _NUM_UPSAMPLINGS[num_upsampling_layers]
+        if not 0 <= plain_levels <= self.num_ups:
+            raise ValueError(f"plain_levels must lie in 0..{self.num_ups}, got {plain_levels}")
+        self.plain_levels = plain_levels
         self.sw = crop_size // (2 ** self.num_ups)
         self.sh = round(self.sw / aspect_ratio)
         nf = ngf
@@ -448,7 +457,9 @@ class PanopticSPADEGenerator(nn.Module):
             widths += [16 * nf, 8 * nf, 4 * nf, 2 * nf]  # after G_middle_1, up_0, up_1, up_2
             if num_upsampling_layers == "most":
                 widths.append(nf)
-            self.ups = nn.ModuleList(PanopticUpsample(c, semantic_nc) for c in widths)
+            # the i-th ×2 step makes level i + 1; plain levels upsample by nearest (no module)
+            self.ups = nn.ModuleDict({str(i): PanopticUpsample(c, semantic_nc) for i, c in enumerate(widths)
+                                      if i + 1 >= plain_levels})
 
     @property
     def size_multiple(self) -> int:
@@ -469,13 +480,13 @@ class PanopticSPADEGenerator(nn.Module):
                 raise ValueError("panoptic mode needs the panoptic id map")
             pmap = PanopticMap(semantic, ids, self.pad_mode)
 
-        def run(mod: nn.Module, x: torch.Tensor) -> torch.Tensor:
-            return mod(x, pmap) if pmap is not None else mod(x, semantic)
+        def run(mod: nn.Module, x: torch.Tensor, level: int) -> torch.Tensor:
+            return mod(x, pmap, level >= self.plain_levels) if pmap is not None else mod(x, semantic)
 
         def up(i: int, x: torch.Tensor) -> torch.Tensor:
-            if pmap is None:
+            if pmap is None or str(i) not in self.ups:
                 return F.interpolate(x, scale_factor=2, mode="nearest")
-            return self.ups[i](x, pmap)
+            return self.ups[str(i)](x, pmap)
 
         if self.use_vae:
             if z is None:
@@ -483,26 +494,26 @@ class PanopticSPADEGenerator(nn.Module):
             x = self.fc(z).view(B, 16 * self.ngf, self.sh, self.sw)
         else:
             small = F.interpolate(semantic, size=(H // m, W // m), mode="nearest")
-            x = self.fc(small, pmap) if pmap is not None else self.fc(small)
-        i = 0
-        x = run(self.head_0, x)
+            x = self.fc(small, pmap if self.plain_levels == 0 else None) if pmap is not None else self.fc(small)
+        i = 0  # ×2 steps taken = the resolution level
+        x = run(self.head_0, x, i)
         x = up(i, x)
         i += 1
-        x = run(self.G_middle_0, x)
+        x = run(self.G_middle_0, x, i)
         if self.num_upsampling_layers in ("more", "most"):
             x = up(i, x)
             i += 1
-        x = run(self.G_middle_1, x)
+        x = run(self.G_middle_1, x, i)
         for name in ("up_0", "up_1", "up_2", "up_3"):
             x = up(i, x)
             i += 1
-            x = run(getattr(self, name), x)
+            x = run(getattr(self, name), x, i)
         if self.num_upsampling_layers == "most":
             x = up(i, x)
             i += 1
-            x = run(self.up_4, x)
+            x = run(self.up_4, x, i)
         x = F.leaky_relu(x, 2e-1)
-        x = self.conv_img(x, pmap) if pmap is not None else self.conv_img(x)
+        x = self.conv_img(x, pmap if i >= self.plain_levels else None) if pmap is not None else self.conv_img(x)
         return torch.tanh(x)
 
 
@@ -594,7 +605,7 @@ def semantic_nc(config: Mapping[str, Any]) -> int:
 def _spade(label_nc: int, dontcare: bool, edge: bool, remap: str, palette: str | None, **kw: Any) -> dict[str, Any]:
     cfg = dict(label_nc=label_nc, contain_dontcare_label=dontcare, instance_edge=edge, label_remap=remap,
                palette=palette, ngf=64, crop_size=256, aspect_ratio=1.0, num_upsampling_layers="normal",
-               mode="semantic", use_vae=False, z_dim=256, spade_hidden=128, pad_mode="zero")
+               mode="semantic", use_vae=False, z_dim=256, spade_hidden=128, pad_mode="zero", plain_levels=0)
     cfg.update(kw)
     return cfg
 
@@ -627,7 +638,7 @@ def build_generator(config: Mapping[str, Any]) -> PanopticSPADEGenerator:
         num_upsampling_layers=config.get("num_upsampling_layers", "normal"),
         mode=config.get("mode", "panoptic"), use_vae=bool(config.get("use_vae", False)),
         z_dim=int(config.get("z_dim", 256)), spade_hidden=int(config.get("spade_hidden", 128)),
-        pad_mode=config.get("pad_mode", "zero"))
+        pad_mode=config.get("pad_mode", "zero"), plain_levels=int(config.get("plain_levels", 0)))
 
 
 def build_encoder(config: Mapping[str, Any]) -> ConvEncoder:

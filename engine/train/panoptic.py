@@ -119,12 +119,12 @@ class PanopticScenes(Dataset):
 # ==============================================================================================
 def make_config(base: str, *, mode: str | None = None, size: int | None = None, ngf: int | None = None,
                 spade_hidden: int | None = None, vae: bool | None = None,
-                label_nc: int | None = None) -> dict[str, Any]:
+                label_nc: int | None = None, plain_levels: int | None = None) -> dict[str, Any]:
     if base not in CONFIGS:
         raise InputError(f"unknown panoptic config {base!r}; known: {', '.join(CONFIGS)}")
     cfg = dict(CONFIGS[base])
     for key, value in (("mode", mode), ("crop_size", size), ("ngf", ngf), ("spade_hidden", spade_hidden),
-                       ("use_vae", vae), ("label_nc", label_nc)):
+                       ("use_vae", vae), ("label_nc", label_nc), ("plain_levels", plain_levels)):
         if value is not None:
             cfg[key] = value
     if cfg.get("use_vae"):
@@ -166,7 +166,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         config = json.loads(resume_cfg.read_text())
     else:
         config = make_config(args.config, mode=args.mode, size=args.size, ngf=args.ngf,
-                             spade_hidden=args.spade_hidden, vae=True if args.vae else None)
+                             spade_hidden=args.spade_hidden, vae=True if args.vae else None,
+                             plain_levels=args.plain_levels)
     size = int(config["crop_size"])
     data = PanopticScenes(Path(args.data), "train", size, config, flip=not args.no_flip, limit=args.max_images)
     nets = build(config)
@@ -319,7 +320,11 @@ def warm_start(netG: nn.Module, netE: nn.Module | None, config: Mapping[str, Any
     if differ:
         raise InputError(f"cannot warm-start from {label}: its {', '.join(differ)} differ from this run's config")
     targets = {"netG": netG, **({"netE": netE} if netE is not None else {})}
-    load_strict(targets, {k: nets[k].state_dict() for k in targets}, source=label)
+    state = {k: nets[k].state_dict() for k in targets}
+    # a run with more plain levels has fewer upsampling hole encoders; the others carry over
+    own = netG.state_dict()
+    state["netG"] = {k: v for k, v in state["netG"].items() if k in own or not k.startswith("ups.")}
+    load_strict(targets, state, source=label)
 
 
 def _discriminate(D: nn.Module, semantic: torch.Tensor, fake: torch.Tensor, real: torch.Tensor):
@@ -735,6 +740,8 @@ def register_cli(groups: Any) -> None:
     p.add_argument("--size", type=int, default=None, help="training resolution (crop_size)")
     p.add_argument("--ngf", type=int, default=None)
     p.add_argument("--spade-hidden", type=int, default=None)
+    p.add_argument("--plain-levels", type=int, default=None,
+                   help="panoptic mode: keep the lowest N resolution levels plain SPADE (default 0: none)")
     p.add_argument("--vae", action="store_true", help="train SPADE's VAE style encoder too (multimodal)")
     p.add_argument("--ndf", type=int, default=64, help="discriminator width (SPADE: 64)")
     p.add_argument("--n-layers-d", type=int, default=4)
