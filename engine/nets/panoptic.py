@@ -480,8 +480,11 @@ class PanopticSPADEGenerator(nn.Module):
                 raise ValueError("panoptic mode needs the panoptic id map")
             pmap = PanopticMap(semantic, ids, self.pad_mode)
 
+        def panoptic_at(level: int) -> bool:
+            return pmap is not None and level >= self.plain_levels
+
         def run(mod: nn.Module, x: torch.Tensor, level: int) -> torch.Tensor:
-            return mod(x, pmap, level >= self.plain_levels) if pmap is not None else mod(x, semantic)
+            return mod(x, pmap, panoptic_at(level)) if pmap is not None else mod(x, semantic)
 
         def up(i: int, x: torch.Tensor) -> torch.Tensor:
             if pmap is None or str(i) not in self.ups:
@@ -494,7 +497,7 @@ class PanopticSPADEGenerator(nn.Module):
             x = self.fc(z).view(B, 16 * self.ngf, self.sh, self.sw)
         else:
             small = F.interpolate(semantic, size=(H // m, W // m), mode="nearest")
-            x = self.fc(small, pmap if self.plain_levels == 0 else None) if pmap is not None else self.fc(small)
+            x = self.fc(small, pmap) if panoptic_at(0) else self.fc(small)
         i = 0  # ×2 steps taken = the resolution level
         x = run(self.head_0, x, i)
         x = up(i, x)
@@ -513,7 +516,7 @@ class PanopticSPADEGenerator(nn.Module):
             i += 1
             x = run(self.up_4, x, i)
         x = F.leaky_relu(x, 2e-1)
-        x = self.conv_img(x, pmap if i >= self.plain_levels else None) if pmap is not None else self.conv_img(x)
+        x = self.conv_img(x, pmap) if panoptic_at(i) else self.conv_img(x)
         return torch.tanh(x)
 
 
