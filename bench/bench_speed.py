@@ -571,9 +571,11 @@ def cuda_time(fn: Callable[[], Any], rounds: int, device: torch.device) -> list[
     return times
 
 
-def cuda_bf16_check(rounds: int, device: torch.device) -> list[dict[str, Any]]:
-    """bfloat16 autocast vs float32 at 256² on the GPU: the StarGAN v2 afhq generator and CoCosNet
-    ade20k (netCorr + netG), random weights; alternated, both times and the output PSNR."""
+def _cuda_random_nets(device: torch.device) -> dict[str, Callable[..., torch.Tensor]]:
+    """The StarGAN v2 afhq generator and CoCosNet ade20k (netCorr, netCorr + netG) at 256² with random
+    weights, each as ``f(memory_format) -> (modules, call)`` so a variant can lay them out its own way."""
+    import copy
+
     from engine.nets import cocosnet as cc
     from engine.nets import stargan2 as sg
     from engine.train.common import he_init
@@ -595,14 +597,55 @@ def cuda_bf16_check(rounds: int, device: torch.device) -> list[dict[str, Any]]:
 
     sem, ref_sem = one_hot(1), one_hot(2)
     ref = (torch.rand(1, 3, SIZE, SIZE, generator=g) * 2 - 1).to(device)
-    cases = {"StarGAN v2 afhq generator 256²": lambda: G(x, s),
-             "CoCosNet ade20k netCorr+netG 256²": lambda: net_g(sem, net_corr(ref, sem, ref_sem)["warp_out"])}
+
+    def laid_out(fmt: torch.memory_format, *mods: torch.nn.Module) -> list[torch.nn.Module]:
+        return list(mods) if fmt == torch.contiguous_format else [copy.deepcopy(m).to(memory_format=fmt) for m in mods]
+
+    def stargan(fmt: torch.memory_format) -> Callable[[], torch.Tensor]:
+        (g_,), xx = laid_out(fmt, G), x.contiguous(memory_format=fmt)
+        return lambda: g_(xx, s)
+
+    def corr(fmt: torch.memory_format) -> Callable[[], torch.Tensor]:
+        (c_,), a = laid_out(fmt, net_corr), [t.contiguous(memory_format=fmt) for t in (ref, sem, ref_sem)]
+        return lambda: c_(*a)["warp_out"]
+
+    def corr_g(fmt: torch.memory_format) -> Callable[[], torch.Tensor]:
+        (c_, g_), a = laid_out(fmt, net_corr, net_g), [t.contiguous(memory_format=fmt) for t in (ref, sem, ref_sem)]
+        return lambda: g_(a[1], c_(*a)["warp_out"])
+
+    return {"StarGAN v2 afhq generator 256²": stargan, "CoCosNet ade20k netCorr 256²": corr,
+            "CoCosNet ade20k netCorr+netG 256²": corr_g}
+
+
+def _graphed(fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+    """``fn`` captured once as a CUDA graph (fixed inputs): a replay launches every kernel at once."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = fn()
+    return lambda: (graph.replay(), out)[1]
+
+
+def _bf16(fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+    def run() -> torch.Tensor:
+        with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):  # no cache: graph-capturable
+            return fn()
+    return run
+
+
+def cuda_bf16_check(rounds: int, device: torch.device) -> list[dict[str, Any]]:
+    """bfloat16 autocast vs float32 at 256² on the GPU: the StarGAN v2 afhq generator and CoCosNet
+    ade20k (netCorr + netG), random weights; alternated, both times and the output PSNR."""
+    nets = _cuda_random_nets(device)
     rows = []
-    for label, fn in cases.items():
-        def bf16(fn: Callable[[], torch.Tensor] = fn) -> torch.Tensor:
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                return fn()
-        fns = {"float32": fn, "bfloat16": bf16}
+    for label in ("StarGAN v2 afhq generator 256²", "CoCosNet ade20k netCorr+netG 256²"):
+        fn = nets[label](torch.contiguous_format)
+        fns = {"float32": fn, "bfloat16": _bf16(fn)}
         times: dict[str, list[float]] = {k: [] for k in fns}
         with torch.inference_mode():
             outs = {k: f().float() for k, f in fns.items()}
@@ -621,6 +664,60 @@ def cuda_bf16_check(rounds: int, device: torch.device) -> list[dict[str, Any]]:
                      "tf32": tf32_state()})
         print(f"bfloat16 vs float32, {label}: {f32 * 1e3:.2f} ms vs {b16 * 1e3:.2f} ms (×{f32 / b16:.2f}), "
               f"PSNR {quality:.1f} dB (target ≥ {CUDA_TARGETS['bf16_psnr_db']:.0f} dB)", flush=True)
+    return rows
+
+
+def cuda_variants(rounds: int, device: torch.device) -> list[dict[str, Any]]:
+    """Where GPU time could be won, before building it into the engine: each network (no host-side
+    work) as float32 NCHW (the reference), channels-last, bfloat16 autocast, and each replayed as a
+    CUDA graph, with cuDNN autotuning on; alternated in one run, times and PSNR against the reference."""
+    cl = torch.channels_last
+    variants = {"fp32 NCHW": (torch.contiguous_format, False, False), "fp32 channels-last": (cl, False, False),
+                "bf16 channels-last": (cl, True, False), "fp32 NCHW graph": (torch.contiguous_format, False, True),
+                "fp32 channels-last graph": (cl, False, True), "bf16 channels-last graph": (cl, True, True)}
+    was = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    rows = []
+    try:
+        for label, make in _cuda_random_nets(device).items():
+            fns, outs, errors = {}, {}, {}
+            with torch.inference_mode():
+                for name, (fmt, bf16, graph) in variants.items():
+                    try:
+                        fn = make(fmt)
+                        fn = _bf16(fn) if bf16 else fn
+                        fn = _graphed(fn) if graph else fn
+                        outs[name] = fn().float().contiguous()
+                        fns[name] = fn
+                    except Exception as exc:  # a variant that cannot run (say, a capture-unsafe op) is reported
+                        errors[name] = f"{type(exc).__name__}: {str(exc)[:160]}"
+                times: dict[str, list[float]] = {k: [] for k in fns}
+                for _ in range(CUDA_WARMUP):
+                    for f in fns.values():
+                        f()
+                for _ in range(rounds):
+                    for k, f in fns.items():
+                        times[k] += cuda_time(f, 1, device)
+            ref_out = outs.get("fp32 NCHW")
+            ref_ms = statistics.median(times["fp32 NCHW"]) * 1e3 if "fp32 NCHW" in times else None
+            for name in variants:
+                row: dict[str, Any] = {"case": "cuda_variant", "what": label, "variant": name,
+                                       "device": device_label(device)}
+                if name in errors:
+                    row["error"] = errors[name]
+                else:
+                    ms = statistics.median(times[name]) * 1e3
+                    scale = ref_out.abs().max().clamp_min(1e-6)
+                    row.update(ms=ms, speedup_vs_fp32_nchw=ref_ms / ms, psnr_vs_fp32_nchw_db=None if
+                               name == "fp32 NCHW" else psnr(ref_out / scale, outs[name] / scale))
+                rows.append(row)
+                print(f"{label}, {name}: " + (row["error"] if "error" in row else
+                      f"{row['ms']:.2f} ms (×{row['speedup_vs_fp32_nchw']:.2f}), "
+                      f"PSNR {row['psnr_vs_fp32_nchw_db'] or float('inf'):.1f} dB"), flush=True)
+            del fns, outs
+            torch.cuda.empty_cache()
+    finally:
+        torch.backends.cudnn.benchmark = was
     return rows
 
 
@@ -678,12 +775,13 @@ def main_cuda(args: argparse.Namespace) -> int:
             del case
         big = [] if args.case else cuda_cocosnet_512(manifest, device)
     precision = [] if args.case else cuda_bf16_check(rounds, device)
+    variants = [] if args.case else cuda_variants(rounds, device)
     total = time.perf_counter() - t_start
     path = write_results("speed_cuda" + (f"_{args.tag}" if args.tag else ""), {
         "device": gpu, "cuda": torch.version.cuda, "cpu": cpu_name(),
         "cpu_flags": [f for f in CPU_FLAGS_OF_INTEREST if f in cpu_flags()], "tf32": tf32_state(),
         "rounds": rounds, "warmup": CUDA_WARMUP, "targets": CUDA_TARGETS, "seconds": total,
-        "rows": rows, "precision": precision, "cocosnet_512": big})
+        "rows": rows, "precision": precision, "cocosnet_512": big, "variants": variants})
     print()
     print_table(rows, ["case", "eager_ms", "ours_ms", "speedup_vs_eager", "target_ms", "meets_target",
                        "output_psnr_vs_eager_db", "device"])

@@ -1,11 +1,11 @@
 """Train the embedded defaults on a lent GPU in one prepared call (../shared/TRAINING.md §4).
 
 A lent GPU comes for minutes, with its own torch and no PySide6, over a copy of the working tree
-(at most 64 MiB, so the training data travels as two tar packs carried in two calls):
+(at most 64 MiB: the training data, the backbone and float16 warm starts travel as one carried pack):
 
-    here:   python scripts/gpu_session.py pack            # .gpu/pack_a.tar.gz, .gpu/pack_b.tar.gz
-    there:  python3 scripts/gpu_session.py smoke          # unpack, every job for 1 minute, CUDA tests
-    there:  python3 scripts/gpu_session.py train --minutes 7   # every job side by side, then the CUDA bench
+    here:   python scripts/gpu_session.py pack            # .gpu/pack.tar.gz: data, backbone, float16 warm starts
+    there:  python3 scripts/gpu_session.py smoke          # unpack, every job for 1 minute
+    there:  python3 scripts/gpu_session.py train --minutes 7   # every job side by side
     here:   python scripts/gpu_session.py unpack DIR      # the returned job tars -> runs/gpu/<job>/
     here:   python scripts/gpu_session.py adopt runs/gpu/<job> --hardware "..."   # into weights/
 
@@ -32,65 +32,64 @@ GPU = ROOT / ".gpu"
 MAX_RETURNED = 15 * 2**20           # a returned file may have 16 MiB
 BACKBONE = "mobilenet_v2-b0353104.pth"
 
-# CoCosNet on a wall-time budget: constant lr, then linearly to 0 over the last minutes (no EMA in the paper)
-COCOSNET_SCHEDULE = ("--lr 4e-4 --iters 1000000 --decay-start 1000000 --minutes {minutes} --decay-minutes {decay} "
-                     "--sample-every 500 --save-every 500 --workers 3 --threads 2")
-# (job, data packs it needs, init weights (manifest entries), command after `python -m engine.cli train`)
+INIT = GPU / "init"                 # float16 copies of the warm-start weights: they travel inside the pack
+# panoptic and its SPADE baseline: the same schedule, the same wall time, side by side on the one GPU
+PANOPTIC = ("panoptic --data data/scenes --size 128 --ndf 16 --batch 16 --steps 1000000 --minutes {minutes} "
+            "--decay-minutes {decay} --ema-beta 0.999 --sample-every 500 --save-every 500 --workers 2 --threads 2 ")
+# (job, warm start (manifest entries, sent as float16 run folders), export name, command after `engine.cli train`)
 JOBS: list[dict] = [
-    dict(name="stargan2_faces", pack="a", init=[], export="stargan2_faces",
-         cmd="stargan2 --data data/faces --domains female,male --config faces64 --batch-size 32 "
+    dict(name="stargan2_faces", init=["stargan2_faces"], export="stargan2_faces",
+         cmd="stargan2 --data data/faces3 --domains female,male --config faces64 --batch-size 64 "
              "--lr 1e-4 --f-lr 1e-6 --r1-every 16 --ds-iter {ds_iter} --ema-beta 0.999 --iters 1000000 "
-             "--sample-every 1000 --save-every 1000 --workers 3 --threads 2 --time-limit {minutes}"),
-    dict(name="cocosnet_scenes128", pack="ab", init=[], export="cocosnet_scenes128",
-         cmd="cocosnet --config small_ade20k --set semantic_nc=16 --data data/scenes --size 128 --batch-size 16 "
-             + COCOSNET_SCHEDULE),
-    dict(name="cocosnet_faces64", pack="a", init=[], export="cocosnet_faces64",
-         cmd="cocosnet --config small_celebahqedge --data data/faces --size 64 --batch-size 32 "
-             + COCOSNET_SCHEDULE),
-    dict(name="cocosnet_poses128", pack="b", init=[], export="cocosnet_poses128",
-         cmd="cocosnet --config small_deepfashion --data data/poses --size 128 --batch-size 16 "
-             + COCOSNET_SCHEDULE),
-    dict(name="panoptic_scenes128", pack="b", init=["panoptic_scenes128"], export="panoptic_scenes128_gpu",
-         cmd="panoptic --data data/scenes --config panoptic_scenes --mode panoptic --size 128 --ndf 16 --batch 16 "
-             "--init panoptic_scenes128 --steps 1000000 --minutes {minutes} --decay-minutes {decay} "
-             "--ema-beta 0.999 --sample-every 500 --save-every 500 --workers 2 --threads 2"),
-    dict(name="spade_scenes128", pack="b", init=["panoptic_scenes128_spade_baseline"],
+             "--sample-every 1000 --save-every 1000 --workers 4 --threads 2 --time-limit {minutes} "
+             "--init .gpu/init/stargan2_faces.safetensors"),
+    dict(name="panoptic_scenes128", init=["panoptic_scenes128"], export="panoptic_scenes128_gpu",
+         cmd=PANOPTIC + "--config panoptic_scenes --mode panoptic --init .gpu/init/panoptic_scenes128"),
+    dict(name="panoptic_scenes128_plain3", init=["panoptic_scenes128"], export="panoptic_scenes128_plain3_gpu",
+         cmd=PANOPTIC + "--config panoptic_scenes --mode panoptic --plain-levels 3 "
+                        "--init .gpu/init/panoptic_scenes128"),
+    dict(name="spade_scenes128", init=["panoptic_scenes128_spade_baseline"],
          export="panoptic_scenes128_spade_baseline_gpu",
-         cmd="panoptic --data data/scenes --config panoptic_scenes --mode semantic --size 128 --ndf 16 --batch 16 "
-             "--init panoptic_scenes128_spade_baseline --steps 1000000 --minutes {minutes} --decay-minutes {decay} "
-             "--ema-beta 0.999 --sample-every 500 --save-every 500 --workers 2 --threads 2"),
+         cmd=PANOPTIC + "--config spade_scenes --init .gpu/init/panoptic_scenes128_spade_baseline"),
 ]
-PACKS = {
-    # pack b travels with the short first call, pack a (the faces: issue 12) with the long one, so a
-    # machine that went cold in between loses the less urgent half
-    "a": ["data/faces/train", "data/scenes/train/exemplar", "data/scenes/train/edge", f"weights/{BACKBONE}"],
-    "b": ["data/poses/train:700", "data/scenes/train/image", "data/scenes/train/label", "data/scenes/train/instance",
-          "weights/panoptic_scenes128.safetensors", "weights/panoptic_scenes128_spade_baseline.safetensors"],
-}
+# one pack, one call: the tree that travels must stay under 64 MiB with it
+PACK = ["data/faces3/train/female", "data/faces3/train/male", "data/scenes/train/image", "data/scenes/train/label",
+        "data/scenes/train/instance", f"weights/{BACKBONE}", ".gpu/init"]
 
 
 # ------------------------------------------------------------------------------------ here
-def _first_ids(folder: Path, n: int) -> set[str]:
-    return {p.stem for p in sorted((folder / "image").glob("*.png"))[:n]}
+def _write_init() -> None:
+    """.gpu/init/: each job's warm start in float16 (half the bytes; training continues in float32).
+    StarGAN v2 takes an exported file, panoptic a run folder (its config.json + latest/nets.safetensors)."""
+    from safetensors.torch import save_file
+
+    from engine.weights import Manifest, read_safetensors
+
+    manifest = Manifest(ROOT / "weights")
+    for name in sorted({n for j in JOBS for n in j["init"]}):
+        entry = manifest.get(name)
+        state = {k: (t.half() if t.is_floating_point() else t).contiguous()
+                 for k, t in read_safetensors(manifest.file_path(entry)).items()}
+        if entry.family == "panoptic":
+            run = INIT / name
+            (run / "latest").mkdir(parents=True, exist_ok=True)
+            (run / "config.json").write_text(json.dumps(dict(entry.config), indent=1))
+            save_file(state, str(run / "latest" / "nets.safetensors"))
+        else:
+            INIT.mkdir(parents=True, exist_ok=True)
+            save_file(state, str(INIT / f"{name}.safetensors"))
 
 
 def pack() -> None:
-    """Write .gpu/pack_<x>.tar (gzip: it takes the tar headers and the JSON files down; the PNGs stay as they are)."""
+    """Write .gpu/pack.tar.gz (gzip takes the tar headers down; the PNGs and weights stay as they are)."""
+    sys.path.insert(0, str(ROOT))
     GPU.mkdir(exist_ok=True)
-    for key, items in PACKS.items():
-        path = GPU / f"pack_{key}.tar.gz"
-        with tarfile.open(path, "w:gz", compresslevel=9) as tar:
-            for item in items:
-                rel, _, limit = item.partition(":")
-                src = ROOT / rel
-                if limit:  # a subset of a split: the first N samples, every file of each
-                    keep = _first_ids(src, int(limit))
-                    for f in sorted(src.rglob("*")):
-                        if f.is_file() and f.stem in keep:
-                            tar.add(f, arcname=str(f.relative_to(ROOT)))
-                else:
-                    tar.add(src, arcname=rel)
-        print(f"{path}: {path.stat().st_size / 2**20:.1f} MiB")
+    _write_init()
+    path = GPU / "pack.tar.gz"
+    with tarfile.open(path, "w:gz", compresslevel=6) as tar:
+        for item in PACK:
+            tar.add(ROOT / item, arcname=item)
+    print(f"{path}: {path.stat().st_size / 2**20:.1f} MiB")
 
 
 def unpack_results(folder: Path) -> None:
@@ -128,19 +127,18 @@ def adopt(folder: Path, hardware: str) -> None:
 
 
 # ------------------------------------------------------------------------------------ there
-def _unpack_packs() -> list[str]:
-    found = []
-    for key in PACKS:
-        path = GPU / f"pack_{key}.tar.gz"
-        if path.exists():
-            with tarfile.open(path) as tar:
-                tar.extractall(ROOT, filter="data")
-            found.append(key)
-    return found
+def _unpack() -> None:
+    path = GPU / "pack.tar.gz"
+    if path.exists():
+        with tarfile.open(path) as tar:
+            tar.extractall(ROOT, filter="data")
+    missing = [i for i in PACK if not (ROOT / i).exists()]
+    if missing:
+        raise SystemExit(f"{path}: {', '.join(missing)} missing after unpacking")
 
 
 def _job_weights(job: dict) -> Path:
-    """A weights folder of the job's own: the backbone, the init entries and nothing else."""
+    """A weights folder of the job's own (the backbone only), where its export is registered."""
     from engine.weights import Manifest
 
     wdir = GPU / "w" / job["name"]
@@ -148,12 +146,7 @@ def _job_weights(job: dict) -> Path:
     if (ROOT / "weights" / BACKBONE).exists() and not (wdir / BACKBONE).exists():
         os.symlink(ROOT / "weights" / BACKBONE, wdir / BACKBONE)
     src = json.loads((ROOT / "weights" / "manifest.json").read_text())
-    entries = [e for e in src["models"] if e["name"] in job["init"]]
-    for e in entries:
-        f = ROOT / "weights" / e["file"]
-        if not (wdir / e["file"]).exists():
-            os.symlink(f, wdir / e["file"])
-    (wdir / "manifest.json").write_text(json.dumps(dict(src, models=entries), indent=1))
+    (wdir / "manifest.json").write_text(json.dumps(dict(src, models=[]), indent=1))
     Manifest(wdir)  # fails here, not in the job, if the folder is unusable
     return wdir
 
@@ -241,13 +234,8 @@ def _last_progress(log: Path) -> str:
 
 
 def run_jobs(minutes: float, tag: str, out: Path, fmt: dict, device: str) -> dict[str, int]:
-    packs = _unpack_packs()
-    present = set()
-    for key in PACKS:
-        if all((ROOT / i.partition(":")[0]).exists() for i in PACKS[key]):
-            present.add(key)
-    print(f"packs unpacked now: {packs}; data present: {sorted(present)}", flush=True)
-    procs = {j["name"]: (j, _launch(j, minutes, fmt, tag, device)) for j in JOBS if set(j["pack"]) <= present}
+    _unpack()
+    procs = {j["name"]: (j, _launch(j, minutes, fmt, tag, device)) for j in JOBS}
     t0, last_collect = time.monotonic(), time.monotonic()
     while any(p.poll() is None for _, p in procs.values()):
         time.sleep(5)
@@ -256,7 +244,9 @@ def run_jobs(minutes: float, tag: str, out: Path, fmt: dict, device: str) -> dic
                 collect(j, tag, out)
             last_collect = time.monotonic()
             print(f"[{time.monotonic() - t0:.0f} s] collected", flush=True)
-        if time.monotonic() - t0 > 60 * minutes + 150:  # a job that overruns its own limit
+        lead = procs[JOBS[0]["name"]][1]  # the job the device time is for: if it breaks early, stop and say
+        overrun = time.monotonic() - t0 > 60 * minutes + 150  # a job that overruns its own limit
+        if overrun or (lead.poll() not in (None, 0) and time.monotonic() - t0 < 180):
             for _, p in procs.values():
                 if p.poll() is None:
                     p.kill()
@@ -265,7 +255,10 @@ def run_jobs(minutes: float, tag: str, out: Path, fmt: dict, device: str) -> dic
         codes[name] = p.wait()
         if tag == "train":
             collect(j, tag, out)
-        print(f"{name}: exit {codes[name]} | {_last_progress(ROOT / 'runs' / f'{tag}_{name}.log')}", flush=True)
+        log = ROOT / "runs" / f"{tag}_{name}.log"
+        print(f"{name}: exit {codes[name]} | {_last_progress(log)}", flush=True)
+        if codes[name] != 0:
+            print("\n".join(log.read_text(errors="replace").splitlines()[-12:]), flush=True)
     return codes
 
 

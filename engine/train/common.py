@@ -48,6 +48,8 @@ def setup_distributed(device: str = "auto") -> DistInfo:
 
     NCCL on CUDA (one GPU per local rank), gloo on CPU.
     """
+    # training shapes are fixed per run, so cuDNN's autotuner pays for itself after a few steps
+    torch.backends.cudnn.benchmark = True
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         from ..devices import pick_device
