@@ -683,6 +683,9 @@ def cuda_variants(rounds: int, device: torch.device) -> list[dict[str, Any]]:
             fns, outs, errors = {}, {}, {}
             with torch.inference_mode():
                 for name, (fmt, bf16, graph) in variants.items():
+                    if graph and "CoCosNet" in label:  # its correlation is not capture-safe (seen on an H200)
+                        errors[name] = "not captured"
+                        continue
                     try:
                         fn = make(fmt)
                         fn = _bf16(fn) if bf16 else fn
