@@ -198,6 +198,10 @@ def preview_grid(config: Mapping[str, Any]) -> PreviewGrid:
 
 
 class Generator(nn.Module):
+    # static shapes, no host synchronisation, nothing cached across calls: the engine may replay its
+    # stages as CUDA graphs (engine.compiled.CudaGraphTwin)
+    cuda_graph_safe = True
+
     def __init__(self, img_size: int = 256, style_dim: int = 64, max_conv_dim: int = 512, w_hpf: float = 1,
                  base_dim: int | None = None) -> None:
         super().__init__()
