@@ -38,7 +38,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -638,6 +638,18 @@ def _bf16(fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
     return run
 
 
+def _alternated_times(fns: Mapping[str, Callable[[], Any]], rounds: int, device: torch.device) -> dict[str, float]:
+    """Median seconds per call of each function: warm-up, then one timed call of each in turn."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(CUDA_WARMUP):
+        for f in fns.values():
+            f()
+    for _ in range(rounds):
+        for k, f in fns.items():
+            times[k] += cuda_time(f, 1, device)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def cuda_bf16_check(rounds: int, device: torch.device) -> list[dict[str, Any]]:
     """bfloat16 autocast vs float32 at 256² on the GPU: the StarGAN v2 afhq generator and CoCosNet
     ade20k (netCorr + netG), random weights; alternated, both times and the output PSNR."""
@@ -646,16 +658,10 @@ def cuda_bf16_check(rounds: int, device: torch.device) -> list[dict[str, Any]]:
     for label in ("StarGAN v2 afhq generator 256²", "CoCosNet ade20k netCorr+netG 256²"):
         fn = nets[label](torch.contiguous_format)
         fns = {"float32": fn, "bfloat16": _bf16(fn)}
-        times: dict[str, list[float]] = {k: [] for k in fns}
         with torch.inference_mode():
             outs = {k: f().float() for k, f in fns.items()}
-            for _ in range(CUDA_WARMUP):
-                for f in fns.values():
-                    f()
-            for _ in range(rounds):
-                for k, f in fns.items():
-                    times[k] += cuda_time(f, 1, device)
-        f32, b16 = statistics.median(times["float32"]), statistics.median(times["bfloat16"])
+            times = _alternated_times(fns, rounds, device)
+        f32, b16 = times["float32"], times["bfloat16"]
         scale = outs["float32"].abs().max().clamp_min(1e-6)
         quality = psnr(outs["float32"] / scale, outs["bfloat16"] / scale)
         rows.append({"case": "bf16_vs_fp32", "what": label, "fp32_ms": f32 * 1e3, "bf16_ms": b16 * 1e3,
@@ -694,22 +700,16 @@ def cuda_variants(rounds: int, device: torch.device) -> list[dict[str, Any]]:
                         fns[name] = fn
                     except Exception as exc:  # a variant that cannot run (say, a capture-unsafe op) is reported
                         errors[name] = f"{type(exc).__name__}: {str(exc)[:160]}"
-                times: dict[str, list[float]] = {k: [] for k in fns}
-                for _ in range(CUDA_WARMUP):
-                    for f in fns.values():
-                        f()
-                for _ in range(rounds):
-                    for k, f in fns.items():
-                        times[k] += cuda_time(f, 1, device)
+                times = _alternated_times(fns, rounds, device)
             ref_out = outs.get("fp32 NCHW")
-            ref_ms = statistics.median(times["fp32 NCHW"]) * 1e3 if "fp32 NCHW" in times else None
+            ref_ms = times["fp32 NCHW"] * 1e3 if "fp32 NCHW" in times else None
             for name in variants:
                 row: dict[str, Any] = {"case": "cuda_variant", "what": label, "variant": name,
                                        "device": device_label(device)}
                 if name in errors:
                     row["error"] = errors[name]
                 else:
-                    ms = statistics.median(times[name]) * 1e3
+                    ms = times[name] * 1e3
                     scale = ref_out.abs().max().clamp_min(1e-6)
                     row.update(ms=ms, speedup_vs_fp32_nchw=ref_ms / ms, psnr_vs_fp32_nchw_db=None if
                                name == "fp32 NCHW" else psnr(ref_out / scale, outs[name] / scale))
