@@ -233,9 +233,10 @@ def _last_progress(log: Path) -> str:
     return " || ".join(ln[:200] for ln in (rates[-1:] + lines[-1:])) if lines else "(no output)"
 
 
-def run_jobs(minutes: float, tag: str, out: Path, fmt: dict, device: str) -> dict[str, int]:
+def run_jobs(minutes: float, tag: str, out: Path, fmt: dict, device: str, names: list[str]) -> dict[str, int]:
     _unpack()
-    procs = {j["name"]: (j, _launch(j, minutes, fmt, tag, device)) for j in JOBS}
+    jobs = [j for j in JOBS if not names or j["name"] in names]
+    procs = {j["name"]: (j, _launch(j, minutes, fmt, tag, device)) for j in jobs}
     t0, last_collect = time.monotonic(), time.monotonic()
     while any(p.poll() is None for _, p in procs.values()):
         time.sleep(5)
@@ -244,7 +245,7 @@ def run_jobs(minutes: float, tag: str, out: Path, fmt: dict, device: str) -> dic
                 collect(j, tag, out)
             last_collect = time.monotonic()
             print(f"[{time.monotonic() - t0:.0f} s] collected", flush=True)
-        lead = procs[JOBS[0]["name"]][1]  # the job the device time is for: if it breaks early, stop and say
+        lead = procs[jobs[0]["name"]][1]  # the job the device time is for: if it breaks early, stop and say
         overrun = time.monotonic() - t0 > 60 * minutes + 150  # a job that overruns its own limit
         if overrun or (lead.poll() not in (None, 0) and time.monotonic() - t0 < 180):
             for _, p in procs.values():
@@ -270,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ds-iter", type=int, default=10000, help="StarGAN v2 diversity decay (≈ iterations reached)")
     ap.add_argument("--decay", type=float, default=3.0, help="panoptic, CoCosNet: lr decay over the last minutes")
     ap.add_argument("--device", default="cuda", help="cpu: try the whole session here first")
+    ap.add_argument("--jobs", default="", help="comma-separated job names (default: every job; the first leads)")
     ap.add_argument("--hardware", default="", help="adopt: where the job ran (recorded in the manifest)")
     args = ap.parse_args(argv)
     if args.what == "pack":
@@ -289,7 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch {torch.__version__}, cuda {torch.cuda.is_available()}, "
           f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}", flush=True)
     fmt = dict(ds_iter=args.ds_iter, decay=args.decay)
-    codes = run_jobs(args.minutes, args.what, out, fmt, args.device)
+    names = [n for n in args.jobs.split(",") if n]
+    unknown = sorted(set(names) - {j["name"] for j in JOBS})
+    if unknown:
+        raise SystemExit(f"--jobs: no job named {', '.join(unknown)} (jobs: {', '.join(j['name'] for j in JOBS)})")
+    codes = run_jobs(args.minutes, args.what, out, fmt, args.device, names)
     if args.what == "smoke":
         with tarfile.open(out / "smoke_logs.tar", "w") as tar:
             for log in sorted((ROOT / "runs").glob("smoke_*.log")):
