@@ -32,6 +32,7 @@ the bfloat16 speed-up and PSNR are measured too and recorded for the ``auto`` pr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import os
 import statistics
@@ -617,20 +618,6 @@ def _cuda_random_nets(device: torch.device) -> dict[str, Callable[..., torch.Ten
             "CoCosNet ade20k netCorr+netG 256²": corr_g}
 
 
-def _graphed(fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
-    """``fn`` captured once as a CUDA graph (fixed inputs): a replay launches every kernel at once."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            fn()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        out = fn()
-    return lambda: (graph.replay(), out)[1]
-
-
 def _bf16(fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
     def run() -> torch.Tensor:
         with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):  # no cache: graph-capturable
@@ -676,7 +663,11 @@ def cuda_bf16_check(rounds: int, device: torch.device) -> list[dict[str, Any]]:
 def cuda_variants(rounds: int, device: torch.device) -> list[dict[str, Any]]:
     """Where GPU time could be won, before building it into the engine: each network (no host-side
     work) as float32 NCHW (the reference), channels-last, bfloat16 autocast, and each replayed as a
-    CUDA graph, with cuDNN autotuning on; alternated in one run, times and PSNR against the reference."""
+    CUDA graph through the engine's :class:`~engine.compiled.CudaGraphTwin`, with cuDNN autotuning on;
+    alternated in one run, times and PSNR against the reference. (The H200 figures of 2026-11-27 came
+    from a capture of this bench's own that returned the graph's output buffer without the copy.)"""
+    from engine.compiled import CudaGraphTwin
+
     cl = torch.channels_last
     variants = {"fp32 NCHW": (torch.contiguous_format, False, False), "fp32 channels-last": (cl, False, False),
                 "bf16 channels-last": (cl, True, False), "fp32 NCHW graph": (torch.contiguous_format, False, True),
@@ -695,7 +686,8 @@ def cuda_variants(rounds: int, device: torch.device) -> list[dict[str, Any]]:
                     try:
                         fn = make(fmt)
                         fn = _bf16(fn) if bf16 else fn
-                        fn = _graphed(fn) if graph else fn
+                        # the engine's own CUDA-graph twin (it returns copies, as a preview needs)
+                        fn = CudaGraphTwin(fn, (), contextlib.nullcontext) if graph else fn
                         outs[name] = fn().float().contiguous()
                         fns[name] = fn
                     except Exception as exc:  # a variant that cannot run (say, a capture-unsafe op) is reported
