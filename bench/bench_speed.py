@@ -574,7 +574,8 @@ def cuda_time(fn: Callable[[], Any], rounds: int, device: torch.device) -> list[
 
 def _cuda_random_nets(device: torch.device) -> dict[str, Callable[..., torch.Tensor]]:
     """The StarGAN v2 afhq generator and CoCosNet ade20k (netCorr, netCorr + netG) at 256² with random
-    weights, each as ``f(memory_format) -> (modules, call)`` so a variant can lay them out its own way."""
+    weights, each as ``f(memory_format) -> call`` (modules and inputs in that layout), so a variant can
+    lay them out its own way."""
     import copy
 
     from engine.nets import cocosnet as cc
