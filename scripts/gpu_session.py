@@ -4,7 +4,7 @@ A lent GPU comes for minutes, with its own torch and no PySide6, over a copy of 
 (at most 64 MiB: the training data, the backbone and float16 warm starts travel as one carried pack):
 
     here:   python scripts/gpu_session.py pack            # .gpu/pack.tar.gz: data, backbone, float16 warm starts
-    there:  python3 scripts/gpu_session.py smoke          # unpack, every job for 1 minute
+    there:  python3 scripts/gpu_session.py smoke --minutes 1   # unpack, every job for 1 minute
     there:  python3 scripts/gpu_session.py train --minutes 7   # every job side by side
     here:   python scripts/gpu_session.py unpack DIR      # the returned job tars -> runs/gpu/<job>/
     here:   python scripts/gpu_session.py adopt runs/gpu/<job> --hardware "..."   # into weights/
