@@ -170,6 +170,17 @@ def _mode_state(device_type: str) -> Hashable:
     return (torch.is_grad_enabled(), torch.is_inference_mode_enabled(), str(autocast))
 
 
+def _entered_modes(mode: Hashable, device_type: str) -> contextlib.ExitStack:
+    """Re-enter the grad / inference / autocast state :func:`_mode_state` recorded for a stage call."""
+    grad, inference, autocast = mode
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.inference_mode() if inference else torch.set_grad_enabled(grad))
+    if autocast != "None":  # no weight-cast cache on CUDA: a captured graph must not keep one
+        stack.enter_context(torch.autocast(device_type, dtype=getattr(torch, autocast.split(".")[-1]),
+                                           cache_enabled=device_type != "cuda"))
+    return stack
+
+
 def _first_device_type(args: tuple[Any, ...]) -> str:
     for leaf in torch.utils._pytree.tree_leaves(args):
         if isinstance(leaf, torch.Tensor):
@@ -397,22 +408,14 @@ class StageCompiler:
     def _compile(self, job: _Job) -> CompileRecord:
         stage = f"{type(job.module).__name__}.{job.method}"
         t0 = time.perf_counter()
-        grad, inference, autocast = job.mode
+        modes = functools.partial(_entered_modes, job.mode, job.device_type)
         try:
-            def modes() -> contextlib.ExitStack:
-                stack = contextlib.ExitStack()
-                stack.enter_context(torch.inference_mode() if inference else torch.set_grad_enabled(grad))
-                if autocast != "None":  # no weight-cast cache on CUDA: a captured graph must not keep one
-                    stack.enter_context(torch.autocast(job.device_type, dtype=getattr(torch, autocast.split(".")[-1]),
-                                                       cache_enabled=job.device_type != "cuda"))
-                return stack
-
             if job.device_type == "cuda":
                 compiled = CudaGraphTwin(getattr(job.module, job.method), job.args, modes)
             else:
-                import torch._dynamo
+                from torch import _dynamo
 
-                if not torch._dynamo.is_dynamo_supported():
+                if not _dynamo.is_dynamo_supported():
                     raise RuntimeError("torch.compile is not supported on this Python / platform")
                 options = inductor_options(job.device_type, job.eager_s) if self.backend == "inductor" else None
                 compiled = torch.compile(getattr(job.module, job.method), backend=self.backend, dynamic=False,

@@ -3,7 +3,7 @@
 A lent GPU comes for minutes, with its own torch and no PySide6, over a copy of the working tree
 (at most 64 MiB: the training data, the backbone and float16 warm starts travel as one carried pack):
 
-    here:   python scripts/gpu_session.py pack            # .gpu/pack.tar.gz: data, backbone, float16 warm starts
+    here:   python scripts/gpu_session.py pack [--jobs J]  # .gpu/pack.tar.gz: data, backbone, float16 warm starts
     there:  python3 scripts/gpu_session.py smoke --minutes 1   # unpack, every job for 1 minute
     there:  python3 scripts/gpu_session.py train --minutes 7   # every job side by side
     here:   python scripts/gpu_session.py unpack DIR      # the returned job tars -> runs/gpu/<job>/
@@ -21,6 +21,7 @@ import argparse
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -36,29 +37,43 @@ INIT = GPU / "init"                 # float16 copies of the warm-start weights: 
 # panoptic and its SPADE baseline: the same schedule, the same wall time, side by side on the one GPU
 PANOPTIC = ("panoptic --data data/scenes --size 128 --ndf 16 --batch 16 --steps 1000000 --minutes {minutes} "
             "--decay-minutes {decay} --ema-beta 0.999 --sample-every 500 --save-every 500 --workers 2 --threads 2 ")
-# (job, warm start (manifest entries, sent as float16 run folders), export name, command after `engine.cli train`)
+# one pack, one call: the tree that travels must stay under 64 MiB with it (the jobs' data, the backbone)
+FACES = ["data/faces3/train/female", "data/faces3/train/male"]
+SCENES = ["data/scenes/train/image", "data/scenes/train/label", "data/scenes/train/instance"]
+# (job, training data, warm start (manifest entries, sent as float16 run folders), export name,
+#  command after `engine.cli train`)
 JOBS: list[dict] = [
-    dict(name="stargan2_faces", init=["stargan2_faces"], export="stargan2_faces",
-         cmd="stargan2 --data data/faces3 --domains female,male --config faces64 --batch-size 64 "
+    dict(name="stargan2_faces", data=FACES, init=["stargan2_faces"], export="stargan2_faces",
+         cmd="stargan2 --data data/faces3 --domains female,male --config faces64 --batch-size {batch} "
              "--lr 1e-4 --f-lr 1e-6 --r1-every 16 --ds-iter {ds_iter} --ema-beta 0.999 --iters 1000000 "
-             "--sample-every 1000 --save-every 1000 --workers 4 --threads 2 --time-limit {minutes} "
+             "--sample-every 1000 --save-every 1000 --workers 6 --threads 2 --time-limit {minutes} "
              "--init .gpu/init/stargan2_faces.safetensors"),
-    dict(name="panoptic_scenes128", init=["panoptic_scenes128"], export="panoptic_scenes128_gpu",
+    dict(name="panoptic_scenes128", data=SCENES, init=["panoptic_scenes128"], export="panoptic_scenes128_gpu",
          cmd=PANOPTIC + "--config panoptic_scenes --mode panoptic --init .gpu/init/panoptic_scenes128"),
-    dict(name="panoptic_scenes128_plain3", init=["panoptic_scenes128"], export="panoptic_scenes128_plain3_gpu",
+    dict(name="panoptic_scenes128_plain3", data=SCENES, init=["panoptic_scenes128"],
+         export="panoptic_scenes128_plain3_gpu",
          cmd=PANOPTIC + "--config panoptic_scenes --mode panoptic --plain-levels 3 "
                         "--init .gpu/init/panoptic_scenes128"),
-    dict(name="spade_scenes128", init=["panoptic_scenes128_spade_baseline"],
+    dict(name="spade_scenes128", data=SCENES, init=["panoptic_scenes128_spade_baseline"],
          export="panoptic_scenes128_spade_baseline_gpu",
          cmd=PANOPTIC + "--config spade_scenes --init .gpu/init/panoptic_scenes128_spade_baseline"),
 ]
-# one pack, one call: the tree that travels must stay under 64 MiB with it
-PACK = ["data/faces3/train/female", "data/faces3/train/male", "data/scenes/train/image", "data/scenes/train/label",
-        "data/scenes/train/instance", f"weights/{BACKBONE}", ".gpu/init"]
+
+
+def _selected(names: list[str]) -> list[dict]:
+    unknown = sorted(set(names) - {j["name"] for j in JOBS})
+    if unknown:
+        raise SystemExit(f"--jobs: no job named {', '.join(unknown)} (jobs: {', '.join(j['name'] for j in JOBS)})")
+    return [j for j in JOBS if not names or j["name"] in names]
+
+
+def _pack_items(jobs: list[dict]) -> list[str]:
+    data = [d for j in jobs for d in j["data"]]
+    return sorted(set(data), key=data.index) + [f"weights/{BACKBONE}", ".gpu/init"]
 
 
 # ------------------------------------------------------------------------------------ here
-def _write_init() -> None:
+def _write_init(jobs: list[dict]) -> None:
     """.gpu/init/: each job's warm start in float16 (half the bytes; training continues in float32).
     StarGAN v2 takes an exported file, panoptic a run folder (its config.json + latest/nets.safetensors)."""
     from safetensors.torch import save_file
@@ -66,7 +81,7 @@ def _write_init() -> None:
     from engine.weights import Manifest, read_safetensors
 
     manifest = Manifest(ROOT / "weights")
-    for name in sorted({n for j in JOBS for n in j["init"]}):
+    for name in sorted({n for j in jobs for n in j["init"]}):
         entry = manifest.get(name)
         state = {k: (t.half() if t.is_floating_point() else t).contiguous()
                  for k, t in read_safetensors(manifest.file_path(entry)).items()}
@@ -80,14 +95,16 @@ def _write_init() -> None:
             save_file(state, str(INIT / f"{name}.safetensors"))
 
 
-def pack() -> None:
-    """Write .gpu/pack.tar.gz (gzip takes the tar headers down; the PNGs and weights stay as they are)."""
+def pack(jobs: list[dict]) -> None:
+    """Write .gpu/pack.tar.gz for these jobs (gzip takes the tar headers down; PNGs and weights stay as they are)."""
     sys.path.insert(0, str(ROOT))
     GPU.mkdir(exist_ok=True)
-    _write_init()
+    if INIT.exists():
+        shutil.rmtree(INIT)
+    _write_init(jobs)
     path = GPU / "pack.tar.gz"
     with tarfile.open(path, "w:gz", compresslevel=6) as tar:
-        for item in PACK:
+        for item in _pack_items(jobs):
             tar.add(ROOT / item, arcname=item)
     print(f"{path}: {path.stat().st_size / 2**20:.1f} MiB")
 
@@ -127,12 +144,12 @@ def adopt(folder: Path, hardware: str) -> None:
 
 
 # ------------------------------------------------------------------------------------ there
-def _unpack() -> None:
+def _unpack(jobs: list[dict]) -> None:
     path = GPU / "pack.tar.gz"
     if path.exists():
         with tarfile.open(path) as tar:
             tar.extractall(ROOT, filter="data")
-    missing = [i for i in PACK if not (ROOT / i).exists()]
+    missing = [i for i in _pack_items(jobs) if not (ROOT / i).exists()]
     if missing:
         raise SystemExit(f"{path}: {', '.join(missing)} missing after unpacking")
 
@@ -157,6 +174,10 @@ def _launch(job: dict, minutes: float, fmt: dict, tag: str, device: str) -> subp
     cmd = [sys.executable, "-m", "engine.cli", "train", *args[:1], "--device", device, "--out", str(run), *args[1:]]
     if tag == "train":
         cmd += ["--export", job["export"]]
+    if fmt["resume"] and (run / "latest" / "nets.safetensors").exists():
+        cmd += ["--resume"]  # a second call on the still-warm machine: go on from the run's latest checkpoint
+    elif fmt["resume"]:  # the reply said warm: false — a fresh machine, nothing left of the first call
+        print(f"{job['name']}: no run left by an earlier call on this machine; warm start instead", flush=True)
     env = dict(os.environ, I2I_WEIGHTS_DIR=str(_job_weights(job)), PYTHONUNBUFFERED="1", OMP_NUM_THREADS="2")
     run.parent.mkdir(parents=True, exist_ok=True)
     log = open(ROOT / "runs" / f"{tag}_{job['name']}.log", "w")
@@ -234,8 +255,8 @@ def _last_progress(log: Path) -> str:
 
 
 def run_jobs(minutes: float, tag: str, out: Path, fmt: dict, device: str, names: list[str]) -> dict[str, int]:
-    _unpack()
-    jobs = [j for j in JOBS if not names or j["name"] in names]
+    jobs = _selected(names)
+    _unpack(jobs)
     procs = {j["name"]: (j, _launch(j, minutes, fmt, tag, device)) for j in jobs}
     t0, last_collect = time.monotonic(), time.monotonic()
     while any(p.poll() is None for _, p in procs.values()):
@@ -269,13 +290,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("folder", nargs="?", default="")
     ap.add_argument("--minutes", type=float, default=7.0)
     ap.add_argument("--ds-iter", type=int, default=10000, help="StarGAN v2 diversity decay (≈ iterations reached)")
+    ap.add_argument("--batch", type=int, default=64, help="StarGAN v2 batch (the GPU waits on launches: bigger pays)")
     ap.add_argument("--decay", type=float, default=3.0, help="panoptic, CoCosNet: lr decay over the last minutes")
+    ap.add_argument("--resume", action="store_true", help="continue each job's run left by an earlier call")
     ap.add_argument("--device", default="cuda", help="cpu: try the whole session here first")
     ap.add_argument("--jobs", default="", help="comma-separated job names (default: every job; the first leads)")
     ap.add_argument("--hardware", default="", help="adopt: where the job ran (recorded in the manifest)")
     args = ap.parse_args(argv)
+    names = [n for n in args.jobs.split(",") if n]
     if args.what == "pack":
-        pack()
+        pack(_selected(names))
         return 0
     if args.what == "unpack":
         unpack_results(Path(args.folder))
@@ -290,11 +314,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"torch {torch.__version__}, cuda {torch.cuda.is_available()}, "
           f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}", flush=True)
-    fmt = dict(ds_iter=args.ds_iter, decay=args.decay)
-    names = [n for n in args.jobs.split(",") if n]
-    unknown = sorted(set(names) - {j["name"] for j in JOBS})
-    if unknown:
-        raise SystemExit(f"--jobs: no job named {', '.join(unknown)} (jobs: {', '.join(j['name'] for j in JOBS)})")
+    fmt = dict(ds_iter=args.ds_iter, decay=args.decay, batch=args.batch, resume=args.resume)
     codes = run_jobs(args.minutes, args.what, out, fmt, args.device, names)
     if args.what == "smoke":
         with tarfile.open(out / "smoke_logs.tar", "w") as tar:

@@ -14,6 +14,8 @@ from engine.compiled import (
     EAGER_TRIAL_CALLS,
     TWIN_TRIAL_CALLS,
     StageCompiler,
+    _entered_modes,
+    _mode_state,
     compile_enabled,
     compile_mode_from_env,
     cxx_compiler,
@@ -57,6 +59,27 @@ def test_modes():
     assert compile_enabled("auto", cpu) == (cxx_compiler() is not None)
     assert compile_enabled("auto", torch.device("cuda"))  # CUDA-graph twins, for capture-safe networks only
     assert ModelStore().compiler.mode == "off"  # the CLI and tests run plain eager
+
+
+def test_a_stage_call_s_grad_inference_and_autocast_state_is_re_entered_on_the_compile_thread():
+    """What a stage ran under (recorded per call) is what its twin is built and checked under, elsewhere."""
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        recorded = _mode_state("cpu")
+    with torch.no_grad():
+        plain = _mode_state("cpu")
+    states = {}
+
+    def elsewhere() -> None:
+        for name, mode in (("autocast", recorded), ("plain", plain)):
+            with _entered_modes(mode, "cpu"):
+                states[name] = (_mode_state("cpu"), torch.get_autocast_dtype("cpu"))
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join()
+    assert states["autocast"] == (recorded, torch.bfloat16)
+    assert recorded == (False, True, "torch.bfloat16")
+    assert states["plain"][0] == plain == (False, False, "None")
 
 
 def test_mode_from_env(monkeypatch):
