@@ -148,3 +148,22 @@ def test_init_warm_starts_g_e_f_and_their_ema_with_a_fresh_discriminator(tmp_pat
     opts.init = str(tmp_path / "partial.safetensors")
     with pytest.raises(InputError, match="no style_encoder"):
         StarGAN2Trainer(opts)
+
+
+def test_loader_workers_and_epochs_draw_their_own_reference_pairs(tmp_path: Path) -> None:
+    """Each loader worker (a copy of the dataset) and each epoch picks its own second reference: they
+    used to replay one random sequence, the same picks at the same positions in every worker and epoch."""
+    from engine.train.common import infinite_loader
+    from engine.train.stargan2 import DomainImages
+
+    folder = tmp_path / "one"
+    folder.mkdir()
+    for i in range(12):  # image i is flat grey level 10 * i: a picked reference names itself
+        Image.fromarray(np.full((8, 8, 3), 10 * i, np.uint8)).save(folder / f"{i:02d}.png")
+    data = DomainImages(tmp_path, ["one"], 8, pairs=True, augment=False, seed=0)
+    batches = infinite_loader(data, 1, shuffle=False, num_workers=2, seed=0)
+    picks = [round((float(next(batches)[1].mean()) + 1) * 127.5 / 10) for _ in range(24)]
+    first, second = picks[:12], picks[12:]
+    assert first != second                        # epochs
+    assert first[0::2] != first[1::2]             # worker 0 (items 0, 2, …) vs worker 1 (items 1, 3, …)
+    assert all(0 <= p < 12 for p in picks)

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import random
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -47,6 +46,7 @@ from torch.utils.data import Dataset
 
 from ..requests.base import InputError
 from . import losses as L
+from .common import WorkerRandom
 
 Layout = Literal["scenes", "faces", "poses"]
 _clock = time.monotonic  # the wall-time budget's clock (tests replace it)
@@ -203,8 +203,8 @@ class CocosnetPairs(Dataset):
         self.flip = flip
         # official: load 286, random crop 256 (scaled for smaller sizes)
         self.load_size = int(load_size or round(self.size * 286 / 256))
-        self.rng = random.Random(seed)
-        self._rng_worker = -1                # loader worker whose seed ``rng`` carries (-1: main process)
+        self._random = WorkerRandom(seed)   # each loader worker its own crops and exemplars
+        self.rng = self._random()
         self._by_group: dict[str, list[int]] = {}
         for i, r in enumerate(self.records):
             self._by_group.setdefault(r.group, []).append(i)
@@ -237,9 +237,7 @@ class CocosnetPairs(Dataset):
         return out
 
     def __getitem__(self, idx: int) -> dict[str, Tensor]:
-        worker = torch.utils.data.get_worker_info()
-        if worker is not None and worker.id != self._rng_worker:  # each worker its own crops and exemplars
-            self.rng, self._rng_worker = random.Random(worker.seed), worker.id
+        self.rng = self._random()
         rec = self.records[idx]
         image_full, sem_full = self._load(rec.image, rec.semantics, rec)
         image, sem = self._augment(image_full, sem_full)

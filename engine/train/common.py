@@ -169,6 +169,20 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTS) if Path(folder).is_dir() else []
 
 
+class WorkerRandom:
+    """A dataset's ``random.Random``: in a loader worker it is reseeded from that worker's seed, which the
+    DataLoader draws per worker and per epoch, so workers and epochs do not all replay one sequence."""
+
+    def __init__(self, seed: int) -> None:
+        self._rng, self._worker = random.Random(seed), -1   # -1: the main process
+
+    def __call__(self) -> random.Random:
+        worker = torch.utils.data.get_worker_info()
+        if worker is not None and worker.id != self._worker:
+            self._rng, self._worker = random.Random(worker.seed), worker.id
+        return self._rng
+
+
 def infinite_loader(dataset: Dataset, batch_size: int, *, info: DistInfo | None = None, shuffle: bool = True,
                     num_workers: int = 0, drop_last: bool = True, seed: int = 0,
                     sampler: Any = None) -> Iterator[Any]:

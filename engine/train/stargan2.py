@@ -37,6 +37,7 @@ from ..progress import ProgressBar
 from ..requests.base import InputError
 from .common import (
     DistInfo,
+    WorkerRandom,
     cleanup_distributed,
     ema_update,
     he_init,
@@ -146,19 +147,20 @@ class DomainImages(Dataset):
         self.items = [(p, i) for i, d in enumerate(domains) for p in list_images(root / d)]
         self.by_domain = [[p for p, y in self.items if y == i] for i in range(len(domains))]
         self.pairs, self.transform = pairs, _Augment(size, augment)
-        self.rng = random.Random(seed)
+        self._random = WorkerRandom(seed)  # not one sequence replayed by every loader worker and epoch
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def _load(self, path: Path) -> torch.Tensor:
-        return self.transform(Image.fromarray(load_image(path)), self.rng)
+    def _load(self, path: Path, rng: random.Random) -> torch.Tensor:
+        return self.transform(Image.fromarray(load_image(path)), rng)
 
     def __getitem__(self, idx: int):
         path, y = self.items[idx]
+        rng = self._random()
         if not self.pairs:
-            return self._load(path), y
-        return self._load(path), self._load(self.rng.choice(self.by_domain[y])), y
+            return self._load(path, rng), y
+        return self._load(path, rng), self._load(rng.choice(self.by_domain[y]), rng), y
 
     def balanced_sampler(self, seed: int) -> WeightedRandomSampler:
         """Each domain drawn equally often, whatever its size (official ``_make_balanced_sampler``)."""
