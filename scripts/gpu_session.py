@@ -9,6 +9,10 @@ A lent GPU comes for minutes, with its own torch and no PySide6, over a copy of 
     here:   python scripts/gpu_session.py unpack DIR      # the returned job tars -> runs/gpu/<job>/
     here:   python scripts/gpu_session.py adopt runs/gpu/<job> --hardware "..."   # into weights/
 
+Before the call, keep what the pack already holds out of the tree that travels: list `/.gpu/`,
+`/weights/*.safetensors`, `/weights/training/` (and the PNGs under docs/ and bench/results/) in
+.git/info/exclude and `git rm -r --cached` the tracked ones; `git reset` afterwards.
+
 Each job trains with its own weights folder (so concurrent exports never race on one manifest)
 and ends in ``$OUT/<job>.tar``: the exported weights (float16 when float32 would not fit the
 16 MiB a returned file may have), its manifest entry, the run log and the last sample grids. The
@@ -34,6 +38,9 @@ MAX_RETURNED = 15 * 2**20           # a returned file may have 16 MiB
 BACKBONE = "mobilenet_v2-b0353104.pth"
 
 INIT = GPU / "init"                 # float16 copies of the warm-start weights: they travel inside the pack
+# StarGAN v2's discriminator from the adopted run (not an app file): the next lease goes on with it, not a fresh one
+TRAINING = ROOT / "weights" / "training"
+D_SUFFIX = ".discriminator.safetensors"
 # panoptic and its SPADE baseline: the same schedule, the same wall time, side by side on the one GPU
 PANOPTIC = ("panoptic --data data/scenes --size 128 --ndf 16 --batch 16 --steps 1000000 --minutes {minutes} "
             "--decay-minutes {decay} --ema-beta 0.999 --sample-every 500 --save-every 500 --workers 2 --threads 2 ")
@@ -41,9 +48,9 @@ PANOPTIC = ("panoptic --data data/scenes --size 128 --ndf 16 --batch 16 --steps 
 FACES = ["data/faces3/train/female", "data/faces3/train/male"]
 SCENES = ["data/scenes/train/image", "data/scenes/train/label", "data/scenes/train/instance"]
 # (job, training data, warm start (manifest entries, sent as float16 run folders), export name,
-#  command after `engine.cli train`)
+#  command after `engine.cli train`; StarGAN v2 also returns its discriminator)
 JOBS: list[dict] = [
-    dict(name="stargan2_faces", data=FACES, init=["stargan2_faces"], export="stargan2_faces",
+    dict(name="stargan2_faces", data=FACES, init=["stargan2_faces"], export="stargan2_faces", discriminator=True,
          cmd="stargan2 --data data/faces3 --domains female,male --config faces64 --batch-size {batch} "
              "--lr 1e-4 --f-lr 1e-6 --r1-every 16 --ds-iter {ds_iter} --ema-beta 0.999 --iters 1000000 "
              "--sample-every 1000 --save-every 1000 --workers 6 --threads 2 --time-limit {minutes} "
@@ -91,6 +98,8 @@ def _write_init(jobs: list[dict]) -> None:
             (run / "config.json").write_text(json.dumps(dict(entry.config), indent=1))
             save_file(state, str(run / "latest" / "nets.safetensors"))
         else:
+            if (TRAINING / f"{name}{D_SUFFIX}").exists():
+                state.update(read_safetensors(TRAINING / f"{name}{D_SUFFIX}"))
             INIT.mkdir(parents=True, exist_ok=True)
             save_file(state, str(INIT / f"{name}.safetensors"))
 
@@ -116,6 +125,9 @@ def unpack_results(folder: Path) -> None:
         dest.mkdir(parents=True, exist_ok=True)
         with tarfile.open(t) as tar:
             tar.extractall(dest, filter="data")
+        disc = Path(folder) / f"{t.stem}{D_SUFFIX}"
+        if disc.exists():
+            shutil.copyfile(disc, dest / disc.name)
         print(f"{t.name} -> {dest}: {sorted(p.name for p in dest.iterdir())}")
 
 
@@ -141,6 +153,11 @@ def adopt(folder: Path, hardware: str) -> None:
                               config=e["config"], path=dest, provenance=prov, description=e["description"],
                               extra=e.get("extra"))
         print(f"registered {entry.name}: {entry.bytes / 1e6:.1f} MB")
+        disc = next(folder.glob(f"*{D_SUFFIX}"), None)
+        if disc is not None:  # the discriminator trained beside these weights, for the next lease's warm start
+            TRAINING.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(disc, TRAINING / f"{e['name']}{D_SUFFIX}")
+            print(f"kept its discriminator: {TRAINING / (e['name'] + D_SUFFIX)}")
 
 
 # ------------------------------------------------------------------------------------ there
@@ -245,6 +262,14 @@ def collect(job: dict, tag: str, out: Path) -> None:
             if tar.fileobj.tell() + s.stat().st_size < MAX_RETURNED:
                 tar.add(s, arcname=f"samples/{s.name}")
     os.replace(tmp, out / f"{job['name']}.tar")
+    if (run / "latest" / "nets.safetensors").exists() and job.get("discriminator"):
+        try:  # beside the tar (its own 16 MiB): the next lease warm-starts D from it
+            disc = split_subnets(read_safetensors(run / "latest" / "nets.safetensors"))["discriminator"]
+        except Exception as exc:  # a checkpoint being rewritten right now: next round
+            print(f"{job['name']}: discriminator unreadable now ({exc})")
+        else:
+            (out / f"{job['name']}{D_SUFFIX}.tmp").write_bytes(_weights_bytes({"discriminator": disc}, half=True))
+            os.replace(out / f"{job['name']}{D_SUFFIX}.tmp", out / f"{job['name']}{D_SUFFIX}")
 
 
 def _last_progress(log: Path) -> str:

@@ -123,7 +123,7 @@ def test_data_errors_are_input_errors(tmp_path: Path) -> None:
         find_domains(tmp_path, ["only", "missing"])
 
 
-def test_init_warm_starts_g_e_f_and_their_ema_with_a_fresh_discriminator(tmp_path: Path) -> None:
+def test_init_warm_starts_g_e_f_and_their_ema_and_d_where_the_file_has_one(tmp_path: Path) -> None:
     from engine.weights import read_safetensors, split_subnets
 
     _make_data(tmp_path / "faces" / "train")
@@ -141,9 +141,17 @@ def test_init_warm_starts_g_e_f_and_their_ema_with_a_fresh_discriminator(tmp_pat
     assert any(not torch.equal(a, b) for a, b in zip(first.nets["discriminator"].parameters(),
                                                     warm.nets["discriminator"].parameters(), strict=True))
     assert warm.step == 0
+    from engine.weights import save_state_dicts
+
+    with_d = split_subnets(read_safetensors(exported))
+    with_d["discriminator"] = first.nets["discriminator"].state_dict()
+    save_state_dicts(with_d, tmp_path / "with_d.safetensors")
+    opts.init = str(tmp_path / "with_d.safetensors")
+    warm_d = StarGAN2Trainer(opts)
+    for a, b in zip(first.nets["discriminator"].parameters(), warm_d.nets["discriminator"].parameters(), strict=True):
+        assert torch.equal(a, b)
     state = split_subnets(read_safetensors(exported))
     del state["style_encoder"]
-    from engine.weights import save_state_dicts
     save_state_dicts(state, tmp_path / "partial.safetensors")
     opts.init = str(tmp_path / "partial.safetensors")
     with pytest.raises(InputError, match="no style_encoder"):

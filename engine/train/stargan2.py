@@ -325,18 +325,22 @@ class StarGAN2Trainer:
             print(f"resumed from {folder} at iteration {step}", file=sys.stderr)
 
     def _warm_start(self, path: Path) -> None:
-        """G, E and F from an exported file (another machine's run, say): the same config, a fresh D."""
+        """G, E and F from an exported file (another machine's run, say): the same config. D too where the
+        file carries one (a lent GPU's run goes on with the discriminator it had), else a fresh D."""
         from ..weights import load_strict, read_safetensors, split_subnets
 
-        state = split_subnets(read_safetensors(path))
-        state = {k: {p: t.float() for p, t in sd.items()} for k, sd in state.items() if k in EMA_NETS}
+        state = {k: {p: t.float() for p, t in sd.items()} for k, sd in split_subnets(read_safetensors(path)).items()}
         missing = [k for k in EMA_NETS if k not in state]
         if missing:
             raise InputError(f"--init {path}: no {', '.join(missing)} in it (expected exported StarGAN v2 weights)")
-        load_strict({k: self.nets[k] for k in EMA_NETS}, state, source=str(path))
-        load_strict(self.ema, state, source=str(path))
+        load_strict({k: self.nets[k] for k in EMA_NETS}, {k: state[k] for k in EMA_NETS}, source=str(path))
+        load_strict(self.ema, {k: state[k] for k in EMA_NETS}, source=str(path))
+        if "discriminator" in state:
+            load_strict({"discriminator": self.nets["discriminator"]}, {"discriminator": state["discriminator"]},
+                        source=str(path))
         if is_main(self.info):
-            print(f"warm-started G, E, F and their EMA from {path} (a fresh discriminator)", file=sys.stderr)
+            d = "its discriminator" if "discriminator" in state else "a fresh discriminator"
+            print(f"warm-started G, E, F and their EMA from {path} ({d})", file=sys.stderr)
 
     def save(self) -> Path:
         meta = {"config": self.config, "domains": self.domains, "options": _jsonable(asdict(self.opt))}
