@@ -8,6 +8,7 @@ A lent GPU comes for minutes, with its own torch and no PySide6, over a copy of 
     there:  python3 scripts/gpu_session.py train --minutes 7   # every job side by side
     here:   python scripts/gpu_session.py unpack DIR      # the returned job tars -> runs/gpu/<job>/
     here:   python scripts/gpu_session.py adopt runs/gpu/<job> --hardware "..."   # into weights/
+    here:   python scripts/gpu_session.py keep-d RUN      # a StarGAN v2 run's D -> weights/training/ (next pack)
 
 Before the call, keep what the pack already holds out of the tree that travels: list `/.gpu/`,
 `/weights/*.safetensors`, `/weights/training/` (and the PNGs under docs/ and bench/results/) in
@@ -264,12 +265,21 @@ def collect(job: dict, tag: str, out: Path) -> None:
     os.replace(tmp, out / f"{job['name']}.tar")
     if (run / "latest" / "nets.safetensors").exists() and job.get("discriminator"):
         try:  # beside the tar (its own 16 MiB): the next lease warm-starts D from it
-            disc = split_subnets(read_safetensors(run / "latest" / "nets.safetensors"))["discriminator"]
+            keep_discriminator(run, out / f"{job['name']}{D_SUFFIX}")
         except Exception as exc:  # a checkpoint being rewritten right now: next round
             print(f"{job['name']}: discriminator unreadable now ({exc})")
-        else:
-            (out / f"{job['name']}{D_SUFFIX}.tmp").write_bytes(_weights_bytes({"discriminator": disc}, half=True))
-            os.replace(out / f"{job['name']}{D_SUFFIX}.tmp", out / f"{job['name']}{D_SUFFIX}")
+
+
+def keep_discriminator(run: Path, dest: Path) -> Path:
+    """The discriminator of a StarGAN v2 run's latest checkpoint, float16, to ``dest`` (atomically)."""
+    from engine.weights import read_safetensors, split_subnets
+
+    disc = split_subnets(read_safetensors(run / "latest" / "nets.safetensors"))["discriminator"]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".tmp")
+    tmp.write_bytes(_weights_bytes({"discriminator": disc}, half=True))
+    os.replace(tmp, dest)
+    return dest
 
 
 def _last_progress(log: Path) -> str:
@@ -311,7 +321,7 @@ def run_jobs(minutes: float, tag: str, out: Path, fmt: dict, device: str, names:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["pack", "smoke", "train", "unpack", "adopt"])
+    ap.add_argument("what", choices=["pack", "smoke", "train", "unpack", "adopt", "keep-d"])
     ap.add_argument("folder", nargs="?", default="")
     ap.add_argument("--minutes", type=float, default=7.0)
     ap.add_argument("--ds-iter", type=int, default=10000, help="StarGAN v2 diversity decay (≈ iterations reached)")
@@ -331,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.what == "adopt":
         adopt(Path(args.folder), args.hardware)
+        return 0
+    if args.what == "keep-d":  # a run here (say a `--d-only` warm-up): its D for the next pack
+        sys.path.insert(0, str(ROOT))
+        print(keep_discriminator(Path(args.folder), TRAINING / f"stargan2_faces{D_SUFFIX}"))
         return 0
     sys.path.insert(0, str(ROOT))
     out = Path(os.environ.get("OUT", ROOT / "out"))

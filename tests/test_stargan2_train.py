@@ -175,3 +175,25 @@ def test_loader_workers_and_epochs_draw_their_own_reference_pairs(tmp_path: Path
     assert first != second                        # epochs
     assert first[0::2] != first[1::2]             # worker 0 (items 0, 2, …) vs worker 1 (items 1, 3, …)
     assert all(0 <= p < 12 for p in picks)
+
+
+def test_d_only_trains_the_discriminator_against_the_given_networks(tmp_path: Path) -> None:
+    """A D warm-up: the discriminator learns, G, E, F and their EMA stay exactly as loaded."""
+    _make_data(tmp_path / "faces" / "train")
+    first = StarGAN2Trainer(_options(tmp_path / "faces", tmp_path / "a", iters=1))
+    first.fit()
+    exported = first.export(tmp_path / "exported.safetensors")
+    opts = _options(tmp_path / "faces", tmp_path / "b", iters=3)
+    opts.init, opts.d_only = str(exported), True
+    warm = StarGAN2Trainer(opts)
+    d_before = [p.detach().clone() for p in warm.nets["discriminator"].parameters()]
+    warm.fit()
+    assert warm.step == 3
+    for k in ("generator", "mapping_network", "style_encoder"):
+        for group in (warm.nets, warm.ema):
+            for a, b in zip(first.ema[k].parameters(), group[k].parameters(), strict=True):
+                assert torch.equal(a, b), k
+    assert any(not torch.equal(a, b) for a, b in zip(d_before, warm.nets["discriminator"].parameters(), strict=True))
+    opts.init = ""
+    with pytest.raises(InputError, match="--d-only"):
+        StarGAN2Trainer(opts)

@@ -89,7 +89,8 @@ class TrainOptions:
     wing: str = ""                    # wing.ckpt for configs with w_hpf > 0
     num_workers: int = 0
     time_limit_min: float = 0.0       # >0: stop (save, export) after this many minutes
-    init: str = ""                    # warm start G, E, F (and their EMA) from exported weights; D starts fresh
+    init: str = ""                    # warm start G, E, F (and their EMA) from exported weights; D if it has one
+    d_only: bool = False              # train D alone against the fixed (warm-started) G, E, F: a D warm-up
 
 
 # ------------------------------------------------------------------------------------ data
@@ -271,6 +272,8 @@ class StarGAN2Trainer:
                                 betas=(opt.beta1, opt.beta2), weight_decay=opt.weight_decay)
             for k in TRAINED_NETS}
         self.step = 0
+        if opt.d_only and not (opt.init or opt.resume):
+            raise InputError("--d-only trains the discriminator against given networks: give --init FILE")
         if opt.resume:
             self._resume()
         elif opt.init:
@@ -401,6 +404,9 @@ class StarGAN2Trainer:
             self._step(("discriminator",))
             losses.update({f"D_{tag}_{k}": v for k, v in d_parts.items()})
 
+        if opt.d_only:  # G, E, F stay as loaded: the discriminator catches up with them
+            self.step += 1
+            return losses
         trainable(("generator", "mapping_network", "style_encoder"))
         g_loss, g_parts = compute_g_loss(nets, opt, x_real, y_org, y_trg, lambda_ds, z_trgs=(z_trg, z_trg2),
                                          masks=masks, fan=self.fan)
@@ -453,9 +459,9 @@ class StarGAN2Trainer:
             if bad:
                 raise FloatingPointError(f"iteration {self.step}: non-finite losses {', '.join(bad)}")
             if bar is not None:
-                bar.update(1, D=losses["D_latent_adv"] + losses["D_ref_adv"], R1=losses["D_latent_reg"],
-                           G=losses["G_latent_adv"], sty=losses["G_latent_sty"], ds=losses["G_latent_ds"],
-                           cyc=losses["G_latent_cyc"])
+                g = {} if opt.d_only else dict(G=losses["G_latent_adv"], sty=losses["G_latent_sty"],
+                                               ds=losses["G_latent_ds"], cyc=losses["G_latent_cyc"])
+                bar.update(1, D=losses["D_latent_adv"] + losses["D_ref_adv"], R1=losses["D_latent_reg"], **g)
             if main and opt.sample_every > 0 and self.step % opt.sample_every == 0:
                 self.write_samples(opt.out / "samples" / f"{self.step:06d}.png")
             if main and opt.save_every > 0 and self.step % opt.save_every == 0:
@@ -486,7 +492,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         lambda_sty=args.lambda_sty, lambda_ds=args.lambda_ds, ds_iter=args.ds_iter, lambda_cyc=args.lambda_cyc,
         ema_beta=args.ema_beta, sample_every=args.sample_every, save_every=args.save_every, resume=args.resume,
         seed=args.seed, device=args.device, wing=args.wing, num_workers=args.workers,
-        time_limit_min=args.time_limit, init=args.init)
+        time_limit_min=args.time_limit, init=args.init, d_only=args.d_only)
     info = setup_distributed(args.device)
     try:
         trainer = StarGAN2Trainer(opt, info)
@@ -495,7 +501,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if is_main(info):
             print(f"trained to iteration {trainer.step} in {time.perf_counter() - t0:.0f} s; "
                   f"checkpoint {opt.out / 'latest'}, EMA weights {opt.out / 'stargan2_ema.safetensors'}")
-            if args.export:
+            if args.export and not opt.d_only:  # a D warm-up leaves the exported networks as they were
                 export_to_weights(trainer, args.export, default=args.default, command=_command_line(args))
     finally:
         cleanup_distributed()
@@ -563,7 +569,9 @@ def register_cli(groups: Any) -> None:
     p.add_argument("--save-every", type=int, default=d.save_every)
     p.add_argument("--resume", action="store_true", help="continue from OUT/latest")
     p.add_argument("--init", default="", metavar="FILE",
-                   help="warm start G, E, F (and their EMA) from exported weights; D starts fresh")
+                   help="warm start G, E, F (and their EMA) from exported weights; D too where the file has one")
+    p.add_argument("--d-only", action="store_true",
+                   help="train only the discriminator against the --init G, E, F (a warm-up for a later run)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
