@@ -1,0 +1,92 @@
+"""What a StarGAN v2 discriminator knows, on held-out faces (issue 12's diagnosis).
+
+For each discriminator given (a ``*.safetensors`` with ``discriminator.*`` tensors: a lent GPU's
+returned D, a ``--d-only`` warm-up's checkpoint) and a freshly initialised one (the floor), against the
+shipped generator's latent-guided outputs:
+
+* ``real_vs_fake_auc``: how often a real face of domain y outscores an output rendered into y, both on
+  head y (0.5: D cannot tell; 1: always);
+* ``right_head``: the fraction of real faces that their own domain's head scores above the other
+  domain's (0.5: D does not know gender — it never sees a real face on the wrong head in training,
+  so this can only come from outputs that keep the source's gender being called fake).
+
+    python bench/probe_stargan2_d.py [--data data/faces3_heldout12] [--n 200] [D.safetensors ...]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import print_table, write_results
+from engine.nets import stargan2 as sg
+from engine.train.common import he_init
+from engine.train.stargan2 import DomainImages
+from engine.weights import Manifest, build_and_load, load_strict, read_safetensors, split_subnets
+
+
+def auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """P(a positive scores above a negative), ties half."""
+    diff = pos[:, None] - neg[None, :]
+    return float((diff > 0).mean() + 0.5 * (diff == 0).mean())
+
+
+@torch.no_grad()
+def probe(D: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, fake: torch.Tensor, y_fake: torch.Tensor) -> dict:
+    D.eval()
+    own, other = D(x, y).numpy(), D(x, 1 - y).numpy()
+    fake_score = D(fake, y_fake).numpy()
+    per_domain = [auc(own[y.numpy() == d], fake_score[y_fake.numpy() == d]) for d in (0, 1)]
+    return {"real_vs_fake_auc": float(np.mean(per_domain)), "right_head": float((own > other).mean())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("discriminators", nargs="*", help="safetensors files holding discriminator.* tensors")
+    ap.add_argument("--data", default="data/faces3_heldout12", help="a faces build never trained on")
+    ap.add_argument("--split", default="train")
+    ap.add_argument("--n", type=int, default=200, help="faces (half per domain where it can)")
+    ap.add_argument("--model", default="stargan2_faces", help="the generator whose outputs are the fakes")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    manifest = Manifest()
+    entry = manifest.get(args.model)
+    nets = build_and_load(entry, manifest)
+    domains = sg.domain_names(entry.config)
+    data = DomainImages(Path(args.data) / args.split, domains, int(entry.config["img_size"]), augment=False, seed=0)
+    picks = [i for d in range(len(domains)) for i in [j for j, (_, y) in enumerate(data.items) if y == d][:args.n // 2]]
+    x = torch.stack([data[i][0] for i in picks])
+    y = torch.tensor([data.items[i][1] for i in picks])
+    y_fake = 1 - y  # latent-guided into the other domain, as `i2i eval` renders them
+    z = torch.randn(len(picks), sg.network_args(entry.config)["latent_dim"])
+    with torch.no_grad():
+        fake = torch.cat([nets["generator"](x[i:i + 32], nets["mapping_network"](z[i:i + 32], y_fake[i:i + 32]))
+                          for i in range(0, len(picks), 32)])
+
+    rows = []
+    fresh = sg.build(entry.config, with_discriminator=True)["discriminator"]
+    he_init(fresh)
+    rows.append({"discriminator": "fresh (He init): the floor", **probe(fresh, x, y, fake, y_fake)})
+    for path in args.discriminators:
+        D = sg.build(entry.config, with_discriminator=True)["discriminator"]
+        state = split_subnets(read_safetensors(Path(path)))
+        load_strict({"discriminator": D}, {"discriminator": {k: t.float() for k, t in state["discriminator"].items()}},
+                    source=path)
+        rows.append({"discriminator": path, **probe(D, x, y, fake, y_fake)})
+    print(f"{len(picks)} held-out faces of {args.data}/{args.split}; fakes: {args.model}, latent-guided into the "
+          f"other domain")
+    print_table(rows, ["discriminator", "real_vs_fake_auc", "right_head"])
+    out = write_results("stargan2_discriminator_probe", {"data": f"{args.data}/{args.split}", "n": len(picks),
+                                                          "generator": args.model, "rows": rows})
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
