@@ -123,21 +123,30 @@ def test_data_errors_are_input_errors(tmp_path: Path) -> None:
         find_domains(tmp_path, ["only", "missing"])
 
 
-def test_init_warm_starts_g_e_f_and_their_ema_and_d_where_the_file_has_one(tmp_path: Path) -> None:
-    from engine.weights import read_safetensors, split_subnets
-
+def _first_run_exported(tmp_path: Path) -> tuple[StarGAN2Trainer, Path]:
+    """One iteration on generated faces, its EMA nets exported (what --init takes)."""
     _make_data(tmp_path / "faces" / "train")
     first = StarGAN2Trainer(_options(tmp_path / "faces", tmp_path / "a", iters=1))
     first.fit()
-    exported = first.export(tmp_path / "exported.safetensors")
+    return first, first.export(tmp_path / "exported.safetensors")
+
+
+def _assert_g_e_f_as_exported(first: StarGAN2Trainer, warm: StarGAN2Trainer) -> None:
+    """G, E, F and their EMA copies in ``warm`` equal ``first``'s exported EMA nets."""
+    for k in ("generator", "mapping_network", "style_encoder"):
+        for group in (warm.nets, warm.ema):
+            for a, b in zip(first.ema[k].parameters(), group[k].parameters(), strict=True):
+                assert torch.equal(a, b), k
+
+
+def test_init_warm_starts_g_e_f_and_their_ema_and_d_where_the_file_has_one(tmp_path: Path) -> None:
+    from engine.weights import read_safetensors, split_subnets
+
+    first, exported = _first_run_exported(tmp_path)
     opts = _options(tmp_path / "faces", tmp_path / "b", iters=1)
     opts.init, opts.seed = str(exported), 99
     warm = StarGAN2Trainer(opts)
-    for k in ("generator", "mapping_network", "style_encoder"):
-        for a, b in zip(first.ema[k].parameters(), warm.nets[k].parameters(), strict=True):
-            assert torch.equal(a, b), k
-        for a, b in zip(first.ema[k].parameters(), warm.ema[k].parameters(), strict=True):
-            assert torch.equal(a, b), k
+    _assert_g_e_f_as_exported(first, warm)
     assert any(not torch.equal(a, b) for a, b in zip(first.nets["discriminator"].parameters(),
                                                     warm.nets["discriminator"].parameters(), strict=True))
     assert warm.step == 0
@@ -179,20 +188,14 @@ def test_loader_workers_and_epochs_draw_their_own_reference_pairs(tmp_path: Path
 
 def test_d_only_trains_the_discriminator_against_the_given_networks(tmp_path: Path) -> None:
     """A D warm-up: the discriminator learns, G, E, F and their EMA stay exactly as loaded."""
-    _make_data(tmp_path / "faces" / "train")
-    first = StarGAN2Trainer(_options(tmp_path / "faces", tmp_path / "a", iters=1))
-    first.fit()
-    exported = first.export(tmp_path / "exported.safetensors")
+    first, exported = _first_run_exported(tmp_path)
     opts = _options(tmp_path / "faces", tmp_path / "b", iters=3)
     opts.init, opts.d_only = str(exported), True
     warm = StarGAN2Trainer(opts)
     d_before = [p.detach().clone() for p in warm.nets["discriminator"].parameters()]
     warm.fit()
     assert warm.step == 3
-    for k in ("generator", "mapping_network", "style_encoder"):
-        for group in (warm.nets, warm.ema):
-            for a, b in zip(first.ema[k].parameters(), group[k].parameters(), strict=True):
-                assert torch.equal(a, b), k
+    _assert_g_e_f_as_exported(first, warm)
     assert any(not torch.equal(a, b) for a, b in zip(d_before, warm.nets["discriminator"].parameters(), strict=True))
     opts.init = ""
     with pytest.raises(InputError, match="--d-only"):
