@@ -65,17 +65,21 @@ def main() -> None:
     x = torch.stack([data[i][0] for i in picks])
     y = torch.tensor([data.items[i][1] for i in picks])
     y_fake = 1 - y  # latent-guided into the other domain, as `i2i eval` renders them
-    z = torch.randn(len(picks), sg.network_args(entry.config)["latent_dim"])
+    z = torch.randn(len(picks), sg.network_args(entry.config)["latent_dim"])  # seeded above
     with torch.no_grad():
         fake = torch.cat([nets["generator"](x[i:i + 32], nets["mapping_network"](z[i:i + 32], y_fake[i:i + 32]))
                           for i in range(0, len(picks), 32)])
 
-    rows = []
-    fresh = sg.build(entry.config, with_discriminator=True)["discriminator"]
-    he_init(fresh)
-    rows.append({"discriminator": "fresh (He init): the floor", **probe(fresh, x, y, fake, y_fake)})
+    a = sg.network_args(entry.config)
+
+    def discriminator() -> torch.nn.Module:
+        D = sg.Discriminator(a["img_size"], a["num_domains"], a["max_conv_dim"], a["base_dim"])
+        he_init(D)  # the trainer's initialisation: the floor row is a D that has not trained
+        return D
+
+    rows = [{"discriminator": "fresh (He init): the floor", **probe(discriminator(), x, y, fake, y_fake)}]
     for path in args.discriminators:
-        D = sg.build(entry.config, with_discriminator=True)["discriminator"]
+        D = discriminator()
         state = split_subnets(read_safetensors(Path(path)))
         load_strict({"discriminator": D}, {"discriminator": {k: t.float() for k, t in state["discriminator"].items()}},
                     source=path)

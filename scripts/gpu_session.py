@@ -76,8 +76,8 @@ def _selected(names: list[str]) -> list[dict]:
 
 
 def _pack_items(jobs: list[dict]) -> list[str]:
-    data = [d for j in jobs for d in j["data"]]
-    return sorted(set(data), key=data.index) + [f"weights/{BACKBONE}", ".gpu/init"]
+    data = dict.fromkeys(d for j in jobs for d in j["data"])  # each folder once, in job order
+    return [*data, f"weights/{BACKBONE}", ".gpu/init"]
 
 
 # ------------------------------------------------------------------------------------ here
@@ -344,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.what == "keep-d":  # a run here (say a `--d-only` warm-up): its D for the next pack
         sys.path.insert(0, str(ROOT))
-        print(keep_discriminator(Path(args.folder), TRAINING / f"stargan2_faces{D_SUFFIX}"))
+        name = next(j["export"] for j in JOBS if j.get("discriminator"))
+        print(keep_discriminator(Path(args.folder), TRAINING / f"{name}{D_SUFFIX}"))
         return 0
     sys.path.insert(0, str(ROOT))
     out = Path(os.environ.get("OUT", ROOT / "out"))
