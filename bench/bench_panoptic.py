@@ -8,7 +8,10 @@ touching same-class instances) resized to 256² and to the preview size, batch 1
   "unfold" (dense formula), and the window-mask computation they share (cached per resolution);
 - ×2 upsampling: nearest vs panoptic-aware (source search + gather, + hole encoder when holes exist);
 - the whole generator, semantic-only (SPADE) vs panoptic, at ``--ngf`` (default 16; the released 64
-  with ``--ngf 64``).
+  with ``--ngf 64``);
+- with ``--models A,B``: trained models from the manifest through the engine's task runner (a new
+  map each call, as an edit is: conditioning, id pyramid, generator, image), at ``--preview`` and
+  at the model's native size, the models alternated call by call; p50 / p95 of ``--calls``.
 
 Times are the MINIMUM of N runs (on a shared, loaded CPU the median mostly measures other
 processes). Achieved GFLOP/s of the plain conv are shown beside a float32 sgemm rate measured in
@@ -16,6 +19,7 @@ the same run. ``pa_up_ms`` includes building the id pyramid, copy sources and wi
 per forward and shared by every layer at that scale); ``pa_up_cached_ms`` reuses them.
 
     i2i bench panoptic [--threads 1] [--repeats 5] [--ngf 16] [--preview 128] [--quick]
+    i2i bench panoptic --models panoptic_scenes128,panoptic_scenes128_spade_baseline --preview 96 --threads 2
 """
 from __future__ import annotations
 
@@ -62,6 +66,31 @@ def panoptic_map() -> tuple[np.ndarray, np.ndarray, str]:
     return labels, inst, "synthetic"
 
 
+def model_rows(models: list[str], labels: np.ndarray, inst: np.ndarray, preview: int, calls: int) -> list[dict]:
+    """Per model and size, the task runner's wall time for one request (first call: model load, not timed)."""
+    import time
+
+    from engine.requests.base import FrozenArray
+    from engine.requests.panoptic import PanopticRequest
+    from engine.tasks import CancelToken, LRUCache, ModelStore, make_context, run_request
+
+    store = ModelStore()
+    cases = [(m, s) for m in models for s in (preview, None)]
+    times: dict[tuple[str, int | None], list[float]] = {c: [] for c in cases}
+    shape: dict[tuple[str, int | None], tuple[int, ...]] = {}
+    for k in range(calls + 1):
+        for case in cases:  # alternated, so load on the machine falls on every case alike
+            req = PanopticRequest(model=case[0], labels=FrozenArray(labels), instances=FrozenArray(inst),
+                                  preview_size=case[1])
+            t0 = time.perf_counter()
+            res = run_request(req, make_context(k, req, store, LRUCache(8), CancelToken()))  # new cache: a new map
+            if k:
+                times[case].append(time.perf_counter() - t0)
+            shape[case] = res.image.shape
+    return [{"model": m, "size": f"{shape[(m, s)][0]}²", "p50_ms": 1e3 * float(np.percentile(times[(m, s)], 50)),
+             "p95_ms": 1e3 * float(np.percentile(times[(m, s)], 95))} for m, s in cases]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
@@ -69,8 +98,18 @@ def main() -> None:
     ap.add_argument("--ngf", type=int, default=16)
     ap.add_argument("--preview", type=int, default=128)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--models", default="", help="comma-separated manifest names: time these through the task "
+                                                 "runner at --preview and native size (and nothing else)")
+    ap.add_argument("--calls", type=int, default=30, help="with --models: timed calls per model and size")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.models:
+        labels, inst, source = panoptic_map()
+        rows = model_rows(args.models.split(","), labels, inst, args.preview, args.calls)
+        print(f"panoptic map: {source}; {args.threads} thread(s), {args.calls} calls each, alternated")
+        print_table(rows, ["model", "size", "p50_ms", "p95_ms"])
+        print(f"\nwrote {write_results('panoptic_models', {'threads': args.threads, 'map': source, 'rows': rows})}")
+        return
     reps = 2 if args.quick else args.repeats
     sgemm = sgemm_gflops(1024 if args.quick else 2048)
     print(f"float32 sgemm ceiling: {sgemm:.0f} GFLOP/s on {args.threads} thread(s)")

@@ -79,3 +79,20 @@ def test_makeup_case_runs_the_same_blend_on_both_sides(weights_dir, monkeypatch)
     assert eager.shape == ours.shape == (64, 64, 3)
     # both sides are the whole makeup result (generator + region blend), equal up to float rounding
     assert np.abs(eager.astype(int) - ours.astype(int)).max() <= 2
+
+
+def test_panoptic_models_bench_runs_each_model_at_preview_and_native_size(weights_dir):
+    from bench.bench_panoptic import model_rows
+
+    from .helpers import register_tiny
+
+    register_tiny(weights_dir, "panoptic", "panoptic_tiny", "pan_t", crop_size=64)
+    register_tiny(weights_dir, "panoptic", "spade_tiny", "spade_t", crop_size=64)
+    labels = np.zeros((64, 64), np.int32)
+    labels[32:], labels[10:30, 10:30] = 1, 2
+    inst = labels.copy()
+    inst[10:30, 20:30] = 2001  # two touching instances of class 2
+    rows = model_rows(["pan_t", "spade_t"], labels, inst, preview=32, calls=2)
+    assert [(r["model"], r["size"]) for r in rows] == [("pan_t", "32²"), ("pan_t", "64²"),
+                                                       ("spade_t", "32²"), ("spade_t", "64²")]
+    assert all(0 < r["p50_ms"] <= r["p95_ms"] for r in rows)

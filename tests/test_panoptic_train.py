@@ -108,7 +108,7 @@ def test_warm_start_from_another_resolution_stops_on_its_wall_time_budget(tmp_pa
     from engine.cli import main
     from engine.nets.panoptic import build
     from engine.train.panoptic import make_config, warm_start
-    from engine.weights import read_safetensors, split_subnets
+    from engine.weights import read_safetensors, save_state_dicts, split_subnets
 
     data = _make_scenes(tmp_path / "scenes")
     small = tmp_path / "small"
@@ -121,6 +121,24 @@ def test_warm_start_from_another_resolution_stops_on_its_wall_time_budget(tmp_pa
     with pytest.raises(InputError, match="ngf"):
         warm_start(build(make_config("panoptic_scenes", size=32, ngf=3, spade_hidden=4))["netG"], None,
                    make_config("panoptic_scenes", size=32, ngf=3, spade_hidden=4), str(small))
+    # other plain levels: a plain-2 run drops the source's hole encoder into level 1; a plain-0 run
+    # started from that one loads every shared weight and keeps its own fresh encoder there
+    plain2_cfg = make_config("panoptic_scenes", size=32, ngf=2, spade_hidden=4, plain_levels=2)
+    plain2 = build(plain2_cfg)["netG"]
+    warm_start(plain2, None, plain2_cfg, str(small))
+    assert "ups.0.encode.weight" not in plain2.state_dict()
+    assert all(torch.equal(v, trained[k]) for k, v in plain2.state_dict().items())
+    plain2_run = tmp_path / "plain2"
+    (plain2_run / "latest").mkdir(parents=True)
+    (plain2_run / "config.json").write_text(json.dumps(plain2_cfg))
+    save_state_dicts({"netG": plain2.state_dict()}, plain2_run / "latest" / "nets.safetensors")
+    torch.manual_seed(7)
+    full = build(config)["netG"]
+    fresh = {k: v.clone() for k, v in full.state_dict().items()}
+    warm_start(full, None, config, str(plain2_run))
+    for k, v in full.state_dict().items():
+        expected = fresh[k] if k.startswith("ups.0.encode.") else trained[k]
+        assert torch.equal(v, expected), k
     big = tmp_path / "big"
     capsys.readouterr()
     args = [a if a != "64" else "32" for a in SMALL]

@@ -321,10 +321,16 @@ def warm_start(netG: nn.Module, netE: nn.Module | None, config: Mapping[str, Any
         raise InputError(f"cannot warm-start from {label}: its {', '.join(differ)} differ from this run's config")
     targets = {"netG": netG, **({"netE": netE} if netE is not None else {})}
     state = {k: nets[k].state_dict() for k in targets}
-    # a run with more plain levels has fewer upsampling hole encoders; the others carry over
+    # Runs may differ in plain levels, which have no upsampling hole encoders: the source's extra
+    # encoders are dropped, and encoders the source lacks keep this run's fresh initialisation.
     own = netG.state_dict()
-    state["netG"] = {k: v for k, v in state["netG"].items() if k in own or not k.startswith("ups.")}
+    source = {k: v for k, v in state["netG"].items() if k in own or not _is_hole_encoder(k)}
+    state["netG"] = {**{k: v for k, v in own.items() if _is_hole_encoder(k) and k not in source}, **source}
     load_strict(targets, state, source=label)
+
+
+def _is_hole_encoder(key: str) -> bool:
+    return key.startswith("ups.") and ".encode." in key
 
 
 def _discriminate(D: nn.Module, semantic: torch.Tensor, fake: torch.Tensor, real: torch.Tensor):
