@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from functools import partial
 from pathlib import Path
 
@@ -68,8 +69,6 @@ def panoptic_map() -> tuple[np.ndarray, np.ndarray, str]:
 
 def model_rows(models: list[str], labels: np.ndarray, inst: np.ndarray, preview: int, calls: int) -> list[dict]:
     """Per model and size, the task runner's wall time for one request (first call: model load, not timed)."""
-    import time
-
     from engine.requests.base import FrozenArray
     from engine.requests.panoptic import PanopticRequest
     from engine.tasks import CancelToken, LRUCache, ModelStore, make_context, run_request

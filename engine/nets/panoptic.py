@@ -335,7 +335,7 @@ def panoptic_conv2d_at(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
     start = batch * (Hp * Wp)  # each sample's first padded pixel
     gather = (start + (pos // Wo) * sh * Wp + (pos % Wo) * sw)[:, None] + (u * dh * Wp + v * dw)[None, :]
     # Rows of one flat (pixels, C) table picked by index_select: one memcpy per row, where
-    # two-tensor advanced indexing costs ~1.3-1.6x as much (CPU, same run).
+    # two-tensor advanced indexing took 1.2-1.6x as long (CPU, same run).
     flat = F.pad(x, (pw, pw, ph, ph)).permute(0, 2, 3, 1).reshape(B * Hp * Wp, C)  # a view when channels-last
     rows = batch * L + pos
     mask = win.mask_rows.index_select(0, rows)  # (N, k2)
