@@ -65,12 +65,11 @@ def main() -> None:
     x = torch.stack([data[i][0] for i in picks])
     y = torch.tensor([data.items[i][1] for i in picks])
     y_fake = 1 - y  # latent-guided into the other domain, as `i2i eval` renders them
-    z = torch.randn(len(picks), sg.network_args(entry.config)["latent_dim"])  # seeded above
+    a = sg.network_args(entry.config)
+    z = torch.randn(len(picks), a["latent_dim"])  # seeded above
     with torch.no_grad():
         fake = torch.cat([nets["generator"](x[i:i + 32], nets["mapping_network"](z[i:i + 32], y_fake[i:i + 32]))
                           for i in range(0, len(picks), 32)])
-
-    a = sg.network_args(entry.config)
 
     def discriminator() -> torch.nn.Module:
         D = sg.Discriminator(a["img_size"], a["num_domains"], a["max_conv_dim"], a["base_dim"])
