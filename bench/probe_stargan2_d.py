@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import print_table, write_results
 from engine.nets import stargan2 as sg
 from engine.train.common import he_init
-from engine.train.stargan2 import DomainImages
+from engine.train.stargan2 import DomainBank
 from engine.weights import Manifest, build_and_load, load_strict, read_safetensors, split_subnets
 
 
@@ -60,10 +60,10 @@ def main() -> None:
     entry = manifest.get(args.model)
     nets = build_and_load(entry, manifest)
     domains = sg.domain_names(entry.config)
-    data = DomainImages(Path(args.data) / args.split, domains, int(entry.config["img_size"]), augment=False, seed=0)
-    picks = [i for d in range(len(domains)) for i in [j for j, (_, y) in enumerate(data.items) if y == d][:args.n // 2]]
-    x = torch.stack([data[i][0] for i in picks])
-    y = torch.tensor([data.items[i][1] for i in picks])
+    data = DomainBank(Path(args.data) / args.split, domains, int(entry.config["img_size"]))
+    picks = torch.cat([members[:args.n // 2] for members in data.by_domain])
+    x = data.batch(picks, torch.Generator(), augment=False)
+    y = data.labels[picks]
     y_fake = 1 - y  # latent-guided into the other domain, as `i2i eval` renders them
     a = sg.network_args(entry.config)
     z = torch.randn(len(picks), a["latent_dim"])  # seeded above

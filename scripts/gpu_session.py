@@ -54,7 +54,7 @@ JOBS: list[dict] = [
     dict(name="stargan2_faces", data=FACES, init=["stargan2_faces"], export="stargan2_faces", discriminator=True,
          cmd="stargan2 --data data/faces3 --domains female,male --config faces64 --batch-size {batch} "
              "--lr 1e-4 --f-lr 1e-6 --r1-every 16 --ds-iter {ds_iter} --ema-beta 0.999 --iters 1000000 "
-             "--sample-every 1000 --save-every 1000 --workers 6 --threads 2 --time-limit {minutes} "
+             "--sample-every 1000 --save-every 1000 --threads 2 --time-limit {minutes} "
              "--init .gpu/init/stargan2_faces.safetensors"),
     dict(name="panoptic_scenes128", data=SCENES, init=["panoptic_scenes128"], export="panoptic_scenes128_gpu",
          cmd=PANOPTIC + "--config panoptic_scenes --mode panoptic --init .gpu/init/panoptic_scenes128"),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import shlex
 import sys
 import time
@@ -29,7 +28,6 @@ import torch
 import torch.distributed as dist
 from PIL import Image
 from torch import nn
-from torch.utils.data import Dataset, WeightedRandomSampler
 
 from ..io import load_image
 from ..nets.stargan2 import CONFIGS, FAN, build, network_args
@@ -37,11 +35,9 @@ from ..progress import ProgressBar
 from ..requests.base import InputError
 from .common import (
     DistInfo,
-    WorkerRandom,
     cleanup_distributed,
     ema_update,
     he_init,
-    infinite_loader,
     is_main,
     list_images,
     load_checkpoint,
@@ -87,7 +83,6 @@ class TrainOptions:
     seed: int = 777
     device: str = "auto"
     wing: str = ""                    # wing.ckpt for configs with w_hpf > 0
-    num_workers: int = 0
     time_limit_min: float = 0.0       # >0: stop (save, export) after this many minutes
     init: str = ""                    # warm start G, E, F (and their EMA) from exported weights; D if it has one
     d_only: bool = False              # train D alone against the fixed (warm-started) G, E, F: a D warm-up
@@ -119,55 +114,83 @@ def resolve_data_root(path: Path) -> Path:
     return path
 
 
-class _Augment:
-    """Official train transform: with p=0.5 a RandomResizedCrop (scale 0.8–1, ratio 0.9–1.1), resize
-    to the square training size, horizontal flip with p=0.5, map to [-1, 1]."""
-
-    def __init__(self, size: int, augment: bool = True) -> None:
-        from torchvision import transforms
-
-        self.size, self.augment = size, augment
-        self.crop = transforms.RandomResizedCrop(size, scale=(0.8, 1.0), ratio=(0.9, 1.1))
-
-    def __call__(self, img: Image.Image, rng: random.Random) -> torch.Tensor:
-        if self.augment and rng.random() < 0.5:
-            img = self.crop(img)
-        img = img.resize((self.size, self.size), Image.BILINEAR)
-        if self.augment and rng.random() < 0.5:
-            img = img.transpose(Image.FLIP_LEFT_RIGHT)
-        x = torch.from_numpy(np.asarray(img, dtype=np.float32).copy()).permute(2, 0, 1)
-        return x / 127.5 - 1.0
+# Training images are held decoded in memory (on the training device): every iteration gathers its batches
+# there, so no loader processes are forked and a GPU never waits on image decoding.
+MAX_BANK_BYTES = 4 * 1024**3
+LOSS_READ_EVERY = 10  # iterations whose losses are read from the device together
 
 
-class DomainImages(Dataset):
-    """(image, domain) for the source stream; with ``pairs`` (image, image2, domain) where image2 is
-    another image of the same domain (the official reference stream)."""
+def augment_batch(images: torch.Tensor, generator: torch.Generator, augment: bool = True) -> torch.Tensor:
+    """The official train transform, on a uint8 N×3×S×S batch on its device: with p=0.5 a
+    RandomResizedCrop (area 0.8–1, aspect 0.9–1.1) resized back to S×S (bilinear, pixel centres as
+    PIL's resize), a horizontal flip with p=0.5, then [-1, 1]. Crop boxes, as torchvision draws them,
+    are whole pixels inside the image (here clipped to it rather than redrawn). One ``grid_sample``
+    does crop, resize and flip for the whole batch (an image left as it is comes back to float rounding)."""
+    x = images.float() / 127.5 - 1.0
+    if not augment:
+        return x
+    n, size = x.shape[0], x.shape[-1]
+    crop = torch.rand(n, generator=generator) < 0.5
+    area = torch.empty(n).uniform_(0.8, 1.0, generator=generator) * size * size
+    aspect = torch.exp(torch.empty(n).uniform_(np.log(0.9), np.log(1.1), generator=generator))
+    w = torch.where(crop, torch.sqrt(area * aspect).round().clamp(1, size), torch.full((n,), float(size)))
+    h = torch.where(crop, torch.sqrt(area / aspect).round().clamp(1, size), torch.full((n,), float(size)))
+    left = torch.floor(torch.rand(n, generator=generator) * (size - w + 1))
+    top = torch.floor(torch.rand(n, generator=generator) * (size - h + 1))
+    flip = torch.rand(n, generator=generator) < 0.5
+    if not (crop.any() or flip.any()):
+        return x
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = torch.where(flip, -w / size, w / size)  # a flip mirrors where each output pixel samples
+    theta[:, 0, 2] = (2 * left + w) / size - 1
+    theta[:, 1, 1] = h / size
+    theta[:, 1, 2] = (2 * top + h) / size - 1
+    theta = theta.to(x.device)
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
-    def __init__(self, root: Path, domains: Sequence[str], size: int, *, pairs: bool = False,
-                 augment: bool = True, seed: int = 0) -> None:
-        self.items = [(p, i) for i, d in enumerate(domains) for p in list_images(root / d)]
-        self.by_domain = [[p for p, y in self.items if y == i] for i in range(len(domains))]
-        self.pairs, self.transform = pairs, _Augment(size, augment)
-        self._random = WorkerRandom(seed)  # not one sequence replayed by every loader worker and epoch
+
+class DomainBank:
+    """Every training image of every domain, decoded once to uint8 N×3×S×S (resized to the training size)
+    on the training device, with the official samplers: domains drawn equally often whatever their
+    sizes (``_make_balanced_sampler``, with replacement), and for the reference stream a second image of
+    the drawn image's domain."""
+
+    def __init__(self, root: Path, domains: Sequence[str], size: int, device: torch.device | str = "cpu") -> None:
+        paths = [(p, i) for i, d in enumerate(domains) for p in list_images(root / d)]
+        need = len(paths) * 3 * size * size
+        if need > MAX_BANK_BYTES:
+            raise InputError(f"{root}: {len(paths)} images at {size}² need {need / 1024**3:.1f} GiB decoded; "
+                             f"the training bank holds at most {MAX_BANK_BYTES / 1024**3:.0f} GiB")
+        images = np.empty((len(paths), size, size, 3), np.uint8)
+        for k, (path, _) in enumerate(paths):
+            img = Image.fromarray(load_image(path))
+            images[k] = np.asarray(img if img.size == (size, size) else img.resize((size, size), Image.BILINEAR))
+        self.paths = [p for p, _ in paths]
+        self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)
+        self.labels = torch.tensor([y for _, y in paths], dtype=torch.long)
+        counts = torch.bincount(self.labels, minlength=len(domains)).double()
+        self._weights = 1.0 / counts[self.labels]
+        self.by_domain = [torch.nonzero(self.labels == d).flatten() for d in range(len(domains))]
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.paths)
 
-    def _load(self, path: Path, rng: random.Random) -> torch.Tensor:
-        return self.transform(Image.fromarray(load_image(path)), rng)
+    def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` indices, each domain equally likely."""
+        return torch.multinomial(self._weights, n, replacement=True, generator=generator)
 
-    def __getitem__(self, idx: int):
-        path, y = self.items[idx]
-        rng = self._random()
-        if not self.pairs:
-            return self._load(path, rng), y
-        return self._load(path, rng), self._load(rng.choice(self.by_domain[y]), rng), y
+    def same_domain(self, idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """For each index, another draw (uniform) from its domain."""
+        out = torch.empty_like(idx)
+        for d, members in enumerate(self.by_domain):
+            rows = torch.nonzero(self.labels[idx] == d).flatten()
+            if len(rows):
+                out[rows] = members[torch.randint(len(members), (len(rows),), generator=generator)]
+        return out
 
-    def balanced_sampler(self, seed: int) -> WeightedRandomSampler:
-        """Each domain drawn equally often, whatever its size (official ``_make_balanced_sampler``)."""
-        counts = np.bincount([y for _, y in self.items], minlength=len(self.by_domain))
-        weights = torch.tensor([1.0 / counts[y] for _, y in self.items], dtype=torch.double)
-        return WeightedRandomSampler(weights, len(weights), generator=torch.Generator().manual_seed(seed))
+    def batch(self, idx: torch.Tensor, generator: torch.Generator, augment: bool = True) -> torch.Tensor:
+        return augment_batch(self.images[idx.to(self.images.device)], generator, augment)
 
 
 # ------------------------------------------------------------------------------------ losses
@@ -186,7 +209,7 @@ def compute_d_loss(nets: Mapping[str, nn.Module], opt: TrainOptions, x_real: tor
     out_fake = nets["discriminator"](x_fake, y_trg)
     loss_adv = bce_d_loss(out_real, out_fake)
     loss = loss_adv + opt.lambda_reg * r1_weight * loss_reg
-    return loss, {"adv": loss_adv.item(), "reg": loss_reg.item()}
+    return loss, {"adv": loss_adv.detach(), "reg": loss_reg.detach()}
 
 
 def compute_g_loss(nets: Mapping[str, nn.Module], opt: TrainOptions, x_real: torch.Tensor, y_org: torch.Tensor,
@@ -209,7 +232,7 @@ def compute_g_loss(nets: Mapping[str, nn.Module], opt: TrainOptions, x_real: tor
     x_rec = G(x_fake, E(x_real, y_org), masks=masks_fake)
     loss_cyc = torch.mean(torch.abs(x_rec - x_real))
     loss = loss_adv + opt.lambda_sty * loss_sty - lambda_ds * loss_ds + opt.lambda_cyc * loss_cyc
-    return loss, {"adv": loss_adv.item(), "sty": loss_sty.item(), "ds": loss_ds.item(), "cyc": loss_cyc.item()}
+    return loss, {"adv": loss_adv.detach(), "sty": loss_sty.detach(), "ds": loss_ds.detach(), "cyc": loss_cyc.detach()}
 
 
 def ds_weight(opt: TrainOptions, step: int) -> float:
@@ -280,21 +303,15 @@ class StarGAN2Trainer:
             self._warm_start(Path(opt.init))
 
         size = int(self.args["img_size"])
-        src = DomainImages(self.root, self.domains, size, seed=opt.seed + self.info.rank)
-        ref = DomainImages(self.root, self.domains, size, pairs=True, seed=opt.seed + 1000 + self.info.rank)
-        if len(src) < 2:
+        self.bank = DomainBank(self.root, self.domains, size, self.device)
+        if len(self.bank) < 2:
             raise InputError(f"{self.root} has fewer than two training images")
-        self.src_iter = infinite_loader(src, opt.batch_size, sampler=src.balanced_sampler(opt.seed + self.info.rank),
-                                        shuffle=False, num_workers=opt.num_workers, seed=opt.seed)
-        self.ref_iter = infinite_loader(ref, opt.batch_size,
-                                        sampler=ref.balanced_sampler(opt.seed + 7 + self.info.rank),
-                                        shuffle=False, num_workers=opt.num_workers, seed=opt.seed + 1)
-        fixed = DomainImages(self.root, self.domains, size, pairs=True, augment=False, seed=opt.seed)
-        n = min(len(fixed), 8)
-        picks = np.linspace(0, len(fixed) - 1, n).astype(int)
-        self.sample_src = torch.stack([fixed[i][0] for i in picks]).to(self.device)
-        self.sample_ref = torch.stack([fixed[i][1] for i in picks[::-1]]).to(self.device)
-        self.sample_ref_y = torch.tensor([fixed[i][2] for i in picks[::-1]], device=self.device)
+        self._draws = torch.Generator().manual_seed(opt.seed + 1000 * self.info.rank)  # batches, crops, flips
+        picks = torch.from_numpy(np.linspace(0, len(self.bank) - 1, min(len(self.bank), 8)).astype(np.int64))
+        self.sample_src = self.bank.batch(picks, self._draws, augment=False)
+        self.sample_ref = self.bank.batch(picks.flip(0), self._draws, augment=False)
+        self.sample_ref_y = self.bank.labels[picks.flip(0)].to(self.device)
+        n = len(picks)
         self.sample_z = torch.randn(n, self.args["latent_dim"], generator=torch.Generator().manual_seed(opt.seed))
 
     # ---------------------------------------------------------------- state
@@ -364,12 +381,13 @@ class StarGAN2Trainer:
 
     # ---------------------------------------------------------------- one iteration
     def _fetch(self) -> tuple[torch.Tensor, ...]:
-        x_real, y_org = next(self.src_iter)
-        x_ref, x_ref2, y_trg = next(self.ref_iter)
-        b = x_real.size(0)
+        """Source images, reference pairs (the official streams: each draws its domain at random) and codes."""
+        b, bank, draws, d = self.opt.batch_size, self.bank, self._draws, self.device
+        src, ref = bank.draw(b, draws), bank.draw(b, draws)
+        ref2 = bank.same_domain(ref, draws)
         z = torch.randn(b, self.args["latent_dim"]), torch.randn(b, self.args["latent_dim"])
-        d = self.device
-        return (x_real.to(d), y_org.to(d), x_ref.to(d), x_ref2.to(d), y_trg.to(d), z[0].to(d), z[1].to(d))
+        return (bank.batch(src, draws), bank.labels[src].to(d), bank.batch(ref, draws), bank.batch(ref2, draws),
+                bank.labels[ref].to(d), z[0].to(d), z[1].to(d))
 
     def _zero_grad(self) -> None:
         for o in self.optims.values():
@@ -380,7 +398,8 @@ class StarGAN2Trainer:
             _average_gradients(self.nets[k], self.info)
             self.optims[k].step()
 
-    def train_step(self) -> dict[str, float]:
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """One iteration; the losses come back as 0-d tensors (reading them waits for the device)."""
         opt, nets = self.opt, self.nets
         x_real, y_org, x_ref, x_ref2, y_trg, z_trg, z_trg2 = self._fetch()
         masks = self.fan.get_heatmap(x_real) if self.fan is not None else None
@@ -388,7 +407,7 @@ class StarGAN2Trainer:
         # Networks an update does not step are frozen for it: same result as the official code
         # (it zeroes those gradients before they are used) without computing them.
         single = not self.info.enabled
-        losses: dict[str, float] = {}
+        losses: dict[str, torch.Tensor] = {}
 
         def trainable(names: Sequence[str]) -> None:
             if single:
@@ -427,7 +446,7 @@ class StarGAN2Trainer:
         for k in EMA_NETS:
             ema_update(self.ema[k], nets[k], beta=opt.ema_beta)
         self.step += 1
-        losses["lambda_ds"] = lambda_ds
+        losses["lambda_ds"] = torch.tensor(lambda_ds)
         return losses
 
     # ---------------------------------------------------------------- samples
@@ -444,28 +463,45 @@ class StarGAN2Trainer:
             rows.append(G(x, Fm(z, y), masks=masks))
         return save_grid(path, rows)
 
+    def _report(self, pending: list[dict[str, torch.Tensor]], bar: ProgressBar | None) -> None:
+        """Read the losses of the last iterations in one transfer (a read per loss and step would stall a
+        GPU's queue a dozen times an iteration); stop on a non-finite one."""
+        keys = list(pending[-1])
+        values = torch.stack([torch.stack([p[k].float().cpu() for k in keys]) for p in pending]).tolist()
+        first = self.step - len(pending)
+        for i, row in enumerate(values):
+            bad = [k for k, v in zip(keys, row, strict=True) if not np.isfinite(v)]
+            if bad:
+                raise FloatingPointError(f"iteration {first + i}: non-finite losses {', '.join(bad)}")
+        if bar is not None:
+            last = dict(zip(keys, values[-1], strict=True))
+            g = {} if self.opt.d_only else dict(G=last["G_latent_adv"], sty=last["G_latent_sty"],
+                                                ds=last["G_latent_ds"], cyc=last["G_latent_cyc"])
+            bar.update(len(pending), D=last["D_latent_adv"] + last["D_ref_adv"], R1=last["D_latent_reg"], **g)
+
     def fit(self) -> Path:
         opt = self.opt
         main = is_main(self.info)
         bar = ProgressBar(opt.iters, desc="stargan2", initial=self.step) if main else None
         deadline = time.monotonic() + opt.time_limit_min * 60 if opt.time_limit_min > 0 else None
+        pending: list[dict[str, torch.Tensor]] = []
         while self.step < opt.iters:
             if deadline is not None and time.monotonic() > deadline:
                 if main:
                     print(f"\ntime limit reached at iteration {self.step}", file=sys.stderr)
                 break
-            losses = self.train_step()
-            bad = [k for k, v in losses.items() if not np.isfinite(v)]
-            if bad:
-                raise FloatingPointError(f"iteration {self.step}: non-finite losses {', '.join(bad)}")
-            if bar is not None:
-                g = {} if opt.d_only else dict(G=losses["G_latent_adv"], sty=losses["G_latent_sty"],
-                                               ds=losses["G_latent_ds"], cyc=losses["G_latent_cyc"])
-                bar.update(1, D=losses["D_latent_adv"] + losses["D_ref_adv"], R1=losses["D_latent_reg"], **g)
-            if main and opt.sample_every > 0 and self.step % opt.sample_every == 0:
+            pending.append(self.train_step())
+            sample = main and opt.sample_every > 0 and self.step % opt.sample_every == 0
+            save = main and opt.save_every > 0 and self.step % opt.save_every == 0
+            if sample or save or len(pending) == LOSS_READ_EVERY:  # never write what a non-finite step left
+                self._report(pending, bar)
+                pending = []
+            if sample:
                 self.write_samples(opt.out / "samples" / f"{self.step:06d}.png")
-            if main and opt.save_every > 0 and self.step % opt.save_every == 0:
+            if save:
                 self.save()
+        if pending:
+            self._report(pending, bar)
         if bar is not None:
             bar.close()
         if main:
@@ -491,7 +527,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         r1_every=args.r1_every,
         lambda_sty=args.lambda_sty, lambda_ds=args.lambda_ds, ds_iter=args.ds_iter, lambda_cyc=args.lambda_cyc,
         ema_beta=args.ema_beta, sample_every=args.sample_every, save_every=args.save_every, resume=args.resume,
-        seed=args.seed, device=args.device, wing=args.wing, num_workers=args.workers,
+        seed=args.seed, device=args.device, wing=args.wing,
         time_limit_min=args.time_limit, init=args.init, d_only=args.d_only)
     info = setup_distributed(args.device)
     try:
@@ -575,7 +611,6 @@ def register_cli(groups: Any) -> None:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
-    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--time-limit", type=float, default=0.0, metavar="MIN",
                    help="stop after MIN minutes (checkpoint and export still happen)")
     p.add_argument("--wing", default="", help="wing.ckpt (FAN landmarks) for configs with w_hpf > 0")
@@ -587,4 +622,4 @@ def register_cli(groups: Any) -> None:
 
 
 __all__ = ["TrainOptions", "StarGAN2Trainer", "compute_d_loss", "compute_g_loss", "ds_weight", "find_domains",
-           "DomainImages", "export_to_weights", "register_cli"]
+           "DomainBank", "augment_batch", "export_to_weights", "register_cli"]
