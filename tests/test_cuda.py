@@ -234,7 +234,7 @@ def stargan_train_step(device: torch.device, tmp: Path) -> dict[str, float]:
 
     _make_data(tmp / "faces" / "train")
     trainer = StarGAN2Trainer(_options(tmp / "faces", tmp / "run", iters=1), info=DistInfo(device=device))
-    return trainer.train_step()
+    return {k: float(v) for k, v in trainer.train_step().items()}  # 0-d tensors on the device
 
 
 def cocosnet_train_step(device: torch.device, tmp: Path) -> dict[str, float]:

@@ -195,29 +195,21 @@ def test_bank_draws_domains_evenly_and_reference_pairs_within_a_domain(tmp_path:
 def test_augment_batch_crops_and_flips_like_pil() -> None:
     """The batched crop + resize + flip agrees with PIL's crop, bilinear resize and mirror of the same box:
     the official transform, one image at a time."""
-    from engine.train.stargan2 import augment_batch
+    from engine.train.stargan2 import augment_batch, crop_boxes
 
     rng = np.random.default_rng(0)
     size = 32
-    images = rng.integers(0, 256, (64, 3, size, size), dtype=np.uint8)
-    images = torch.from_numpy(images)
-    g = torch.Generator().manual_seed(3)
-    out = augment_batch(images, g, augment=True)
-    g = torch.Generator().manual_seed(3)  # replay the draws to know each image's box
-    n = images.shape[0]
-    crop = torch.rand(n, generator=g) < 0.5
-    area = torch.empty(n).uniform_(0.8, 1.0, generator=g) * size * size
-    aspect = torch.exp(torch.empty(n).uniform_(np.log(0.9), np.log(1.1), generator=g))
-    w = torch.where(crop, torch.sqrt(area * aspect).round().clamp(1, size), torch.full((n,), float(size)))
-    h = torch.where(crop, torch.sqrt(area / aspect).round().clamp(1, size), torch.full((n,), float(size)))
-    left = torch.floor(torch.rand(n, generator=g) * (size - w + 1))
-    top = torch.floor(torch.rand(n, generator=g) * (size - h + 1))
-    flip = torch.rand(n, generator=g) < 0.5
+    images = torch.from_numpy(rng.integers(0, 256, (64, 3, size, size), dtype=np.uint8))
+    out = augment_batch(images, torch.Generator().manual_seed(3), augment=True)
+    box = crop_boxes(images.shape[0], size, torch.Generator().manual_seed(3))  # the same draws: each image's box
+    crop, flip, w, h, left, top = (box[k] for k in ("crop", "flip", "w", "h", "left", "top"))
     assert crop.any() and (~crop).any() and flip.any() and (~flip).any()
-    for k in range(n):
+    assert (left >= 0).all() and (top >= 0).all() and (left + w <= size).all() and (top + h <= size).all()
+    assert ((w * h / size**2)[crop] >= 0.75).all() and ((w * h)[crop] < size**2).any()
+    for k in range(images.shape[0]):
         img = Image.fromarray(images[k].permute(1, 2, 0).numpy())
-        box = (int(left[k]), int(top[k]), int(left[k] + w[k]), int(top[k] + h[k]))
-        ref = img.crop(box).resize((size, size), Image.BILINEAR)
+        rect = (int(left[k]), int(top[k]), int(left[k] + w[k]), int(top[k] + h[k]))
+        ref = img.crop(rect).resize((size, size), Image.BILINEAR)
         if flip[k]:
             ref = ref.transpose(Image.FLIP_LEFT_RIGHT)
         ref = torch.from_numpy(np.asarray(ref, np.float32)).permute(2, 0, 1)

@@ -120,33 +120,42 @@ MAX_BANK_BYTES = 4 * 1024**3
 LOSS_READ_EVERY = 10  # iterations whose losses are read from the device together
 
 
+def crop_boxes(n: int, size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Per image of a batch, as the official transform draws them: whether it is cropped (p=0.5), the
+    crop box (whole pixels: width ``w``, height ``h``, ``left``, ``top``; area 0.8–1 of the image, aspect
+    0.9–1.1, clipped to the image rather than redrawn; the whole image where not cropped) and whether
+    it is flipped (p=0.5)."""
+    crop = torch.rand(n, generator=generator) < 0.5
+    area = torch.empty(n).uniform_(0.8, 1.0, generator=generator) * size * size
+    aspect = torch.exp(torch.empty(n).uniform_(np.log(0.9), np.log(1.1), generator=generator))
+    full = torch.full((n,), float(size))
+    w = torch.where(crop, torch.sqrt(area * aspect).round().clamp(1, size), full)
+    h = torch.where(crop, torch.sqrt(area / aspect).round().clamp(1, size), full)
+    left = torch.floor(torch.rand(n, generator=generator) * (size - w + 1))
+    top = torch.floor(torch.rand(n, generator=generator) * (size - h + 1))
+    flip = torch.rand(n, generator=generator) < 0.5
+    return {"crop": crop, "w": w, "h": h, "left": left, "top": top, "flip": flip}
+
+
 def augment_batch(images: torch.Tensor, generator: torch.Generator, augment: bool = True) -> torch.Tensor:
-    """The official train transform, on a uint8 N×3×S×S batch on its device: with p=0.5 a
-    RandomResizedCrop (area 0.8–1, aspect 0.9–1.1) resized back to S×S (bilinear, pixel centres as
-    PIL's resize), a horizontal flip with p=0.5, then [-1, 1]. Crop boxes, as torchvision draws them,
-    are whole pixels inside the image (here clipped to it rather than redrawn). One ``grid_sample``
-    does crop, resize and flip for the whole batch (an image left as it is comes back to float rounding)."""
+    """The official train transform on a uint8 N×3×S×S batch on its device: the :func:`crop_boxes` crop
+    resized back to S×S (bilinear, pixel centres as PIL's resize), the flip, then [-1, 1]. One
+    ``grid_sample`` does crop, resize and flip for the whole batch (an image left as it is comes back
+    to float rounding)."""
     x = images.float() / 127.5 - 1.0
     if not augment:
         return x
     n, size = x.shape[0], x.shape[-1]
-    crop = torch.rand(n, generator=generator) < 0.5
-    area = torch.empty(n).uniform_(0.8, 1.0, generator=generator) * size * size
-    aspect = torch.exp(torch.empty(n).uniform_(np.log(0.9), np.log(1.1), generator=generator))
-    w = torch.where(crop, torch.sqrt(area * aspect).round().clamp(1, size), torch.full((n,), float(size)))
-    h = torch.where(crop, torch.sqrt(area / aspect).round().clamp(1, size), torch.full((n,), float(size)))
-    left = torch.floor(torch.rand(n, generator=generator) * (size - w + 1))
-    top = torch.floor(torch.rand(n, generator=generator) * (size - h + 1))
-    flip = torch.rand(n, generator=generator) < 0.5
-    if not (crop.any() or flip.any()):
+    box = crop_boxes(n, size, generator)
+    if not (box["crop"].any() or box["flip"].any()):
         return x
+    w, h = box["w"], box["h"]
     theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0] = torch.where(flip, -w / size, w / size)  # a flip mirrors where each output pixel samples
-    theta[:, 0, 2] = (2 * left + w) / size - 1
+    theta[:, 0, 0] = torch.where(box["flip"], -w / size, w / size)  # a flip mirrors where each output pixel samples
+    theta[:, 0, 2] = (2 * box["left"] + w) / size - 1
     theta[:, 1, 1] = h / size
-    theta[:, 1, 2] = (2 * top + h) / size - 1
-    theta = theta.to(x.device)
-    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    theta[:, 1, 2] = (2 * box["top"] + h) / size - 1
+    grid = torch.nn.functional.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
     return torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
@@ -622,4 +631,4 @@ def register_cli(groups: Any) -> None:
 
 
 __all__ = ["TrainOptions", "StarGAN2Trainer", "compute_d_loss", "compute_g_loss", "ds_weight", "find_domains",
-           "DomainBank", "augment_batch", "export_to_weights", "register_cli"]
+           "DomainBank", "augment_batch", "crop_boxes", "export_to_weights", "register_cli"]
