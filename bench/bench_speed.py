@@ -146,7 +146,7 @@ def stargan_cases(manifest: Any, config_name: str, rng: np.random.Generator,
     eager_nets = {k: m.to(device) for k, m in build_and_load(manifest.get(name), manifest).items()}  # as-is
     G, F, fan = eager_nets["generator"], eager_nets["mapping_network"], eager_nets.get("fan")
     sources = [FrozenArray(rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)) for _ in range(64)]
-    x0 = image_to_tensor(sources[0].array, SIZE).to(device)
+    x0 = image_to_tensor(sources[0].array, SIZE, device)
     with torch.no_grad():
         s0 = F.for_domain(latent_code(0, sg.network_args(config)["latent_dim"]).to(device), 1)
         masks0 = fan.get_heatmap(x0) if fan is not None else None
@@ -156,7 +156,7 @@ def stargan_cases(manifest: Any, config_name: str, rng: np.random.Generator,
     def eager(source: FrozenArray, seed: int) -> torch.Tensor:
         # official test loop: resize, masks from FAN (w_hpf > 0), style from the mapping network, G in full
         with torch.no_grad():
-            x = image_to_tensor(source.array, SIZE).to(device)
+            x = image_to_tensor(source.array, SIZE).to(device)  # as the official test loop: float32 travels
             masks = fan.get_heatmap(x) if fan is not None else None
             s = F(latent_code(seed, latent_dim).to(device), torch.tensor([1], device=device))
             return G(x, s, masks)

@@ -275,10 +275,11 @@ def to_uint8_image(x: torch.Tensor) -> np.ndarray:
     """The one place model output becomes pixels: (1|3, H, W) or (1, 3, H, W) in [-1, 1] -> uint8 H×W×3."""
     if x.dim() == 4:
         x = x[0]
-    x = x.detach().float().cpu()
+    x = x.detach().float()
     if x.shape[0] == 1:
         x = x.expand(3, -1, -1)
-    x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    # scaled where the tensor is: from a GPU only uint8 pixels travel, a quarter of float32's bytes
+    x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
     return x.permute(1, 2, 0).contiguous().numpy()
 
 
