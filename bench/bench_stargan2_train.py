@@ -16,13 +16,11 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.bench_speed import device_label  # noqa: E402
-from bench.common import write_results  # noqa: E402
-from engine.devices import CPU_FLAGS_OF_INTEREST, cpu_flags, cpu_name  # noqa: E402
-from engine.train.stargan2 import StarGAN2Trainer, TrainOptions  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.bench_speed import device_label
+from bench.common import write_results
+from engine.devices import CPU_FLAGS_OF_INTEREST, cpu_flags, cpu_name
+from engine.train.stargan2 import StarGAN2Trainer, TrainOptions
 
 
 def timed(fn, rounds: int, device: torch.device) -> float:
