@@ -75,6 +75,23 @@ def test_train_resume_and_export(tmp_path: Path, weights_dir: Path) -> None:
     assert torch.equal(nets["generator"].from_rgb.weight, resumed.ema["generator"].from_rgb.weight)
 
 
+def test_a_non_finite_loss_stops_training_before_anything_is_written(tmp_path: Path) -> None:
+    """Losses are read every few iterations, but a NaN still stops the run, naming its iteration, before
+    a checkpoint or sample grid holds what it left."""
+    _make_data(tmp_path / "faces" / "train")
+    opt = _options(tmp_path / "faces", tmp_path / "run", iters=30)
+    opt.save_every, opt.sample_every = 5, 5
+    trainer = StarGAN2Trainer(opt)
+    for _ in range(3):
+        trainer.train_step()
+    with torch.no_grad():
+        trainer.nets["discriminator"].main[0].weight.fill_(float("nan"))  # D's loss goes NaN from iteration 3
+    with pytest.raises(FloatingPointError, match="iteration 3: non-finite losses"):
+        trainer.fit()
+    assert trainer.step == 5  # read at the first save step, then stopped
+    assert not (tmp_path / "run" / "latest").exists() and not (tmp_path / "run" / "samples").exists()
+
+
 def test_lazy_r1_applies_the_penalty_every_n_steps_weighted_by_n(tmp_path: Path) -> None:
     """--r1-every N: steps 0, N, 2N carry N × the penalty; the others compute none (no double backward)."""
     from engine.train.stargan2 import compute_d_loss

@@ -455,7 +455,7 @@ class StarGAN2Trainer:
         for k in EMA_NETS:
             ema_update(self.ema[k], nets[k], beta=opt.ema_beta)
         self.step += 1
-        losses["lambda_ds"] = torch.tensor(lambda_ds)
+        losses["lambda_ds"] = torch.tensor(lambda_ds, device=self.device)
         return losses
 
     # ---------------------------------------------------------------- samples
@@ -476,7 +476,7 @@ class StarGAN2Trainer:
         """Read the losses of the last iterations in one transfer (a read per loss and step would stall a
         GPU's queue a dozen times an iteration); stop on a non-finite one."""
         keys = list(pending[-1])
-        values = torch.stack([torch.stack([p[k].float().cpu() for k in keys]) for p in pending]).tolist()
+        values = torch.stack([torch.stack([p[k].float() for k in keys]) for p in pending]).cpu().tolist()
         first = self.step - len(pending)
         for i, row in enumerate(values):
             bad = [k for k, v in zip(keys, row, strict=True) if not np.isfinite(v)]
