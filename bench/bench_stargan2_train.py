@@ -68,10 +68,11 @@ def main(argv: list[str] | None = None) -> int:
                      "images_per_s": b / step_s, "batch_assembly_ms": fetch_s * 1e3})
         print(f"batch {b}: {step_s * 1e3:.1f} ms/iteration ({1 / step_s:.2f} it/s, {b / step_s:.0f} images/s), "
               f"batch assembly {fetch_s * 1e3:.1f} ms", flush=True)
-    path = write_results(f"stargan2_train_{device.type}" + (f"_{args.tag}" if args.tag else ""), {
-        "device": device_label(device), "cpu": cpu_name(),
-        "cpu_flags": [f for f in CPU_FLAGS_OF_INTEREST if f in cpu_flags()], "torch": torch.__version__,
-        "config": args.config, "threads": args.threads, "rows": rows})
+        # written after each batch size: a run cut short by its time slot keeps the sizes it finished
+        path = write_results(f"stargan2_train_{device.type}" + (f"_{args.tag}" if args.tag else ""), {
+            "device": device_label(device), "cpu": cpu_name(),
+            "cpu_flags": [f for f in CPU_FLAGS_OF_INTEREST if f in cpu_flags()], "torch": torch.__version__,
+            "config": args.config, "threads": args.threads, "warmup": args.warmup, "rows": rows})
     print(f"wrote {path}")
     return 0
 

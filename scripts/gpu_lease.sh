@@ -1,0 +1,36 @@
+#!/bin/bash
+# One call on a lent GPU (see README, "Training on a lent GPU"): StarGAN v2 training throughput per batch size,
+# the CUDA tests, the CUDA speed bench, then StarGAN v2 training for what is left of BUDGET seconds at the batch
+# that gives the most images per second without losing more than 20 % of the iterations per second.
+# Here first:  scripts/gpu_session.py pack --jobs stargan2_faces, then a dry run in a clone:
+#   DEV=cpu BATCHES=2,4 BUDGET=80 PY=.venv/bin/python OUT=/tmp/dry bash scripts/gpu_lease.sh
+# There:       run(command="BUDGET=525 bash scripts/gpu_lease.sh", carry=[".gpu/pack.tar.gz"])
+# (the first GPU steps are slow, ~16 s for the first 10 on an H200: the throughput bench warms up 12)
+set -u
+export PYTHONUNBUFFERED=1
+DEV=${DEV:-cuda}; BATCHES=${BATCHES:-64,256}; BUDGET=${BUDGET:-530}; PY=${PY:-python3}
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+tar xzf .gpu/pack.tar.gz
+nvidia-smi > "$OUT/nvidia_smi.txt" 2>&1; lscpu > "$OUT/lscpu.txt" 2>&1
+timeout 120 $PY bench/bench_stargan2_train.py --device $DEV --batches $BATCHES --warmup 12 --rounds 8 \
+  --init .gpu/init/stargan2_faces.safetensors > "$OUT/train_bench.log" 2>&1
+tail -5 "$OUT/train_bench.log"; cp bench/results/stargan2_train_$DEV.json "$OUT/" 2>/dev/null
+B=$($PY - "$DEV" <<'PYEOF'
+import json, sys
+rows = json.load(open(f"bench/results/stargan2_train_{sys.argv[1]}.json"))["rows"]
+base = rows[0]["iterations_per_s"]
+# the most images per second among batches that keep at least 80 % of the smallest batch's iterations per second
+print(max((r for r in rows if r["iterations_per_s"] >= 0.8 * base), key=lambda r: r["images_per_s"])["batch"])
+PYEOF
+)
+B=${B:-64}; echo "chosen batch $B at ${SECONDS}s"
+if [ "$DEV" = cuda ]; then
+  timeout 70 $PY -m pytest -q -p no:cacheprovider --noconftest tests/test_cuda.py > "$OUT/cuda_tests.log" 2>&1
+  tail -4 "$OUT/cuda_tests.log"
+  timeout 140 $PY bench/bench_speed.py --device cuda > "$OUT/bench.log" 2>&1
+  tail -45 "$OUT/bench.log"; cp bench/results/speed_cuda.json "$OUT/" 2>/dev/null
+fi
+MIN=$($PY -c "print(max(0.3, round(($BUDGET - $SECONDS) / 60 - 0.6, 2)))")
+echo "training $MIN minutes from ${SECONDS}s"
+$PY scripts/gpu_session.py train --device $DEV --minutes $MIN --jobs stargan2_faces --batch $B --ds-iter 3000
+echo "done at ${SECONDS}s"
