@@ -52,6 +52,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200, help="faces (half per domain where it can)")
     ap.add_argument("--model", default="stargan2_faces", help="the generator whose outputs are the fakes")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--tag", default="", help="suffix of the results file")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -83,10 +84,10 @@ def main() -> None:
         load_strict({"discriminator": D}, {"discriminator": {k: t.float() for k, t in state["discriminator"].items()}},
                     source=path)
         rows.append({"discriminator": path, **probe(D, x, y, fake, y_fake)})
-    print(f"{len(picks)} held-out faces of {args.data}/{args.split}; fakes: {args.model}, latent-guided into the "
+    print(f"{len(picks)} faces of {args.data}/{args.split}; fakes: {args.model}, latent-guided into the "
           f"other domain")
     print_table(rows, ["discriminator", "real_vs_fake_auc", "right_head"])
-    out = write_results("stargan2_discriminator_probe", {"data": f"{args.data}/{args.split}", "n": len(picks),
+    out = write_results("stargan2_discriminator_probe" + (f"_{args.tag}" if args.tag else ""), {"data": f"{args.data}/{args.split}", "n": len(picks),
                                                           "generator": args.model, "rows": rows})
     print(f"wrote {out}")
 
