@@ -92,6 +92,56 @@ def test_a_non_finite_loss_stops_training_before_anything_is_written(tmp_path: P
     assert not (tmp_path / "run" / "latest").exists() and not (tmp_path / "run" / "samples").exists()
 
 
+def test_diff_augment_shifts_cuts_and_recolours_differentiably() -> None:
+    """What D sees under --d-augment: translation moves each image by at most 1/8 of its side with zero fill,
+    cutout zeroes one half-side square, colour changes values; gradients reach the input."""
+    from engine.train.stargan2 import diff_augment
+
+    torch.manual_seed(0)
+    x = torch.rand(16, 3, 32, 32) + 1.0  # all positive: a zero is fill or cutout, never an image value
+    moved = diff_augment(x, ("translation",))
+    for k in range(16):
+        shifts = [(dy, dx) for dy in range(-4, 5) for dx in range(-4, 5)
+                  if torch.equal(moved[k], _shifted(x[k], dy, dx))]
+        assert len(shifts) == 1, k
+    assert any(_shifted(x[k], 0, 0).ne(moved[k]).any() for k in range(16))  # not all left in place
+    cut = diff_augment(x, ("cutout",))
+    zeros = (cut == 0).all(dim=1)  # per image, the zeroed pixels
+    for k in range(16):
+        rows, cols = torch.nonzero(zeros[k], as_tuple=True)
+        assert 0 < len(rows) <= 16 * 16 and torch.equal(cut[k][:, ~zeros[k]], x[k][:, ~zeros[k]])
+        assert len(rows) == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)  # one rectangle
+    assert (zeros.sum(dim=(1, 2)) == 256).any()  # a whole 16×16 square where it lies inside
+    coloured = diff_augment(x, ("color",))
+    assert not torch.allclose(coloured, x)
+    x.requires_grad_(True)
+    diff_augment(x, ("color", "translation", "cutout")).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def _shifted(img: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """img moved down by dy and right by dx, zero where nothing moved in."""
+    out = torch.zeros_like(img)
+    h, w = img.shape[1:]
+    out[:, max(0, dy):h + min(0, dy), max(0, dx):w + min(0, dx)] = \
+        img[:, max(0, -dy):h + min(0, -dy), max(0, -dx):w + min(0, -dx)]
+    return out
+
+
+def test_training_with_d_augment_and_a_wrong_policy(tmp_path: Path) -> None:
+    _make_data(tmp_path / "faces" / "train")
+    opt = _options(tmp_path / "faces", tmp_path / "run", iters=2)
+    opt.d_augment = "color,translation,cutout"
+    trainer = StarGAN2Trainer(opt)
+    before = [p.detach().clone() for p in trainer.nets["discriminator"].parameters()]
+    losses = trainer.train_step()
+    assert all(np.isfinite(float(v)) for v in losses.values()) and float(losses["D_latent_reg"]) > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.nets["discriminator"].parameters(), strict=True))
+    opt.d_augment = "color,zoom"
+    with pytest.raises(InputError, match="unknown zoom"):
+        StarGAN2Trainer(opt)
+
+
 def test_lazy_r1_applies_the_penalty_every_n_steps_weighted_by_n(tmp_path: Path) -> None:
     """--r1-every N: steps 0, N, 2N carry N × the penalty; the others compute none (no double backward)."""
     from engine.train.stargan2 import compute_d_loss

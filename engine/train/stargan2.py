@@ -86,6 +86,7 @@ class TrainOptions:
     time_limit_min: float = 0.0       # >0: stop (save, export) after this many minutes
     init: str = ""                    # warm start G, E, F (and their EMA) from exported weights; D if it has one
     d_only: bool = False              # train D alone against the fixed (warm-started) G, E, F: a D warm-up
+    d_augment: str = ""               # DiffAugment policy for what D sees, e.g. "color,translation,cutout"
 
 
 # ------------------------------------------------------------------------------------ data
@@ -202,6 +203,50 @@ class DomainBank:
         return augment_batch(self.images[idx.to(self.images.device)], generator, augment)
 
 
+# DiffAugment (Zhao et al. 2020): the same random, differentiable transforms on every image D sees, photos and
+# outputs alike, so D cannot memorise a few thousand training photos (it did: bench/probe_stargan2_d.py).
+D_AUGMENTS = ("color", "translation", "cutout")
+
+
+def parse_d_augment(policy: str) -> tuple[str, ...]:
+    parts = tuple(p for p in policy.replace(" ", "").split(",") if p)
+    unknown = [p for p in parts if p not in D_AUGMENTS]
+    if unknown:
+        raise InputError(f"--d-augment: unknown {', '.join(unknown)}; known: {', '.join(D_AUGMENTS)}")
+    return parts
+
+
+def diff_augment(x: torch.Tensor, policy: Sequence[str]) -> torch.Tensor:
+    """Per image: brightness ±0.5, saturation ×0–2, contrast ×0.5–1.5 ("color"); a shift by up to 1/8 of the
+    side with zero fill ("translation"); a zeroed square of half the side ("cutout"). Gradients pass."""
+    n, _, h, w = x.shape
+    rand = lambda *shape: torch.rand(n, *shape, device=x.device, dtype=x.dtype)  # noqa: E731 - local shorthand
+    if "color" in policy:
+        x = x + (rand(1, 1, 1) - 0.5)
+        mean = x.mean(dim=1, keepdim=True)
+        x = (x - mean) * (rand(1, 1, 1) * 2) + mean
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - mean) * (rand(1, 1, 1) + 0.5) + mean
+    if "translation" in policy:
+        sy, sx = int(h * 0.125 + 0.5), int(w * 0.125 + 0.5)
+        dy = torch.randint(-sy, sy + 1, (n, 1, 1), device=x.device)
+        dx = torch.randint(-sx, sx + 1, (n, 1, 1), device=x.device)
+        gy = torch.arange(h, device=x.device).view(1, h, 1) - dy          # source row of each output row
+        gx = torch.arange(w, device=x.device).view(1, 1, w) - dx
+        inside = ((gy >= 0) & (gy < h) & (gx >= 0) & (gx < w)).unsqueeze(1)
+        flat = (gy.clamp(0, h - 1) * w + gx.clamp(0, w - 1)).reshape(n, 1, h * w).expand(-1, x.shape[1], -1)
+        x = torch.gather(x.reshape(n, x.shape[1], h * w), 2, flat).reshape(x.shape) * inside
+    if "cutout" in policy:
+        ch, cw = int(h * 0.5 + 0.5), int(w * 0.5 + 0.5)
+        cy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), device=x.device)
+        cx = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), device=x.device)
+        ys = torch.arange(h, device=x.device).view(1, h, 1)
+        xs = torch.arange(w, device=x.device).view(1, 1, w)
+        hole = (ys >= cy - ch // 2) & (ys < cy - ch // 2 + ch) & (xs >= cx - cw // 2) & (xs < cx - cw // 2 + cw)
+        x = x * (~hole).unsqueeze(1)
+    return x
+
+
 # ------------------------------------------------------------------------------------ losses
 def compute_d_loss(nets: Mapping[str, nn.Module], opt: TrainOptions, x_real: torch.Tensor, y_org: torch.Tensor,
                    y_trg: torch.Tensor, *, z_trg: torch.Tensor | None = None, x_ref: torch.Tensor | None = None,
@@ -210,12 +255,13 @@ def compute_d_loss(nets: Mapping[str, nn.Module], opt: TrainOptions, x_real: tor
     scales the penalty (N on the steps of lazy R1 every N steps, 0 on the others: no double
     backward through D then)."""
     x_real = x_real.detach().requires_grad_(r1_weight > 0)
-    out_real = nets["discriminator"](x_real, y_org)
+    aug = parse_d_augment(opt.d_augment)
+    out_real = nets["discriminator"](diff_augment(x_real, aug) if aug else x_real, y_org)
     loss_reg = r1_penalty(out_real, x_real) if r1_weight > 0 else out_real.new_zeros(())
     with torch.no_grad():
         s_trg = nets["mapping_network"](z_trg, y_trg) if z_trg is not None else nets["style_encoder"](x_ref, y_trg)
         x_fake = nets["generator"](x_real.detach(), s_trg, masks=masks)
-    out_fake = nets["discriminator"](x_fake, y_trg)
+    out_fake = nets["discriminator"](diff_augment(x_fake, aug) if aug else x_fake, y_trg)
     loss_adv = bce_d_loss(out_real, out_fake)
     loss = loss_adv + opt.lambda_reg * r1_weight * loss_reg
     return loss, {"adv": loss_adv.detach(), "reg": loss_reg.detach()}
@@ -233,7 +279,8 @@ def compute_g_loss(nets: Mapping[str, nn.Module], opt: TrainOptions, x_real: tor
         assert x_refs is not None
         s_trg, s_trg2 = E(x_refs[0], y_trg), E(x_refs[1], y_trg)
     x_fake = G(x_real, s_trg, masks=masks)
-    loss_adv = bce_g_loss(D(x_fake, y_trg))
+    aug = parse_d_augment(opt.d_augment)
+    loss_adv = bce_g_loss(D(diff_augment(x_fake, aug) if aug else x_fake, y_trg))
     loss_sty = torch.mean(torch.abs(E(x_fake, y_trg) - s_trg))
     x_fake2 = G(x_real, s_trg2, masks=masks).detach()
     loss_ds = torch.mean(torch.abs(x_fake - x_fake2))
@@ -304,6 +351,7 @@ class StarGAN2Trainer:
                                 betas=(opt.beta1, opt.beta2), weight_decay=opt.weight_decay)
             for k in TRAINED_NETS}
         self.step = 0
+        parse_d_augment(opt.d_augment)  # a wrong policy fails here, not at the first step
         if opt.d_only and not (opt.init or opt.resume):
             raise InputError("--d-only trains the discriminator against given networks: give --init FILE")
         if opt.resume:
@@ -537,7 +585,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         lambda_sty=args.lambda_sty, lambda_ds=args.lambda_ds, ds_iter=args.ds_iter, lambda_cyc=args.lambda_cyc,
         ema_beta=args.ema_beta, sample_every=args.sample_every, save_every=args.save_every, resume=args.resume,
         seed=args.seed, device=args.device, wing=args.wing,
-        time_limit_min=args.time_limit, init=args.init, d_only=args.d_only)
+        time_limit_min=args.time_limit, init=args.init, d_only=args.d_only, d_augment=args.d_augment)
     info = setup_distributed(args.device)
     try:
         trainer = StarGAN2Trainer(opt, info)
@@ -617,6 +665,9 @@ def register_cli(groups: Any) -> None:
                    help="warm start G, E, F (and their EMA) from exported weights; D too where the file has one")
     p.add_argument("--d-only", action="store_true",
                    help="train only the discriminator against the --init G, E, F (a warm-up for a later run)")
+    p.add_argument("--d-augment", default="", metavar="POLICY",
+                   help=f"DiffAugment for what D sees, photos and outputs alike: any of {','.join(D_AUGMENTS)} "
+                        f"(not in the paper; against a D memorising a small training set)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
@@ -631,4 +682,4 @@ def register_cli(groups: Any) -> None:
 
 
 __all__ = ["TrainOptions", "StarGAN2Trainer", "compute_d_loss", "compute_g_loss", "ds_weight", "find_domains",
-           "DomainBank", "augment_batch", "crop_boxes", "export_to_weights", "register_cli"]
+           "DomainBank", "augment_batch", "crop_boxes", "diff_augment", "export_to_weights", "register_cli"]
