@@ -87,8 +87,9 @@ def main() -> None:
     print(f"{len(picks)} faces of {args.data}/{args.split}; fakes: {args.model}, latent-guided into the "
           f"other domain")
     print_table(rows, ["discriminator", "real_vs_fake_auc", "right_head"])
-    out = write_results("stargan2_discriminator_probe" + (f"_{args.tag}" if args.tag else ""), {"data": f"{args.data}/{args.split}", "n": len(picks),
-                                                          "generator": args.model, "rows": rows})
+    name = "stargan2_discriminator_probe" + (f"_{args.tag}" if args.tag else "")
+    out = write_results(name, {"data": f"{args.data}/{args.split}", "n": len(picks), "generator": args.model,
+                               "rows": rows})
     print(f"wrote {out}")
 
 
