@@ -218,7 +218,8 @@ def parse_d_augment(policy: str) -> tuple[str, ...]:
 
 def diff_augment(x: torch.Tensor, policy: Sequence[str]) -> torch.Tensor:
     """Per image: brightness ±0.5, saturation ×0–2, contrast ×0.5–1.5 ("color"); a shift by up to 1/8 of the
-    side with zero fill ("translation"); a zeroed square of half the side ("cutout"). Gradients pass."""
+    side with zero fill ("translation"); a zeroed square of half the side ("cutout"). Gradients pass; an
+    empty policy returns ``x`` itself."""
     n, _, h, w = x.shape
     rand = lambda *shape: torch.rand(n, *shape, device=x.device, dtype=x.dtype)  # noqa: E731 - local shorthand
     if "color" in policy:
@@ -256,12 +257,12 @@ def compute_d_loss(nets: Mapping[str, nn.Module], opt: TrainOptions, x_real: tor
     backward through D then)."""
     x_real = x_real.detach().requires_grad_(r1_weight > 0)
     aug = parse_d_augment(opt.d_augment)
-    out_real = nets["discriminator"](diff_augment(x_real, aug) if aug else x_real, y_org)
+    out_real = nets["discriminator"](diff_augment(x_real, aug), y_org)
     loss_reg = r1_penalty(out_real, x_real) if r1_weight > 0 else out_real.new_zeros(())
     with torch.no_grad():
         s_trg = nets["mapping_network"](z_trg, y_trg) if z_trg is not None else nets["style_encoder"](x_ref, y_trg)
         x_fake = nets["generator"](x_real.detach(), s_trg, masks=masks)
-    out_fake = nets["discriminator"](diff_augment(x_fake, aug) if aug else x_fake, y_trg)
+    out_fake = nets["discriminator"](diff_augment(x_fake, aug), y_trg)
     loss_adv = bce_d_loss(out_real, out_fake)
     loss = loss_adv + opt.lambda_reg * r1_weight * loss_reg
     return loss, {"adv": loss_adv.detach(), "reg": loss_reg.detach()}
@@ -280,7 +281,7 @@ def compute_g_loss(nets: Mapping[str, nn.Module], opt: TrainOptions, x_real: tor
         s_trg, s_trg2 = E(x_refs[0], y_trg), E(x_refs[1], y_trg)
     x_fake = G(x_real, s_trg, masks=masks)
     aug = parse_d_augment(opt.d_augment)
-    loss_adv = bce_g_loss(D(diff_augment(x_fake, aug) if aug else x_fake, y_trg))
+    loss_adv = bce_g_loss(D(diff_augment(x_fake, aug), y_trg))
     loss_sty = torch.mean(torch.abs(E(x_fake, y_trg) - s_trg))
     x_fake2 = G(x_real, s_trg2, masks=masks).detach()
     loss_ds = torch.mean(torch.abs(x_fake - x_fake2))
