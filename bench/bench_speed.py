@@ -549,7 +549,7 @@ def bf16_check(rounds: int) -> dict[str, Any]:
            "cpu": cpu_name(), "cpu_flags": [f for f in CPU_FLAGS_OF_INTEREST if f in cpu_flags()]}
     if native_bf16():
         row["verdict_file"] = str(write_bf16_verdict(f32 / b16, quality))
-    print(f"bfloat16 vs float32, {label}: {f32 * 1e3:.1f} ms vs {b16 * 1e3:.1f} ms (×{f32 / b16:.2f}), "
+    print(f"{label}: float32 {f32 * 1e3:.1f} ms, bfloat16 {b16 * 1e3:.1f} ms (bf16 speed-up ×{f32 / b16:.2f}), "
           f"PSNR {quality:.1f} dB", flush=True)
     return row
 
@@ -656,7 +656,7 @@ def cuda_bf16_check(rounds: int, device: torch.device) -> list[dict[str, Any]]:
                      "bf16_speedup": f32 / b16, "psnr_db": quality, "target_psnr_db": CUDA_TARGETS["bf16_psnr_db"],
                      "meets_target": quality >= CUDA_TARGETS["bf16_psnr_db"], "device": device_label(device),
                      "tf32": tf32_state()})
-        print(f"bfloat16 vs float32, {label}: {f32 * 1e3:.2f} ms vs {b16 * 1e3:.2f} ms (×{f32 / b16:.2f}), "
+        print(f"{label}: float32 {f32 * 1e3:.2f} ms, bfloat16 {b16 * 1e3:.2f} ms (bf16 speed-up ×{f32 / b16:.2f}), "
               f"PSNR {quality:.1f} dB (target ≥ {CUDA_TARGETS['bf16_psnr_db']:.0f} dB)", flush=True)
     return rows
 
