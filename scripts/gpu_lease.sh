@@ -5,6 +5,7 @@
 # Here first:  scripts/gpu_session.py pack --jobs stargan2_faces, then a dry run in a clone:
 #   DEV=cpu BATCHES=2,4 BUDGET=80 PY=.venv/bin/python OUT=/tmp/dry bash scripts/gpu_lease.sh
 # There:       run(command="BUDGET=525 bash scripts/gpu_lease.sh", carry=[".gpu/pack.tar.gz"])
+# DAUG=color,translation,cutout trains with --d-augment (D memorises the 2,700 training faces without it).
 # (the first GPU steps are slow, ~16 s for the first 10 on an H200: the throughput bench warms up 12)
 set -u
 export PYTHONUNBUFFERED=1
@@ -32,5 +33,6 @@ if [ "$DEV" = cuda ]; then
 fi
 MIN=$($PY -c "print(max(0.3, round(($BUDGET - $SECONDS) / 60 - 0.6, 2)))")
 echo "training $MIN minutes from ${SECONDS}s"
-$PY scripts/gpu_session.py train --device $DEV --minutes $MIN --jobs stargan2_faces --batch $B --ds-iter 3000
+$PY scripts/gpu_session.py train --device $DEV --minutes $MIN --jobs stargan2_faces --batch $B --ds-iter 3000 \
+  ${DAUG:+--d-augment $DAUG}
 echo "done at ${SECONDS}s"
