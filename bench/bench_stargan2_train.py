@@ -4,37 +4,22 @@ Same run, same machine, one trainer: for each batch size a few warm-up iteration
 (each synchronised), and the batch assembly alone (draws, gather, crop/flip on the device) so the data's
 share shows. Writes ``bench/results/stargan2_train_<device>.json``.
 
-    python bench/bench_stargan2_train.py --device cuda --batches 64,128,256
+    python bench/bench_stargan2_train.py --device cuda --batches 64,256
 """
 from __future__ import annotations
 
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.bench_speed import device_label
+from bench.bench_speed import cuda_time, device_label
 from bench.common import write_results
 from engine.devices import CPU_FLAGS_OF_INTEREST, cpu_flags, cpu_name
 from engine.train.stargan2 import StarGAN2Trainer, TrainOptions
-
-
-def timed(fn, rounds: int, device: torch.device) -> float:
-    """Median seconds per call, each call synchronised."""
-    times = []
-    for _ in range(rounds):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--init", default="weights/stargan2_faces.safetensors")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batches", default="64,128,256")
-    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=12, help="untimed iterations per batch size (a GPU's first are slow)")
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tag", default="", help="suffix of the results file")
@@ -62,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.warmup):
             trainer.train_step()
         # the median skips the lazy-R1 step that falls every 16th iteration
-        step_s = timed(trainer.train_step, args.rounds, device)
-        fetch_s = timed(trainer._fetch, args.rounds, device)
+        step_s = statistics.median(cuda_time(trainer.train_step, args.rounds, device))  # synchronised calls
+        fetch_s = statistics.median(cuda_time(trainer._fetch, args.rounds, device))
         rows.append({"batch": b, "ms_per_iteration": step_s * 1e3, "iterations_per_s": 1 / step_s,
                      "images_per_s": b / step_s, "batch_assembly_ms": fetch_s * 1e3})
         print(f"batch {b}: {step_s * 1e3:.1f} ms/iteration ({1 / step_s:.2f} it/s, {b / step_s:.0f} images/s), "

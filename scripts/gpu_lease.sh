@@ -13,7 +13,7 @@ DEV=${DEV:-cuda}; BATCHES=${BATCHES:-64,256}; BUDGET=${BUDGET:-530}; PY=${PY:-py
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 tar xzf .gpu/pack.tar.gz
 nvidia-smi > "$OUT/nvidia_smi.txt" 2>&1; lscpu > "$OUT/lscpu.txt" 2>&1
-timeout 120 $PY bench/bench_stargan2_train.py --device $DEV --batches $BATCHES --warmup 12 --rounds 8 \
+timeout 120 $PY bench/bench_stargan2_train.py --device $DEV --batches $BATCHES --rounds 8 \
   --init .gpu/init/stargan2_faces.safetensors > "$OUT/train_bench.log" 2>&1
 tail -5 "$OUT/train_bench.log"; cp bench/results/stargan2_train_$DEV.json "$OUT/" 2>/dev/null
 B=$($PY - "$DEV" <<'PYEOF'
