@@ -151,6 +151,41 @@ def test_warm_start_from_another_resolution_stops_on_its_wall_time_budget(tmp_pa
     assert np.isfinite(report["models"]["big"]["boundary_auc"])
 
 
+def test_a_panoptic_run_warm_starts_from_a_spade_model_but_a_spade_run_not_from_a_panoptic_one(tmp_path):
+    """SPADE's weights load into a panoptic generator (hole encoders stay fresh); on a one-segment map
+    the started generator then paints exactly what the SPADE model paints."""
+    from engine.nets.panoptic import build
+    from engine.train.panoptic import make_config, warm_start
+    from engine.weights import save_state_dicts
+
+    spade_cfg = make_config("panoptic_scenes", mode="semantic", size=32, ngf=2, spade_hidden=4)
+    torch.manual_seed(3)
+    spade = build(spade_cfg)["netG"].eval()
+    run = tmp_path / "spade"
+    (run / "latest").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(spade_cfg))
+    save_state_dicts({"netG": spade.state_dict()}, run / "latest" / "nets.safetensors")
+    pan_cfg = make_config("panoptic_scenes", mode="panoptic", size=32, ngf=2, spade_hidden=4, plain_levels=3)
+    torch.manual_seed(4)
+    pan = build(pan_cfg)["netG"]
+    fresh = {k: v.clone() for k, v in pan.state_dict().items()}
+    warm_start(pan, None, pan_cfg, str(run))
+    source = spade.state_dict()
+    encoders = [k for k in fresh if ".encode." in k]
+    assert encoders and all(torch.equal(pan.state_dict()[k], fresh[k]) for k in encoders)
+    assert all(torch.equal(v, source[k]) for k, v in pan.state_dict().items() if k not in encoders)
+    semantic = torch.zeros(1, spade_cfg["label_nc"] + 1, 32, 32)
+    semantic[:, 6] = 1  # one class, one segment, no instance edges
+    with torch.no_grad():
+        assert torch.allclose(pan.eval()(semantic, torch.zeros(1, 32, 32)), spade(semantic), atol=1e-5)
+    pan_run = tmp_path / "pan"
+    (pan_run / "latest").mkdir(parents=True)
+    (pan_run / "config.json").write_text(json.dumps(pan_cfg))
+    save_state_dicts({"netG": pan.state_dict()}, pan_run / "latest" / "nets.safetensors")
+    with pytest.raises(InputError, match="mode"):
+        warm_start(build(spade_cfg)["netG"], None, spade_cfg, str(pan_run))
+
+
 def test_ema_generator_ships_snapshots_load_and_the_lr_decays_over_the_last_minutes(tmp_path, weights_dir, capsys):
     """A run without an EMA resumes with one (started from its generator); the export and the
     run folder's generator are the EMA; snapshots load as generators; --decay-minutes takes the lr

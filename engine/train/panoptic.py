@@ -232,6 +232,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                       initial=step) if is_main(info) else None
     fixed = next(infinite_loader(data, min(4, len(data)), shuffle=False))
     last: dict[str, float] = {}
+    saved_at = None  # the step of this run's last checkpoint
     netG.train()
     netD.train()
     while step < args.steps:
@@ -288,13 +289,15 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             _write_samples(out / "samples" / f"{step:06d}.png", shipped, fixed, config, info)
         if is_main(info) and (step % args.save_every == 0 or step == args.steps):
             save_checkpoint(out / "latest", ckpt_nets, optims, step, {"config": config})
+            saved_at = step
         if is_main(info) and getattr(args, "snapshot_every", 0) and step % args.snapshot_every == 0:
             keep = {"netG": shipped, **({"netE": netE} if netE is not None else {})}
             from ..weights import save_state_dicts
 
             save_state_dicts({k: unwrap(m).state_dict() for k, m in keep.items()},
                              out / "snapshots" / f"{step:06d}" / "nets.safetensors", metadata={"step": str(step)})
-    if is_main(info) and step % args.save_every and step != args.steps:  # stopped by the wall-time budget
+    # stopped by the wall-time budget (possibly before a first step, e.g. on a busy machine): save
+    if is_main(info) and saved_at != step:
         save_checkpoint(out / "latest", ckpt_nets, optims, step, {"config": config})
         _write_samples(out / "samples" / f"{step:06d}.png", shipped, fixed, config, info)
     if bar is not None:
@@ -310,13 +313,17 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 def warm_start(netG: nn.Module, netE: nn.Module | None, config: Mapping[str, Any], spec: str) -> None:
     """Load a trained generator (manifest name or run folder) into ``netG`` (and ``netE``) before
     training: the same architecture, possibly another resolution (SPADE's weights do not depend on
-    it), so a 64² model starts a 128² run (progressive resolution)."""
+    it), so a 64² model starts a 128² run (progressive resolution). A panoptic run may also start
+    from a semantic-only SPADE model: the two share every parameter name but the upsampling hole
+    encoders, which keep this run's fresh initialisation."""
     from ..weights import load_strict
 
     nets, source_config, label = load_generator(spec, torch.device("cpu"))
-    keys = ("label_nc", "ngf", "mode", "spade_hidden", "num_upsampling_layers", "use_vae", "instance_edge",
+    keys = ("label_nc", "ngf", "spade_hidden", "num_upsampling_layers", "use_vae", "instance_edge",
             "contain_dontcare_label", "z_dim")
     differ = [k for k in keys if source_config.get(k) != config.get(k)]
+    if source_config.get("mode") != config.get("mode") and config.get("mode") != "panoptic":
+        differ.append("mode (a SPADE run cannot start from a panoptic model)")
     if differ:
         raise InputError(f"cannot warm-start from {label}: its {', '.join(differ)} differ from this run's config")
     targets = {"netG": netG, **({"netE": netE} if netE is not None else {})}
