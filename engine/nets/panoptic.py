@@ -34,7 +34,9 @@ Design decisions where the paper is silent (PANOPTIC.md "NOT FOUND"):
 - ``plain_levels`` (default 0: every layer panoptic-aware, as above) keeps the lowest N
   resolution levels plain SPADE (level 0 is the ``fc``/``head_0`` grid, each ×2 step one more):
   at 4×4 or 8×8 most windows cross a segment boundary, so there PAConv is nearly a 1×1 conv
-  scaled up to ×9 and no layer can share context (lighting, the horizon) across segments.
+  scaled up to ×9 and no layer can share context (lighting, the horizon) across segments. The
+  shipped 128² default uses 4 (panoptic-aware at 64² and 128²); every level panoptic-aware
+  measured worse at the same budget (``docs/quality/panoptic.md``).
 """
 from __future__ import annotations
 
