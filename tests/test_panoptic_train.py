@@ -160,7 +160,7 @@ def test_a_panoptic_run_warm_starts_from_a_spade_model_but_a_spade_run_not_from_
 
     spade_cfg = make_config("panoptic_scenes", mode="semantic", size=32, ngf=2, spade_hidden=4)
     torch.manual_seed(3)
-    spade = build(spade_cfg)["netG"].eval()
+    spade = build(spade_cfg)["netG"]
     run = tmp_path / "spade"
     (run / "latest").mkdir(parents=True)
     (run / "config.json").write_text(json.dumps(spade_cfg))
@@ -174,10 +174,18 @@ def test_a_panoptic_run_warm_starts_from_a_spade_model_but_a_spade_run_not_from_
     encoders = [k for k in fresh if ".encode." in k]
     assert encoders and all(torch.equal(pan.state_dict()[k], fresh[k]) for k in encoders)
     assert all(torch.equal(v, source[k]) for k, v in pan.state_dict().items() if k not in encoders)
-    semantic = torch.zeros(1, spade_cfg["label_nc"] + 1, 32, 32)
-    semantic[:, 6] = 1  # one class, one segment, no instance edges
+    # batch statistics (train mode): with its untrained running statistics the net saturates tanh,
+    # which would hide a difference; spectral norm's power step changes both nets' vectors alike
+    semantic = torch.zeros(2, spade_cfg["label_nc"] + 1, 32, 32)
+    semantic[0, 6] = semantic[1, 1] = 1  # one segment per map, no instance edges
+    ids = torch.zeros(2, 32, 32)
     with torch.no_grad():
-        assert torch.allclose(pan.eval()(semantic, torch.zeros(1, 32, 32)), spade(semantic), atol=1e-5)
+        out = pan.train()(semantic, ids)
+        assert out.abs().max() < 0.99 and torch.allclose(out, spade.train()(semantic), atol=1e-5)
+        two = semantic.clone()
+        two[0, 6, :, 16:], two[0, 1, :, 16:] = 0, 1  # a second segment: there the panoptic layers differ
+        ids[0, :, 16:] = 1
+        assert not torch.allclose(pan(two, ids), spade(two), atol=1e-3)
     pan_run = tmp_path / "pan"
     (pan_run / "latest").mkdir(parents=True)
     (pan_run / "config.json").write_text(json.dumps(pan_cfg))
