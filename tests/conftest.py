@@ -34,6 +34,14 @@ def _isolated_config(tmp_path, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Nor the real user cache: on a CPU with native bfloat16 it may hold the benchmark's verdict
+    that makes ``auto`` bfloat16, and tests compare ``auto`` results with float32 networks. One
+    folder per session, so compiled kernels are still shared between tests."""
+    monkeypatch.setenv("I2I_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "user-cache"))
+
+
+@pytest.fixture(autouse=True)
 def _no_dangling_threads():
     """Fail a test that leaves engine worker threads running."""
     before = {t.ident for t in threading.enumerate()}
