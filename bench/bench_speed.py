@@ -818,7 +818,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="only these cases (repeatable), e.g. stargan2_afhq_edit")
     ap.add_argument("--tag", default="", help="results file suffix: bench/results/speed_TAG.json")
     ap.add_argument("--precision-only", action="store_true",
-                    help="only the bfloat16 vs float32 check (writes speed_precision.json)")
+                    help="only the bfloat16 vs float32 check (writes speed_precision[_TAG].json)")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                     help="cuda: the GPU comparison (issue 17 targets, bfloat16, CoCosNet 512²) "
                          "-> bench/results/speed_cuda.json")
@@ -833,7 +833,7 @@ def main(argv: list[str] | None = None) -> int:
     sgemm = sgemm_gflops()
     print(f"float32 sgemm 2048²: {sgemm:.0f} GFLOP/s", flush=True)
     if args.precision_only:
-        path = write_results("speed_precision", {
+        path = write_results("speed_precision" + (f"_{args.tag}" if args.tag else ""), {
             "cpu": cpu_name(), "cpu_flags": [f for f in CPU_FLAGS_OF_INTEREST if f in cpu_flags()],
             "threads": args.threads, "sgemm_gflops": sgemm, "loadavg": loadavg(), "precision": [bf16_check(rounds)]})
         print(f"wrote {path}")

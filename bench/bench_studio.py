@@ -7,7 +7,7 @@ part of the widget. The table compares it with recolouring the whole map per mov
 canvas does) against the 16.7 ms frame budget of a 60 Hz pointer.
 
 Live, as felt (issue 17): the real main window, offscreen, driven like a user — brush strokes on
-the exemplar workspace's label map, the StarGAN v2 interpolation slider dragged at 60 Hz — with
+the exemplar and panoptic workspaces' maps, the StarGAN v2 interpolation slider dragged at 60 Hz — with
 edit → image-shown latency p50 / p95 per workspace (an edit counts as shown when the first result
 of a request submitted at or after it appears), the longest GUI-thread stall (a 5 ms heartbeat
 timer on the GUI thread), and for StarGAN v2 the share of slider results that ran only the decoder.
@@ -154,10 +154,8 @@ def released_models(weights_dir: Path) -> dict[str, str]:
 
 
 def live_latency(label: str, edits: int, *, settle_s: float, preview_size: int | None,
-                 compile_wait_s: float, threads: int = 2) -> list[dict]:
-    """Drive the real window: strokes on the exemplar map, the StarGAN v2 interpolation slider."""
-    from PySide6.QtCore import QPoint, Qt
-    from PySide6.QtTest import QTest
+                 compile_wait_s: float, threads: int = 2, panoptic: bool = True) -> list[dict]:
+    """Drive the real window: strokes on the exemplar and panoptic maps, the StarGAN v2 slider."""
     from PySide6.QtWidgets import QApplication
 
     from app.main import MainWindow
@@ -185,37 +183,30 @@ def live_latency(label: str, edits: int, *, settle_s: float, preview_size: int |
         ws.exemplar.load(EXAMPLES / "exemplars" / "scene_000019.png")
         if ws.exemplar_map.image is None:
             ws.exemplar_map.load(EXAMPLES / "maps" / "scene_000019.png")
-        canvas = ws.editor.canvas
-        probe = LiveProbe(win, ws)
-        ok = probe.settle(settle_s)
-        w, h = canvas.width(), canvas.height()
-
-        def stroke(k: int, moves: int) -> None:
-            pts = [QPoint(int(w * (0.2 + 0.6 * i / moves)), int(h * (0.3 + 0.4 * ((i + k * 7) % moves) / moves)))
-                   for i in range(moves + 1)]
-            canvas.current_label = 1 + k % 5
-            probe.edit(lambda: QTest.mousePress(canvas, Qt.MouseButton.LeftButton, pos=pts[0]), 1 / 60)
-            for p in pts[1:]:
-                probe.edit(lambda p=p: QTest.mouseMove(canvas, p), 1 / 60)
-            probe.edit(lambda: QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=pts[-1]), 1 / 60)
-            probe.settle(settle_s)
-
-        # warm-up: model load, exemplar features, the drag size the live policy settles on and
-        # (where enabled) the compile of each stage at that size, asked for after a few slow eager calls
-        waited = _warm_up(win, lambda: (stroke(0, 10), stroke(0, 10)), compile_wait_s)
-        probe.edits.clear()
-        probe.shown.clear()
-        probe.shown_sides.clear()
-        probe.gaps.clear()
-        probe.beat.start()
-        per_stroke = 10
-        for k in range(max(1, edits // per_stroke)):
-            stroke(k + 1, per_stroke)
-        probe.beat.stop()
-        rows.append(_live_row(label, "exemplar: brush strokes", probe, ok, waited, win))
+        rows.append(_brush_strokes(win, ws, ws.editor.canvas, (1, 2, 3, 4, 5), edits, settle_s, compile_wait_s,
+                                   f"{label}: exemplar: brush strokes"))
     finally:
         win.shutdown()  # a scripted session: no "save changes?"
         win.close()
+    if panoptic:  # no panoptic model was released: only the trained default
+        win = window()
+        try:
+            # ---- panoptic workspace: brush strokes (stuff and thing classes) on a painted map
+            from engine.io import load_instance_map, load_label_map
+
+            ws = win.workspaces["panoptic"]
+            win.tabs.setCurrentWidget(ws)
+            doc = ws.editor.doc
+            if doc.palette.names[:3] == ("other", "sky", "cloud"):  # the scenes palette of the default model
+                doc.replace(load_label_map(EXAMPLES / "painted" / "painted_1.png"),
+                            load_instance_map(EXAMPLES / "painted" / "instances" / "painted_1.png"))
+            things = sorted(doc.palette.things)
+            classes = (6, things[0], 3, things[-1], 4) if things else (1, 2, 3, 4, 5)
+            rows.append(_brush_strokes(win, ws, ws.editor.canvas, classes, edits, settle_s, compile_wait_s,
+                                       f"{label}: panoptic: brush strokes"))
+        finally:
+            win.shutdown()
+            win.close()
     win = window()
     try:
         # ---- StarGAN v2: drag the interpolation slider
@@ -241,7 +232,7 @@ def live_latency(label: str, edits: int, *, settle_s: float, preview_size: int |
         probe.beat.start()
         drag([(5 + 3 * i) % 100 for i in range(edits)])
         probe.beat.stop()
-        row = _live_row(label, "stargan: interpolation slider drag", probe, ok, waited, win)
+        row = _live_row(f"{label}: stargan: interpolation slider drag", probe, ok, waited, win)
         slider = [t for _, _, t in probe.shown]
         row["decoder_only_results"] = sum(1 for t in slider if "decode" in t and "encode" not in t and "masks" not in t)
         rows.append(row)
@@ -249,6 +240,41 @@ def live_latency(label: str, edits: int, *, settle_s: float, preview_size: int |
         win.shutdown()  # a scripted session: no "save changes?"
         win.close()
     return rows
+
+
+def _brush_strokes(win, ws, canvas, classes: tuple[int, ...], edits: int, settle_s: float, compile_wait_s: float,
+                   case: str) -> dict:
+    """Strokes of 10 pointer moves at 60 Hz across a workspace's map canvas, class by class."""
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtTest import QTest
+
+    probe = LiveProbe(win, ws)
+    ok = probe.settle(settle_s)
+    w, h = canvas.width(), canvas.height()
+
+    def stroke(k: int, moves: int) -> None:
+        pts = [QPoint(int(w * (0.2 + 0.6 * i / moves)), int(h * (0.3 + 0.4 * ((i + k * 7) % moves) / moves)))
+               for i in range(moves + 1)]
+        canvas.current_label = classes[k % len(classes)]
+        probe.edit(lambda: QTest.mousePress(canvas, Qt.MouseButton.LeftButton, pos=pts[0]), 1 / 60)
+        for p in pts[1:]:
+            probe.edit(lambda p=p: QTest.mouseMove(canvas, p), 1 / 60)
+        probe.edit(lambda: QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=pts[-1]), 1 / 60)
+        probe.settle(settle_s)
+
+    # warm-up: model load, exemplar features, the drag size the live policy settles on and
+    # (where enabled) the compile of each stage at that size, asked for after a few slow eager calls
+    waited = _warm_up(win, lambda: (stroke(0, 10), stroke(0, 10)), compile_wait_s)
+    probe.edits.clear()
+    probe.shown.clear()
+    probe.shown_sides.clear()
+    probe.gaps.clear()
+    probe.beat.start()
+    per_stroke = 10
+    for k in range(max(1, edits // per_stroke)):
+        stroke(k + 1, per_stroke)
+    probe.beat.stop()
+    return _live_row(case, probe, ok, waited, win)
 
 
 def _warm_up(win, edit, compile_wait_s: float, rounds: int = 4) -> float:
@@ -274,10 +300,10 @@ def _wait_compiled(win, timeout_s: float) -> float:
     return time.perf_counter() - t0
 
 
-def _live_row(label: str, what: str, probe: LiveProbe, settled: bool, compile_wait_s: float, win) -> dict:
+def _live_row(case: str, probe: LiveProbe, settled: bool, compile_wait_s: float, win) -> dict:
     lat = [v * 1000 for v in probe.latencies()]
     compiler = win.bridge.session.scheduler.models.compiler
-    return {"case": f"{label}: {what}", "edits": len(probe.edits), "shown_edits": len(lat),
+    return {"case": case, "edits": len(probe.edits), "shown_edits": len(lat),
             "p50_ms": percentile(lat, 50) if lat else None, "p95_ms": percentile(lat, 95) if lat else None,
             "max_ms": max(lat) if lat else None,
             "gui_stall_max_ms": max(probe.gaps[1:]) * 1000 if len(probe.gaps) > 1 else None,
@@ -327,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 released_models(Path(tmp))
                 live += live_latency("released size 256², random weights", max(10, args.edits // 2), settle_s=600,
-                                     preview_size=256, compile_wait_s=args.compile_wait, threads=args.threads)
+                                     preview_size=256, compile_wait_s=args.compile_wait, threads=args.threads,
+                                     panoptic=False)
             finally:
                 if old is None:
                     os.environ.pop("I2I_WEIGHTS_DIR", None)
