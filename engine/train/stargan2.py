@@ -14,6 +14,7 @@ backward does not go through ``DistributedDataParallel``).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shlex
 import sys
@@ -208,6 +209,7 @@ class DomainBank:
 D_AUGMENTS = ("color", "translation", "cutout")
 
 
+@functools.lru_cache(maxsize=8)  # the losses read the policy four times a step: parse it once
 def parse_d_augment(policy: str) -> tuple[str, ...]:
     parts = tuple(p for p in policy.replace(" ", "").split(",") if p)
     unknown = [p for p in parts if p not in D_AUGMENTS]
