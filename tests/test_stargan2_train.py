@@ -301,3 +301,81 @@ def test_d_only_trains_the_discriminator_against_the_given_networks(tmp_path: Pa
     opts.init = ""
     with pytest.raises(InputError, match="--d-only"):
         StarGAN2Trainer(opts)
+
+
+def _dcgan(seed: int = 0) -> torch.nn.Module:
+    """The faces recipe's DCGAN, untrained (the fetched weights are not needed to test the plumbing)."""
+    from engine.data.faces import DCGANGenerator
+
+    torch.manual_seed(seed)
+    g = DCGANGenerator()
+    for m in g.modules():  # spread the batch-norm statistics so the outputs are not flat
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_var.uniform_(0.5, 2.0)
+            m.running_mean.normal_(0, 0.2)
+    return g.eval()
+
+
+def test_latent_bank_renders_in_batches_as_one_face_at_a_time() -> None:
+    """The trainer's batched render of a latent bank gives each face the pixels the recipe's one-at-a-time
+    render gives it (the build writes those)."""
+    from engine.data.faces import NZ, render_latent_bank
+    from engine.tasks import to_uint8_image
+
+    g = _dcgan()
+    z = np.random.default_rng(0).standard_normal((7, NZ)).astype(np.float32)
+    batched = render_latent_bank(z, batch=3, generator=g)
+    assert batched.shape == (7, 3, 64, 64) and batched.dtype == torch.uint8
+    assert int(batched.max()) - int(batched.min()) > 50  # pictures, not a flat grey
+    with torch.inference_mode():
+        for k in range(7):
+            one = to_uint8_image(g(torch.from_numpy(z[k]).view(1, NZ, 1, 1)))
+            assert np.abs(one.astype(int) - batched[k].permute(1, 2, 0).numpy().astype(int)).max() <= 1
+
+
+def test_trainer_trains_on_a_latent_bank(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--data`` a folder holding ``latents.npz``: the domains come from the bank, its faces are rendered
+    once and resized to the training size, and the trainer steps on them."""
+    from engine.data import faces
+
+    monkeypatch.setattr(faces, "_generator", lambda: _dcgan(1))
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal((10, faces.NZ)).astype(np.float32)
+    label = np.array([0, 1, 1, 0, 1, 1, 1, 0, 1, 1])
+    faces.save_bank(tmp_path / "bank" / faces.LATENTS, z, label, faces.bank_settings(0))
+    assert find_domains(tmp_path / "bank") == ["female", "male"]
+    with pytest.raises(InputError, match="in that order"):
+        find_domains(tmp_path / "bank", ["male", "female"])
+    trainer = StarGAN2Trainer(_options(tmp_path / "bank", tmp_path / "run", iters=1))
+    bank = trainer.bank
+    assert bank.images.shape == (10, 3, 32, 32) and torch.equal(bank.labels, torch.from_numpy(label))
+    full = faces.render_latent_bank(z, generator=_dcgan(1)).float()
+    shrunk = torch.nn.functional.interpolate(full, size=(32, 32), mode="bilinear", antialias=True,
+                                             align_corners=False)
+    assert (bank.images.float() - shrunk).abs().max() <= 0.5001
+    losses = trainer.train_step()
+    assert all(np.isfinite(float(v)) for v in losses.values())
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"not a zip", "not a faces latent bank"),
+    ("object", "not a faces latent bank"),       # a pickled array: never loaded
+    ("shape", "expected z"),
+    ("label", "expected z"),
+])
+def test_latent_bank_rejects_malformed_files(tmp_path: Path, content: object, problem: str) -> None:
+    from engine.data import faces
+
+    path = tmp_path / faces.LATENTS
+    z = np.zeros((4, faces.NZ), np.float32)
+    names = np.array(faces.DOMAINS)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content == "object":
+        np.savez(path, z=np.array([{"a": 1}] * 4, dtype=object), domain=np.zeros(4, np.int64), domains=names)
+    elif content == "shape":
+        np.savez(path, z=np.zeros((4, 12), np.float32), domain=np.zeros(4, np.int64), domains=names)
+    else:
+        np.savez(path, z=z, domain=np.array([0, 1, 2, 0]), domains=names)
+    with pytest.raises(InputError, match=problem):
+        faces.read_latent_bank(tmp_path)

@@ -9,12 +9,20 @@ import torch
 from ..data.contact import contact_sheet
 from ..data.fetch import SOURCES, fetch
 from ..data.recipes import RECIPES, build
+from ..requests.base import InputError
 from .common import CliGroups
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)  # the recipes use numpy/opencv only; keep torch from grabbing every core anyway
     cv2.setNumThreads(1)
+    if args.latents:
+        from ..data.faces import build_latent_bank
+
+        if args.recipe != "faces" or args.size not in (None, 64):
+            raise InputError("--latents: only the faces recipe, at its native 64²")
+        build_latent_bank(args.out or f"data/{args.recipe}_latents", n=args.n, seed=args.seed, workers=args.workers)
+        return 0
     build(args.recipe, args.out, n=args.n, size=args.size, seed=args.seed)
     return 0
 
@@ -42,6 +50,10 @@ def register(groups: CliGroups) -> None:
     p.add_argument("--n", type=int, default=600, help="number of samples (default 600)")
     p.add_argument("--size", type=int, default=None, help="image side in pixels (default per recipe)")
     p.add_argument("--seed", type=int, default=0, help="seed (same seed -> byte-identical samples)")
+    p.add_argument("--latents", action="store_true",
+                   help="faces only: write the training split as DCGAN latents and genders (latents.npz, 400 bytes "
+                        "a face), which the StarGAN v2 trainer renders on its device")
+    p.add_argument("--workers", type=int, default=2, help="processes for --latents")
     p.set_defaults(func=_cmd_build)
 
     f = groups.data.add_parser("fetch", help="fetch the third-party sources into .cache/i2i (apt/npm/pip)")

