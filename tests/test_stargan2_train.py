@@ -1,6 +1,7 @@
 """StarGAN v2 trainer smoke test: a few iterations at 32² on generated images."""
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -362,6 +363,7 @@ def test_trainer_trains_on_a_latent_bank(tmp_path: Path, monkeypatch: pytest.Mon
     ("object", "not a faces latent bank"),       # a pickled array: never loaded
     ("shape", "expected z"),
     ("label", "expected z"),
+    ("huge", "at most"),                         # refused from the header, before 4 GB are read
 ])
 def test_latent_bank_rejects_malformed_files(tmp_path: Path, content: object, problem: str) -> None:
     from engine.data import faces
@@ -373,6 +375,10 @@ def test_latent_bank_rejects_malformed_files(tmp_path: Path, content: object, pr
         path.write_bytes(content)
     elif content == "object":
         np.savez(path, z=np.array([{"a": 1}] * 4, dtype=object), domain=np.zeros(4, np.int64), domains=names)
+    elif content == "huge":
+        with zipfile.ZipFile(path, "w") as zf, zf.open("z.npy", "w") as fh:
+            np.lib.format.write_array_header_1_0(fh, {"descr": "<f4", "fortran_order": False,
+                                                      "shape": (10_000_000, faces.NZ)})
     elif content == "shape":
         np.savez(path, z=np.zeros((4, 12), np.float32), domain=np.zeros(4, np.int64), domains=names)
     else:

@@ -342,6 +342,7 @@ class FacesRecipe:
 LATENTS = "latents.npz"
 DOMAINS = ("female", "male")
 BANK_BLOCK = 1000  # indices per saved block: an interrupted build resumes from its last block
+MAX_BANK_FACES = 1_000_000  # 400 MB of latents; rendered, 12 GiB — the trainer's bank refuses far fewer
 
 
 def _latent_worker(args: tuple[int, list[int]]) -> list[tuple[int, np.ndarray, int]]:
@@ -430,6 +431,9 @@ def read_latent_bank(root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     (``allow_pickle`` stays off), checked for shape and range."""
     path = Path(root) / LATENTS
     try:
+        n = _bank_length(path)
+        if n > MAX_BANK_FACES:
+            raise InputError(f"{path}: {n:,} faces; a bank holds at most {MAX_BANK_FACES:,}")
         with np.load(path, allow_pickle=False) as f:
             z, label, names = f["z"], f["domain"], [str(d) for d in f["domains"]]
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
@@ -439,6 +443,15 @@ def read_latent_bank(root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
         raise InputError(f"{path}: expected z N×{NZ} float32 and N domain indices below {len(names)}; got z "
                          f"{z.shape} {z.dtype}, domain {label.shape}")
     return z, label.astype(np.int64), names
+
+
+def _bank_length(path: Path) -> int:
+    """The number of latents, from the ``z`` array's header alone (nothing is read before it is bounded)."""
+    with zipfile.ZipFile(path) as zf, zf.open("z.npy") as fh:
+        version = np.lib.format.read_magic(fh)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, _ = read_header(fh)
+    return int(shape[0]) if shape else 0
 
 
 def render_latent_bank(z: np.ndarray, device: torch.device | str = "cpu", batch: int = 256,
