@@ -5,8 +5,9 @@
 # Here first:  scripts/gpu_session.py pack --jobs stargan2_faces, then a dry run in a clone:
 #   DEV=cpu BATCHES=2,4 BUDGET=80 PY=.venv/bin/python OUT=/tmp/dry bash scripts/gpu_lease.sh
 # There:       run(command="BUDGET=525 bash scripts/gpu_lease.sh", carry=[".gpu/pack.tar.gz"])
-# DAUG=color,translation,cutout trains with --d-augment (D memorised the 2,700 PNG faces; the pack now carries
-# 45,000 as latents, rendered there by the DCGAN it carries too).
+# The pack carries 45,000 training faces as latents (D memorised the 2,700 PNGs it carried before), rendered there
+# by the DCGAN it carries too. DAUG=color,translation,cutout adds --d-augment (on a CPU run it kept D at chance for
+# 1,316 iterations: docs/quality/faces.md; try the bank without it first).
 # (the first GPU steps are slow, ~16 s for the first 10 on an H200: the throughput bench warms up 12)
 set -u
 export PYTHONUNBUFFERED=1
