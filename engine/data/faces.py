@@ -37,7 +37,7 @@ from ..io import add_fetched_to_path as _add_cache_paths
 from ..io import load_palette, source_dir
 from ..progress import ProgressBar
 from ..requests.base import InputError
-from ..tasks import to_uint8_image
+from ..tasks import to_uint8_image, to_uint8_pixels
 from .common import PROVENANCE, Json, Png, Sample, sample_rng, source_records, split_of, warn_fallback, write_atomic
 
 PALETTE = load_palette("celebamask_hq")
@@ -468,5 +468,5 @@ def render_latent_bank(z: np.ndarray, device: torch.device | str = "cpu", batch:
     with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
         for k in range(0, len(z), batch):
             x = generator(torch.from_numpy(z[k:k + batch]).to(device).view(-1, NZ, 1, 1))
-            out[k:k + batch] = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+            out[k:k + batch] = to_uint8_pixels(x)
     return out

@@ -271,16 +271,20 @@ class _Timer:
         self.ctx.timings[self.stage] = self.ctx.timings.get(self.stage, 0.0) + time.perf_counter() - self.t0
 
 
+def to_uint8_pixels(x: torch.Tensor) -> torch.Tensor:
+    """The one place model output becomes pixels: values in [-1, 1] -> uint8 0..255, any shape, on the
+    tensor's own device."""
+    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
 def to_uint8_image(x: torch.Tensor) -> np.ndarray:
-    """The one place model output becomes pixels: (1|3, H, W) or (1, 3, H, W) in [-1, 1] -> uint8 H×W×3."""
+    """One output image as pixels: (1|3, H, W) or (1, 3, H, W) in [-1, 1] -> uint8 H×W×3."""
     if x.dim() == 4:
         x = x[0]
-    x = x.detach().float()
     if x.shape[0] == 1:
         x = x.expand(3, -1, -1)
     # scaled where the tensor is: from a GPU only uint8 pixels travel, a quarter of float32's bytes
-    x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
-    return x.permute(1, 2, 0).contiguous().numpy()
+    return to_uint8_pixels(x).cpu().permute(1, 2, 0).contiguous().numpy()
 
 
 def check_request(request: Request) -> None:
