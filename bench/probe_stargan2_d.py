@@ -7,8 +7,9 @@ shipped generator's latent-guided outputs:
 * ``real_vs_fake_auc``: how often a real face of domain y outscores an output rendered into y, both on
   head y (0.5: D cannot tell; 1: always);
 * ``right_head``: the fraction of real faces that their own domain's head scores above the other
-  domain's (0.5: D does not know gender — it never sees a real face on the wrong head in training,
-  so this can only come from outputs that keep the source's gender being called fake).
+  domain's (0.5: D does not know gender — in the paper's training it never sees a real face on the
+  wrong head, so this can only come from outputs that keep the source's gender being called fake;
+  ``--lambda-d-domain`` shows it such faces).
 
     python bench/probe_stargan2_d.py [--data data/faces3_heldout12] [--n 200] [D.safetensors ...]
 """

@@ -36,5 +36,5 @@ fi
 MIN=$($PY -c "print(max(0.3, round(($BUDGET - $SECONDS) / 60 - 0.6, 2)))")
 echo "training $MIN minutes from ${SECONDS}s"
 $PY scripts/gpu_session.py train --device $DEV --minutes $MIN --jobs stargan2_faces --batch $B --ds-iter 3000 \
-  ${DAUG:+--d-augment $DAUG}
+  ${DAUG:+--d-augment $DAUG} ${DDOMAIN:+--d-domain $DDOMAIN}
 echo "done at ${SECONDS}s"

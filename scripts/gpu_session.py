@@ -60,7 +60,7 @@ JOBS: list[dict] = [
          cmd="stargan2 --data " + FACES_BANK + " --domains female,male --config faces64 --batch-size {batch} "
              "--lr 1e-4 --f-lr 1e-6 --r1-every 16 --ds-iter {ds_iter} --ema-beta 0.999 --iters 1000000 "
              "--sample-every 1000 --save-every 1000 --threads 2 --time-limit {minutes} "
-             "--init .gpu/init/stargan2_faces.safetensors {d_augment}"),
+             "--init .gpu/init/stargan2_faces.safetensors {d_options}"),
     dict(name="panoptic_scenes128", data=SCENES, init=["panoptic_scenes128"], export="panoptic_scenes128_gpu",
          cmd=PANOPTIC + "--config panoptic_scenes --mode panoptic --init .gpu/init/panoptic_scenes128"),
     dict(name="panoptic_scenes128_plain3", data=SCENES, init=["panoptic_scenes128"],
@@ -333,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ds-iter", type=int, default=10000, help="StarGAN v2 diversity decay (≈ iterations reached)")
     ap.add_argument("--batch", type=int, default=64, help="StarGAN v2 batch (the GPU waits on launches: bigger pays)")
     ap.add_argument("--d-augment", default="", help="StarGAN v2: DiffAugment for D, e.g. color,translation,cutout")
+    ap.add_argument("--d-domain", type=float, default=0.0,
+                    help="StarGAN v2: --lambda-d-domain (D's heads also call the other domain's photos fake)")
     ap.add_argument("--decay", type=float, default=3.0, help="panoptic, CoCosNet: lr decay over the last minutes")
     ap.add_argument("--resume", action="store_true", help="continue each job's run left by an earlier call")
     ap.add_argument("--device", default="cuda", help="cpu: try the whole session here first")
@@ -362,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch {torch.__version__}, cuda {torch.cuda.is_available()}, "
           f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}", flush=True)
     fmt = dict(ds_iter=args.ds_iter, decay=args.decay, batch=args.batch, resume=args.resume,
-               d_augment=f"--d-augment {args.d_augment}" if args.d_augment else "")
+               d_options=" ".join([f"--d-augment {args.d_augment}"] * bool(args.d_augment)
+                                  + [f"--lambda-d-domain {args.d_domain}"] * (args.d_domain > 0)))
     codes = run_jobs(args.minutes, args.what, out, fmt, args.device, names)
     if args.what == "smoke":
         with tarfile.open(out / "smoke_logs.tar", "w") as tar:

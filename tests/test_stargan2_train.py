@@ -163,6 +163,44 @@ def test_lazy_r1_applies_the_penalty_every_n_steps_weighted_by_n(tmp_path: Path)
     assert full - off == pytest.approx(opt.lambda_reg * float(parts["reg"]), rel=1e-4) and off_parts["reg"] == 0
 
 
+def test_domain_term_teaches_each_head_to_call_the_other_domains_photos_fake(tmp_path: Path) -> None:
+    """--lambda-d-domain W adds W × mean softplus(logit) of every head but the photo's own; D learns it."""
+    from engine.train.stargan2 import compute_d_loss
+
+    _make_data(tmp_path / "faces" / "train")
+    opt = _options(tmp_path / "faces", tmp_path / "run", iters=30)
+    trainer = StarGAN2Trainer(opt)
+    D = trainer.nets["discriminator"]
+    x, y = trainer._fetch()[:2]
+    z = torch.randn(x.size(0), trainer.args["latent_dim"])
+    torch.manual_seed(3)
+    paper, paper_parts = compute_d_loss(trainer.nets, opt, x, y, y, z_trg=z, r1_weight=0.0)
+    opt.lambda_d_domain = 2.0
+    torch.manual_seed(3)
+    with_term, parts = compute_d_loss(trainer.nets, opt, x, y, y, z_trg=z, r1_weight=0.0)
+    with torch.no_grad():
+        logits = D.domain_logits(x)
+    other = logits[torch.arange(x.size(0)), 1 - y]
+    assert "domain" not in paper_parts
+    assert float(parts["domain"]) == pytest.approx(float(torch.nn.functional.softplus(other).mean()), rel=1e-5)
+    assert float(with_term - paper) == pytest.approx(2.0 * float(parts["domain"]), rel=1e-4)
+
+    def margin() -> float:  # own head's logit above the other head's, on every photo of both domains
+        photos = trainer.bank.batch(torch.arange(len(trainer.bank)), trainer._draws, augment=False)
+        labels = trainer.bank.labels.to(photos.device)
+        with torch.no_grad():
+            out = D.domain_logits(photos)
+        rows = torch.arange(len(labels))
+        return float((out[rows, labels] - out[rows, 1 - labels]).mean())
+
+    before = margin()
+    opt.d_only, opt.lambda_d_domain = True, 5.0
+    for _ in range(15):
+        losses = trainer.train_step()
+    assert "D_latent_domain" in losses and "G_latent_adv" not in losses
+    assert margin() > before + 0.5
+
+
 def test_cli_trains_and_registers(tmp_path: Path, weights_dir: Path) -> None:
     from engine.cli import main
     from engine.weights import Manifest

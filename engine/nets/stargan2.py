@@ -260,6 +260,11 @@ class Generator(nn.Module):
         return self.decode_style(h, s, cache, masks)
 
 
+def pick_domain(per_domain: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Row i's entry for domain ``y[i]`` of a (batch, num_domains, ...) tensor."""
+    return per_domain[torch.arange(y.size(0), device=y.device), y]
+
+
 class MappingNetwork(nn.Module):
     def __init__(self, latent_dim: int = 16, style_dim: int = 64, num_domains: int = 2, hidden_dim: int = 512) -> None:
         super().__init__()
@@ -279,8 +284,7 @@ class MappingNetwork(nn.Module):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         h = self.shared(z)
-        out = torch.stack([head(h) for head in self.unshared], dim=1)  # (batch, num_domains, style_dim)
-        return out[torch.arange(y.size(0), device=y.device), y]
+        return pick_domain(torch.stack([head(h) for head in self.unshared], dim=1), y)  # heads: (b, domains, style)
 
     def for_domain(self, z: torch.Tensor, domain: int) -> torch.Tensor:
         """Same values as ``forward(z, full(domain))`` but runs only that domain's head."""
@@ -311,8 +315,7 @@ class StyleEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         h = self.shared(x).view(x.size(0), -1)
-        out = torch.stack([head(h) for head in self.unshared], dim=1)
-        return out[torch.arange(y.size(0), device=y.device), y]
+        return pick_domain(torch.stack([head(h) for head in self.unshared], dim=1), y)
 
 
 class Discriminator(nn.Module):
@@ -324,9 +327,12 @@ class Discriminator(nn.Module):
         blocks.append(nn.Conv2d(dim_out, num_domains, 1, 1, 0))
         self.main = nn.Sequential(*blocks)
 
+    def domain_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Every domain head's real/fake logit: (batch, num_domains)."""
+        return self.main(x).view(x.size(0), -1)
+
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        out = self.main(x).view(x.size(0), -1)  # (batch, num_domains)
-        return out[torch.arange(y.size(0), device=y.device), y]
+        return pick_domain(self.domain_logits(x), y)
 
 
 # ------------------------------------------------------------------------------------ FAN

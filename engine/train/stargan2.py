@@ -29,10 +29,11 @@ import torch
 import torch.distributed as dist
 from PIL import Image
 from torch import nn
+from torch.nn import functional as F
 
 from ..data import faces
 from ..io import load_image
-from ..nets.stargan2 import CONFIGS, FAN, build, network_args
+from ..nets.stargan2 import CONFIGS, FAN, build, network_args, pick_domain
 from ..progress import ProgressBar
 from ..requests.base import InputError
 from .common import (
@@ -89,6 +90,7 @@ class TrainOptions:
     init: str = ""                    # warm start G, E, F (and their EMA) from exported weights; D if it has one
     d_only: bool = False              # train D alone against the fixed (warm-started) G, E, F: a D warm-up
     d_augment: str = ""               # DiffAugment policy for what D sees, e.g. "color,translation,cutout"
+    lambda_d_domain: float = 0.0      # >0: each of D's domain heads also calls the other domains' photos fake
 
 
 # ------------------------------------------------------------------------------------ data
@@ -294,7 +296,8 @@ def compute_d_loss(nets: Mapping[str, nn.Module], opt: TrainOptions, x_real: tor
     backward through D then)."""
     x_real = x_real.detach().requires_grad_(r1_weight > 0)
     aug = parse_d_augment(opt.d_augment)
-    out_real = nets["discriminator"](diff_augment(x_real, aug), y_org)
+    logits_real = nets["discriminator"].domain_logits(diff_augment(x_real, aug))
+    out_real = pick_domain(logits_real, y_org)
     loss_reg = r1_penalty(out_real, x_real) if r1_weight > 0 else out_real.new_zeros(())
     with torch.no_grad():
         s_trg = nets["mapping_network"](z_trg, y_trg) if z_trg is not None else nets["style_encoder"](x_ref, y_trg)
@@ -302,7 +305,16 @@ def compute_d_loss(nets: Mapping[str, nn.Module], opt: TrainOptions, x_real: tor
     out_fake = nets["discriminator"](diff_augment(x_fake, aug), y_trg)
     loss_adv = bce_d_loss(out_real, out_fake)
     loss = loss_adv + opt.lambda_reg * r1_weight * loss_reg
-    return loss, {"adv": loss_adv.detach(), "reg": loss_reg.detach()}
+    parts = {"adv": loss_adv.detach(), "reg": loss_reg.detach()}
+    if opt.lambda_d_domain > 0:
+        # Not in StarGAN v2 (StarGAN v1 classified real images' domains in D): a photo of another domain is
+        # fake to this domain's head, so the heads must learn what tells the domains apart, not only what
+        # tells photos from outputs. Zero (the paper) by default.
+        others = torch.ones_like(logits_real, dtype=torch.bool).scatter_(1, y_org.view(-1, 1), False)
+        loss_domain = F.softplus(logits_real[others]).mean()
+        loss = loss + opt.lambda_d_domain * loss_domain
+        parts["domain"] = loss_domain.detach()
+    return loss, parts
 
 
 def compute_g_loss(nets: Mapping[str, nn.Module], opt: TrainOptions, x_real: torch.Tensor, y_org: torch.Tensor,
@@ -572,7 +584,8 @@ class StarGAN2Trainer:
             last = dict(zip(keys, values[-1], strict=True))
             g = {} if self.opt.d_only else dict(G=last["G_latent_adv"], sty=last["G_latent_sty"],
                                                 ds=last["G_latent_ds"], cyc=last["G_latent_cyc"])
-            bar.update(len(pending), D=last["D_latent_adv"] + last["D_ref_adv"], R1=last["D_latent_reg"], **g)
+            dom = {"dom": last["D_latent_domain"]} if "D_latent_domain" in last else {}
+            bar.update(len(pending), D=last["D_latent_adv"] + last["D_ref_adv"], R1=last["D_latent_reg"], **dom, **g)
 
     def fit(self) -> Path:
         opt = self.opt
@@ -623,7 +636,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         lambda_sty=args.lambda_sty, lambda_ds=args.lambda_ds, ds_iter=args.ds_iter, lambda_cyc=args.lambda_cyc,
         ema_beta=args.ema_beta, sample_every=args.sample_every, save_every=args.save_every, resume=args.resume,
         seed=args.seed, device=args.device, wing=args.wing,
-        time_limit_min=args.time_limit, init=args.init, d_only=args.d_only, d_augment=args.d_augment)
+        time_limit_min=args.time_limit, init=args.init, d_only=args.d_only, d_augment=args.d_augment,
+        lambda_d_domain=args.lambda_d_domain)
     info = setup_distributed(args.device)
     try:
         trainer = StarGAN2Trainer(opt, info)
@@ -706,6 +720,9 @@ def register_cli(groups: Any) -> None:
     p.add_argument("--d-augment", default="", metavar="POLICY",
                    help=f"DiffAugment for what D sees, photos and outputs alike: any of {','.join(D_AUGMENTS)} "
                         f"(not in the paper; against a D memorising a small training set)")
+    p.add_argument("--lambda-d-domain", type=float, default=d.lambda_d_domain, metavar="W",
+                   help="weight of a term in which each of D's domain heads calls the other domains' photos fake "
+                        "(not in the paper, which has 0; StarGAN v1 classified real images' domains in D)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
