@@ -4,10 +4,12 @@
 # that gives the most images per second without losing more than 20 % of the iterations per second.
 # Here first:  scripts/gpu_session.py pack --jobs stargan2_faces, then a dry run in a clone:
 #   DEV=cpu BATCHES=2,4 BUDGET=80 PY=.venv/bin/python OUT=/tmp/dry bash scripts/gpu_lease.sh
-# There:       run(command="BUDGET=525 bash scripts/gpu_lease.sh", carry=[".gpu/pack.tar.gz"])
+# There:       run(command="DDOMAIN=1 BUDGET=525 bash scripts/gpu_lease.sh", carry=[".gpu/pack.tar.gz"])
 # The pack carries 45,000 training faces as latents (D memorised the 2,700 PNGs it carried before), rendered there
 # by the DCGAN it carries too. DAUG=color,translation,cutout adds --d-augment (on a CPU run it kept D at chance for
-# 1,316 iterations: docs/quality/faces.md; try the bank without it first).
+# 1,316 iterations: docs/quality/faces.md; try the bank without it first). DDOMAIN=1 adds --lambda-d-domain 1
+# (D's heads also call the other domain's photos fake; 1,288 CPU iterations with it lifted gender agreement
+# from chance to 0.74-0.80 and were adopted): use it on the next lease.
 # (the first GPU steps are slow, ~16 s for the first 10 on an H200: the throughput bench warms up 12)
 set -u
 export PYTHONUNBUFFERED=1
