@@ -39,7 +39,8 @@ def auc(pos: np.ndarray, neg: np.ndarray) -> float:
 @torch.no_grad()
 def probe(D: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, fake: torch.Tensor, y_fake: torch.Tensor) -> dict:
     D.eval()
-    own, other = D(x, y).numpy(), D(x, 1 - y).numpy()
+    logits = D.domain_logits(x)  # both heads from one pass over the photos
+    own, other = sg.pick_domain(logits, y).numpy(), sg.pick_domain(logits, 1 - y).numpy()
     fake_score = D(fake, y_fake).numpy()
     per_domain = [auc(own[y.numpy() == d], fake_score[y_fake.numpy() == d]) for d in (0, 1)]
     return {"real_vs_fake_auc": float(np.mean(per_domain)), "right_head": float((own > other).mean())}

@@ -363,9 +363,13 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"torch {torch.__version__}, cuda {torch.cuda.is_available()}, "
           f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}", flush=True)
+    d_options = []  # StarGAN v2's discriminator options, none by default (the paper)
+    if args.d_augment:
+        d_options.append(f"--d-augment {args.d_augment}")
+    if args.d_domain > 0:
+        d_options.append(f"--lambda-d-domain {args.d_domain}")
     fmt = dict(ds_iter=args.ds_iter, decay=args.decay, batch=args.batch, resume=args.resume,
-               d_options=" ".join([f"--d-augment {args.d_augment}"] * bool(args.d_augment)
-                                  + [f"--lambda-d-domain {args.d_domain}"] * (args.d_domain > 0)))
+               d_options=" ".join(d_options))
     codes = run_jobs(args.minutes, args.what, out, fmt, args.device, names)
     if args.what == "smoke":
         with tarfile.open(out / "smoke_logs.tar", "w") as tar:
