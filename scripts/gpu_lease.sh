@@ -8,8 +8,8 @@
 # The pack carries 45,000 training faces as latents (D memorised the 2,700 PNGs it carried before), rendered there
 # by the DCGAN it carries too. DAUG=color,translation,cutout adds --d-augment (on a CPU run it kept D at chance for
 # 1,316 iterations: docs/quality/faces.md; try the bank without it first). DDOMAIN=1 adds --lambda-d-domain 1
-# (D's heads also call the other domain's photos fake; 1,288 CPU iterations with it lifted gender agreement
-# from chance to 0.74-0.80 and were adopted): use it on the next lease.
+# (D's heads also call the other domain's photos fake; 2,680 CPU iterations with it lifted gender agreement
+# from chance to 0.84-0.90 and were adopted): use it on the next lease.
 # (the first GPU steps are slow, ~16 s for the first 10 on an H200: the throughput bench warms up 12)
 set -u
 export PYTHONUNBUFFERED=1
